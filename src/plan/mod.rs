@@ -1,0 +1,242 @@
+//! The validated, resolved plan of a run: stage (2) of the data flow, the ripgrep "HiArgs".
+//!
+//! A `Plan` holds only valid data with every default applied and every template compiled, so
+//! nothing downstream (scheduler, executor, recorder, sinks, verdict) validates again or reads
+//! the scenario file. `plan::build` is the only way to make one from a scenario; tests may build
+//! one by hand.
+//!
+//! This module owns the types; `validate.rs` turns a `scenario::Scenario` plus command-line
+//! `Overrides` into a `Plan` (or every `PlanError` at once); `template.rs` compiles and renders
+//! path/body/header templates; `threshold.rs` parses threshold expressions.
+
+use std::time::Duration;
+
+pub mod template;
+pub mod threshold;
+mod validate;
+
+pub use template::{Template, Vars};
+pub use threshold::{Aggregation, Comparison, Threshold, ThresholdMetric};
+pub use validate::{Overrides, PlanError, build};
+
+/// Everything a run needs, resolved.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Scenario name: the `scenario` label on every metric and the report's title.
+    pub name: String,
+    /// The file the plan came from, for messages and the report (None when built in code).
+    pub source: Option<std::path::PathBuf>,
+    pub target: Target,
+    pub load: LoadModel,
+    pub mix: Mix,
+    pub thresholds: Vec<Threshold>,
+    pub output: Output,
+    /// Seed of every random choice (operation pick, Poisson gaps, template randoms).
+    pub seed: u64,
+}
+
+/// Where requests go and how the connection to it behaves.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// `http://host:port` with no path; `None` starts the bundled todo-api in-process on an
+    /// ephemeral loopback port with faults enabled.
+    pub base_url: Option<BaseUrl>,
+    /// Headers added to every request (after the generator's own `traceparent`).
+    pub headers: Vec<(String, String)>,
+    pub connect_timeout: Duration,
+    /// Whole-request timeout, measured from the actual send.
+    pub request_timeout: Duration,
+    /// Poll `path` until it answers 2xx or `timeout` passes (then exit 3).
+    pub ready: Readiness,
+    /// Upper bound on concurrent connections (open model) — the number of connection tasks.
+    pub max_connections: u32,
+}
+
+/// An HTTP/1.1 origin, already split for the hot path (the request line and Host header are
+/// pre-serialized from it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseUrl {
+    /// Only "http" is accepted in this version.
+    pub scheme: String,
+    pub host: String,
+    pub port: u16,
+    /// Path prefix without a trailing slash ("" for none), prepended to every request path.
+    pub prefix: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Readiness {
+    pub path: String,
+    pub timeout: Duration,
+    pub interval: Duration,
+}
+
+/// When requests start.
+#[derive(Debug, Clone)]
+pub enum LoadModel {
+    /// Arrivals at a target rate, independent of how fast the target answers (k6's
+    /// ramping-arrival-rate). The rate moves linearly from `start_rate` to each stage's target.
+    Open {
+        start_rate: f64,
+        stages: Vec<RateStage>,
+        arrivals: Arrivals,
+        /// At most this many requests in flight; an arrival that finds none free waits (and
+        /// is counted late) or, past `max_queue`, is dropped.
+        max_in_flight: u32,
+        max_queue: u32,
+    },
+    /// A number of virtual users, each looping request → think time (k6's ramping-vus).
+    Closed {
+        start_vus: u32,
+        stages: Vec<VuStage>,
+        think_time: ThinkTime,
+        /// Optional cap on the total request rate (governor), per second.
+        max_rate: Option<f64>,
+    },
+}
+
+impl LoadModel {
+    /// Total planned duration of the load (sum of stage durations).
+    pub fn duration(&self) -> Duration {
+        match self {
+            LoadModel::Open { stages, .. } => stages.iter().map(|s| s.duration).sum(),
+            LoadModel::Closed { stages, .. } => stages.iter().map(|s| s.duration).sum(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateStage {
+    pub duration: Duration,
+    /// Requests per second reached at the end of the stage.
+    pub target: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VuStage {
+    pub duration: Duration,
+    pub target: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arrivals {
+    /// Evenly spaced at 1/rate.
+    Constant,
+    /// Exponential gaps (seeded), for bursty but on-average-exact load.
+    Poisson,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ThinkTime {
+    None,
+    Fixed(Duration),
+    /// Uniform in [min, max].
+    Uniform(Duration, Duration),
+}
+
+/// What requests are: weighted operations sharing a bounded pool of created todo ids.
+#[derive(Debug, Clone)]
+pub struct Mix {
+    pub operations: Vec<Operation>,
+    /// Capacity of the id pool shared by the built-in todo operations; when full, new ids
+    /// replace the oldest.
+    pub pool_capacity: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Operation {
+    /// Unique name; the `op` label and the report key.
+    pub name: String,
+    pub weight: u32,
+    pub kind: OpKind,
+    pub checks: Vec<Check>,
+}
+
+#[derive(Debug, Clone)]
+pub enum OpKind {
+    /// A built-in todo CRUD operation against the todo-api's REST API.
+    Todo(TodoOp),
+    /// One generic request.
+    Request(RequestTemplate),
+    /// Steps run in order by one arrival; captures from a response feed later steps.
+    Flow(Vec<FlowStep>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TodoOp {
+    /// POST /api/todos; the new id joins the pool.
+    Create,
+    /// GET /api/todos (with `limit`).
+    List,
+    /// GET /api/todos/{id} from the pool.
+    Get,
+    /// PUT /api/todos/{id} with new text.
+    Update,
+    /// PATCH /api/todos/{id} flipping `completed`.
+    Toggle,
+    /// DELETE /api/todos/{id}; the id leaves the pool.
+    Delete,
+}
+
+#[derive(Debug, Clone)]
+pub struct RequestTemplate {
+    pub method: String,
+    /// Path (with query) relative to the base URL, starting with '/'.
+    pub path: Template,
+    pub headers: Vec<(String, Template)>,
+    pub body: Option<Template>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FlowStep {
+    pub name: String,
+    pub request: RequestTemplate,
+    pub captures: Vec<Capture>,
+    pub checks: Vec<Check>,
+}
+
+/// Take a value from a response into a flow variable.
+#[derive(Debug, Clone)]
+pub struct Capture {
+    pub var: String,
+    pub from: CaptureSource,
+}
+
+#[derive(Debug, Clone)]
+pub enum CaptureSource {
+    /// RFC 6901 JSON pointer into the response body, e.g. `/id`.
+    JsonPointer(String),
+    Header(String),
+}
+
+/// A per-request assertion; a failed check is counted, not an error of the request.
+#[derive(Debug, Clone)]
+pub enum Check {
+    /// The status is one of these (inclusive ranges; `200` is `200..=200`).
+    Status(Vec<(u16, u16)>),
+    BodyContains(String),
+    /// Response time (from the intended start) at most this.
+    LatencyBelow(Duration),
+}
+
+/// Where results go.
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// JSON report path; `None` writes no file.
+    pub report: Option<std::path::PathBuf>,
+    pub progress: Progress,
+    /// How often worker histograms are merged and the progress line refreshes.
+    pub interval: Duration,
+    /// How many slowest and failed requests' trace ids the report keeps (each).
+    pub keep_traces: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// A bar on a TTY, plain periodic lines otherwise.
+    Auto,
+    /// Plain lines only.
+    Plain,
+    /// Nothing until the summary.
+    Quiet,
+}
