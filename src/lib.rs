@@ -1,2 +1,3 @@
-//! trafficgen: scenario-driven synthetic traffic that checks the telemetry it caused.
+//! trafficgen: scenario → plan → arrival offsets → outcome → snapshot/report → verdict.
 pub mod plan;
+pub mod recorder;

@@ -33,6 +33,163 @@ pub struct Plan {
     pub output: Output,
     /// Seed of every random choice (operation pick, Poisson gaps, template randoms).
     pub seed: u64,
+    /// Fault windows of the run, in start order (scenario `faults:`).
+    pub faults: Vec<FaultWindow>,
+    /// Observability assertions run after the load (scenario `verify:`); `None` = none.
+    pub verify: Option<Verify>,
+    /// Where the generator's own telemetry goes (scenario `telemetry:` + flags).
+    pub telemetry: Telemetry,
+    /// This process's share of a distributed run (`--segment i/N`); `Segment::WHOLE` otherwise.
+    pub segment: Segment,
+}
+
+/// Share `index` (0-based) of `count` equal shares of the load. Open model: arrival number `k`
+/// of the whole schedule belongs to share `k % count`, so the shares add up exactly. Closed
+/// model: VU `v` belongs to share `v % count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Segment {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl Segment {
+    pub const WHOLE: Segment = Segment { index: 0, count: 1 };
+}
+
+/// One window of the fault timeline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaultWindow {
+    /// Offset from the start of the load.
+    pub start: Duration,
+    pub duration: Duration,
+    /// Operations affected (by name); empty = all operations.
+    pub ops: Vec<String>,
+    /// Server-side rules only: route template (`/api/todos`) and method filters; `None` = any.
+    pub route: Option<String>,
+    pub method: Option<String>,
+    /// Share of matching requests affected, 0 < share <= 1.
+    pub share: f64,
+    pub kind: FaultKind,
+    pub via: FaultVia,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum FaultKind {
+    /// Added delay (+ uniform jitter in [0, jitter]); `span` picks the child span that is
+    /// slowed (e.g. `todo_creation`), `None` = the handler as a whole.
+    Latency { delay: Duration, jitter: Duration, span: Option<String> },
+    /// The request fails with this status (5xx or 4xx).
+    Error { status: u16 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultVia {
+    /// `X-Fault-Delay` / `X-Fault-Status` / `X-Fault-Span` on the chosen requests: the
+    /// generator knows exactly which requests were faulted.
+    Header,
+    /// A time-boxed rule set through the todo-api's `/admin/faults` API (bearer token from the
+    /// environment variable `token_env`, default `TRAFFICGEN_FAULT_TOKEN`; set automatically
+    /// for the embedded todo-api): affects all traffic, like a real incident.
+    Server,
+}
+
+/// Assertions checked against the observability stack after the load.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verify {
+    pub prometheus_url: Option<String>,
+    pub loki_url: Option<String>,
+    pub tempo_url: Option<String>,
+    /// Base URL of Grafana, for ready links to traces in the summary and report.
+    pub grafana_url: Option<String>,
+    /// Poll each assertion until it passes or this deadline (from the end of the load) passes.
+    pub deadline: Duration,
+    pub interval: Duration,
+    pub assertions: Vec<Assertion>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assertion {
+    pub name: String,
+    pub kind: AssertionKind,
+}
+
+/// Queries may use `${run_id}`, `${scenario}`, `${range}` (the run's duration rounded up to
+/// whole seconds, e.g. `93s`), `${start}` and `${end}` (RFC 3339), substituted before sending.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AssertionKind {
+    /// Instant PromQL query evaluated at the end of the run (plus the linger).
+    Promql { query: String, expect: Expect },
+    /// LogQL query over the run's time range.
+    Logql { query: String, expect: Expect },
+    /// TraceQL search over the run's time range.
+    Traceql { query: String, expect: Expect },
+    /// The kept trace ids of the given kind exist in Tempo; optionally the named span is the
+    /// slowest child of each trace.
+    Traces { which: TraceSet, limit: usize, slowest_span: Option<String> },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TraceSet {
+    Slowest,
+    Failed,
+    Faulted,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expect {
+    /// At least one series / line / trace.
+    NonEmpty,
+    /// No result at all.
+    Empty,
+    /// The (summed) value compared with a number or with the generator's own count.
+    Compare { comparison: Comparison, value: Expected, tolerance: Tolerance },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expected {
+    Number(f64),
+    /// A ground-truth count of this run, e.g. `requests{op:create,status:5xx}`,
+    /// `errors`, `faults{kind:error}`.
+    Ground(GroundRef),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroundRef {
+    pub metric: GroundMetric,
+    pub op: Option<String>,
+    /// `2xx`..`5xx` or an exact code; requests only.
+    pub status: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroundMetric {
+    Requests,
+    Errors,
+    FaultsLatency,
+    FaultsError,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Tolerance {
+    Absolute(f64),
+    /// Fraction of the expected value (`1%` → 0.01).
+    Relative(f64),
+}
+
+/// The generator's own telemetry outputs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Telemetry {
+    /// Serve `/metrics` here (`--metrics-addr`).
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Keep serving `/metrics` this long after the run so the last scrape sees final values.
+    pub linger: Duration,
+    /// Final push to a Pushgateway (base URL) before exit.
+    pub pushgateway: Option<String>,
+    /// Final push via Prometheus remote write (full URL of the receiver) before exit.
+    pub remote_write: Option<String>,
+    /// Share of requests whose client span is exported over OTLP (when
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` is set). 0..=1.
+    pub trace_sample_ratio: f64,
 }
 
 /// Where requests go and how the connection to it behaves.

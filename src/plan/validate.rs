@@ -23,6 +23,12 @@ pub struct Overrides {
     pub report: Option<PathBuf>,
     pub progress: Option<Progress>,
     pub seed: Option<u64>,
+    pub segment: Option<super::Segment>,
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    pub linger: Option<Duration>,
+    pub pushgateway: Option<String>,
+    pub remote_write: Option<String>,
+    pub grafana_url: Option<String>,
 }
 
 /// One problem in a scenario, located in its file.

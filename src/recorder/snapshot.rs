@@ -1,0 +1,166 @@
+//! The immutable, merged view of a run that every sink (progress, summary, report, the
+//! generator's `/metrics`, OTLP, pushes) and the verdict read: stage (5)→(6) of the data flow.
+//!
+//! (CONTRACT between the engine side, which fills it, and the telemetry/verify side, which
+//! reads it. Extend with new fields; do not rename or remove.) Everything here is cumulative
+//! since the start of the load unless a field says otherwise.
+
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+/// Why a request did not succeed. A small `Copy` enum counted in an array on the hot path,
+/// never boxed, never keyed by a string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// TCP connect refused / unreachable / connect timeout.
+    Connect,
+    /// No complete response within `target.request_timeout`.
+    Timeout,
+    /// Connection reset or closed mid-request, other socket errors.
+    Io,
+    /// The response was not valid HTTP/1.1.
+    Protocol,
+    /// A 4xx status.
+    Status4xx,
+    /// A 5xx status.
+    Status5xx,
+}
+
+impl ErrorKind {
+    pub const ALL: [ErrorKind; 6] = [
+        ErrorKind::Connect,
+        ErrorKind::Timeout,
+        ErrorKind::Io,
+        ErrorKind::Protocol,
+        ErrorKind::Status4xx,
+        ErrorKind::Status5xx,
+    ];
+    /// The `kind` label value and report key.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Connect => "connect",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Io => "io",
+            ErrorKind::Protocol => "protocol",
+            ErrorKind::Status4xx => "status_4xx",
+            ErrorKind::Status5xx => "status_5xx",
+        }
+    }
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Counters of one operation (or of the whole run). Serialized as is into the report.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    /// Requests that got a response or failed (everything that was sent).
+    pub requests: u64,
+    /// Responses by status class: index 0 = 1xx … 4 = 5xx.
+    pub status_class: [u64; 5],
+    /// Exact status codes seen, ascending (code, count); bounded by what HTTP allows.
+    pub status: Vec<(u16, u64)>,
+    /// Failures by `ErrorKind::index()`.
+    pub errors: [u64; 6],
+    /// Arrivals never sent: no connection free and the queue full (open model).
+    pub dropped: u64,
+    /// Arrivals sent later than 1 ms after their intended start.
+    pub late: u64,
+    /// Arrivals of a pool operation (get/update/toggle/delete) that found the id pool empty:
+    /// not sent, counted here.
+    pub empty_pool: u64,
+    pub checks_passed: u64,
+    pub checks_failed: u64,
+    /// Requests the generator faulted itself with fault headers, by kind.
+    pub faults_latency: u64,
+    pub faults_error: u64,
+}
+
+/// A request worth pointing at: one of the slowest, a failure, or a faulted one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TraceRef {
+    /// 32 lowercase hex digits, as in the request's `traceparent`.
+    pub trace_id: String,
+    pub op: String,
+    /// Offset of the intended start from the start of the load.
+    pub at_ms: f64,
+    pub response_time_ms: f64,
+    /// HTTP status, or `None` when the request failed before a response.
+    pub status: Option<u16>,
+    pub error: Option<ErrorKind>,
+    /// Whether the generator faulted this request, and how ("latency" | "error").
+    pub fault: Option<String>,
+}
+
+/// One operation's cumulative figures.
+#[derive(Debug, Clone)]
+pub struct OpSnapshot {
+    pub name: String,
+    pub counts: Counts,
+    /// Response time from the intended start (coordinated-omission corrected), microseconds.
+    pub response_time: Histogram<u64>,
+    /// Service time from the actual send, microseconds.
+    pub service_time: Histogram<u64>,
+    /// Dispatch lag (actual send − intended start), microseconds.
+    pub lag: Histogram<u64>,
+    /// The most recent completed request's trace (for exemplars).
+    pub last_trace: Option<TraceRef>,
+}
+
+/// The merged state at one interval tick (and at the end).
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// Since the start of the load.
+    pub elapsed: Duration,
+    /// One entry per `plan.mix.operations`, same order.
+    pub ops: Vec<OpSnapshot>,
+    /// Planned arrival rate now (open model; closed model: the cap or 0), per second.
+    pub target_rate: f64,
+    /// Completed requests per second over the last interval.
+    pub achieved_rate: f64,
+    pub in_flight: u64,
+    /// Active virtual users (closed model; 0 for open).
+    pub vus: u64,
+    /// Indexes into `plan.faults` of the windows active now.
+    pub active_faults: Vec<usize>,
+    /// Bounded lists (`plan.output.keep_traces` each), slowest first / most recent first.
+    pub slowest: Vec<TraceRef>,
+    pub failed: Vec<TraceRef>,
+    pub faulted: Vec<TraceRef>,
+    /// True once the load has ended (the final snapshot).
+    pub finished: bool,
+}
+
+impl Snapshot {
+    /// Counts summed over all operations.
+    pub fn totals(&self) -> Counts {
+        let mut t = Counts::default();
+        for op in &self.ops {
+            let c = &op.counts;
+            t.requests += c.requests;
+            for i in 0..5 {
+                t.status_class[i] += c.status_class[i];
+            }
+            for &(code, n) in &c.status {
+                match t.status.binary_search_by_key(&code, |&(k, _)| k) {
+                    Ok(i) => t.status[i].1 += n,
+                    Err(i) => t.status.insert(i, (code, n)),
+                }
+            }
+            for i in 0..6 {
+                t.errors[i] += c.errors[i];
+            }
+            t.dropped += c.dropped;
+            t.late += c.late;
+            t.empty_pool += c.empty_pool;
+            t.checks_passed += c.checks_passed;
+            t.checks_failed += c.checks_failed;
+            t.faults_latency += c.faults_latency;
+            t.faults_error += c.faults_error;
+        }
+        t
+    }
+}
