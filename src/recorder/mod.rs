@@ -3,4 +3,4 @@
 
 pub mod snapshot;
 
-pub use snapshot::{Counts, ErrorKind, OpSnapshot, Snapshot, TraceRef};
+pub use snapshot::{Counts, ErrorKind, OpSnapshot, Snapshot, SpanRecord, TraceRef};

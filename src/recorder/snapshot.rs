@@ -164,3 +164,25 @@ impl Snapshot {
         t
     }
 }
+
+/// A finished, sampled request handed from the executor to the client-span exporter over a
+/// bounded channel (`try_send`; dropped, never awaited, when the exporter lags). The exporter
+/// turns it into an OTLP span of kind CLIENT named `METHOD op`, with this trace and span id, so
+/// that Tempo shows trafficgen → todo-api as one trace.
+#[derive(Debug, Clone)]
+pub struct SpanRecord {
+    pub trace_id: [u8; 16],
+    pub span_id: [u8; 8],
+    pub op: std::sync::Arc<str>,
+    pub method: &'static str,
+    /// Full URL of the request (`http://127.0.0.1:port/api/todos/3`).
+    pub url: String,
+    pub status: Option<u16>,
+    pub error: Option<ErrorKind>,
+    /// Wall-clock time of the actual send.
+    pub start: std::time::SystemTime,
+    /// Service time (send → last byte).
+    pub duration: Duration,
+    /// "latency" | "error" when the generator faulted this request with headers.
+    pub fault: Option<&'static str>,
+}
