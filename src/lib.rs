@@ -1,3 +1,9 @@
 //! trafficgen: scenario → plan → arrival offsets → outcome → snapshot/report → verdict.
+pub mod faults;
 pub mod plan;
 pub mod recorder;
+pub mod report;
+pub mod scenario;
+pub mod telemetry;
+pub mod verdict;
+pub mod verify;
