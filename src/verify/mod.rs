@@ -330,7 +330,11 @@ async fn attempt(a: &Assertion, verify: &Verify, report: &Report, ctx: &RunConte
         unreachable!("handled above")
     };
     match answer {
-        Err(e) => Outcome { passed: false, final_: false, query, observed: None, expected: None, message: e.to_string() },
+        Err(e) => {
+            // 400 = the backend rejected the query (syntax): asking again cannot help.
+            let final_ = matches!(e, clients::QueryError::Status { status: 400, .. });
+            Outcome { passed: false, final_, query, observed: None, expected: None, message: e.to_string() }
+        }
         Ok(answer) => match judge(expect, &answer, report) {
             Ok((passed, expected, message)) => Outcome { passed, final_: false, query, observed: answer.value, expected, message },
             Err(e) => Outcome::config(query, e),

@@ -253,6 +253,7 @@ async fn promql_assertions_against_a_real_prometheus_scraping_the_todo_api() {
     let total = ok + failed + lists;
     assert!(r.message.contains(&format!("observed {failed}")) && r.message.contains(&format!("== {total} (requests)")), "{}", r.message);
     assert!(results[1].message.contains("no result"), "{}", results[1].message);
-    assert!(results[2].message.contains("HTTP 400"), "{}", results[2].message);
+    assert!(results[2].message.contains("HTTP 400") && results[2].message.contains("parse error"), "{}", results[2].message);
+    assert_eq!(results[2].attempts, 1, "a rejected query is not retried");
     let _ = stop_api.send(());
 }
