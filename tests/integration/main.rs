@@ -1,2 +1,3 @@
 
 mod telemetry;
+mod verify;
