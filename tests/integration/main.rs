@@ -1,2 +1,4 @@
+
 mod report;
+mod telemetry;
 mod verdict;
