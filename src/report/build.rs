@@ -238,7 +238,10 @@ impl Report {
             thresholds: Vec::new(),
             verify: Vec::new(),
             passed: true,
-            grafana_url: plan.verify.as_ref().and_then(|v| v.grafana_url.clone()),
+            config: super::ReportConfig {
+                grafana_url: plan.verify.as_ref().and_then(|v| v.grafana_url.clone()),
+                thresholds: plan.thresholds.iter().map(crate::verdict::eval::spec).collect(),
+            },
         }
     }
 

@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use super::{OpReport, Report, ReportError, ThresholdResult, TimelinePoint, hist};
+use super::{
+    OpReport, Report, ReportConfig, ReportError, ThresholdResult, ThresholdSpec, TimelinePoint, hist,
+};
 use crate::plan::{Segment, Threshold};
 use crate::recorder::{Counts, TraceRef};
 use crate::verdict::{self, eval};
@@ -179,19 +181,20 @@ fn timeline_window(t: &Threshold, merged: &Report) -> Option<ThresholdResult> {
 
 /// A threshold the merged data cannot evaluate exactly (window percentiles, per-op windows):
 /// the worst of the segments' results.
-fn worst_of_segments(source: &str, reports: &[Report]) -> ThresholdResult {
+fn worst_of_segments(
+    source: &str,
+    spec: Option<&ThresholdSpec>,
+    reports: &[Report],
+) -> ThresholdResult {
     let results: Vec<&ThresholdResult> = reports
         .iter()
         .flat_map(|r| r.thresholds.iter().filter(|t| t.source == source))
         .collect();
     let passed = results.iter().all(|t| t.passed);
-    let spec = results.iter().find_map(|t| t.spec.clone());
+    let parsed = spec.and_then(eval::from_spec);
     let mut observed = None;
     for r in &results {
-        let (Some(v), Some(s)) = (r.observed, &spec) else {
-            continue;
-        };
-        let Some(t) = eval::from_spec(source, s) else {
+        let (Some(v), Some(t)) = (r.observed, &parsed) else {
             continue;
         };
         if observed.is_none_or(|o| eval::worse(t.comparison, t.value, v, o)) {
@@ -213,7 +216,6 @@ fn worst_of_segments(source: &str, reports: &[Report]) -> ThresholdResult {
             if failing.is_empty() { "" } else { ": " },
             failing.join("; ")
         ),
-        spec,
     }
 }
 
@@ -300,33 +302,45 @@ pub fn merge(reports: &[Report]) -> Result<Report, ReportError> {
         thresholds: Vec::new(),
         verify: sorted.iter().flat_map(|r| r.verify.clone()).collect(),
         passed: true,
-        grafana_url: sorted.iter().find_map(|r| r.grafana_url.clone()),
+        config: ReportConfig {
+            grafana_url: sorted.iter().find_map(|r| r.config.grafana_url.clone()),
+            thresholds: Vec::new(),
+        },
     };
 
-    let mut sources: Vec<&ThresholdResult> = Vec::new();
+    // Every threshold of any segment, in first-seen order: parsed ones from the config, and
+    // results without a parsed form (older writers) by their source only.
+    let mut specs: Vec<ThresholdSpec> = Vec::new();
     for r in &sorted {
-        for t in &r.thresholds {
-            if !sources.iter().any(|s| s.source == t.source) {
-                sources.push(t);
+        for s in &r.config.thresholds {
+            if !specs.iter().any(|x| x.source == s.source) {
+                specs.push(s.clone());
             }
         }
     }
-    let results = sources
+    let mut unparsed: Vec<String> = Vec::new();
+    for r in &sorted {
+        for t in &r.thresholds {
+            if !specs.iter().any(|x| x.source == t.source) && !unparsed.contains(&t.source) {
+                unparsed.push(t.source.clone());
+            }
+        }
+    }
+    let mut results: Vec<ThresholdResult> = specs
         .iter()
-        .map(|res| {
-            let Some(t) = res
-                .spec
-                .as_ref()
-                .and_then(|s| eval::from_spec(&res.source, s))
-            else {
-                return worst_of_segments(&res.source, reports);
+        .map(|spec| {
+            let Some(t) = eval::from_spec(spec) else {
+                return worst_of_segments(&spec.source, Some(spec), reports);
             };
             if t.window.is_none() {
                 return verdict::whole_run(&t, &merged, "");
             }
-            timeline_window(&t, &merged).unwrap_or_else(|| worst_of_segments(&res.source, reports))
+            timeline_window(&t, &merged)
+                .unwrap_or_else(|| worst_of_segments(&spec.source, Some(spec), reports))
         })
         .collect();
+    results.extend(unparsed.iter().map(|s| worst_of_segments(s, None, reports)));
+    merged.config.thresholds = specs;
     merged.set_thresholds(results);
     Ok(merged)
 }

@@ -99,14 +99,23 @@ pub struct ThresholdResult {
     /// The observed value (worst window for windowed thresholds); `None` = no samples (fails).
     pub observed: Option<f64>,
     pub message: String,
-    /// The parsed threshold, so `report merge` can evaluate it again on the merged data.
+}
+
+/// What the report keeps of the plan for later stages (`report render`, `report merge`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ReportConfig {
+    /// Grafana base URL (scenario `verify.grafana_url` / `--grafana-url`) for trace links.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub spec: Option<ThresholdSpec>,
+    pub grafana_url: Option<String>,
+    /// The plan's thresholds, parsed, so `report merge` evaluates them again on merged data.
+    #[serde(default)]
+    pub thresholds: Vec<ThresholdSpec>,
 }
 
 /// A serializable copy of `plan::Threshold` (the plan type holds no serde derives).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ThresholdSpec {
+    pub source: String,
     /// response_time | service_time | schedule_lag | errors | requests | checks | dropped
     pub metric: String,
     pub op: Option<String>,
@@ -176,9 +185,38 @@ pub struct Report {
     pub verify: Vec<AssertionResult>,
     /// All thresholds and assertions passed.
     pub passed: bool,
-    /// Grafana base URL (scenario `verify.grafana_url` / `--grafana-url`) for trace links.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub grafana_url: Option<String>,
+    #[serde(default)]
+    pub config: ReportConfig,
+}
+
+impl Default for Report {
+    /// An empty report (for tests and as a base for `..Default::default()`).
+    fn default() -> Self {
+        Report {
+            version: VERSION,
+            run_id: String::new(),
+            scenario: String::new(),
+            source: None,
+            target_url: String::new(),
+            started_at: String::new(),
+            ended_at: String::new(),
+            duration_s: 0.0,
+            interrupted: false,
+            aborted: None,
+            segment: Segment::WHOLE,
+            totals: OpReport::default(),
+            ops: Vec::new(),
+            timeline: Vec::new(),
+            faults: Vec::new(),
+            slowest: Vec::new(),
+            failed: Vec::new(),
+            faulted: Vec::new(),
+            thresholds: Vec::new(),
+            verify: Vec::new(),
+            passed: true,
+            config: ReportConfig::default(),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -180,7 +180,7 @@ impl Report {
                 }
             }
         }
-        let grafana = self.grafana_url.as_deref();
+        let grafana = self.config.grafana_url.as_deref();
         out.push('\n');
         trace_lines(&mut out, "slowest requests", &self.slowest, grafana);
         trace_lines(&mut out, "failed requests", &self.failed, grafana);

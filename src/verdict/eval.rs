@@ -119,7 +119,6 @@ pub fn observe(t: &Threshold, s: &Sample) -> Result<f64, String> {
 
 /// Turns an observation into a result.
 pub fn judge(t: &Threshold, observed: Result<f64, String>, context: &str) -> ThresholdResult {
-    let spec = Some(spec(t));
     match observed {
         Ok(v) => {
             let passed = t.comparison.holds(v, t.value);
@@ -133,7 +132,6 @@ pub fn judge(t: &Threshold, observed: Result<f64, String>, context: &str) -> Thr
                 passed,
                 observed: Some(v),
                 message,
-                spec,
             }
         }
         Err(why) => ThresholdResult {
@@ -141,7 +139,6 @@ pub fn judge(t: &Threshold, observed: Result<f64, String>, context: &str) -> Thr
             passed: false,
             observed: None,
             message: format!("FAILED: {why}{context}"),
-            spec,
         },
     }
 }
@@ -163,6 +160,7 @@ pub fn spec(t: &Threshold) -> ThresholdSpec {
         a => (agg_name(a), None),
     };
     ThresholdSpec {
+        source: t.source.clone(),
         metric: metric_name(t.metric).to_string(),
         op: t.op.clone(),
         aggregation,
@@ -174,7 +172,7 @@ pub fn spec(t: &Threshold) -> ThresholdSpec {
 }
 
 /// The inverse of `spec` (abort settings do not matter after the run).
-pub fn from_spec(source: &str, s: &ThresholdSpec) -> Option<Threshold> {
+pub fn from_spec(s: &ThresholdSpec) -> Option<Threshold> {
     let metric = [
         ThresholdMetric::ResponseTime,
         ThresholdMetric::ServiceTime,
@@ -207,7 +205,7 @@ pub fn from_spec(source: &str, s: &ThresholdSpec) -> Option<Threshold> {
     .into_iter()
     .find(|c| cmp_name(*c) == s.comparison)?;
     Some(Threshold {
-        source: source.to_string(),
+        source: s.source.clone(),
         metric,
         op: s.op.clone(),
         aggregation,

@@ -342,21 +342,19 @@ fn final_partial_second_and_fault_windows_are_reported() {
 #[test]
 fn summary_lists_ops_errors_percentiles_thresholds_and_traces() {
     let mut r = run(&plan(vec![]), 5, 100, |_| true);
-    r.grafana_url = Some("http://grafana.local:3000/".into());
+    r.config.grafana_url = Some("http://grafana.local:3000/".into());
     r.set_thresholds(vec![
         report::ThresholdResult {
             source: "response_time: p(95)<300".into(),
             passed: true,
             observed: Some(120.5),
             message: String::new(),
-            spec: None,
         },
         report::ThresholdResult {
             source: "errors: rate<0.001".into(),
             passed: false,
             observed: Some(0.0103),
             message: "observed 0.0103 does not satisfy errors: rate<0.001".into(),
-            spec: None,
         },
     ]);
     let s = r.summary();
@@ -499,7 +497,7 @@ fn a_real_report_validates_against_the_schema() {
         serde_json::from_str(include_str!("../../scenarios/report.schema.json")).unwrap();
     let validator = jsonschema::validator_for(&schema).unwrap();
     let mut r = run(&plan(vec![]), 3, 30, |_| true);
-    r.grafana_url = Some("http://g".into());
+    r.config.grafana_url = Some("http://g".into());
     let value = serde_json::to_value(&r).unwrap();
     let errors: Vec<String> = validator
         .iter_errors(&value)
