@@ -2,3 +2,4 @@
 mod report;
 mod telemetry;
 mod verdict;
+mod verify;
