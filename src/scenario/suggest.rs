@@ -14,14 +14,15 @@ pub fn unknown_message(what: &str, got: &str, expected: &[&str]) -> String {
     msg
 }
 
-/// The closest candidate by edit distance, when close enough to be a likely typo.
+/// The closest candidate by edit distance, when close enough to be a likely typo; on a tie,
+/// one that `got` is a prefix of (an abbreviation).
 pub fn suggest<'a>(got: &str, candidates: &[&'a str]) -> Option<&'a str> {
     let limit = got.chars().count().div_ceil(3).max(1);
     candidates
         .iter()
         .map(|c| (edit_distance(got, c), *c))
         .filter(|(d, _)| *d <= limit)
-        .min_by_key(|(d, _)| *d)
+        .min_by_key(|(d, c)| (*d, !c.starts_with(got)))
         .map(|(_, c)| c)
 }
 
