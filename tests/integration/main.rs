@@ -1,3 +1,5 @@
 
+mod report;
 mod telemetry;
+mod verdict;
 mod verify;
