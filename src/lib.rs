@@ -7,3 +7,5 @@ pub mod scenario;
 pub mod telemetry;
 pub mod verdict;
 pub mod verify;
+pub mod executor;
+pub mod scheduler;
