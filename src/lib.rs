@@ -9,3 +9,7 @@ pub mod verdict;
 pub mod verify;
 pub mod executor;
 pub mod scheduler;
+pub mod app;
+pub mod cli;
+pub mod exit;
+pub mod progress;

@@ -213,7 +213,7 @@ impl Client {
             op,
             status,
             error,
-            rt_us: got_answer.then(|| rt.as_micros() as u64),
+            rt_us: got_answer.then_some(rt.as_micros() as u64),
             st_us: got_answer.then(|| done.saturating_duration_since(sent).as_micros() as u64),
             lag_us: lag.as_micros() as u64,
             late,

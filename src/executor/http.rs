@@ -173,6 +173,7 @@ pub async fn exchange(stream: &mut TcpStream, req: &[u8], bufs: &mut Buffers, de
     }
 }
 
+#[allow(clippy::result_unit_err)]
 /// Decodes a complete chunked body from `src` into `out`; `Ok(false)` = not complete yet.
 pub fn decode_chunked(src: &[u8], out: &mut Vec<u8>) -> Result<bool, ()> {
     out.clear();

@@ -205,7 +205,7 @@ pub fn todo_request(op: TodoOp, id: Option<u64>, rng: &mut impl Rng, path: &mut 
         }
         TodoOp::Toggle => {
             let _ = write!(path, "/api/todos/{}", id?);
-            let _ = write!(body, "{{\"completed\":{}}}", n % 2 == 0);
+            let _ = write!(body, "{{\"completed\":{}}}", n.is_multiple_of(2));
             Some("PATCH")
         }
         TodoOp::Delete => {
@@ -258,7 +258,8 @@ mod tests {
         assert!(s.starts_with("POST /api/todos HTTP/1.1\r\nHost: 127.0.0.1:8081\r\n"), "{s}");
         assert!(s.contains("traceparent: 00-abababababababababababababababab-0101010101010101-01\r\n"));
         assert!(s.contains("baggage: synthetic=true,trafficgen.run_id=run1\r\n"));
-        assert!(s.contains("X-Team: qa\r\nX-Fault-Delay: 800\r\nX-Fault-Span: todo_creation\r\n"));
+        assert!(s.contains("X-Team: qa\r\n"));
+        assert!(s.contains("-01\r\nX-Fault-Delay: 800\r\nX-Fault-Span: todo_creation\r\n"), "{s}");
         assert!(s.ends_with("Content-Length: 2\r\n\r\n{}"));
     }
 
