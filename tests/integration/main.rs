@@ -1,2 +1,3 @@
-
 mod scheduler;
+mod telemetry;
+mod verify;
