@@ -50,6 +50,7 @@ fn report() -> Report {
         thresholds: vec![],
         verify: vec![],
         passed: true,
+        config: Default::default(),
     }
 }
 
