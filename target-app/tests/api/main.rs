@@ -6,6 +6,8 @@ mod bad_input;
 mod faults;
 mod logs;
 mod metrics;
+mod otlp;
+mod prometheus;
 mod routes;
 mod socket;
 mod support;
