@@ -1,5 +1,5 @@
-
 mod report;
+mod scheduler;
 mod telemetry;
 mod verdict;
 mod verify;
