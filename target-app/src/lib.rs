@@ -1,76 +1,109 @@
-//! todo-api: the bundled, instrumented todo REST API (library + binary).
+//! todo-api: the bundled, instrumented todo REST API (library + binary), a Rust rewrite of the
+//! seed system's Express backend with the same metric names, log fields and span names.
 //!
-//! (CONTRACT for the generator, which embeds it when a scenario has no `target.url`: `Config`,
-//! `LogOutput`, `AppState::new`, `app`, `serve` keep these signatures. OWNER: api helper —
-//! replaces the bodies, may add fields to `Config` (with defaults) and more items.)
+//! # Layout
+//! - `config`: `Config` and its environment mapping (the binary's only input).
+//! - `store`: the bounded in-memory todo store.
+//! - `error`: the one JSON error shape (`error`, `message`) and the JSON extractor that maps
+//!   every body rejection onto it.
+//! - `metrics`: the `tp2devops_*` series and their two text encodings (exemplars in OpenMetrics).
+//! - `trace`: W3C `traceparent` in, server and child spans out (per-instance tracer provider).
+//! - `logging`: Pino-style JSON lines.
+//! - `faults`: fault headers and the `/admin/faults` rules.
+//! - `routes`: the HTTP surface; `middleware` wraps every request with span, metrics and log.
+//!
+//! The generator embeds this library in its own process, so nothing here is process-global:
+//! every `AppState` owns its store, metrics, tracer provider, log sink and fault rules.
 
 use std::future::Future;
-use std::net::IpAddr;
-use std::time::Duration;
+use std::sync::Arc;
 
-/// Runtime configuration. `Default` is the seed's behaviour (port 3001, faults off); the
-/// binary reads it from the environment with `from_env`.
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub host: IpAddr,
-    pub port: u16,
-    /// Upper bound of the in-memory store; a POST beyond it gets a JSON 507/409-style error.
-    pub max_todos: usize,
-    /// Honour `X-Fault-*` headers.
-    pub faults_enabled: bool,
-    /// Bearer token of `/admin/faults`; `None` = the fault API does not exist.
-    pub fault_token: Option<String>,
-    pub log: LogOutput,
-    /// OTel `service.name` (default `tp2devops-backend`, `OTEL_SERVICE_NAME` overrides).
-    pub service_name: String,
-    /// On shutdown, in-flight requests get at most this long to finish.
-    pub shutdown_grace: Duration,
-}
+pub mod config;
+pub mod error;
+pub mod faults;
+pub mod logging;
+pub mod metrics;
+mod middleware;
+mod routes;
+pub mod store;
+pub mod trace;
 
-/// Where the JSON log lines go. Embedded in the generator: `Off`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogOutput {
-    Stdout,
-    Off,
-}
+pub use config::{Config, ConfigError, LogOutput};
 
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            host: IpAddr::from([0, 0, 0, 0]),
-            port: 3001,
-            max_todos: 10_000,
-            faults_enabled: false,
-            fault_token: None,
-            log: LogOutput::Stdout,
-            service_name: "tp2devops-backend".into(),
-            shutdown_grace: Duration::from_secs(10),
-        }
-    }
-}
-
-/// Shared state of one app instance (store, metrics registry, tracer, fault rules). No
-/// process-global state: two instances in one process are independent.
+/// Shared state of one app instance. Cheap to clone (one `Arc`).
 #[derive(Clone)]
-pub struct AppState {}
+pub struct AppState {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub config: Config,
+    pub store: store::Store,
+    pub metrics: metrics::Metrics,
+    pub tracing: trace::Tracing,
+    pub log: logging::Logger,
+    pub faults: faults::Rules,
+}
 
 impl AppState {
-    pub fn new(_config: Config) -> AppState {
-        todo!("api helper")
+    pub fn new(config: Config) -> AppState {
+        let log = logging::Logger::new(config.log.clone());
+        AppState {
+            inner: Arc::new(Inner {
+                store: store::Store::new(config.max_todos),
+                metrics: metrics::Metrics::default(),
+                tracing: trace::Tracing::new(&config),
+                faults: faults::Rules::default(),
+                log,
+                config,
+            }),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The metrics exposition as `/metrics` would serve it (for tests and embedding).
+    pub fn render_metrics(&self, openmetrics: bool) -> String {
+        self.inner.metrics.render(&self.inner.store, openmetrics)
+    }
+
+    /// Exports finished spans and stops the exporter (idempotent).
+    pub fn shutdown_telemetry(&self) {
+        self.inner.tracing.shutdown();
     }
 }
 
 /// The whole HTTP surface as an axum `Router` (for `oneshot` tests and embedding).
-pub fn app(_state: AppState) -> axum::Router {
-    todo!("api helper")
+pub fn app(state: AppState) -> axum::Router {
+    routes::router(state)
 }
 
-/// Serves `app(state)` on `listener` until `shutdown` resolves, then drains in-flight requests
-/// within `config.shutdown_grace` and flushes telemetry.
+/// Serves `app(state)` on `listener` until `shutdown` resolves, then stops accepting, gives
+/// in-flight requests at most `config.shutdown_grace` to finish, and flushes telemetry.
 pub async fn serve(
-    _listener: tokio::net::TcpListener,
-    _state: AppState,
-    _shutdown: impl Future<Output = ()> + Send + 'static,
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    todo!("api helper")
+    let grace = state.inner.config.shutdown_grace;
+    let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
+    let server = axum::serve(listener, app(state.clone())).with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = stopping_tx.send(true);
+    });
+    let server = server.into_future();
+    tokio::pin!(server);
+    let result = tokio::select! {
+        r = &mut server => r,
+        _ = async {
+            // Once shutdown began, bound the drain: a stuck client must not hold the process.
+            let _ = stopping_rx.wait_for(|s| *s).await;
+            tokio::time::sleep(grace).await;
+        } => Ok(()),
+    };
+    let flush = state.clone();
+    let _ = tokio::task::spawn_blocking(move || flush.shutdown_telemetry()).await;
+    result
 }

@@ -1,1 +1,52 @@
-fn main() {}
+//! The todo-api binary: configuration from the environment, serve until SIGINT/SIGTERM.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let config = match todo_api::Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("todo-api: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let addr = SocketAddr::new(config.host, config.port);
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("todo-api: cannot listen on {addr}: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let state = todo_api::AppState::new(config);
+    if let Ok(local) = listener.local_addr() {
+        eprintln!("todo-api: listening on http://{local}");
+    }
+    match todo_api::serve(listener, state, shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("todo-api: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

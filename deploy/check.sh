@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# Checks of the deploy assets (compose stack, Kubernetes manifests, rules, dashboards, Dockerfiles,
+# workflows), run by scripts/test.sh after cargo test. Static checks use the real tools offline;
+# the live check runs todo-api + trafficgen against a real Prometheus and runs every PromQL
+# expression of the dashboards and alert rules against it (each must return data).
+#
+#   bash deploy/check.sh            # everything
+#   bash deploy/check.sh --static   # skip the live check (no cargo build)
+#   bash deploy/check.sh --write    # regenerate deploy/compose/config/rules.yml, then check
+#
+# Tools (see ../shared/REAL-PARTS.md; scripts/test.sh installs them): PROMTOOL_BIN/PROMETHEUS_BIN
+# (or PATH), amtool, docker-compose (v1, `config -q` only), kubectl (kustomize), .venv-tools
+# (kubernetes-validate, PyYAML, hadolint), .ci/node (npm ci: @grafana/schema + typescript,
+# kubernetes-models). A missing tool fails its check; nothing is skipped silently.
+# Last line: `deploy-checks: N passed, N failed`; exit 1 on any failure.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+mode=${1:-all}
+
+passed=0
+failed=0
+failed_names=()
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null; done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# run NAME CMD...: one check; its output is shown only when it fails.
+run() {
+  local name=$1; shift
+  local out
+  if out=$("$@" 2>&1); then
+    passed=$((passed + 1)); echo "ok   $name"
+  else
+    failed=$((failed + 1)); failed_names+=("$name"); echo "FAIL $name"
+    printf '%s\n' "$out" | tail -n 40 | sed 's/^/       /'
+  fi
+}
+
+need() { command -v "$1" >/dev/null 2>&1 || { echo "missing tool: $1 (see scripts/test.sh)" >&2; return 1; }; }
+
+PY=python3
+[ -x .venv-tools/bin/python ] && PY=.venv-tools/bin/python
+PROMTOOL=${PROMTOOL_BIN:-$(command -v promtool || echo promtool)}
+PROMETHEUS=${PROMETHEUS_BIN:-$(command -v prometheus || echo prometheus)}
+KVALIDATE=$(command -v kubernetes-validate || echo .venv-tools/bin/kubernetes-validate)
+HADOLINT=$(command -v hadolint || echo .venv-tools/bin/hadolint)
+NODE_DIR=.ci/node
+rules=deploy/compose/config/rules.yml
+prometheusrule=deploy/k8s/base/app/prometheusrule.yaml
+
+if [ "$mode" = --write ]; then
+  $PY deploy/checks/rules.py "$prometheusrule" "$rules" || exit 1
+fi
+
+# ---- Prometheus rules and config -------------------------------------------------------------
+rules_in_sync() {
+  $PY deploy/checks/rules.py "$prometheusrule" >"$tmp/rules.yml" &&
+    diff -u "$rules" "$tmp/rules.yml" ||
+    { echo "$rules is stale: run bash deploy/check.sh --write"; return 1; }
+}
+run "rules.yml generated from the PrometheusRule" rules_in_sync
+run "promtool check rules" "$PROMTOOL" check rules "$rules"
+run "promtool test rules" "$PROMTOOL" test rules deploy/k8s/tests/*.yaml
+run "promtool check config (compose)" "$PROMTOOL" check config deploy/compose/config/prometheus.yml
+amtool_configs=$(find deploy -name 'alertmanager*.y*ml' 2>/dev/null)
+for f in $amtool_configs; do run "amtool check-config $f" amtool check-config "$f"; done
+
+# ---- compose ---------------------------------------------------------------------------------
+run "docker-compose config -q" docker-compose --project-directory deploy/compose \
+  -f deploy/compose/compose.yaml config -q
+
+# ---- Kubernetes ------------------------------------------------------------------------------
+k8s_render() {  # dir → rendered file; then core kinds and CRDs against their schemas
+  local dir=$1 out=$tmp/$(echo "$1" | tr / _).yaml
+  need kubectl && need node || return 1
+  kubectl kustomize --load-restrictor LoadRestrictionsNone "$dir" >"$out" || return 1
+  "$KVALIDATE" --strict -k 1.32.0 --quiet "$out" || return 1
+  node "$NODE_DIR/validate-k8s.mjs" "$out"
+}
+for dir in deploy/k8s/base deploy/k8s/overlays/*/; do
+  dir=${dir%/}
+  run "kustomize + schemas: $dir" k8s_render "$dir"
+done
+
+# ---- dashboards, Dockerfiles, cross-file consistency ----------------------------------------
+run "dashboards type-check (@grafana/schema)" node "$NODE_DIR/check-dashboards.mjs" dashboards
+run "hadolint Dockerfiles" "$HADOLINT" deploy/docker/Dockerfile.todo-api deploy/docker/Dockerfile.trafficgen
+run "healthcheck.rs compiles" rustc --edition 2024 -o "$tmp/healthcheck" deploy/docker/healthcheck.rs
+run "consistency (pins, datasources, dashboards, ports, workflows)" $PY deploy/checks/consistency.py
+
+# ---- live: every PromQL expression against a real Prometheus ---------------------------------
+live() {
+  export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}
+  cargo build --workspace --bins --locked -q || return 1
+  local bin=$CARGO_TARGET_DIR/debug
+  [ -x "$PROMETHEUS" ] || { echo "prometheus not found (PROMETHEUS_BIN)"; return 1; }
+  read -r api_port tg_port prom_port < <($PY -c '
+import socket
+socks = [socket.socket() for _ in range(3)]
+for s in socks: s.bind(("127.0.0.1", 0))
+print(*[s.getsockname()[1] for s in socks])')
+  cat >"$tmp/prometheus.yml" <<YAML
+global: { scrape_interval: 1s, evaluation_interval: 1s }
+rule_files: ["$root/$rules"]
+scrape_configs:
+  - job_name: todo-api
+    static_configs: [{ targets: ["127.0.0.1:$api_port"] }]
+  - job_name: trafficgen
+    static_configs: [{ targets: ["127.0.0.1:$tg_port"] }]
+YAML
+  "$PROMETHEUS" --config.file="$tmp/prometheus.yml" --storage.tsdb.path="$tmp/tsdb" \
+    --web.listen-address="127.0.0.1:$prom_port" --enable-feature=exemplar-storage \
+    >"$tmp/prometheus.log" 2>&1 &
+  pids+=($!)
+  env -u OTEL_EXPORTER_OTLP_ENDPOINT -u OTEL_EXPORTER_OTLP_TRACES_ENDPOINT \
+    HOST=127.0.0.1 PORT="$api_port" FAULTS_ENABLED=true LOG=stdout \
+    "$bin/todo-api" >"$tmp/todo-api.log" 2>&1 &
+  pids+=($!)
+  local prom=http://127.0.0.1:$prom_port i
+  for i in $(seq 100); do
+    curl -sf "$prom/-/ready" >/dev/null && curl -sf "http://127.0.0.1:$api_port/ready" >/dev/null && break
+    sleep 0.1
+  done
+  local start; start=$(date +%s)
+  env -u OTEL_EXPORTER_OTLP_ENDPOINT -u OTEL_EXPORTER_OTLP_TRACES_ENDPOINT \
+    "$bin/trafficgen" run deploy/checks/live-scenario.yaml --target-url "http://127.0.0.1:$api_port" \
+    --metrics-addr "127.0.0.1:$tg_port" --metrics-linger 60s --report "$tmp/report.json" \
+    --no-progress --quiet >"$tmp/trafficgen.log" 2>&1 &
+  local tg=$!
+  pids+=("$tg")
+  # The run is over when trafficgen says so on /metrics (it lingers); then one more scrape.
+  local done=""
+  for i in $(seq 120); do
+    if curl -sf "$prom/api/v1/query" --data-urlencode 'query=max(trafficgen_run_finished) == 1' |
+      grep -q '"value"'; then done=1; break; fi
+    kill -0 "$tg" 2>/dev/null || break
+    sleep 0.5
+  done
+  if [ -z "$done" ]; then
+    echo "trafficgen_run_finished never reached 1 in Prometheus; trafficgen log:"; tail -n 30 "$tmp/trafficgen.log"
+    echo "prometheus targets:"; curl -s "$prom/api/v1/targets" | head -c 1500; echo
+    return 1
+  fi
+  sleep 2
+  $PY deploy/checks/exprs.py "$rules" dashboards/*.json >"$tmp/exprs.jsonl" || return 1
+  $PY deploy/checks/live_query.py "$prom" "$start" <"$tmp/exprs.jsonl" | tee "$tmp/live.txt"
+  local rc=${PIPESTATUS[0]}
+  # The seed's LogQL relies on these fields of the todo-api's JSON lines (Loki can't run here).
+  $PY - "$tmp/todo-api.log" <<'PYEOF' || rc=1
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+access = [l for l in lines if isinstance(l.get("duration"), (int, float)) and l.get("traceId")]
+slow_or_any = [l for l in access if "route" in l and "status" in l]
+ok = bool(slow_or_any) and all(l.get("level") for l in lines)
+print(("ok   " if ok else "FAIL ") + f"log lines for LogQL: {len(access)} access lines with numeric duration + traceId")
+sys.exit(0 if ok else 1)
+PYEOF
+  return "$rc"
+}
+if [ "$mode" != --static ]; then
+  run "live: dashboards and rules PromQL return data (todo-api + trafficgen + Prometheus)" live
+fi
+
+echo "deploy-checks: $passed passed, $failed failed"
+[ "$failed" -eq 0 ] || { printf '  failed: %s\n' "${failed_names[@]}"; exit 1; }

@@ -1,0 +1,117 @@
+//! The wrapper around every request: continues the caller's trace with a server span
+//! `METHOD /route`, decides the request's fault, then records the seed's metrics (with the
+//! trace id as exemplar) and writes the access log line once the response is known.
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use opentelemetry::trace::TraceContextExt;
+use opentelemetry::{Context, KeyValue};
+use serde_json::Value;
+use tokio::time::Instant;
+
+use crate::AppState;
+use crate::faults::{self, Fault};
+use crate::logging::Level;
+use crate::trace;
+
+/// What a handler needs of the request's telemetry.
+#[derive(Clone)]
+pub(crate) struct RequestCtx {
+    /// Context whose current span is the server span.
+    pub cx: Context,
+    pub trace_id: String,
+    pub span_id: String,
+    /// The route template, the `route` label.
+    pub route: String,
+    pub fault: Option<Fault>,
+}
+
+/// `/api/todos/{id}` (axum's syntax) → `/api/todos/:id` (the seed's label values).
+pub(crate) fn route_label(matched: &str) -> String {
+    matched.replace("{id}", ":id")
+}
+
+/// `host[:port]` or `[v6]:port` → (address, port), the port falling back to `default_port`.
+fn server_address(host: Option<&str>, default_port: u16) -> (Option<String>, u16) {
+    let Some(h) = host.map(str::trim).filter(|h| !h.is_empty()) else { return (None, default_port) };
+    let (addr, port) = match h.rfind(':') {
+        Some(i) if !h[i..].contains(']') => (&h[..i], h[i + 1..].parse().ok()),
+        _ => (h, None),
+    };
+    (Some(addr.trim_start_matches('[').trim_end_matches(']').to_string()), port.unwrap_or(default_port))
+}
+
+pub(crate) async fn observe(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let inner = &state.inner;
+    let method = req.method().as_str().to_string();
+    let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_string(), |m| route_label(m.as_str()));
+    let headers = req.headers();
+    let parent = trace::parent_from_header(headers.get("traceparent").and_then(|v| v.to_str().ok()));
+    let mut attrs = vec![
+        KeyValue::new("http.request.method", method.clone()),
+        KeyValue::new("http.route", route.clone()),
+        KeyValue::new("url.path", req.uri().path().to_string()),
+        KeyValue::new("url.scheme", "http"),
+        KeyValue::new("network.protocol.version", "1.1"),
+    ];
+    // Semantic conventions take server.address/port from the Host header (what the client
+    // dialled); the configured port is only a fallback (it is 0 when bound ephemerally).
+    let (address, port) = server_address(headers.get("host").and_then(|v| v.to_str().ok()), inner.config.port);
+    if let Some(a) = address {
+        attrs.push(KeyValue::new("server.address", a));
+    }
+    if port != 0 {
+        attrs.push(KeyValue::new("server.port", i64::from(port)));
+    }
+    if let Some(ua) = headers.get("user-agent").and_then(|v| v.to_str().ok()) {
+        attrs.push(KeyValue::new("user_agent.original", ua.to_string()));
+    }
+    if let Some(b) = headers.get("baggage").and_then(|v| v.to_str().ok()) {
+        // Synthetic traffic marks itself in baggage; keep the mark on the span for filtering.
+        if b.contains("synthetic=true") {
+            attrs.push(KeyValue::new("synthetic", true));
+        }
+    }
+    let cx = inner.tracing.server_span(&parent, format!("{method} {route}"), attrs);
+    let (trace_id, span_id) = trace::ids(&cx);
+    let fault = if route.starts_with("/api/") {
+        let from_header = if inner.config.faults_enabled { faults::from_headers(headers) } else { None };
+        from_header.or_else(|| inner.faults.pick(&method, &route))
+    } else {
+        None
+    };
+    req.extensions_mut().insert(RequestCtx { cx: cx.clone(), trace_id: trace_id.clone(), span_id: span_id.clone(), route: route.clone(), fault });
+
+    let response = next.run(req).await;
+
+    let status = response.status().as_u16();
+    let elapsed = start.elapsed();
+    inner.metrics.observe_request(&method, &route, status, elapsed, &trace_id);
+    let span = cx.span();
+    span.set_attribute(KeyValue::new("http.response.status_code", i64::from(status)));
+    if status >= 500 {
+        trace::set_error(&cx, format!("HTTP {status}"));
+    }
+    span.end();
+    let level = match status {
+        500.. => Level::Error,
+        400..=499 => Level::Warn,
+        _ => Level::Info,
+    };
+    let duration_ms = (elapsed.as_secs_f64() * 1e6).round() / 1e3;
+    inner.log.log(
+        level,
+        "request completed",
+        vec![
+            ("method", Value::from(method)),
+            ("route", Value::from(route)),
+            ("status", Value::from(status)),
+            ("duration", Value::from(duration_ms)),
+            ("traceId", Value::from(trace_id)),
+            ("spanId", Value::from(span_id)),
+        ],
+    );
+    response
+}
