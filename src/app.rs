@@ -153,7 +153,7 @@ async fn wait_ready(plan: &Plan, base: &str) -> bool {
 }
 
 async fn run_scenario(args: &RunArgs, out: &mut dyn Write, shutdown: impl Future<Output = ()>) -> anyhow::Result<Outcome> {
-    let mut plan = match plan::build(&args.scenario, &args.overrides()) {
+    let plan = match plan::build(&args.scenario, &args.overrides()) {
         Ok(p) => p,
         Err(errors) => {
             for e in &errors {
@@ -163,6 +163,12 @@ async fn run_scenario(args: &RunArgs, out: &mut dyn Write, shutdown: impl Future
         }
     };
     let workers = args.workers.unwrap_or_else(executor::default_workers).max(1);
+    run_plan(plan, workers, out, shutdown).await
+}
+
+/// Runs a resolved plan: starts the embedded todo-api when the plan has no target, waits for
+/// readiness, drives the load, writes the report and prints the summary.
+pub async fn run_plan(mut plan: Plan, workers: usize, out: &mut dyn Write, shutdown: impl Future<Output = ()>) -> anyhow::Result<Outcome> {
     let run_id = new_run_id();
     let mut embedded = None;
     let token = match &plan.target.base_url {
@@ -187,7 +193,7 @@ async fn run_scenario(args: &RunArgs, out: &mut dyn Write, shutdown: impl Future
             eprintln!("trafficgen: target {base_url}{} not ready within {:?}", plan.target.ready.path, plan.target.ready.timeout);
             return Ok(Outcome::NotReady);
         }
-        load(&plan, &base, &base_url, &run_id, token, workers, out, shutdown).await
+        load(&plan, &base, &base_url, &run_id, token, workers.max(1), out, shutdown).await
     }
     .await;
     if let Some(e) = embedded {
