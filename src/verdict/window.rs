@@ -2,8 +2,8 @@
 //! and `abort_on_fail` checks during the run.
 //!
 //! Memory is bounded for a run of any length: each windowed threshold keeps one running
-//! histogram and a ring of per-tick deltas no longer than its window, each delta stored as its
-//! recorded (value, count) buckets only.
+//! histogram and a ring of at most ~600 slices (ticks folded into slices of max(1 s, w/600)),
+//! each slice stored as its recorded (value, count) buckets only. Windows slide by that step.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -67,9 +67,39 @@ fn sub_counts(now: &Counts, before: &Counts) -> Counts {
     d
 }
 
-/// One tick's share of a window.
+/// Sum of two sorted (value, count) bucket lists.
+fn merge_buckets(a: &[(u64, u64)], b: &[(u64, u64)]) -> Vec<(u64, u64)> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() || j < b.len() {
+        match (a.get(i), b.get(j)) {
+            (Some(&(va, na)), Some(&(vb, nb))) if va == vb => {
+                out.push((va, na + nb));
+                i += 1;
+                j += 1;
+            }
+            (Some(&x), Some(&(vb, _))) if x.0 < vb => {
+                out.push(x);
+                i += 1;
+            }
+            (Some(&x), None) => {
+                out.push(x);
+                i += 1;
+            }
+            (_, Some(&y)) => {
+                out.push(y);
+                j += 1;
+            }
+            (None, None) => unreachable!("loop condition"),
+        }
+    }
+    out
+}
+
+/// One slice (one or more ticks) of a window.
 #[derive(Debug)]
 struct Slice {
+    begin: Duration,
     end: Duration,
     counts: Counts,
     /// Recorded buckets of the threshold's histogram in this tick (latency metrics only).
@@ -87,6 +117,8 @@ pub(crate) struct Worst {
 #[derive(Debug)]
 pub(crate) struct WindowState {
     window: Duration,
+    /// Granularity of the ring: max(1 s, window / 600); windows slide by this step.
+    step: Duration,
     prev_counts: Counts,
     prev_hist: Histogram<u64>,
     ring: VecDeque<Slice>,
@@ -114,6 +146,7 @@ impl WindowState {
     fn new(window: Duration) -> Self {
         WindowState {
             window,
+            step: (window / 600).max(Duration::from_secs(1)),
             prev_counts: Counts::default(),
             prev_hist: hist::empty(),
             ring: VecDeque::new(),
@@ -135,11 +168,25 @@ impl WindowState {
         let counts = sub_counts(&sel.counts, &self.prev_counts);
         add_counts(&mut self.running_counts, &counts);
         hist::add(&mut self.running_hist, &delta_hist);
-        self.ring.push_back(Slice {
-            end: snapshot.elapsed,
-            counts,
-            values: hist::buckets(&delta_hist),
-        });
+        let values = hist::buckets(&delta_hist);
+        match self.ring.back_mut() {
+            // Ticks are folded into slices of at least `step`, so the ring never holds more
+            // than window / step (≤ 600) slices whatever the interval.
+            Some(back) if back.end.saturating_sub(back.begin) < self.step => {
+                back.end = snapshot.elapsed;
+                add_counts(&mut back.counts, &counts);
+                back.values = merge_buckets(&back.values, &values);
+            }
+            _ => {
+                let begin = self.ring.back().map_or(self.start, |b| b.end);
+                self.ring.push_back(Slice {
+                    begin,
+                    end: snapshot.elapsed,
+                    counts,
+                    values,
+                });
+            }
+        }
         self.prev_counts = sel.counts;
         self.prev_hist = now_hist;
 

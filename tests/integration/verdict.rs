@@ -379,3 +379,46 @@ fn merge_re_evaluates_thresholds_on_the_merged_data() {
     assert!(merged.thresholds[1].passed);
     assert!(merged.passed);
 }
+
+#[test]
+fn window_memory_is_bounded_whatever_the_interval_and_window() {
+    // 250 ms ticks, 1 m window: ticks fold into 1 s slices.
+    let mut t = thr(
+        "response_time: p(99)<300 over 1m",
+        M::ResponseTime,
+        A::Percentile(99.0),
+        C::Lt,
+        300.0,
+    );
+    t.window = Some(Duration::from_secs(60));
+    let mut long = t.clone();
+    long.source = "response_time: p(99)<300 over 1h".into();
+    long.window = Some(Duration::from_secs(3600));
+    let plan = make_plan(vec![t]);
+    let mut live = Live::new(&plan);
+    let mut sim = Sim::new();
+    for tick in 0..1200u64 {
+        sim.record(0, tick as f64 * 250.0, 5_000 + tick, 0, 200);
+        live.observe(&sim.snapshot(Duration::from_millis((tick + 1) * 250), false));
+    }
+    assert!(live.retained_ticks() <= 61, "{}", live.retained_ticks());
+
+    // A 1 h window over 2 h of 1 s ticks: slices of 6 s, at most ~600 of them.
+    let plan = make_plan(vec![long]);
+    let mut live = Live::new(&plan);
+    let mut sim = Sim::new();
+    for s in 0..7200u64 {
+        sim.record(0, s as f64 * 1000.0, 5_000, 0, 200);
+        live.observe(&sim.snapshot(Duration::from_secs(s + 1), false));
+    }
+    assert!(live.retained_ticks() <= 601, "{}", live.retained_ticks());
+    let r = Report::build(
+        &plan,
+        &sim.snapshot(Duration::from_secs(7200), true),
+        Timeline::new(&plan),
+        meta(),
+    );
+    let res = verdict::evaluate(&plan, &r, &live);
+    assert!(res[0].passed, "{:?}", res[0]);
+    assert!((res[0].observed.unwrap() - 5.0).abs() < 0.01);
+}

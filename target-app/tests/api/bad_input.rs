@@ -92,6 +92,8 @@ async fn unknown_route_is_404_and_wrong_method_is_405() {
     for (m, path) in [(Method::DELETE, "/api/todos"), (Method::PUT, "/api/todos"), (Method::POST, "/api/todos/1"), (Method::POST, "/health"), (Method::DELETE, "/metrics")] {
         let r = app.call(req(m.clone(), path).header("content-type", "application/json").body(Body::from("{}")).unwrap()).await;
         r.assert_error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
+        let allow = r.header("allow").unwrap_or_else(|| panic!("405 without Allow for {m} {path}"));
+        assert!(allow.contains("GET"), "{path}: {allow}");
     }
     // Unmatched paths share one label value: raw paths must not grow the series set.
     let m = app.metrics();

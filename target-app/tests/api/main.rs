@@ -3,9 +3,12 @@
 //! app and running the seed's queries, and spans arriving at a real OTLP receiver (rotel).
 
 mod bad_input;
+mod config;
 mod faults;
 mod logs;
 mod metrics;
+mod otlp;
+mod prometheus;
 mod routes;
 mod socket;
 mod support;
