@@ -5,10 +5,13 @@
 //! Everything is fed from the merged `Snapshot` at each interval tick and from the `Report` at
 //! the end; nothing here touches the request hot path except the bounded span channel.
 
+pub mod init;
 pub mod metrics;
+pub mod otlp;
 pub mod push;
 pub mod remote_write;
 pub mod server;
+pub mod spans;
 pub mod text;
 
 use std::sync::{Arc, RwLock};
@@ -90,6 +93,8 @@ pub struct Telemetry {
     op_families: Vec<Family>,
     run: RunGauges,
     verdicts: Verdicts,
+    spans: Option<spans::SpanExport>,
+    otlp_metrics: Option<otlp::OtlpMetrics>,
 }
 
 impl Telemetry {
@@ -110,8 +115,17 @@ impl Telemetry {
             op_families,
             run: RunGauges::default(),
             verdicts: Verdicts::default(),
+            spans: None,
+            otlp_metrics: None,
         };
         t.publish();
+        if let Some(endpoint) = config.otlp_endpoint.as_deref() {
+            let other = |e: &dyn std::fmt::Display| TelemetryError::Other(e.to_string());
+            t.spans =
+                Some(spans::SpanExport::start(endpoint, &t.id.run_id).map_err(|e| other(&e))?);
+            t.otlp_metrics =
+                Some(otlp::OtlpMetrics::start(endpoint, t.shared.clone()).map_err(|e| other(&e))?);
+        }
         if let Some(addr) = t.outputs.metrics_addr {
             t.server = Some(server::Server::start(addr, t.shared.clone()).await?);
         }
@@ -120,12 +134,16 @@ impl Telemetry {
 
     /// Where the executor sends sampled finished requests (None: spans are not exported).
     pub fn span_sender(&self) -> Option<tokio::sync::mpsc::Sender<SpanRecord>> {
-        None
+        self.spans.as_ref().map(|s| s.sender())
     }
 
     /// The trace sampling ratio in effect (0 when spans are not exported).
     pub fn sample_ratio(&self) -> f64 {
-        0.0
+        if self.spans.is_some() {
+            self.outputs.trace_sample_ratio.clamp(0.0, 1.0)
+        } else {
+            0.0
+        }
     }
 
     /// The address `/metrics` is served on (the bound one when the plan said port 0).
@@ -183,6 +201,16 @@ impl Telemetry {
             && let Err(e) = remote_write::push(&url, &families).await
         {
             problems.push(format!("remote write to {url} failed: {e}"));
+        }
+        if let Some(spans) = self.spans.take()
+            && let Err(e) = spans.finish().await
+        {
+            problems.push(e.to_string());
+        }
+        if let Some(m) = self.otlp_metrics.take()
+            && let Err(e) = m.finish().await
+        {
+            problems.push(e.to_string());
         }
         if let Some(server) = self.server.take() {
             if !self.outputs.linger.is_zero() {

@@ -1,12 +1,392 @@
 //! `verify`: observability assertions (PromQL, LogQL, TraceQL, Tempo trace lookup) checked
 //! after the run against the generator's ground truth, polling until telemetry has arrived.
 //!
-//! (CONTRACT: signatures below. OWNER: telemetry helper.)
+//! Owns: query substitution (`RunContext`), ground truth from the `Report`, the comparison with
+//! tolerance, and the polling rounds. The HTTP clients and answer parsing live in `clients`.
+//! The engine stores the results in the report and exits 100 when one failed;
+//! `trafficgen verify REPORT --scenario S` calls the same `run` with the saved report.
+//!
+//! Times: instant queries are evaluated at the end of the run + `EVAL_DELAY` and range queries
+//! end there: late enough for the last scrape after the load (the generator's `/metrics` linger,
+//! scrape intervals up to a minute), fixed so that re-verifying a report later asks about the
+//! same moment, and within Prometheus' 5-minute lookback of the run's last samples. While that
+//! moment is still in the future, Prometheus answers with the newest data; polling converges.
 
-use crate::plan::Verify;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::plan::{Assertion, AssertionKind, Expect, Expected, GroundMetric, GroundRef, Tolerance, TraceSet, Verify};
+use crate::recorder::Counts;
 use crate::report::{AssertionResult, Report};
 
+pub mod clients;
+
+use clients::{Answer, Clients};
+
+/// Instant queries are evaluated this long after the end of the run (see the module doc).
+pub const EVAL_DELAY: Duration = Duration::from_secs(60);
+
 /// Runs every assertion, polling each until it passes or `verify.deadline` passes.
-pub async fn run(_verify: &Verify, _report: &Report) -> Vec<AssertionResult> {
-    todo!("telemetry helper")
+pub async fn run(verify: &Verify, report: &Report) -> Vec<AssertionResult> {
+    run_with(verify, report, &Clients::default()).await
 }
+
+/// `run` with a given client (tests).
+pub async fn run_with(verify: &Verify, report: &Report, clients: &Clients) -> Vec<AssertionResult> {
+    let ctx = match RunContext::from_report(report) {
+        Ok(c) => c,
+        Err(e) => {
+            return verify.assertions.iter().map(|a| failed(a, String::new(), 0, format!("cannot read the report's times: {e}"))).collect();
+        }
+    };
+    // The deadline counts from when verification starts (right after the load and linger in a
+    // run; when `trafficgen verify` starts otherwise), so a re-check also waits for late data.
+    let deadline = tokio::time::Instant::now() + verify.deadline;
+    let mut results: Vec<Option<AssertionResult>> = vec![None; verify.assertions.len()];
+    let mut done = vec![false; verify.assertions.len()];
+    loop {
+        for (i, a) in verify.assertions.iter().enumerate() {
+            if done[i] {
+                continue;
+            }
+            let attempts = results[i].as_ref().map_or(0, |r| r.attempts) + 1;
+            let outcome = attempt(a, verify, report, &ctx, clients).await;
+            done[i] = outcome.passed || outcome.final_;
+            results[i] = Some(AssertionResult {
+                name: a.name.clone(),
+                passed: outcome.passed,
+                query: outcome.query,
+                observed: outcome.observed,
+                expected: outcome.expected,
+                attempts,
+                message: outcome.message,
+            });
+        }
+        let now = tokio::time::Instant::now();
+        if done.iter().all(|d| *d) || now >= deadline {
+            break;
+        }
+        tokio::time::sleep(verify.interval.min(deadline - now).max(Duration::from_millis(1))).await;
+    }
+    let waited = verify.deadline;
+    results
+        .into_iter()
+        .map(|r| {
+            let mut r = r.expect("every assertion had at least one attempt");
+            let tries = if r.attempts == 1 { "1 attempt".to_string() } else { format!("{} attempts", r.attempts) };
+            r.message = if r.passed {
+                format!("{} ({tries})", r.message)
+            } else {
+                format!("{} (failed after {tries}, deadline {}s)", r.message, waited.as_secs_f64())
+            };
+            r
+        })
+        .collect()
+}
+
+fn failed(a: &Assertion, query: String, attempts: u32, message: String) -> AssertionResult {
+    AssertionResult { name: a.name.clone(), passed: false, query, observed: None, expected: None, attempts, message }
+}
+
+/// The run's names and times, for substitution and query ranges.
+#[derive(Debug, Clone)]
+pub struct RunContext {
+    pub run_id: String,
+    pub scenario: String,
+    /// RFC 3339 as in the report.
+    pub start_text: String,
+    pub end_text: String,
+    pub started: OffsetDateTime,
+    pub ended: OffsetDateTime,
+    /// Fault windows as (start, end), absolute.
+    pub faults: Vec<(OffsetDateTime, OffsetDateTime)>,
+}
+
+impl RunContext {
+    pub fn from_report(r: &Report) -> Result<RunContext, String> {
+        let parse = |s: &str| OffsetDateTime::parse(s, &Rfc3339).map_err(|e| format!("{s:?}: {e}"));
+        let started = parse(&r.started_at)?;
+        let ended = parse(&r.ended_at)?;
+        let at = |s: f64| started + Duration::from_secs_f64(s.max(0.0));
+        Ok(RunContext {
+            run_id: r.run_id.clone(),
+            scenario: r.scenario.clone(),
+            start_text: r.started_at.clone(),
+            end_text: r.ended_at.clone(),
+            started,
+            ended,
+            faults: r.faults.iter().map(|f| (at(f.start_s), at(f.end_s))).collect(),
+        })
+    }
+
+    /// The instant queries are evaluated at (and range queries end at).
+    pub fn eval_time(&self) -> OffsetDateTime {
+        self.ended + EVAL_DELAY
+    }
+
+    /// Replaces `${run_id}`, `${scenario}`, `${range}` (start of the run → evaluation time,
+    /// whole seconds rounded up, e.g. `153s` for a 93 s run: `increase(x[${range}])` evaluated
+    /// at the end + `EVAL_DELAY` covers the whole run),
+    /// `${start}`/`${end}` (RFC 3339), `${start_unix}`/`${end_unix}` and
+    /// `${fault_N_start}`/`${fault_N_end}` (unix seconds of window N, for PromQL's `@`).
+    /// Unknown `${…}` stay as they are.
+    pub fn substitute(&self, query: &str) -> String {
+        let eval = self.eval_time();
+        let range = ((eval - self.started).as_seconds_f64().ceil() as i64).max(1);
+        let unix = |t: OffsetDateTime| format!("{:.3}", t.unix_timestamp_nanos() as f64 / 1e9);
+        let mut out = String::with_capacity(query.len());
+        let mut rest = query;
+        while let Some(i) = rest.find("${") {
+            out.push_str(&rest[..i]);
+            let Some(len) = rest[i..].find('}') else {
+                rest = &rest[i..];
+                break;
+            };
+            let name = &rest[i + 2..i + len];
+            let value = match name {
+                "run_id" => Some(self.run_id.clone()),
+                "scenario" => Some(self.scenario.clone()),
+                "range" => Some(format!("{range}s")),
+                "start" => Some(self.start_text.clone()),
+                "end" => Some(self.end_text.clone()),
+                "start_unix" => Some(unix(self.started)),
+                "end_unix" => Some(unix(self.ended)),
+                _ => fault_var(name).and_then(|(n, end)| self.faults.get(n).map(|&(s, e)| unix(if end { e } else { s }))),
+            };
+            match value {
+                Some(v) => out.push_str(&v),
+                None => out.push_str(&rest[i..i + len + 1]),
+            }
+            rest = &rest[i + len + 1..];
+        }
+        out.push_str(rest);
+        out
+    }
+}
+
+/// `fault_3_start` → (3, false); `fault_0_end` → (0, true).
+fn fault_var(name: &str) -> Option<(usize, bool)> {
+    let rest = name.strip_prefix("fault_")?;
+    let (n, which) = rest.split_once('_')?;
+    let end = match which {
+        "start" => false,
+        "end" => true,
+        _ => return None,
+    };
+    Some((n.parse().ok()?, end))
+}
+
+/// The generator's own count for `g`, from the report.
+pub fn ground_truth(report: &Report, g: &GroundRef) -> Result<f64, String> {
+    let counts: &Counts = match &g.op {
+        None => &report.totals.counts,
+        Some(op) => &report.ops.iter().find(|(n, _)| n == op).ok_or_else(|| format!("the report has no operation {op:?}"))?.1.counts,
+    };
+    let n = match g.metric {
+        GroundMetric::Requests => match g.status.as_deref() {
+            None => counts.requests,
+            Some(s) if s.len() == 3 && s.ends_with("xx") => {
+                let class = s[..1].parse::<usize>().ok().filter(|c| (1..=5).contains(c)).ok_or_else(|| format!("bad status class {s:?}"))?;
+                counts.status_class[class - 1]
+            }
+            Some(s) => {
+                let code: u16 = s.parse().map_err(|_| format!("bad status {s:?}"))?;
+                counts.status.iter().find(|(c, _)| *c == code).map_or(0, |(_, n)| *n)
+            }
+        },
+        GroundMetric::Errors => counts.errors.iter().sum(),
+        GroundMetric::FaultsLatency => counts.faults_latency,
+        GroundMetric::FaultsError => counts.faults_error,
+    };
+    Ok(n as f64)
+}
+
+/// `requests{op:create,status:5xx}`, as the scenario spells it.
+pub fn ground_label(g: &GroundRef) -> String {
+    let (name, mut parts) = match g.metric {
+        GroundMetric::Requests => ("requests", vec![]),
+        GroundMetric::Errors => ("errors", vec![]),
+        GroundMetric::FaultsLatency => ("faults", vec!["kind:latency".to_string()]),
+        GroundMetric::FaultsError => ("faults", vec!["kind:error".to_string()]),
+    };
+    if let Some(op) = &g.op {
+        parts.push(format!("op:{op}"));
+    }
+    if let Some(s) = &g.status {
+        parts.push(format!("status:{s}"));
+    }
+    if parts.is_empty() { name.to_string() } else { format!("{name}{{{}}}", parts.join(",")) }
+}
+
+/// Short number text: integers without decimals, others with up to 4.
+pub fn num(x: f64) -> String {
+    if x.fract() == 0.0 && x.abs() < 1e15 {
+        format!("{x:.0}")
+    } else {
+        let s = format!("{x:.4}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
+fn op_text(c: crate::plan::Comparison) -> &'static str {
+    use crate::plan::Comparison::*;
+    match c {
+        Lt => "<",
+        Le => "<=",
+        Gt => ">",
+        Ge => ">=",
+        Eq => "==",
+        Ne => "!=",
+    }
+}
+
+/// Outcome of one attempt of one assertion.
+#[derive(Debug, Clone)]
+struct Outcome {
+    passed: bool,
+    /// Retrying cannot change it (configuration problem).
+    final_: bool,
+    query: String,
+    observed: Option<f64>,
+    expected: Option<String>,
+    message: String,
+}
+
+impl Outcome {
+    fn config(query: String, message: String) -> Outcome {
+        Outcome { passed: false, final_: true, query, observed: None, expected: None, message }
+    }
+}
+
+/// Compares an answer with the expectation. Tolerance loosens the bound in the direction of
+/// the comparison (`== x ± t` is `|observed − x| <= t`).
+pub fn judge(expect: &Expect, answer: &Answer, report: &Report) -> Result<(bool, Option<String>, String), String> {
+    let observed = answer.value;
+    let shown = observed.map_or("no result".to_string(), num);
+    Ok(match expect {
+        Expect::NonEmpty => (answer.items > 0, Some("non-empty".into()), format!("observed {shown} ({} items), expected a non-empty result", answer.items)),
+        Expect::Empty => (answer.items == 0, Some("empty".into()), format!("observed {shown} ({} items), expected no result", answer.items)),
+        Expect::Compare { comparison, value, tolerance } => {
+            let (bound, what) = match value {
+                Expected::Number(n) => (*n, num(*n)),
+                Expected::Ground(g) => {
+                    let n = ground_truth(report, g)?;
+                    (n, format!("{} ({})", num(n), ground_label(g)))
+                }
+            };
+            let tol = match tolerance {
+                Tolerance::Absolute(a) => *a,
+                Tolerance::Relative(r) => r * bound.abs(),
+            };
+            let tol_text = match tolerance {
+                Tolerance::Absolute(a) if *a == 0.0 => String::new(),
+                Tolerance::Absolute(a) => format!(" ± {}", num(*a)),
+                Tolerance::Relative(r) => format!(" ± {}% = {}", num(r * 100.0), num(tol)),
+            };
+            let expected = format!("{} {what}{tol_text}", op_text(*comparison));
+            use crate::plan::Comparison::*;
+            // An empty result (e.g. `sum(…)` over no 5xx series) counts as 0 only against an
+            // upper bound or an equality with 0: a misspelled query must not pass `> 0`.
+            let (value, note) = match observed {
+                Some(v) => (Some(v), ""),
+                None if matches!(comparison, Lt | Le | Eq) && bound - tol <= 0.0 => (Some(0.0), " (no result, counted as 0)"),
+                None => (None, ""),
+            };
+            let passed = value.is_some_and(|v| match comparison {
+                Eq => (v - bound).abs() <= tol,
+                Ne => (v - bound).abs() > tol,
+                Lt => v < bound + tol,
+                Le => v <= bound + tol,
+                Gt => v > bound - tol,
+                Ge => v >= bound - tol,
+            });
+            (passed, Some(expected.clone()), format!("observed {shown}{note}, expected {expected}"))
+        }
+    })
+}
+
+async fn attempt(a: &Assertion, verify: &Verify, report: &Report, ctx: &RunContext, clients: &Clients) -> Outcome {
+    let eval = ctx.eval_time();
+    let (query, url, kind) = match &a.kind {
+        AssertionKind::Promql { query, .. } => (ctx.substitute(query), &verify.prometheus_url, "prometheus_url"),
+        AssertionKind::Logql { query, .. } => (ctx.substitute(query), &verify.loki_url, "loki_url"),
+        AssertionKind::Traceql { query, .. } => (ctx.substitute(query), &verify.tempo_url, "tempo_url"),
+        AssertionKind::Traces { which, limit, slowest_span } => {
+            let q = format!("{} traces (up to {limit}) exist in Tempo{}", set_name(*which), slowest_span.as_ref().map_or(String::new(), |s| format!(", slowest span {s}")));
+            return match &verify.tempo_url {
+                None => Outcome::config(q, "verify.tempo_url is not set".into()),
+                Some(url) => traces(url, q, *which, *limit, slowest_span.as_deref(), report, clients).await,
+            };
+        }
+    };
+    let Some(url) = url else { return Outcome::config(query, format!("verify.{kind} is not set")) };
+    let answer = match &a.kind {
+        AssertionKind::Promql { .. } => clients.promql(url, &query, eval.unix_timestamp_nanos() as f64 / 1e9).await,
+        AssertionKind::Logql { .. } => clients.logql(url, &query, ctx.started.unix_timestamp_nanos(), eval.unix_timestamp_nanos()).await,
+        AssertionKind::Traceql { .. } => clients.traceql(url, &query, ctx.started.unix_timestamp(), eval.unix_timestamp() + 1).await,
+        AssertionKind::Traces { .. } => unreachable!("handled above"),
+    };
+    let (AssertionKind::Promql { expect, .. } | AssertionKind::Logql { expect, .. } | AssertionKind::Traceql { expect, .. }) = &a.kind else {
+        unreachable!("handled above")
+    };
+    match answer {
+        Err(e) => {
+            // 400 = the backend rejected the query (syntax): asking again cannot help.
+            let final_ = matches!(e, clients::QueryError::Status { status: 400, .. });
+            Outcome { passed: false, final_, query, observed: None, expected: None, message: e.to_string() }
+        }
+        Ok(answer) => match judge(expect, &answer, report) {
+            Ok((passed, expected, message)) => Outcome { passed, final_: false, query, observed: answer.value, expected, message },
+            Err(e) => Outcome::config(query, e),
+        },
+    }
+}
+
+fn set_name(which: TraceSet) -> &'static str {
+    match which {
+        TraceSet::Slowest => "slowest",
+        TraceSet::Failed => "failed",
+        TraceSet::Faulted => "faulted",
+    }
+}
+
+/// The report's kept traces of one set exist in Tempo (and, optionally, `want` is the span
+/// with the largest self time in each).
+async fn traces(url: &str, query: String, which: TraceSet, limit: usize, want: Option<&str>, report: &Report, clients: &Clients) -> Outcome {
+    let refs = match which {
+        TraceSet::Slowest => &report.slowest,
+        TraceSet::Failed => &report.failed,
+        TraceSet::Faulted => &report.faulted,
+    };
+    let refs: Vec<_> = refs.iter().take(limit.max(1)).collect();
+    if refs.is_empty() {
+        return Outcome::config(query, format!("the report lists no {} traces", set_name(which)));
+    }
+    let mut good = 0usize;
+    let mut problems = Vec::new();
+    for r in &refs {
+        match clients.trace(url, &r.trace_id).await {
+            Err(e) => problems.push(format!("{}: {e}", r.trace_id)),
+            Ok(spans) => match (want, clients::slowest_span(&spans)) {
+                (None, _) => good += 1,
+                (Some(w), Some((name, _))) if name == w => good += 1,
+                (Some(w), Some((name, self_ns))) => {
+                    problems.push(format!("{}: slowest span is {name} ({} ms self time), not {w}", r.trace_id, num(self_ns as f64 / 1e6)))
+                }
+                (Some(w), None) => problems.push(format!("{}: no spans, expected {w}", r.trace_id)),
+            },
+        }
+    }
+    let expected = format!("{} traces found{}", refs.len(), want.map_or(String::new(), |w| format!(" with slowest span {w}")));
+    let message = if problems.is_empty() {
+        format!("observed {good} of {}: all found{}", refs.len(), want.map_or(String::new(), |w| format!(", {w} slowest in each")))
+    } else {
+        format!("observed {good} of {}: {}", refs.len(), problems.join("; "))
+    };
+    Outcome { passed: problems.is_empty(), final_: false, query, observed: Some(good as f64), expected: Some(expected), message }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,2 +1,8 @@
-
+mod report;
+mod run_e2e;
+mod scenarios;
+mod scheduler;
+mod support;
 mod telemetry;
+mod verdict;
+mod verify;

@@ -14,6 +14,7 @@ use trafficgen::report::{AssertionResult, OpReport, Report, ThresholdResult};
 use trafficgen::telemetry::metrics::Identity;
 use trafficgen::telemetry::{Config, Format, Telemetry};
 
+mod otlp;
 mod pushes;
 
 pub(crate) const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -145,6 +146,7 @@ pub(crate) fn report(run_id: &str) -> Report {
             message: String::new(),
         }],
         passed: false,
+        config: Default::default(),
     }
 }
 

@@ -1,0 +1,208 @@
+//! OTLP export against a real receiver (rotel, REAL-PARTS §2b): client spans with the
+//! executor's ids, names and attributes; OTLP metrics under `service.name=trafficgen`.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use trafficgen::recorder::{ErrorKind, SpanRecord};
+use trafficgen::telemetry::Telemetry;
+
+use super::{Proc, binary, config, free_port, report, snapshot};
+
+/// rotel on two ephemeral ports, logging what it receives to `dir/rotel.out`.
+pub(crate) async fn rotel(dir: &Path) -> (Proc, String) {
+    let bin = binary("ROTEL_BIN", "rotel-agent");
+    let (grpc, http) = (free_port(), free_port());
+    let out = std::fs::File::create(dir.join("rotel.out")).unwrap();
+    let child = Command::new(&bin)
+        .arg("start")
+        .arg(format!("--otlp-grpc-endpoint=127.0.0.1:{grpc}"))
+        .arg(format!("--otlp-http-endpoint=127.0.0.1:{http}"))
+        .args([
+            "--exporter",
+            "blackhole",
+            "--debug-log",
+            "traces",
+            "--debug-log",
+            "metrics",
+        ])
+        .args(["--debug-log-verbosity", "detailed"])
+        .arg(format!("--pid-file={}", dir.join("rotel.pid").display()))
+        .arg(format!("--log-file={}", dir.join("rotel.log").display()))
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+    let p = Proc(child);
+    let base = format!("http://127.0.0.1:{http}");
+    // Ready when the OTLP/HTTP receiver accepts a (empty, valid) JSON export.
+    let client = reqwest::Client::new();
+    for _ in 0..300 {
+        let r = client
+            .post(format!("{base}/v1/traces"))
+            .header("content-type", "application/json")
+            .body(r#"{"resourceSpans":[]}"#)
+            .send()
+            .await;
+        if matches!(r, Ok(ref r) if r.status().is_success()) {
+            return (p, base);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("rotel never became ready on {base}");
+}
+
+/// rotel's stdout without ANSI colours.
+pub(crate) fn received(dir: &Path) -> String {
+    let raw = std::fs::read_to_string(dir.join("rotel.out")).unwrap_or_default();
+    let mut out = String::with_capacity(raw.len());
+    let mut chars = raw.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // ESC [ ... letter
+            for d in chars.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Polls rotel's output until `pred` holds (bounded).
+pub(crate) async fn wait_received(dir: &Path, what: &str, pred: impl Fn(&str) -> bool) -> String {
+    for _ in 0..300 {
+        let text = received(dir);
+        if pred(&text) {
+            return text;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("rotel never received {what}:\n{}", received(dir));
+}
+
+fn record(
+    n: u8,
+    method: &'static str,
+    op: &str,
+    status: Option<u16>,
+    error: Option<ErrorKind>,
+) -> SpanRecord {
+    SpanRecord {
+        trace_id: [0xa0, n, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14],
+        span_id: [0xb0, n, 1, 2, 3, 4, 5, 6],
+        op: Arc::from(op),
+        method,
+        url: format!("http://127.0.0.1:1/api/todos/{n}"),
+        status,
+        error,
+        start: SystemTime::now(),
+        duration: Duration::from_millis(12),
+        fault: (n == 2).then_some("latency"),
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[tokio::test]
+async fn client_spans_and_metrics_reach_a_real_otlp_receiver() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_rotel, endpoint) = rotel(dir.path()).await;
+
+    let mut cfg = config("otlp-1");
+    cfg.outputs.trace_sample_ratio = 0.25;
+    cfg.otlp_endpoint = Some(endpoint);
+    let mut t = Telemetry::start_with(cfg).await.unwrap();
+    assert_eq!(t.sample_ratio(), 0.25);
+    let tx = t
+        .span_sender()
+        .expect("spans are exported when an endpoint is set");
+    let recs = [
+        record(1, "POST", "create", Some(201), None),
+        record(2, "GET", "list", Some(200), None),
+        record(3, "DELETE", "delete", None, Some(ErrorKind::Timeout)),
+    ];
+    for r in &recs {
+        tx.try_send(r.clone()).unwrap();
+    }
+    t.observe(&snapshot(true));
+    let problems = t.finish(&report("otlp-1")).await;
+    assert!(problems.is_empty(), "{problems:?}");
+    // The executor's sender outlives finish: sending after it is harmless.
+    let _ = tx.try_send(recs[0].clone());
+
+    let ids: Vec<String> = recs.iter().map(|r| hex(&r.trace_id)).collect();
+    let text = wait_received(dir.path(), "the three client spans", |t| {
+        ids.iter().all(|id| t.contains(id.as_str()))
+    })
+    .await;
+    for (r, id) in recs.iter().zip(&ids) {
+        // The span block of this trace id: from its "Trace ID" line to the next span.
+        let at = text.find(id.as_str()).unwrap();
+        let block = &text[at..];
+        let block = &block[..block[1..].find("Trace ID").map_or(block.len(), |i| i + 1)];
+        assert!(
+            block.contains(&hex(&r.span_id)),
+            "span id of {id}:\n{block}"
+        );
+        assert!(
+            block.contains(&format!("{} {}", r.method, r.op)),
+            "name of {id}:\n{block}"
+        );
+        assert!(block.contains("SPAN_KIND_CLIENT"), "kind of {id}:\n{block}");
+        assert!(
+            block.contains("trafficgen.run_id") && block.contains("otlp-1"),
+            "{block}"
+        );
+        assert!(
+            block.contains("url.full") && block.contains(&r.url),
+            "{block}"
+        );
+        assert!(block.contains("http.request.method"), "{block}");
+        assert_eq!(block.contains("fault.kind"), r.fault.is_some(), "{block}");
+        assert_eq!(
+            block.contains("http.response.status_code"),
+            r.status.is_some(),
+            "{block}"
+        );
+    }
+    assert!(text.contains("trafficgen"), "{text}");
+    let text = wait_received(dir.path(), "OTLP metrics of service trafficgen", |t| {
+        t.contains("ResourceMetrics") && t.contains("-> Name: trafficgen_run_finished")
+    })
+    .await;
+    let metrics = &text[text.find("ResourceMetrics").unwrap()..];
+    assert!(
+        metrics.contains("service.name: Str(trafficgen)"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("-> Name: trafficgen_requests\n"),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("trafficgen_response_time_seconds"),
+        "histograms are not sent over OTLP"
+    );
+    // The final export carries the final values: run_finished = 1.
+    let last = &metrics[metrics.rfind("-> Name: trafficgen_run_finished").unwrap()..];
+    let value = last
+        .lines()
+        .find_map(|l| l.strip_prefix("Value: "))
+        .unwrap();
+    assert_eq!(value.trim(), "1", "{last}");
+}
+
+#[tokio::test]
+async fn without_an_endpoint_nothing_is_sampled() {
+    let t = Telemetry::start_with(config("otlp-2")).await.unwrap();
+    assert!(t.span_sender().is_none());
+    assert_eq!(t.sample_ratio(), 0.0);
+}

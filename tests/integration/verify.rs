@@ -1,0 +1,260 @@
+//! `verify` against a REAL Prometheus (PROMETHEUS_BIN or `prometheus` on PATH; a missing binary
+//! fails the test) scraping a real todo-api that got known traffic: PromQL assertions compared
+//! with the ground truth pass, deliberately wrong ones fail with a clear message.
+//!
+//! Loki and Tempo cannot run here: their clients are tested in `src/verify/tests.rs` against
+//! in-test HTTP servers answering with the documented response shapes.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use trafficgen::plan::{Assertion, AssertionKind, Comparison, Expect, Expected, GroundMetric, GroundRef, Segment, Tolerance, Verify};
+use trafficgen::recorder::Counts;
+use trafficgen::report::{OpReport, Report};
+
+/// Kills the child process it owns when the test ends, whatever the outcome.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn binary(env: &str, name: &str) -> PathBuf {
+    if let Some(p) = std::env::var_os(env) {
+        return PathBuf::from(p);
+    }
+    std::env::var_os("PATH")
+        .and_then(|paths| std::env::split_paths(&paths).map(|d| d.join(name)).find(|p| p.is_file()))
+        .unwrap_or_else(|| panic!("{name} not found: set {env} or put it on PATH (scripts/test.sh installs it)"))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Bounded readiness poll.
+async fn poll<F, Fut>(what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..300 {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+async fn prometheus(scrape: &str) -> (Proc, String, tempfile::TempDir) {
+    let bin = binary("PROMETHEUS_BIN", "prometheus");
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = format!("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: todo-api\n    static_configs:\n      - targets: ['{scrape}']\n");
+    std::fs::write(dir.path().join("prometheus.yml"), cfg).unwrap();
+    let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
+    let child = Command::new(&bin)
+        .arg(format!("--config.file={}", dir.path().join("prometheus.yml").display()))
+        .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+    let proc = Proc(child);
+    let base = format!("http://127.0.0.1:{port}");
+    let ready = &format!("{base}/-/ready");
+    poll("prometheus /-/ready", || async move { reqwest::get(ready).await.is_ok_and(|r| r.status().is_success()) }).await;
+    (proc, base, dir)
+}
+
+async fn prom_value(base: &str, q: &str) -> Option<f64> {
+    let mut url = reqwest::Url::parse(&format!("{base}/api/v1/query")).unwrap();
+    url.query_pairs_mut().append_pair("query", q);
+    let v: serde_json::Value = reqwest::get(url).await.ok()?.json().await.ok()?;
+    v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
+}
+
+fn counts(ok: u64, failed: u64, status_ok: u16) -> Counts {
+    Counts {
+        requests: ok + failed,
+        status_class: [0, ok, 0, 0, failed],
+        status: [(status_ok, ok), (503, failed)].into_iter().filter(|(_, n)| *n > 0).collect(),
+        errors: [0, 0, 0, 0, 0, failed],
+        faults_error: failed,
+        ..Counts::default()
+    }
+}
+
+/// A report of the traffic this test sent: creates (some failed with an injected 503) and lists.
+fn report(started: time::OffsetDateTime, ended: time::OffsetDateTime, create: Counts, list: Counts) -> Report {
+    let rfc = |t: time::OffsetDateTime| t.format(&time::format_description::well_known::Rfc3339).unwrap();
+    let mut total = create.clone();
+    total.requests += list.requests;
+    total.status_class[1] += list.status_class[1];
+    total.status.push((200, list.status_class[1]));
+    total.status.sort();
+    let op = |c| OpReport { counts: c, ..OpReport::default() };
+    Report {
+        version: 1,
+        run_id: "itest".into(),
+        scenario: "verify-itest".into(),
+        source: None,
+        target_url: String::new(),
+        started_at: rfc(started),
+        ended_at: rfc(ended),
+        duration_s: (ended - started).as_seconds_f64(),
+        interrupted: false,
+        aborted: None,
+        segment: Segment::WHOLE,
+        totals: op(total),
+        ops: vec![("create".into(), op(create)), ("list".into(), op(list))],
+        timeline: vec![],
+        faults: vec![],
+        slowest: vec![],
+        failed: vec![],
+        faulted: vec![],
+        thresholds: vec![],
+        verify: vec![],
+        passed: true,
+        config: Default::default(),
+    }
+}
+
+fn promql(name: &str, query: &str, expect: Expect) -> Assertion {
+    Assertion { name: name.into(), kind: AssertionKind::Promql { query: query.into(), expect } }
+}
+
+fn eq_ground(metric: GroundMetric, op: Option<&str>, status: Option<&str>, tolerance: Tolerance) -> Expect {
+    Expect::Compare {
+        comparison: Comparison::Eq,
+        value: Expected::Ground(GroundRef { metric, op: op.map(str::to_string), status: status.map(str::to_string) }),
+        tolerance,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promql_assertions_against_a_real_prometheus_scraping_the_todo_api() {
+    let config = todo_api::Config { faults_enabled: true, log: todo_api::LogOutput::Off, shutdown_grace: Duration::from_millis(100), ..todo_api::Config::default() };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api_addr = listener.local_addr().unwrap();
+    let api = format!("http://{api_addr}");
+    let (stop_api, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(todo_api::serve(listener, todo_api::AppState::new(config), async move {
+        let _ = stopped.await;
+    }));
+    let (_prom, prom, _dir) = prometheus(&api_addr.to_string()).await;
+    let started = time::OffsetDateTime::now_utc();
+
+    let http = reqwest::Client::new();
+    let create = |fail: bool| {
+        let mut r = http.post(format!("{api}/api/todos")).json(&serde_json::json!({"text": "verify me"}));
+        if fail {
+            r = r.header("X-Fault-Status", "503");
+        }
+        async move { r.send().await.unwrap().status().as_u16() }
+    };
+    let list = || {
+        let r = http.get(format!("{api}/api/todos"));
+        async move { r.send().await.unwrap().status().as_u16() }
+    };
+    // Phase 1: one request of each kind, so every series exists before the counted traffic
+    // (a series first seen at value N hides those N from increase()).
+    assert_eq!(create(false).await, 201);
+    assert_eq!(create(true).await, 503);
+    assert_eq!(list().await, 200);
+    let p = &prom;
+    poll("three scraped samples of each series", || async move {
+        prom_value(p, "min(count_over_time(tp2devops_http_requests_total{route=\"/api/todos\"}[1m]))").await.is_some_and(|n| n >= 3.0)
+            && prom_value(p, "count(tp2devops_http_requests_total{route=\"/api/todos\"})").await == Some(3.0)
+    })
+    .await;
+    // Phase 2: the counted traffic.
+    let (mut ok, mut failed, mut lists) = (1u64, 1u64, 1u64);
+    for i in 0..120 {
+        if i % 10 == 0 {
+            assert_eq!(create(true).await, 503);
+            failed += 1;
+        } else if i % 3 == 0 {
+            assert_eq!(list().await, 200);
+            lists += 1;
+        } else {
+            assert_eq!(create(false).await, 201);
+            ok += 1;
+        }
+    }
+    let ended = time::OffsetDateTime::now_utc();
+    let report = report(started, ended, counts(ok, failed, 201), counts(lists, 0, 200));
+
+    let good = Verify {
+        prometheus_url: Some(prom.clone()),
+        loki_url: None,
+        tempo_url: None,
+        grafana_url: None,
+        deadline: Duration::from_secs(30),
+        interval: Duration::from_millis(500),
+        assertions: vec![
+            promql(
+                "server saw every request",
+                "sum(tp2devops_http_requests_total{route=\"/api/todos\"})",
+                eq_ground(GroundMetric::Requests, None, None, Tolerance::Absolute(0.0)),
+            ),
+            promql(
+                "server 5xx == injected errors",
+                "sum(tp2devops_http_requests_total{route=\"/api/todos\",status_code=~\"5..\"})",
+                eq_ground(GroundMetric::FaultsError, Some("create"), None, Tolerance::Absolute(0.0)),
+            ),
+            promql(
+                "5xx increase over the run",
+                // Phase 1's first samples are not an increase: compare with 15 % slack for that
+                // and for Prometheus' extrapolation to the ends of the range.
+                "sum(increase(tp2devops_http_requests_total{route=\"/api/todos\",status_code=\"503\"}[${range}]))",
+                eq_ground(GroundMetric::Requests, Some("create"), Some("5xx"), Tolerance::Relative(0.15)),
+            ),
+            promql(
+                "POST increase over the run",
+                "sum(increase(tp2devops_http_requests_total{route=\"/api/todos\",method=\"POST\"}[${range}]))",
+                eq_ground(GroundMetric::Requests, Some("create"), None, Tolerance::Relative(0.15)),
+            ),
+            promql("no teapots", "tp2devops_http_requests_total{status_code=\"418\"}", Expect::Empty),
+        ],
+    };
+    let results = trafficgen::verify::run(&good, &report).await;
+    for r in &results {
+        assert!(r.passed, "{r:#?}");
+        assert!(r.expected.is_some(), "{r:#?}");
+    }
+    assert_eq!(results[0].observed, Some((ok + failed + lists) as f64));
+    assert_eq!(results[1].observed, Some(failed as f64));
+    assert!(results[2].query.contains("[") && !results[2].query.contains("${range}"), "substituted: {}", results[2].query);
+
+    let wrong = Verify {
+        deadline: Duration::from_secs(3),
+        assertions: vec![
+            promql(
+                "deliberately wrong: every request failed",
+                "sum(tp2devops_http_requests_total{route=\"/api/todos\",status_code=~\"5..\"})",
+                eq_ground(GroundMetric::Requests, None, None, Tolerance::Relative(0.01)),
+            ),
+            promql("deliberately wrong: a series that does not exist", "sum(tp2devops_no_such_metric_total)", Expect::NonEmpty),
+            promql("syntax error", "sum(", Expect::NonEmpty),
+        ],
+        ..good
+    };
+    let results = trafficgen::verify::run(&wrong, &report).await;
+    assert!(results.iter().all(|r| !r.passed), "{results:#?}");
+    let r = &results[0];
+    assert_eq!(r.observed, Some(failed as f64));
+    assert!(r.attempts >= 2, "polled until the deadline: {r:#?}");
+    let total = ok + failed + lists;
+    assert!(r.message.contains(&format!("observed {failed}")) && r.message.contains(&format!("== {total} (requests)")), "{}", r.message);
+    assert!(results[1].message.contains("no result"), "{}", results[1].message);
+    assert!(results[2].message.contains("HTTP 400") && results[2].message.contains("parse error"), "{}", results[2].message);
+    assert_eq!(results[2].attempts, 1, "a rejected query is not retried");
+    let _ = stop_api.send(());
+}
