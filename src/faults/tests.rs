@@ -267,3 +267,25 @@ async fn wrong_token_and_missing_api_are_reported_as_text() {
         assert!(errors[0].contains(expect) && errors[0].starts_with("fault window 0: POST"), "{}", errors[0]);
     }
 }
+
+#[tokio::test]
+async fn a_server_error_window_fails_only_the_chosen_operation_until_stopped() {
+    let (base, _stop) = todo_api(Some("secret")).await;
+    let mut w = error(0, 30, 503, FaultVia::Server);
+    (w.route, w.ops) = (None, vec!["create".into()]);
+    let faults = ServerFaults::spawn(&plan(vec![w]), base.clone(), Some("secret".into()), tokio::time::Instant::now());
+    for _ in 0..200 {
+        if !faults.rule_ids().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let http = reqwest::Client::new();
+    let create = || http.post(format!("{base}/api/todos")).json(&serde_json::json!({"text": "x"})).send();
+    let r = create().await.unwrap();
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["error"], "fault_injected");
+    assert_eq!(http.get(format!("{base}/api/todos")).send().await.unwrap().status(), 200, "GET is not the create operation");
+    assert!(faults.stop().await.is_empty());
+    assert_eq!(create().await.unwrap().status(), 201, "the rule is gone after stop()");
+}

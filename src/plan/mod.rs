@@ -113,18 +113,20 @@ pub struct Assertion {
     pub kind: AssertionKind,
 }
 
-/// Queries may use `${run_id}`, `${scenario}`, `${range}` (the run's duration rounded up to
-/// whole seconds, e.g. `93s`), `${start}` and `${end}` (RFC 3339), substituted before sending.
+/// Queries may use `${run_id}`, `${scenario}`, `${range}` (from the run's start to the
+/// evaluation time, whole seconds rounded up), `${start}` and `${end}` (RFC 3339),
+/// `${start_unix}`, `${end_unix}`, `${fault_N_start}`, `${fault_N_end}` (unix seconds, for
+/// PromQL's `@`), substituted before sending (see `verify::RunContext::substitute`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum AssertionKind {
-    /// Instant PromQL query evaluated at the end of the run (plus the linger).
+    /// Instant PromQL query evaluated at the end of the run plus `verify::EVAL_DELAY`.
     Promql { query: String, expect: Expect },
     /// LogQL query over the run's time range.
     Logql { query: String, expect: Expect },
     /// TraceQL search over the run's time range.
     Traceql { query: String, expect: Expect },
     /// The kept trace ids of the given kind exist in Tempo; optionally the named span is the
-    /// slowest child of each trace.
+    /// slowest child of each trace (the span with the largest self time).
     Traces { which: TraceSet, limit: usize, slowest_span: Option<String> },
 }
 

@@ -1,6 +1,385 @@
 //! Recorder: per-worker HdrHistograms and counters, merged off the hot path into a `Snapshot`.
-//! (OWNER: engine helper.)
+//!
+//! A worker thread owns one `WorkerRecorder` (no lock, no channel per request). Every interval it
+//! hands its delta to the `Collector` over a channel (one message per worker per interval) and
+//! continues with an emptied recorder that the collector sends back for reuse, so memory stays
+//! flat for a run of any length. Trace ids are kept compactly (`RawTrace`, `Copy`) in bounded
+//! lists and only turned into strings when a snapshot is taken.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
 
 pub mod snapshot;
 
 pub use snapshot::{Counts, ErrorKind, OpSnapshot, Snapshot, SpanRecord, TraceRef};
+
+/// Histogram bounds, microseconds: 1 µs .. 5 min, 3 significant digits. Larger values saturate.
+pub const HIST_MAX_US: u64 = 300_000_000;
+
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, HIST_MAX_US, 3).expect("static histogram bounds are valid")
+}
+
+/// A request worth remembering, without allocation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RawTrace {
+    pub trace_id: [u8; 16],
+    pub op: u16,
+    /// Intended start, from the start of the load.
+    pub at_us: u64,
+    pub rt_us: u64,
+    pub status: Option<u16>,
+    pub error: Option<ErrorKind>,
+    pub fault: Option<&'static str>,
+}
+
+impl RawTrace {
+    pub fn to_ref(&self, names: &[String]) -> TraceRef {
+        TraceRef {
+            trace_id: hex(&self.trace_id),
+            op: names.get(self.op as usize).cloned().unwrap_or_default(),
+            at_ms: self.at_us as f64 / 1000.0,
+            response_time_ms: self.rt_us as f64 / 1000.0,
+            status: self.status,
+            error: self.error,
+            fault: self.fault.map(str::to_string),
+        }
+    }
+}
+
+/// Lowercase hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    const D: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(D[(b >> 4) as usize] as char);
+        s.push(D[(b & 15) as usize] as char);
+    }
+    s
+}
+
+/// What one finished request contributes.
+#[derive(Debug, Clone, Copy)]
+pub struct Outcome {
+    pub op: usize,
+    pub status: Option<u16>,
+    pub error: Option<ErrorKind>,
+    /// Response time from the intended start; None when no response came (connect/io errors).
+    pub rt_us: Option<u64>,
+    pub st_us: Option<u64>,
+    pub lag_us: u64,
+    pub late: bool,
+    pub fault: Option<&'static str>,
+    pub trace_id: [u8; 16],
+    pub at_us: u64,
+}
+
+/// One operation's delta in a worker.
+#[derive(Debug, Clone)]
+pub struct OpRecorder {
+    pub counts: Counts,
+    pub response_time: Histogram<u64>,
+    pub service_time: Histogram<u64>,
+    pub lag: Histogram<u64>,
+    pub last: Option<RawTrace>,
+}
+
+impl OpRecorder {
+    fn new() -> Self {
+        OpRecorder { counts: Counts::default(), response_time: new_histogram(), service_time: new_histogram(), lag: new_histogram(), last: None }
+    }
+    fn reset(&mut self) {
+        self.counts = Counts::default();
+        self.response_time.reset();
+        self.service_time.reset();
+        self.lag.reset();
+        self.last = None;
+    }
+}
+
+/// Bounded trace lists shared by worker deltas and the collector.
+#[derive(Debug, Clone, Default)]
+pub struct TraceLists {
+    keep: usize,
+    /// Slowest first.
+    pub slowest: Vec<RawTrace>,
+    /// Most recent first.
+    pub failed: VecDeque<RawTrace>,
+    pub faulted: VecDeque<RawTrace>,
+}
+
+impl TraceLists {
+    pub fn new(keep: usize) -> Self {
+        TraceLists { keep, slowest: Vec::with_capacity(keep + 1), failed: VecDeque::with_capacity(keep + 1), faulted: VecDeque::with_capacity(keep + 1) }
+    }
+    fn offer_slow(&mut self, t: RawTrace) {
+        if self.keep == 0 {
+            return;
+        }
+        if self.slowest.len() == self.keep && self.slowest.last().is_some_and(|l| l.rt_us >= t.rt_us) {
+            return;
+        }
+        let at = self.slowest.partition_point(|x| x.rt_us >= t.rt_us);
+        self.slowest.insert(at, t);
+        self.slowest.truncate(self.keep);
+    }
+    fn push_recent(list: &mut VecDeque<RawTrace>, keep: usize, t: RawTrace) {
+        if keep == 0 {
+            return;
+        }
+        list.push_front(t);
+        list.truncate(keep);
+    }
+    pub fn offer(&mut self, t: RawTrace) {
+        if t.rt_us > 0 {
+            self.offer_slow(t);
+        }
+        if t.error.is_some() {
+            Self::push_recent(&mut self.failed, self.keep, t);
+        }
+        if t.fault.is_some() {
+            Self::push_recent(&mut self.faulted, self.keep, t);
+        }
+    }
+    /// Adds a newer delta's lists (its entries are more recent than ours).
+    pub fn absorb(&mut self, newer: &TraceLists) {
+        for t in &newer.slowest {
+            self.offer_slow(*t);
+        }
+        for t in newer.failed.iter().rev() {
+            Self::push_recent(&mut self.failed, self.keep, *t);
+        }
+        for t in newer.faulted.iter().rev() {
+            Self::push_recent(&mut self.faulted, self.keep, *t);
+        }
+    }
+    fn clear(&mut self) {
+        self.slowest.clear();
+        self.failed.clear();
+        self.faulted.clear();
+    }
+}
+
+/// A worker's figures since its last flush, plus its gauges.
+#[derive(Debug, Clone)]
+pub struct WorkerRecorder {
+    pub worker: usize,
+    pub ops: Vec<OpRecorder>,
+    pub traces: TraceLists,
+    /// Gauges (current values, not deltas).
+    pub in_flight: u64,
+    pub vus: u64,
+    /// Set on the worker's last delta.
+    pub finished: bool,
+}
+
+impl WorkerRecorder {
+    pub fn new(worker: usize, ops: usize, keep: usize) -> Self {
+        WorkerRecorder { worker, ops: (0..ops).map(|_| OpRecorder::new()).collect(), traces: TraceLists::new(keep), in_flight: 0, vus: 0, finished: false }
+    }
+
+    /// Zeroes the deltas (not the gauges) for reuse.
+    pub fn reset(&mut self) {
+        for o in &mut self.ops {
+            o.reset();
+        }
+        self.traces.clear();
+        self.finished = false;
+    }
+
+    /// Records a finished (or failed) request. Allocation-free except the first time a status
+    /// code is seen.
+    pub fn record(&mut self, o: &Outcome) {
+        let Some(op) = self.ops.get_mut(o.op) else { return };
+        let c = &mut op.counts;
+        c.requests += 1;
+        if let Some(code) = o.status {
+            let class = (code / 100).clamp(1, 5) as usize - 1;
+            c.status_class[class] += 1;
+            match c.status.binary_search_by_key(&code, |&(k, _)| k) {
+                Ok(i) => c.status[i].1 += 1,
+                Err(i) => c.status.insert(i, (code, 1)),
+            }
+        }
+        if let Some(e) = o.error {
+            c.errors[e.index()] += 1;
+        }
+        if o.late {
+            c.late += 1;
+        }
+        match o.fault {
+            Some("error") => c.faults_error += 1,
+            Some(_) => c.faults_latency += 1,
+            None => {}
+        }
+        if let Some(rt) = o.rt_us {
+            op.response_time.saturating_record(rt);
+        }
+        if let Some(st) = o.st_us {
+            op.service_time.saturating_record(st);
+        }
+        op.lag.saturating_record(o.lag_us);
+        let raw = RawTrace { trace_id: o.trace_id, op: o.op as u16, at_us: o.at_us, rt_us: o.rt_us.unwrap_or(0), status: o.status, error: o.error, fault: o.fault };
+        op.last = Some(raw);
+        self.traces.offer(raw);
+    }
+
+    pub fn dropped(&mut self, op: usize) {
+        if let Some(o) = self.ops.get_mut(op) {
+            o.counts.dropped += 1;
+        }
+    }
+    pub fn empty_pool(&mut self, op: usize) {
+        if let Some(o) = self.ops.get_mut(op) {
+            o.counts.empty_pool += 1;
+        }
+    }
+    pub fn checks(&mut self, op: usize, passed: u64, failed: u64) {
+        if let Some(o) = self.ops.get_mut(op) {
+            o.counts.checks_passed += passed;
+            o.counts.checks_failed += failed;
+        }
+    }
+}
+
+/// Adds `b` into `a`.
+pub fn add_counts(a: &mut Counts, b: &Counts) {
+    a.requests += b.requests;
+    for i in 0..5 {
+        a.status_class[i] += b.status_class[i];
+    }
+    for &(code, n) in &b.status {
+        match a.status.binary_search_by_key(&code, |&(k, _)| k) {
+            Ok(i) => a.status[i].1 += n,
+            Err(i) => a.status.insert(i, (code, n)),
+        }
+    }
+    for i in 0..6 {
+        a.errors[i] += b.errors[i];
+    }
+    a.dropped += b.dropped;
+    a.late += b.late;
+    a.empty_pool += b.empty_pool;
+    a.checks_passed += b.checks_passed;
+    a.checks_failed += b.checks_failed;
+    a.faults_latency += b.faults_latency;
+    a.faults_error += b.faults_error;
+}
+
+/// Merges worker deltas into cumulative figures and produces snapshots.
+#[derive(Debug)]
+pub struct Collector {
+    names: Vec<String>,
+    ops: Vec<OpRecorder>,
+    traces: TraceLists,
+    gauges: Vec<(u64, u64)>,
+    last_requests: u64,
+    last_elapsed: Duration,
+}
+
+impl Collector {
+    pub fn new(names: Vec<String>, workers: usize, keep: usize) -> Self {
+        let ops = (0..names.len()).map(|_| OpRecorder::new()).collect();
+        Collector { names, ops, traces: TraceLists::new(keep), gauges: vec![(0, 0); workers], last_requests: 0, last_elapsed: Duration::ZERO }
+    }
+
+    /// Adds a worker's delta; the caller may reuse `d` after `d.reset()`.
+    pub fn absorb(&mut self, d: &WorkerRecorder) {
+        for (acc, o) in self.ops.iter_mut().zip(&d.ops) {
+            add_counts(&mut acc.counts, &o.counts);
+            // Same bounds on both sides, so `add` cannot fail.
+            let _ = acc.response_time.add(&o.response_time);
+            let _ = acc.service_time.add(&o.service_time);
+            let _ = acc.lag.add(&o.lag);
+            if o.last.is_some() {
+                acc.last = o.last;
+            }
+        }
+        self.traces.absorb(&d.traces);
+        if let Some(g) = self.gauges.get_mut(d.worker) {
+            *g = if d.finished { (0, 0) } else { (d.in_flight, d.vus) };
+        }
+    }
+
+    pub fn total_requests(&self) -> u64 {
+        self.ops.iter().map(|o| o.counts.requests).sum()
+    }
+
+    /// The cumulative snapshot at `elapsed`. `achieved_rate` covers the time since the previous
+    /// call.
+    pub fn snapshot(&mut self, elapsed: Duration, target_rate: f64, active_faults: Vec<usize>, finished: bool) -> Snapshot {
+        let total = self.total_requests();
+        let dt = elapsed.saturating_sub(self.last_elapsed).as_secs_f64();
+        let achieved_rate = if dt > 0.0 { (total - self.last_requests) as f64 / dt } else { 0.0 };
+        self.last_requests = total;
+        self.last_elapsed = elapsed;
+        let names = &self.names;
+        Snapshot {
+            elapsed,
+            ops: self
+                .ops
+                .iter()
+                .zip(names)
+                .map(|(o, name)| OpSnapshot {
+                    name: name.clone(),
+                    counts: o.counts.clone(),
+                    response_time: o.response_time.clone(),
+                    service_time: o.service_time.clone(),
+                    lag: o.lag.clone(),
+                    last_trace: o.last.map(|t| t.to_ref(names)),
+                })
+                .collect(),
+            target_rate,
+            achieved_rate,
+            in_flight: self.gauges.iter().map(|g| g.0).sum(),
+            vus: self.gauges.iter().map(|g| g.1).sum(),
+            active_faults,
+            slowest: self.traces.slowest.iter().map(|t| t.to_ref(names)).collect(),
+            failed: self.traces.failed.iter().map(|t| t.to_ref(names)).collect(),
+            faulted: self.traces.faulted.iter().map(|t| t.to_ref(names)).collect(),
+            finished,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn out(op: usize, status: Option<u16>, rt: u64) -> Outcome {
+        let error = match status {
+            Some(s) if s >= 500 => Some(ErrorKind::Status5xx),
+            Some(s) if s >= 400 => Some(ErrorKind::Status4xx),
+            Some(_) => None,
+            None => Some(ErrorKind::Connect),
+        };
+        Outcome { op, status, error, rt_us: status.map(|_| rt), st_us: status.map(|_| rt), lag_us: 0, late: false, fault: None, trace_id: [rt as u8; 16], at_us: 0 }
+    }
+
+    #[test]
+    fn deltas_merge_into_cumulative_counts_and_bounded_lists() {
+        let mut c = Collector::new(vec!["a".into(), "b".into()], 2, 2);
+        let mut w = WorkerRecorder::new(0, 2, 2);
+        for rt in [10, 50, 30] {
+            w.record(&out(0, Some(200), rt));
+        }
+        w.record(&out(1, Some(503), 5));
+        w.record(&out(1, None, 0));
+        c.absorb(&w);
+        w.reset();
+        w.record(&out(0, Some(201), 70));
+        c.absorb(&w);
+        let s = c.snapshot(Duration::from_secs(1), 0.0, vec![], false);
+        assert_eq!(s.ops[0].counts.requests, 4);
+        assert_eq!(s.ops[0].counts.status, vec![(200, 3), (201, 1)]);
+        assert_eq!(s.ops[1].counts.errors[ErrorKind::Connect.index()], 1);
+        assert_eq!(s.ops[1].counts.status_class[4], 1);
+        assert_eq!(s.slowest.iter().map(|t| t.response_time_ms).collect::<Vec<_>>(), vec![0.07, 0.05]);
+        assert_eq!(s.failed.len(), 2);
+        assert_eq!(s.failed[0].error, Some(ErrorKind::Connect));
+        assert_eq!(s.totals().requests, 6);
+        assert_eq!(s.achieved_rate, 6.0);
+    }
+}

@@ -6,13 +6,23 @@
 //! (CONTRACT: the types and function signatures below are what the engine, telemetry and verify
 //! code against. OWNER: report helper — fills in the bodies, may add fields and functions.)
 
-use std::path::Path;
 use std::time::SystemTime;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::plan::{Plan, Segment};
-use crate::recorder::{Counts, Snapshot, TraceRef};
+use crate::plan::Segment;
+use crate::recorder::{Counts, TraceRef};
+
+mod build;
+mod file;
+pub mod hist;
+mod merge;
+mod schema;
+mod summary;
+
+pub use merge::{add_counts, merge};
+pub use schema::json_schema;
 
 pub const VERSION: u32 = 1;
 
@@ -31,7 +41,7 @@ pub struct RunMeta {
 }
 
 /// Percentiles of one histogram, milliseconds.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Percentiles {
     pub min: f64,
     pub mean: f64,
@@ -44,7 +54,7 @@ pub struct Percentiles {
 }
 
 /// Serialized HdrHistograms (V2 + base64), microseconds.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Histograms {
     pub response_time: String,
     pub service_time: String,
@@ -52,8 +62,9 @@ pub struct Histograms {
 }
 
 /// One operation's (or the whole run's) result.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct OpReport {
+    #[schemars(with = "schema::CountsDoc")]
     pub counts: Counts,
     /// Completed requests per second over the load's duration.
     pub rate: f64,
@@ -64,7 +75,7 @@ pub struct OpReport {
 }
 
 /// One second of the run.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct TimelinePoint {
     /// Seconds since the start of the load (end of this one-second bucket).
     pub t: u64,
@@ -81,7 +92,7 @@ pub struct TimelinePoint {
 }
 
 /// One threshold's result.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ThresholdResult {
     pub source: String,
     pub passed: bool,
@@ -90,8 +101,35 @@ pub struct ThresholdResult {
     pub message: String,
 }
 
+/// What the report keeps of the plan for later stages (`report render`, `report merge`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ReportConfig {
+    /// Grafana base URL (scenario `verify.grafana_url` / `--grafana-url`) for trace links.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grafana_url: Option<String>,
+    /// The plan's thresholds, parsed, so `report merge` evaluates them again on merged data.
+    #[serde(default)]
+    pub thresholds: Vec<ThresholdSpec>,
+}
+
+/// A serializable copy of `plan::Threshold` (the plan type holds no serde derives).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ThresholdSpec {
+    pub source: String,
+    /// response_time | service_time | schedule_lag | errors | requests | checks | dropped
+    pub metric: String,
+    pub op: Option<String>,
+    /// p(N) as "p95" style `percentile` + "percentile"; else avg | min | max | med | rate | count
+    pub aggregation: String,
+    pub percentile: Option<f64>,
+    /// lt | le | gt | ge | eq | ne
+    pub comparison: String,
+    pub value: f64,
+    pub window_s: Option<f64>,
+}
+
 /// One observability assertion's result (filled by `verify`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct AssertionResult {
     pub name: String,
     pub passed: bool,
@@ -103,7 +141,7 @@ pub struct AssertionResult {
 }
 
 /// A fault window as it happened.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct FaultReport {
     pub start_s: f64,
     pub end_s: f64,
@@ -117,7 +155,7 @@ pub struct FaultReport {
 }
 
 /// The whole report (`version` = `VERSION`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Report {
     pub version: u32,
     pub run_id: String,
@@ -127,70 +165,78 @@ pub struct Report {
     /// RFC 3339.
     pub started_at: String,
     pub ended_at: String,
+    /// Seconds of load: the planned duration, or less when interrupted or aborted (the drain
+    /// after the last arrival is not counted). Rates are per second of this.
     pub duration_s: f64,
     pub interrupted: bool,
     pub aborted: Option<String>,
+    #[schemars(with = "schema::SegmentDoc")]
     pub segment: Segment,
     pub totals: OpReport,
     /// Operation name → result, in plan order.
     pub ops: Vec<(String, OpReport)>,
     pub timeline: Vec<TimelinePoint>,
     pub faults: Vec<FaultReport>,
+    #[schemars(with = "Vec<schema::TraceRefDoc>")]
     pub slowest: Vec<TraceRef>,
+    #[schemars(with = "Vec<schema::TraceRefDoc>")]
     pub failed: Vec<TraceRef>,
+    #[schemars(with = "Vec<schema::TraceRefDoc>")]
     pub faulted: Vec<TraceRef>,
     pub thresholds: Vec<ThresholdResult>,
     pub verify: Vec<AssertionResult>,
     /// All thresholds and assertions passed.
     pub passed: bool,
+    #[serde(default)]
+    pub config: ReportConfig,
+}
+
+impl Default for Report {
+    /// An empty report (for tests and as a base for `..Default::default()`).
+    fn default() -> Self {
+        Report {
+            version: VERSION,
+            run_id: String::new(),
+            scenario: String::new(),
+            source: None,
+            target_url: String::new(),
+            started_at: String::new(),
+            ended_at: String::new(),
+            duration_s: 0.0,
+            interrupted: false,
+            aborted: None,
+            segment: Segment::WHOLE,
+            totals: OpReport::default(),
+            ops: Vec::new(),
+            timeline: Vec::new(),
+            faults: Vec::new(),
+            slowest: Vec::new(),
+            failed: Vec::new(),
+            faulted: Vec::new(),
+            thresholds: Vec::new(),
+            verify: Vec::new(),
+            passed: true,
+            config: ReportConfig::default(),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
     #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path}: not a trafficgen report: {message}")]
     Format { path: String, message: String },
     #[error("cannot merge: {0}")]
     Merge(String),
 }
 
-/// Accumulates the per-second timeline from the interval snapshots.
+/// Accumulates the per-second timeline from the interval snapshots (see `build.rs`).
 #[derive(Debug, Default)]
 pub struct Timeline {
     pub points: Vec<TimelinePoint>,
-}
-
-impl Timeline {
-    pub fn new(_plan: &Plan) -> Self {
-        todo!("report helper")
-    }
-    /// Called at every interval tick with the merged snapshot.
-    pub fn observe(&mut self, _snapshot: &Snapshot) {
-        todo!("report helper")
-    }
-}
-
-impl Report {
-    /// The report of a finished (or interrupted) run, thresholds not yet evaluated.
-    pub fn build(_plan: &Plan, _last: &Snapshot, _timeline: Timeline, _meta: RunMeta) -> Report {
-        todo!("report helper")
-    }
-    pub fn write(&self, _path: &Path) -> Result<(), ReportError> {
-        todo!("report helper")
-    }
-    pub fn read(_path: &Path) -> Result<Report, ReportError> {
-        todo!("report helper")
-    }
-    /// The end summary printed to stdout (per operation counts, rates, errors by kind,
-    /// percentiles, dropped, lag, thresholds, assertions, slowest/failed trace ids).
-    pub fn summary(&self) -> String {
-        todo!("report helper")
-    }
-}
-
-/// Merges the reports of the N segments of one distributed run into one exact result
-/// (counters summed, histograms added, percentiles recomputed, timelines added per second).
-pub fn merge(_reports: &[Report]) -> Result<Report, ReportError> {
-    todo!("report helper")
+    pub(crate) acc: build::TimelineAcc,
 }

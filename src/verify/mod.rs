@@ -6,9 +6,11 @@
 //! The engine stores the results in the report and exits 100 when one failed;
 //! `trafficgen verify REPORT --scenario S` calls the same `run` with the saved report.
 //!
-//! Times: instant queries are evaluated at `min(now, end of the run + 5 min)` and range queries
-//! end there, so re-verifying an old report asks about that run's time, while Prometheus'
-//! default 5-minute lookback still finds the run's last samples.
+//! Times: instant queries are evaluated at the end of the run + `EVAL_DELAY` and range queries
+//! end there: late enough for the last scrape after the load (the generator's `/metrics` linger,
+//! scrape intervals up to a minute), fixed so that re-verifying a report later asks about the
+//! same moment, and within Prometheus' 5-minute lookback of the run's last samples. While that
+//! moment is still in the future, Prometheus answers with the newest data; polling converges.
 
 use std::time::Duration;
 
@@ -23,8 +25,8 @@ pub mod clients;
 
 use clients::{Answer, Clients};
 
-/// How long after the end of the run queries still look (see the module doc).
-pub const EVAL_CAP: Duration = Duration::from_secs(300);
+/// Instant queries are evaluated this long after the end of the run (see the module doc).
+pub const EVAL_DELAY: Duration = Duration::from_secs(60);
 
 /// Runs every assertion, polling each until it passes or `verify.deadline` passes.
 pub async fn run(verify: &Verify, report: &Report) -> Vec<AssertionResult> {
@@ -45,13 +47,12 @@ pub async fn run_with(verify: &Verify, report: &Report, clients: &Clients) -> Ve
     let mut results: Vec<Option<AssertionResult>> = vec![None; verify.assertions.len()];
     let mut done = vec![false; verify.assertions.len()];
     loop {
-        let now = OffsetDateTime::now_utc();
         for (i, a) in verify.assertions.iter().enumerate() {
             if done[i] {
                 continue;
             }
             let attempts = results[i].as_ref().map_or(0, |r| r.attempts) + 1;
-            let outcome = attempt(a, verify, report, &ctx, clients, now).await;
+            let outcome = attempt(a, verify, report, &ctx, clients).await;
             done[i] = outcome.passed || outcome.final_;
             results[i] = Some(AssertionResult {
                 name: a.name.clone(),
@@ -120,18 +121,19 @@ impl RunContext {
         })
     }
 
-    /// The instant queries are evaluated at, given the wall-clock `now`.
-    pub fn eval_time(&self, now: OffsetDateTime) -> OffsetDateTime {
-        now.min(self.ended + EVAL_CAP).max(self.ended)
+    /// The instant queries are evaluated at (and range queries end at).
+    pub fn eval_time(&self) -> OffsetDateTime {
+        self.ended + EVAL_DELAY
     }
 
     /// Replaces `${run_id}`, `${scenario}`, `${range}` (start of the run → evaluation time,
-    /// whole seconds rounded up, e.g. `93s`: `increase(x[${range}])` covers the whole run),
+    /// whole seconds rounded up, e.g. `153s` for a 93 s run: `increase(x[${range}])` evaluated
+    /// at the end + `EVAL_DELAY` covers the whole run),
     /// `${start}`/`${end}` (RFC 3339), `${start_unix}`/`${end_unix}` and
     /// `${fault_N_start}`/`${fault_N_end}` (unix seconds of window N, for PromQL's `@`).
     /// Unknown `${…}` stay as they are.
-    pub fn substitute(&self, query: &str, now: OffsetDateTime) -> String {
-        let eval = self.eval_time(now);
+    pub fn substitute(&self, query: &str) -> String {
+        let eval = self.eval_time();
         let range = ((eval - self.started).as_seconds_f64().ceil() as i64).max(1);
         let unix = |t: OffsetDateTime| format!("{:.3}", t.unix_timestamp_nanos() as f64 / 1e9);
         let mut out = String::with_capacity(query.len());
@@ -305,12 +307,12 @@ pub fn judge(expect: &Expect, answer: &Answer, report: &Report) -> Result<(bool,
     })
 }
 
-async fn attempt(a: &Assertion, verify: &Verify, report: &Report, ctx: &RunContext, clients: &Clients, now: OffsetDateTime) -> Outcome {
-    let eval = ctx.eval_time(now);
+async fn attempt(a: &Assertion, verify: &Verify, report: &Report, ctx: &RunContext, clients: &Clients) -> Outcome {
+    let eval = ctx.eval_time();
     let (query, url, kind) = match &a.kind {
-        AssertionKind::Promql { query, .. } => (ctx.substitute(query, now), &verify.prometheus_url, "prometheus_url"),
-        AssertionKind::Logql { query, .. } => (ctx.substitute(query, now), &verify.loki_url, "loki_url"),
-        AssertionKind::Traceql { query, .. } => (ctx.substitute(query, now), &verify.tempo_url, "tempo_url"),
+        AssertionKind::Promql { query, .. } => (ctx.substitute(query), &verify.prometheus_url, "prometheus_url"),
+        AssertionKind::Logql { query, .. } => (ctx.substitute(query), &verify.loki_url, "loki_url"),
+        AssertionKind::Traceql { query, .. } => (ctx.substitute(query), &verify.tempo_url, "tempo_url"),
         AssertionKind::Traces { which, limit, slowest_span } => {
             let q = format!("{} traces (up to {limit}) exist in Tempo{}", set_name(*which), slowest_span.as_ref().map_or(String::new(), |s| format!(", slowest span {s}")));
             return match &verify.tempo_url {

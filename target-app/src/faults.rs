@@ -132,7 +132,9 @@ impl Rules {
         g
     }
 
-    pub fn add(&self, spec: RuleSpec) -> RuleView {
+    pub fn add(&self, mut spec: RuleSpec) -> RuleView {
+        // Accept axum's template syntax too; labels and matching use the seed's `:id`.
+        spec.route = spec.route.map(|r| r.replace("{id}", ":id"));
         let id = {
             let mut n = self.next.lock().unwrap_or_else(|p| p.into_inner());
             *n += 1;

@@ -32,6 +32,16 @@ pub(crate) fn route_label(matched: &str) -> String {
     matched.replace("{id}", ":id")
 }
 
+/// `host[:port]` or `[v6]:port` → (address, port), the port falling back to `default_port`.
+fn server_address(host: Option<&str>, default_port: u16) -> (Option<String>, u16) {
+    let Some(h) = host.map(str::trim).filter(|h| !h.is_empty()) else { return (None, default_port) };
+    let (addr, port) = match h.rfind(':') {
+        Some(i) if !h[i..].contains(']') => (&h[..i], h[i + 1..].parse().ok()),
+        _ => (h, None),
+    };
+    (Some(addr.trim_start_matches('[').trim_end_matches(']').to_string()), port.unwrap_or(default_port))
+}
+
 pub(crate) async fn observe(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let start = Instant::now();
     let inner = &state.inner;
@@ -45,8 +55,16 @@ pub(crate) async fn observe(State(state): State<AppState>, mut req: Request, nex
         KeyValue::new("url.path", req.uri().path().to_string()),
         KeyValue::new("url.scheme", "http"),
         KeyValue::new("network.protocol.version", "1.1"),
-        KeyValue::new("server.port", i64::from(inner.config.port)),
     ];
+    // Semantic conventions take server.address/port from the Host header (what the client
+    // dialled); the configured port is only a fallback (it is 0 when bound ephemerally).
+    let (address, port) = server_address(headers.get("host").and_then(|v| v.to_str().ok()), inner.config.port);
+    if let Some(a) = address {
+        attrs.push(KeyValue::new("server.address", a));
+    }
+    if port != 0 {
+        attrs.push(KeyValue::new("server.port", i64::from(port)));
+    }
     if let Some(ua) = headers.get("user-agent").and_then(|v| v.to_str().ok()) {
         attrs.push(KeyValue::new("user_agent.original", ua.to_string()));
     }

@@ -147,6 +147,7 @@ pub(crate) fn report(run_id: &str) -> Report {
             message: String::new(),
         }],
         passed: false,
+        config: Default::default(),
     }
 }
 

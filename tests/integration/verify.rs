@@ -122,6 +122,7 @@ fn report(started: time::OffsetDateTime, ended: time::OffsetDateTime, create: Co
         thresholds: vec![],
         verify: vec![],
         passed: true,
+        config: Default::default(),
     }
 }
 

@@ -107,10 +107,10 @@ fn log_todo(state: &AppState, ctx: &RequestCtx, msg: &str, todo: &Todo) {
 
 /// Ends the operation span, marking it failed when the operation failed.
 fn finish<T>(cx: &Context, r: Result<T, AppError>) -> Result<T, AppError> {
-    if let Err(e) = &r {
-        if e.status.is_server_error() {
-            trace::set_error(cx, e.message.clone());
-        }
+    if let Err(e) = &r
+        && e.status.is_server_error()
+    {
+        trace::set_error(cx, e.message.clone());
     }
     trace::end(cx);
     r
@@ -140,10 +140,10 @@ pub(super) async fn create(
             state.inner.store.create(text, now_iso()).map_err(|e| store_error(e, 0))
         }
         .await;
-        if let Err(e) = &created {
-            if e.status.is_server_error() {
-                trace::set_error(&ccx, e.message.clone());
-            }
+        if let Err(e) = &created
+            && e.status.is_server_error()
+        {
+            trace::set_error(&ccx, e.message.clone());
         }
         trace::end(&ccx);
         let todo = created?;

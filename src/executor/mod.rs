@@ -1,0 +1,142 @@
+//! Executor: *what* is sent. Worker threads, each with its own `current_thread` tokio runtime,
+//! run the connection tasks (open model) or virtual users (closed model) and record into the
+//! worker's own `WorkerRecorder`. The hot path is raw HTTP/1.1 over keep-alive sockets with
+//! pre-serialized request parts (see `http` and `request`): no lock, no allocation, no channel
+//! send per request except for sampled client spans (`try_send`).
+//!
+//! Worker count: `--workers`, default one per two cores (at least 1, at most 8), because on a
+//! loopback or embedded target the server needs the other half; the bench passes `--workers 1`.
+//! Arrivals, VUs, connections, the id pool and the queue bound are split evenly over workers.
+
+use std::num::NonZeroU32;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use crate::faults::HeaderFaults;
+use crate::plan::{LoadModel, Plan};
+use crate::recorder::{SpanRecord, WorkerRecorder};
+
+mod client;
+pub mod http;
+pub mod request;
+mod worker;
+
+pub use request::Common;
+
+/// Run state sent from the app to the workers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    Run,
+    /// Release no more arrivals; finish the requests in flight.
+    Stop,
+    /// Abandon the requests in flight (the drain bound passed).
+    Abort,
+}
+
+pub type Limiter = governor::DefaultDirectRateLimiter;
+
+/// Read-only state shared by all workers of a run.
+pub struct Shared {
+    pub plan: Plan,
+    pub addr: SocketAddr,
+    pub common: Common,
+    pub names: Vec<Arc<str>>,
+    /// Cumulative operation weights, for the weighted pick.
+    pub cum_weights: Vec<u64>,
+    pub faults: HeaderFaults,
+    pub faults_empty: bool,
+    pub spans: Option<mpsc::Sender<SpanRecord>>,
+    pub sample_ratio: f64,
+    pub workers: usize,
+    /// The instant the load starts (arrival offsets count from here).
+    pub start: Instant,
+    /// Closed model rate cap for this process.
+    pub limiter: Option<Arc<Limiter>>,
+}
+
+impl Shared {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(plan: Plan, addr: SocketAddr, common: Common, faults: HeaderFaults, spans: Option<mpsc::Sender<SpanRecord>>, sample_ratio: f64, workers: usize, start: Instant) -> Shared {
+        let names = plan.mix.operations.iter().map(|o| Arc::<str>::from(o.name.as_str())).collect();
+        let mut acc = 0u64;
+        let cum_weights = plan
+            .mix
+            .operations
+            .iter()
+            .map(|o| {
+                acc += o.weight as u64;
+                acc
+            })
+            .collect();
+        let limiter = match &plan.load {
+            LoadModel::Closed { max_rate: Some(r), .. } => {
+                let share = (r / plan.segment.count.max(1) as f64).max(0.001);
+                let period = std::time::Duration::from_secs_f64(1.0 / share);
+                governor::Quota::with_period(period).map(|q| Arc::new(governor::RateLimiter::direct(q.allow_burst(NonZeroU32::MIN))))
+            }
+            _ => None,
+        };
+        let faults_empty = faults.is_empty();
+        Shared { plan, addr, common, names, cum_weights, faults, faults_empty, spans, sample_ratio, workers: workers.max(1), start, limiter }
+    }
+
+    /// Weighted operation pick from a uniform draw in `0..total_weight()`.
+    pub fn pick(&self, draw: u64) -> usize {
+        self.cum_weights.partition_point(|&c| c <= draw).min(self.cum_weights.len().saturating_sub(1))
+    }
+
+    pub fn total_weight(&self) -> u64 {
+        self.cum_weights.last().copied().unwrap_or(0)
+    }
+}
+
+/// Default worker count (see the module doc).
+pub fn default_workers() -> usize {
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    (cores / 2).clamp(1, 8)
+}
+
+/// `total` split over `n` parts: part `i`'s share (the first `total % n` parts get one more).
+pub fn split(total: u64, n: usize, i: usize) -> u64 {
+    let n = n.max(1) as u64;
+    total / n + u64::from((i as u64) < total % n)
+}
+
+/// The running workers.
+pub struct Workers {
+    pub threads: Vec<JoinHandle<()>>,
+    /// Per worker: where the collector returns emptied recorders for reuse.
+    pub recycle: Vec<std::sync::mpsc::Sender<WorkerRecorder>>,
+}
+
+/// Starts `shared.workers` worker threads. Each sends its recorder deltas on `deltas` every
+/// `plan.output.interval` and a last one (`finished`) when its load is done; the channel closes
+/// when all workers have exited.
+pub fn start(shared: Arc<Shared>, deltas: mpsc::UnboundedSender<WorkerRecorder>, control: watch::Receiver<Control>) -> std::io::Result<Workers> {
+    let mut threads = Vec::new();
+    let mut recycle = Vec::new();
+    for w in 0..shared.workers {
+        let (tx, rx) = std::sync::mpsc::channel();
+        recycle.push(tx);
+        let (shared, deltas, control) = (shared.clone(), deltas.clone(), control.clone());
+        let t = std::thread::Builder::new().name(format!("trafficgen-w{w}")).spawn(move || worker::run(w, shared, deltas, rx, control))?;
+        threads.push(t);
+    }
+    Ok(Workers { threads, recycle })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_adds_up() {
+        for total in 0..20u64 {
+            assert_eq!((0..3).map(|i| split(total, 3, i)).sum::<u64>(), total);
+        }
+    }
+}

@@ -1,0 +1,287 @@
+//! Request building for the hot path: the parts that never change (Host, User-Agent, baggage,
+//! the target's headers) are serialized once per run; per request only the request line, the
+//! `traceparent`, fault headers, Content-Length and body are appended to a reused buffer.
+//! Also the built-in todo operations' paths and bodies, and the bounded id pool they share.
+
+use std::collections::VecDeque;
+use std::io::Write as _;
+
+use rand::Rng;
+
+use crate::faults::HeaderFault;
+use crate::plan::{BaseUrl, TodoOp};
+
+/// The request bytes common to every request of a run.
+#[derive(Debug, Clone)]
+pub struct Common {
+    /// Path prefix of the base URL ("" or "/prefix").
+    pub prefix: String,
+    /// `Host`, `User-Agent`, `baggage` and the target's headers, each ending in CRLF.
+    pub headers: Vec<u8>,
+    /// `http://host:port` + prefix, for span URLs.
+    pub origin: String,
+}
+
+impl Common {
+    pub fn new(base: &BaseUrl, target_headers: &[(String, String)], run_id: &str) -> Common {
+        let mut h = Vec::new();
+        let host = if base.port == 80 { base.host.clone() } else { format!("{}:{}", base.host, base.port) };
+        let _ = write!(h, "Host: {host}\r\nUser-Agent: trafficgen/{}\r\n", env!("CARGO_PKG_VERSION"));
+        let _ = write!(h, "baggage: synthetic=true,trafficgen.run_id={run_id}\r\n");
+        for (k, v) in target_headers {
+            let _ = write!(h, "{k}: {v}\r\n");
+        }
+        Common { prefix: base.prefix.clone(), headers: h, origin: format!("http://{host}{}", base.prefix) }
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+fn put_hex(w: &mut Vec<u8>, bytes: &[u8]) {
+    for b in bytes {
+        w.push(HEX[(b >> 4) as usize]);
+        w.push(HEX[(b & 15) as usize]);
+    }
+}
+
+/// Per-request identity: W3C trace context.
+#[derive(Debug, Clone, Copy)]
+pub struct TraceIds {
+    pub trace_id: [u8; 16],
+    pub span_id: [u8; 8],
+    pub sampled: bool,
+}
+
+impl TraceIds {
+    pub fn random(rng: &mut impl Rng, ratio: f64) -> TraceIds {
+        let a: u128 = rng.random();
+        let mut trace_id = a.to_be_bytes();
+        // An all-zero id is invalid in W3C trace context.
+        trace_id[15] |= 1;
+        let mut span_id = rng.random::<u64>().to_be_bytes();
+        span_id[7] |= 1;
+        let sampled = ratio > 0.0 && (ratio >= 1.0 || rng.random::<f64>() < ratio);
+        TraceIds { trace_id, span_id, sampled }
+    }
+}
+
+/// Everything that varies per request.
+pub struct Parts<'a> {
+    pub method: &'a str,
+    /// Path (with query) after the base URL's prefix.
+    pub path: &'a [u8],
+    /// Extra header lines, each ending in CRLF.
+    pub headers: &'a [u8],
+    pub body: Option<&'a [u8]>,
+    /// Add `Content-Type: application/json` when there is a body.
+    pub json: bool,
+    pub ids: TraceIds,
+    pub fault: Option<&'a HeaderFault>,
+}
+
+/// Writes the whole request into `w` (cleared first).
+pub fn write_request(w: &mut Vec<u8>, common: &Common, p: &Parts<'_>) {
+    w.clear();
+    w.extend_from_slice(p.method.as_bytes());
+    w.push(b' ');
+    w.extend_from_slice(common.prefix.as_bytes());
+    w.extend_from_slice(p.path);
+    w.extend_from_slice(b" HTTP/1.1\r\n");
+    w.extend_from_slice(&common.headers);
+    w.extend_from_slice(b"traceparent: 00-");
+    put_hex(w, &p.ids.trace_id);
+    w.push(b'-');
+    put_hex(w, &p.ids.span_id);
+    w.extend_from_slice(if p.ids.sampled { b"-01\r\n" } else { b"-00\r\n" });
+    w.extend_from_slice(p.headers);
+    if let Some(f) = p.fault {
+        if let Some(d) = f.delay_ms {
+            let _ = write!(w, "X-Fault-Delay: {d}\r\n");
+        }
+        if let Some(s) = f.status {
+            let _ = write!(w, "X-Fault-Status: {s}\r\n");
+        }
+        if let Some(span) = &f.span {
+            let _ = write!(w, "X-Fault-Span: {span}\r\n");
+        }
+    }
+    match p.body {
+        Some(b) => {
+            if p.json {
+                w.extend_from_slice(b"Content-Type: application/json\r\n");
+            }
+            let _ = write!(w, "Content-Length: {}\r\n\r\n", b.len());
+            w.extend_from_slice(b);
+        }
+        None => {
+            if matches!(p.method, "POST" | "PUT" | "PATCH") {
+                w.extend_from_slice(b"Content-Length: 0\r\n");
+            }
+            w.extend_from_slice(b"\r\n");
+        }
+    }
+}
+
+/// A `&'static str` for a method (span names need one).
+pub fn static_method(m: &str) -> &'static str {
+    match m {
+        "GET" => "GET",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        "HEAD" => "HEAD",
+        "OPTIONS" => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
+/// Todo ids created by this worker's `create` operations: bounded; when full the oldest id
+/// makes room. Per worker (each worker thread owns one, capacity split evenly) so the hot path
+/// takes no lock.
+#[derive(Debug, Clone)]
+pub struct Pool {
+    ids: VecDeque<u64>,
+    capacity: usize,
+}
+
+impl Pool {
+    pub fn new(capacity: usize) -> Pool {
+        Pool { ids: VecDeque::with_capacity(capacity.min(1 << 16)), capacity: capacity.max(1) }
+    }
+    pub fn push(&mut self, id: u64) {
+        if self.ids.len() >= self.capacity {
+            self.ids.pop_front();
+        }
+        self.ids.push_back(id);
+    }
+    /// A random id, left in the pool.
+    pub fn pick(&self, rng: &mut impl Rng) -> Option<u64> {
+        if self.ids.is_empty() {
+            return None;
+        }
+        self.ids.get(rng.random_range(0..self.ids.len())).copied()
+    }
+    /// A random id, removed from the pool (deletes).
+    pub fn take(&mut self, rng: &mut impl Rng) -> Option<u64> {
+        if self.ids.is_empty() {
+            return None;
+        }
+        let i = rng.random_range(0..self.ids.len());
+        self.ids.swap_remove_back(i)
+    }
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+}
+
+/// Method, path and body of a built-in todo operation (`id` from the pool where needed).
+/// Returns false when the operation needs an id and got none.
+pub fn todo_request(op: TodoOp, id: Option<u64>, rng: &mut impl Rng, path: &mut Vec<u8>, body: &mut Vec<u8>) -> Option<&'static str> {
+    path.clear();
+    body.clear();
+    let n: u32 = rng.random_range(0..1_000_000);
+    match op {
+        TodoOp::Create => {
+            path.extend_from_slice(b"/api/todos");
+            let _ = write!(body, "{{\"text\":\"synthetic todo {n}\"}}");
+            Some("POST")
+        }
+        TodoOp::List => {
+            path.extend_from_slice(b"/api/todos?limit=20");
+            Some("GET")
+        }
+        TodoOp::Get => {
+            let _ = write!(path, "/api/todos/{}", id?);
+            Some("GET")
+        }
+        TodoOp::Update => {
+            let _ = write!(path, "/api/todos/{}", id?);
+            let _ = write!(body, "{{\"text\":\"synthetic update {n}\",\"completed\":false}}");
+            Some("PUT")
+        }
+        TodoOp::Toggle => {
+            let _ = write!(path, "/api/todos/{}", id?);
+            let _ = write!(body, "{{\"completed\":{}}}", n.is_multiple_of(2));
+            Some("PATCH")
+        }
+        TodoOp::Delete => {
+            let _ = write!(path, "/api/todos/{}", id?);
+            Some("DELETE")
+        }
+    }
+}
+
+/// Whether a todo operation takes an id from the pool, and whether it removes it.
+pub fn needs_id(op: TodoOp) -> Option<bool> {
+    match op {
+        TodoOp::Create | TodoOp::List => None,
+        TodoOp::Get | TodoOp::Update | TodoOp::Toggle => Some(false),
+        TodoOp::Delete => Some(true),
+    }
+}
+
+/// The `"id"` number of a created todo's JSON body, without a JSON parser on the hot path.
+pub fn created_id(body: &[u8]) -> Option<u64> {
+    let mut from = 0;
+    while let Some(pos) = super::http::find(&body[from..], b"\"id\"") {
+        let rest = &body[from + pos + 4..];
+        from += pos + 4;
+        let Some(start) = rest.iter().position(|b| b.is_ascii_digit()) else { continue };
+        if rest[..start].iter().any(|&b| b != b':' && !b.is_ascii_whitespace()) {
+            continue;
+        }
+        let digits = &rest[start..];
+        let end = digits.iter().position(|b| !b.is_ascii_digit()).unwrap_or(digits.len());
+        return std::str::from_utf8(&digits[..end]).ok()?.parse().ok();
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn request_has_traceparent_baggage_and_length() {
+        let base = BaseUrl { scheme: "http".into(), host: "127.0.0.1".into(), port: 8081, prefix: String::new() };
+        let common = Common::new(&base, &[("X-Team".into(), "qa".into())], "run1");
+        let mut w = Vec::new();
+        let ids = TraceIds { trace_id: [0xab; 16], span_id: [0x01; 8], sampled: true };
+        let fault = HeaderFault { window: 0, delay_ms: Some(800), status: None, span: Some("todo_creation".into()) };
+        write_request(&mut w, &common, &Parts { method: "POST", path: b"/api/todos", headers: b"", body: Some(b"{}"), json: true, ids, fault: Some(&fault) });
+        let s = String::from_utf8(w).unwrap();
+        assert!(s.starts_with("POST /api/todos HTTP/1.1\r\nHost: 127.0.0.1:8081\r\n"), "{s}");
+        assert!(s.contains("traceparent: 00-abababababababababababababababab-0101010101010101-01\r\n"));
+        assert!(s.contains("baggage: synthetic=true,trafficgen.run_id=run1\r\n"));
+        assert!(s.contains("X-Team: qa\r\n"));
+        assert!(s.contains("-01\r\nX-Fault-Delay: 800\r\nX-Fault-Span: todo_creation\r\n"), "{s}");
+        assert!(s.ends_with("Content-Length: 2\r\n\r\n{}"));
+    }
+
+    #[test]
+    fn pool_is_bounded_and_handles_empty() {
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(1);
+        let mut p = Pool::new(2);
+        assert_eq!(p.take(&mut rng), None);
+        p.push(1);
+        p.push(2);
+        p.push(3);
+        assert_eq!(p.len(), 2);
+        let a = p.take(&mut rng).unwrap();
+        let b = p.take(&mut rng).unwrap();
+        assert_eq!([a.min(b), a.max(b)], [2, 3]);
+        assert!(p.is_empty());
+    }
+
+    #[test]
+    fn created_id_reads_the_number() {
+        assert_eq!(created_id(br#"{"id": 42,"text":"x"}"#), Some(42));
+        assert_eq!(created_id(br#"{"text":"id","id":7}"#), Some(7));
+        assert_eq!(created_id(br#"{"text":"x"}"#), None);
+    }
+}

@@ -1,0 +1,254 @@
+//! One worker thread: its `current_thread` runtime, its share of the arrivals (open model:
+//! a deadline dispatcher feeding a local queue served by connection tasks) or of the virtual
+//! users (closed model), and the periodic hand-off of its recorder to the collector.
+//! Everything here is single-threaded: `Rc`/`RefCell`/`Cell`, never a lock.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use tokio::sync::{Notify, mpsc, watch};
+use tokio::task::JoinSet;
+use tokio::time::{Instant, sleep_until};
+
+use super::client::Client;
+use super::request::Pool;
+use super::{Control, Shared, split};
+use crate::plan::{LoadModel, ThinkTime};
+use crate::recorder::WorkerRecorder;
+use crate::scheduler::{self, OpenSchedule, dispatch};
+
+/// A released arrival waiting for a connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Arrival {
+    pub op: usize,
+    pub intended: Instant,
+    pub released: Instant,
+}
+
+/// The worker's state, shared by its tasks.
+pub struct Local {
+    pub shared: Arc<Shared>,
+    pub worker: usize,
+    pub rec: RefCell<WorkerRecorder>,
+    pub rng: RefCell<SmallRng>,
+    pub pool: RefCell<Pool>,
+    pub queue: RefCell<VecDeque<Arrival>>,
+    pub notify: Notify,
+    pub idle: Cell<u64>,
+    pub done: Cell<bool>,
+    pub in_flight: Cell<u64>,
+    pub vus: Cell<u64>,
+}
+
+impl Local {
+    pub fn pick_op(&self) -> usize {
+        let total = self.shared.total_weight().max(1);
+        let draw = self.rng.borrow_mut().random_range(0..total);
+        self.shared.pick(draw)
+    }
+}
+
+/// Thread entry point.
+pub fn run(w: usize, shared: Arc<Shared>, deltas: mpsc::UnboundedSender<WorkerRecorder>, spares: std::sync::mpsc::Receiver<WorkerRecorder>, control: watch::Receiver<Control>) {
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("trafficgen: worker {w}: cannot start a runtime: {e}");
+            return;
+        }
+    };
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, main(w, shared, deltas, spares, control));
+}
+
+async fn main(w: usize, shared: Arc<Shared>, deltas: mpsc::UnboundedSender<WorkerRecorder>, spares: std::sync::mpsc::Receiver<WorkerRecorder>, mut control: watch::Receiver<Control>) {
+    let plan = &shared.plan;
+    let nops = plan.mix.operations.len();
+    let keep = plan.output.keep_traces;
+    let seed = plan.seed ^ (w as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ ((plan.segment.index as u64) << 48);
+    let pool_cap = split(plan.mix.pool_capacity as u64, shared.workers, w).max(1) as usize;
+    let st = Rc::new(Local {
+        shared: shared.clone(),
+        worker: w,
+        rec: RefCell::new(WorkerRecorder::new(w, nops, keep)),
+        rng: RefCell::new(SmallRng::seed_from_u64(seed)),
+        pool: RefCell::new(Pool::new(pool_cap)),
+        queue: RefCell::new(VecDeque::new()),
+        notify: Notify::new(),
+        idle: Cell::new(0),
+        done: Cell::new(false),
+        in_flight: Cell::new(0),
+        vus: Cell::new(0),
+    });
+    let flusher = tokio::task::spawn_local(flush_loop(st.clone(), deltas.clone(), spares));
+    let load_control = control.clone();
+    let load = async {
+        match &shared.plan.load {
+            LoadModel::Open { .. } => open(&st, load_control).await,
+            LoadModel::Closed { .. } => closed(&st, load_control).await,
+        }
+    };
+    tokio::select! {
+        _ = load => {}
+        _ = control.wait_for(|c| *c == Control::Abort) => {}
+    }
+    flusher.abort();
+    let mut last = std::mem::replace(&mut *st.rec.borrow_mut(), WorkerRecorder::new(w, 0, 0));
+    last.in_flight = 0;
+    last.vus = 0;
+    last.finished = true;
+    let _ = deltas.send(last);
+}
+
+async fn flush_loop(st: Rc<Local>, deltas: mpsc::UnboundedSender<WorkerRecorder>, spares: std::sync::mpsc::Receiver<WorkerRecorder>) {
+    let interval = st.shared.plan.output.interval.max(Duration::from_millis(10));
+    let mut n = 1u32;
+    loop {
+        sleep_until(st.shared.start + interval * n).await;
+        n += 1;
+        let plan = &st.shared.plan;
+        let mut spare = spares.try_recv().unwrap_or_else(|_| WorkerRecorder::new(st.worker, plan.mix.operations.len(), plan.output.keep_traces));
+        spare.worker = st.worker;
+        let mut delta = std::mem::replace(&mut *st.rec.borrow_mut(), spare);
+        delta.in_flight = st.in_flight.get();
+        delta.vus = st.vus.get();
+        delta.finished = false;
+        if deltas.send(delta).is_err() {
+            return;
+        }
+    }
+}
+
+async fn open(st: &Rc<Local>, mut control: watch::Receiver<Control>) {
+    let shared = &st.shared;
+    let plan = &shared.plan;
+    let LoadModel::Open { start_rate, stages, arrivals, max_in_flight, max_queue } = &plan.load else { return };
+    let (w, nw) = (st.worker, shared.workers);
+    let conns = split((*max_in_flight).min(plan.target.max_connections).max(1) as u64, nw, w).max(1);
+    let queue_cap = split(*max_queue as u64, nw, w);
+    let mut set = JoinSet::new();
+    for _ in 0..conns {
+        set.spawn_local(open_conn(st.clone()));
+    }
+    let schedule = OpenSchedule::new(*start_rate, stages, *arrivals, plan.seed).filter(|&(k, _)| scheduler::owns(k, plan.segment, w, nw));
+    let (stop_tx, mut stop_rx) = watch::channel(false);
+    let relay = async {
+        let _ = control.wait_for(|c| *c != Control::Run).await;
+        let _ = stop_tx.send(true);
+    };
+    let release = |_k: u64, intended: Instant| {
+        let op = st.pick_op();
+        let mut q = st.queue.borrow_mut();
+        if q.len() as u64 >= queue_cap + st.idle.get() {
+            st.rec.borrow_mut().dropped(op);
+            return;
+        }
+        q.push_back(Arrival { op, intended, released: Instant::now() });
+        st.notify.notify_one();
+    };
+    tokio::select! {
+        _ = dispatch::run(schedule, shared.start, release, &mut stop_rx) => {}
+        _ = relay => {}
+    }
+    if *control.borrow() != Control::Run {
+        // Interrupted: arrivals not sent yet are abandoned, in-flight ones finish.
+        st.queue.borrow_mut().clear();
+    }
+    st.done.set(true);
+    st.notify.notify_waiters();
+    while set.join_next().await.is_some() {}
+}
+
+async fn open_conn(st: Rc<Local>) {
+    let mut client = Client::new(&st.shared);
+    client.preconnect(&st.shared).await;
+    loop {
+        let next = loop {
+            if let Some(a) = st.queue.borrow_mut().pop_front() {
+                break Some(a);
+            }
+            if st.done.get() {
+                break None;
+            }
+            st.idle.set(st.idle.get() + 1);
+            st.notify.notified().await;
+            st.idle.set(st.idle.get() - 1);
+        };
+        let Some(a) = next else { return };
+        client.run_op(&st, a.op, a.intended, Some(a.released)).await;
+    }
+}
+
+async fn closed(st: &Rc<Local>, control: watch::Receiver<Control>) {
+    let shared = &st.shared;
+    let plan = &shared.plan;
+    let LoadModel::Closed { start_vus, stages, .. } = &plan.load else { return };
+    let mut set = JoinSet::new();
+    for v in 0..scheduler::max_vus(*start_vus, stages) {
+        if scheduler::owns(v as u64, plan.segment, st.worker, shared.workers) {
+            set.spawn_local(vu(st.clone(), v, control.clone()));
+        }
+    }
+    while set.join_next().await.is_some() {}
+}
+
+async fn vu(st: Rc<Local>, v: u32, mut control: watch::Receiver<Control>) {
+    let shared = st.shared.clone();
+    let LoadModel::Closed { start_vus, stages, think_time, .. } = &shared.plan.load else { return };
+    let mut client = Client::new(&shared);
+    let mut active = false;
+    let stopped = |c: &watch::Receiver<Control>| *c.borrow() != Control::Run;
+    loop {
+        if stopped(&control) {
+            break;
+        }
+        let t = Instant::now().saturating_duration_since(shared.start).as_secs_f64();
+        if scheduler::vus_at(*start_vus, stages, t) <= v {
+            if active {
+                active = false;
+                st.vus.set(st.vus.get() - 1);
+                client.close();
+            }
+            let Some(next) = scheduler::next_vu_change(*start_vus, stages, v, t) else { break };
+            tokio::select! {
+                _ = sleep_until(shared.start + Duration::from_secs_f64(next)) => {}
+                _ = control.changed() => {}
+            }
+            continue;
+        }
+        if !active {
+            active = true;
+            st.vus.set(st.vus.get() + 1);
+        }
+        if let Some(l) = &shared.limiter {
+            tokio::select! {
+                _ = l.until_ready() => {}
+                _ = control.changed() => continue,
+            }
+        }
+        let op = st.pick_op();
+        client.run_op(&st, op, Instant::now(), None).await;
+        let think = match *think_time {
+            ThinkTime::None => Duration::ZERO,
+            ThinkTime::Fixed(d) => d,
+            ThinkTime::Uniform(a, b) => {
+                let (lo, hi) = (a.as_secs_f64(), b.as_secs_f64().max(a.as_secs_f64()));
+                Duration::from_secs_f64(if hi > lo { st.rng.borrow_mut().random_range(lo..hi) } else { lo })
+            }
+        };
+        if !think.is_zero() {
+            tokio::select! {
+                _ = tokio::time::sleep(think) => {}
+                _ = control.changed() => {}
+            }
+        }
+    }
+    if active {
+        st.vus.set(st.vus.get() - 1);
+    }
+}

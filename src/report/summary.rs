@@ -1,0 +1,216 @@
+//! The end summary printed to stdout (and by `report render`): per operation counts, rates,
+//! errors by kind, percentiles, dropped/late/lag, thresholds, assertions and trace ids.
+
+use std::fmt::Write as _;
+
+use super::{OpReport, Percentiles, Report};
+use crate::recorder::{ErrorKind, TraceRef};
+
+/// How many of each trace list the summary prints (the report keeps more).
+const SHOWN_TRACES: usize = 5;
+
+fn pct_line(out: &mut String, label: &str, p: &Percentiles) {
+    let _ = writeln!(
+        out,
+        "    {label:<9} p50 {:>9.2}  p90 {:>9.2}  p95 {:>9.2}  p99 {:>9.2}  p99.9 {:>9.2}  max {:>9.2}",
+        p.p50, p.p90, p.p95, p.p99, p.p999, p.max
+    );
+}
+
+fn errors_text(r: &OpReport) -> String {
+    let total: u64 = r.counts.errors.iter().sum();
+    if total == 0 {
+        return "0".to_string();
+    }
+    let kinds: Vec<String> = ErrorKind::ALL
+        .iter()
+        .filter(|k| r.counts.errors[k.index()] > 0)
+        .map(|k| format!("{} {}", k.as_str(), r.counts.errors[k.index()]))
+        .collect();
+    format!("{total} ({})", kinds.join(", "))
+}
+
+fn op_block(out: &mut String, name: &str, r: &OpReport) {
+    let c = &r.counts;
+    let checks = c.checks_passed + c.checks_failed;
+    let _ = writeln!(
+        out,
+        "  {name}: {} requests, {:.2}/s, errors {}",
+        c.requests,
+        r.rate,
+        errors_text(r)
+    );
+    let statuses: Vec<String> = c.status.iter().map(|(s, n)| format!("{s}×{n}")).collect();
+    if !statuses.is_empty() {
+        let _ = writeln!(out, "    status    {}", statuses.join("  "));
+    }
+    let _ = writeln!(
+        out,
+        "    dropped {}  late {}  empty pool {}  checks {}/{} passed",
+        c.dropped, c.late, c.empty_pool, c.checks_passed, checks
+    );
+    pct_line(out, "response", &r.response_time_ms);
+    pct_line(out, "service", &r.service_time_ms);
+    pct_line(out, "lag", &r.lag_ms);
+}
+
+/// Epoch milliseconds of an RFC 3339 timestamp.
+fn epoch_ms(rfc3339: &str) -> Option<i128> {
+    let t = time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339);
+    t.ok().map(|t| t.unix_timestamp_nanos() / 1_000_000)
+}
+
+/// A Grafana Explore link opening the trace in the Tempo datasource (uid `tempo`, as the
+/// provisioned datasources name it), over the run's time range (from 5 min before the start to
+/// 15 min after the end, so late-ingested spans are inside).
+pub fn trace_link(grafana: &str, trace_id: &str, started_at: &str, ended_at: &str) -> String {
+    let (from, to) = match (epoch_ms(started_at), epoch_ms(ended_at)) {
+        (Some(a), Some(b)) => ((a - 300_000).to_string(), (b + 900_000).to_string()),
+        _ => ("now-24h".to_string(), "now".to_string()),
+    };
+    let pane =
+        format!(r#"["{from}","{to}","tempo",{{"query":"{trace_id}","queryType":"traceql"}}]"#);
+    let mut enc = String::new();
+    for b in pane.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                enc.push(b as char)
+            }
+            _ => {
+                let _ = write!(enc, "%{b:02X}");
+            }
+        }
+    }
+    format!("{}/explore?left={enc}", grafana.trim_end_matches('/'))
+}
+
+fn trace_lines(out: &mut String, title: &str, list: &[TraceRef], r: &Report) {
+    let grafana = r.config.grafana_url.as_deref();
+    if list.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "{title} ({} kept):", list.len());
+    for t in list.iter().take(SHOWN_TRACES) {
+        let outcome = match (t.status, t.error) {
+            (None, Some(e)) => e.as_str().to_string(),
+            (Some(s), _) => s.to_string(),
+            (None, None) => "-".to_string(),
+        };
+        let fault = t
+            .fault
+            .as_deref()
+            .map(|f| format!(" fault={f}"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  {:>10.2} ms  {:<10} {:<10} at {:>9.3}s  trace {}{fault}",
+            t.response_time_ms,
+            t.op,
+            outcome,
+            t.at_ms / 1000.0,
+            t.trace_id
+        );
+        if let Some(g) = grafana {
+            let _ = writeln!(
+                out,
+                "      {}",
+                trace_link(g, &t.trace_id, &r.started_at, &r.ended_at)
+            );
+        }
+    }
+}
+
+impl Report {
+    /// The end summary printed to stdout (per operation counts, rates, errors by kind,
+    /// percentiles, dropped, lag, thresholds, assertions, slowest/failed trace ids).
+    pub fn summary(&self) -> String {
+        let mut out = String::new();
+        let _ = write!(
+            out,
+            "trafficgen: scenario {} · run {} · {:.1}s",
+            self.scenario, self.run_id, self.duration_s
+        );
+        if self.segment.count > 1 {
+            let _ = write!(
+                out,
+                " · segment {}/{}",
+                self.segment.index, self.segment.count
+            );
+        }
+        out.push('\n');
+        let _ = writeln!(out, "target {}", self.target_url);
+        if self.interrupted {
+            out.push_str("INTERRUPTED: the run was stopped before the load ended\n");
+        }
+        if let Some(reason) = &self.aborted {
+            let _ = writeln!(out, "ABORTED: {reason}");
+        }
+        out.push_str(
+            "\ntimes in ms (response = from the intended start; service = from the send)\n",
+        );
+        for (name, r) in &self.ops {
+            op_block(&mut out, name, r);
+        }
+        if self.ops.len() != 1 {
+            op_block(&mut out, "all", &self.totals);
+        }
+        if !self.faults.is_empty() {
+            out.push_str("\nfault windows:\n");
+            for f in &self.faults {
+                let injected = f
+                    .injected
+                    .map(|n| format!(", {n} injected"))
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    out,
+                    "  {:>7.1}s – {:>7.1}s  {} via {} share {}{injected}",
+                    f.start_s, f.end_s, f.kind, f.via, f.share
+                );
+            }
+        }
+        if !self.thresholds.is_empty() {
+            out.push_str("\nthresholds:\n");
+            for t in &self.thresholds {
+                let mark = if t.passed { '✓' } else { '✗' };
+                let observed = t
+                    .observed
+                    .map_or("no samples".to_string(), |v| format!("{v:.4}"));
+                let _ = writeln!(out, "  {mark} {}  observed {observed}", t.source);
+                if !t.passed && !t.message.is_empty() {
+                    let _ = writeln!(out, "      {}", t.message);
+                }
+            }
+        }
+        if !self.verify.is_empty() {
+            out.push_str("\nassertions:\n");
+            for a in &self.verify {
+                let mark = if a.passed { '✓' } else { '✗' };
+                let observed = a.observed.map_or("-".to_string(), |v| format!("{v}"));
+                let expected = a.expected.as_deref().unwrap_or("-");
+                let _ = writeln!(
+                    out,
+                    "  {mark} {}  observed {observed}  expected {expected}  ({} attempts)",
+                    a.name, a.attempts
+                );
+                if !a.passed && !a.message.is_empty() {
+                    let _ = writeln!(out, "      {}", a.message);
+                }
+            }
+        }
+        out.push('\n');
+        trace_lines(&mut out, "slowest requests", &self.slowest, self);
+        trace_lines(&mut out, "failed requests", &self.failed, self);
+        trace_lines(&mut out, "faulted requests", &self.faulted, self);
+        let failed_t = self.thresholds.iter().filter(|t| !t.passed).count();
+        let failed_a = self.verify.iter().filter(|a| !a.passed).count();
+        if self.passed {
+            out.push_str("\nPASSED\n");
+        } else {
+            let _ = writeln!(
+                out,
+                "\nFAILED: {failed_t} threshold(s), {failed_a} assertion(s) failed"
+            );
+        }
+        out
+    }
+}
