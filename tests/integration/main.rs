@@ -1,5 +1,6 @@
 mod report;
 mod run_e2e;
+mod scenarios;
 mod scheduler;
 mod support;
 mod telemetry;
