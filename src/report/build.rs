@@ -194,7 +194,14 @@ impl Report {
     /// is true until `set_thresholds` / `set_verify` say otherwise).
     pub fn build(plan: &Plan, last: &Snapshot, mut timeline: Timeline, meta: RunMeta) -> Report {
         timeline.finish(last);
-        let duration_s = last.elapsed.as_secs_f64();
+        // The load's duration: the final snapshot comes after the drain, which is not load, and
+        // rates over the planned duration make the N segments' rates add up exactly.
+        let planned = plan.load.duration();
+        let duration_s = if planned.is_zero() || last.elapsed < planned {
+            last.elapsed.as_secs_f64()
+        } else {
+            planned.as_secs_f64()
+        };
         let (mut all_r, mut all_s, mut all_l) = (hist::empty(), hist::empty(), hist::empty());
         let mut ops = Vec::with_capacity(last.ops.len());
         for op in &last.ops {

@@ -447,6 +447,13 @@ fn merge_of_segments_equals_the_whole_count_for_count_and_bucket_for_bucket() {
         assert_eq!(m.service_time_ms, w.service_time_ms);
         assert_eq!(m.lag_ms, w.lag_ms);
     }
+    // N segments of a rate add up to the rate.
+    let sum: f64 = parts.iter().map(|p| p.totals.rate).sum();
+    assert!(
+        (sum - merged.totals.rate).abs() < 1e-9,
+        "{sum} vs {}",
+        merged.totals.rate
+    );
     let per_second = |r: &Report| -> Vec<(u64, u64, u64)> {
         r.timeline
             .iter()
@@ -511,4 +518,30 @@ fn a_real_report_validates_against_the_schema() {
     let mut broken = value.clone();
     broken.as_object_mut().unwrap().remove("totals");
     assert!(!validator.is_valid(&broken));
+}
+
+#[test]
+fn rates_are_over_the_load_not_the_drain_after_it() {
+    let plan = plan(vec![]); // 60 s of load
+    let mut sim = Sim::new();
+    for i in 0..600u64 {
+        sim.record(1, i as f64 * 100.0, 2_000, 0, 200);
+    }
+    // The final snapshot is taken after a 1.5 s drain.
+    let r = Report::build(
+        &plan,
+        &sim.snapshot(Duration::from_millis(61_500), true),
+        Timeline::new(&plan),
+        meta(),
+    );
+    assert_eq!(r.duration_s, 60.0);
+    assert!((r.totals.rate - 10.0).abs() < 1e-12, "{}", r.totals.rate);
+    // An interrupted run counts what it ran.
+    let r = Report::build(
+        &plan,
+        &sim.snapshot(Duration::from_secs(30), true),
+        Timeline::new(&plan),
+        meta(),
+    );
+    assert_eq!(r.duration_s, 30.0);
 }

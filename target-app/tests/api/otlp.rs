@@ -94,7 +94,7 @@ async fn spans_reach_a_real_otlp_receiver() {
     let (grpc, http) = (free_port(), free_port());
     let out_path = dir.path().join("rotel.out");
     let out = std::fs::File::create(&out_path).unwrap();
-    let _rotel = ChildGuard(
+    let mut rotel_child = ChildGuard(
         Command::new(&rotel)
             .arg("start")
             .args(["--otlp-grpc-endpoint", &format!("127.0.0.1:{grpc}")])
@@ -111,6 +111,9 @@ async fn spans_reach_a_real_otlp_receiver() {
             .unwrap_or_else(|e| panic!("start {}: {e}", rotel.display())),
     );
     poll("rotel to listen", Duration::from_secs(30), Duration::from_millis(50), async || {
+        if let Some(status) = rotel_child.0.try_wait().unwrap() {
+            panic!("rotel exited ({status}):\n{}", std::fs::read_to_string(&out_path).unwrap_or_default());
+        }
         tokio::net::TcpStream::connect(("127.0.0.1", http)).await.ok().map(|_| ())
     })
     .await;

@@ -35,7 +35,7 @@ fn supports_scrape_protocols(prometheus: &std::path::Path) -> bool {
 
 struct Prometheus {
     url: String,
-    _child: ChildGuard,
+    child: ChildGuard,
     log: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -62,7 +62,7 @@ fn start_prometheus(target: &str) -> Prometheus {
         .stderr(out)
         .spawn()
         .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
-    Prometheus { url: format!("http://127.0.0.1:{port}"), _child: ChildGuard(child), log, _dir: dir }
+    Prometheus { url: format!("http://127.0.0.1:{port}"), child: ChildGuard(child), log, _dir: dir }
 }
 
 impl Prometheus {
@@ -102,10 +102,15 @@ async fn traffic(c: &reqwest::Client, app: &Served) {
 async fn seed_queries_and_exemplars_against_real_prometheus() {
     let (config, lines) = test_config();
     let app = serve(config, lines).await;
-    let prom = start_prometheus(&app.addr.to_string());
+    let mut prom = start_prometheus(&app.addr.to_string());
     let c = reqwest::Client::new();
 
     poll("Prometheus to be ready", Duration::from_secs(30), Duration::from_millis(100), async || {
+        // Exited (e.g. its port was taken meanwhile): fail with its log rather than talk to
+        // whatever else listens there.
+        if let Some(status) = prom.child.0.try_wait().unwrap() {
+            panic!("prometheus exited ({status}):\n{}", prom.log_text());
+        }
         let ok = c.get(format!("{}/-/ready", prom.url)).send().await.is_ok_and(|r| r.status().is_success());
         ok.then_some(())
     })

@@ -122,3 +122,17 @@ async fn fault_api_does_not_exist_without_a_token() {
     let r = app.json(Method::POST, "/admin/faults", r#"{"kind":"error","status":500,"duration_s":5}"#).await;
     r.assert_error(StatusCode::NOT_FOUND, "not_found");
 }
+
+/// Nothing is process-global: two instances in one process keep their own store, metrics and
+/// fault rules (the generator embeds the app next to its own telemetry).
+#[tokio::test]
+async fn instances_share_nothing() {
+    let a = test_app();
+    let b = test_app();
+    a.create("only in a").await;
+    assert_eq!(b.get("/api/todos").await.header("x-total-count"), Some("0"));
+    assert_eq!(crate::support::sample(&b.metrics(), r#"tp2devops_todo_operations_total{operation="create"}"#), None);
+    assert_eq!(crate::support::sample(&a.metrics(), r#"tp2devops_todo_operations_total{operation="create"}"#), Some(1.0));
+    assert_eq!(b.create("b").await["id"], 1, "ids are per instance");
+    assert!(b.log_lines().iter().all(|l| l["text"] != "only in a"));
+}
