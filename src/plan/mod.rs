@@ -17,7 +17,7 @@ mod validate;
 
 pub use template::{Template, Vars};
 pub use threshold::{Aggregation, Comparison, Threshold, ThresholdMetric};
-pub use validate::{Overrides, PlanError, build};
+pub use validate::{COMMAND_LINE, Overrides, PlanError, build, build_from_str, build_with_env, defaults, parse_base_url};
 
 /// Everything a run needs, resolved.
 #[derive(Debug, Clone)]

@@ -54,10 +54,22 @@ fn op_block(out: &mut String, name: &str, r: &OpReport) {
     pct_line(out, "lag", &r.lag_ms);
 }
 
-/// A Grafana Explore link opening the trace in the Tempo datasource (uid `tempo`).
-pub fn trace_link(grafana: &str, trace_id: &str) -> String {
+/// Epoch milliseconds of an RFC 3339 timestamp.
+fn epoch_ms(rfc3339: &str) -> Option<i128> {
+    let t = time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339);
+    t.ok().map(|t| t.unix_timestamp_nanos() / 1_000_000)
+}
+
+/// A Grafana Explore link opening the trace in the Tempo datasource (uid `tempo`, as the
+/// provisioned datasources name it), over the run's time range (from 5 min before the start to
+/// 15 min after the end, so late-ingested spans are inside).
+pub fn trace_link(grafana: &str, trace_id: &str, started_at: &str, ended_at: &str) -> String {
+    let (from, to) = match (epoch_ms(started_at), epoch_ms(ended_at)) {
+        (Some(a), Some(b)) => ((a - 300_000).to_string(), (b + 900_000).to_string()),
+        _ => ("now-24h".to_string(), "now".to_string()),
+    };
     let pane =
-        format!(r#"["now-24h","now","tempo",{{"query":"{trace_id}","queryType":"traceql"}}]"#);
+        format!(r#"["{from}","{to}","tempo",{{"query":"{trace_id}","queryType":"traceql"}}]"#);
     let mut enc = String::new();
     for b in pane.bytes() {
         match b {
@@ -72,7 +84,8 @@ pub fn trace_link(grafana: &str, trace_id: &str) -> String {
     format!("{}/explore?left={enc}", grafana.trim_end_matches('/'))
 }
 
-fn trace_lines(out: &mut String, title: &str, list: &[TraceRef], grafana: Option<&str>) {
+fn trace_lines(out: &mut String, title: &str, list: &[TraceRef], r: &Report) {
+    let grafana = r.config.grafana_url.as_deref();
     if list.is_empty() {
         return;
     }
@@ -98,7 +111,11 @@ fn trace_lines(out: &mut String, title: &str, list: &[TraceRef], grafana: Option
             t.trace_id
         );
         if let Some(g) = grafana {
-            let _ = writeln!(out, "      {}", trace_link(g, &t.trace_id));
+            let _ = writeln!(
+                out,
+                "      {}",
+                trace_link(g, &t.trace_id, &r.started_at, &r.ended_at)
+            );
         }
     }
 }
@@ -180,11 +197,10 @@ impl Report {
                 }
             }
         }
-        let grafana = self.config.grafana_url.as_deref();
         out.push('\n');
-        trace_lines(&mut out, "slowest requests", &self.slowest, grafana);
-        trace_lines(&mut out, "failed requests", &self.failed, grafana);
-        trace_lines(&mut out, "faulted requests", &self.faulted, grafana);
+        trace_lines(&mut out, "slowest requests", &self.slowest, self);
+        trace_lines(&mut out, "failed requests", &self.failed, self);
+        trace_lines(&mut out, "faulted requests", &self.faulted, self);
         let failed_t = self.thresholds.iter().filter(|t| !t.passed).count();
         let failed_a = self.verify.iter().filter(|a| !a.passed).count();
         if self.passed {

@@ -1,7 +1,127 @@
 //! Scenario file → raw model, with source positions kept for line/column errors.
 //! (OWNER: plan helper. CONTRACT: `json_schema`.)
+//!
+//! Stage (1) of the data flow: text → `node::Node` tree (serde-saphyr) → `model::Scenario`
+//! (our located deserializer, `de`). Meaning is checked later by `plan::build`.
+
+pub mod de;
+pub mod model;
+pub mod node;
+pub mod suggest;
+pub mod units;
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+pub use model::Scenario;
+pub use units::Sp;
+
+/// One problem found while reading a scenario.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{line}:{column}: {path}: {message}")]
+pub struct Problem {
+    pub line: u32,
+    pub column: u32,
+    /// Dotted field path (`load.stages[1].rate`); empty for the document itself.
+    pub path: String,
+    pub message: String,
+}
+
+/// Why a scenario could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("{}", .problems.iter().map(|p| format!("{file}:{p}", file = .file)).collect::<Vec<_>>().join("\n"))]
+    Invalid { file: String, problems: Vec<Problem> },
+}
+
+/// Reads and deserializes the scenario at `path` (no semantic checks; see `plan::build`).
+pub fn load(path: &Path) -> Result<Scenario, LoadError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| LoadError::Io { path: path.display().to_string(), source })?;
+    match parse(&text) {
+        (Some(s), problems) if problems.is_empty() => Ok(s),
+        (_, problems) => Err(LoadError::Invalid { file: path.display().to_string(), problems }),
+    }
+}
+
+/// Deserializes `text`, collecting every problem. Returns the model when it could be built
+/// (possibly with bad nodes removed, then `problems` is not empty) and the problems sorted by
+/// position.
+pub fn parse(text: &str) -> (Option<Scenario>, Vec<Problem>) {
+    let root = match node::Node::parse(text) {
+        Ok(root) => root,
+        Err((line, column, message)) => {
+            return (None, vec![Problem { line, column, path: String::new(), message }]);
+        }
+    };
+    let mut ctx = de::Ctx::default();
+    let mut errors: Vec<de::DeError> = Vec::new();
+    let mut result = None;
+    // Each failed pass removes the node that failed, so this ends within the node count.
+    for _ in 0..=root_size(&root) {
+        let r = Scenario::deserialize(de::NodeDe { node: &root, path: String::new(), ctx: &ctx });
+        match r {
+            Ok(s) => {
+                result = Some(s);
+                break;
+            }
+            Err(e) => {
+                let at = e.at.clone().unwrap_or(de::At { line: 1, column: 1, path: String::new(), id: 0 });
+                // A missing field whose value we removed ourselves is a consequence, not news.
+                let consequence = e.missing.is_some_and(|f| removed_child(&root, at.id, f, &ctx));
+                if !consequence && !errors.contains(&e) {
+                    errors.push(e);
+                }
+                if at.id == root.id {
+                    break;
+                }
+                ctx.removed.insert(at.id);
+            }
+        }
+    }
+    errors.extend(ctx.found.into_inner());
+    let mut problems: Vec<Problem> = errors
+        .into_iter()
+        .map(|e| {
+            let at = e.at.unwrap_or(de::At { line: 1, column: 1, path: String::new(), id: 0 });
+            Problem { line: at.line, column: at.column, path: at.path, message: e.message }
+        })
+        .collect();
+    problems.sort_by(|a, b| (a.line, a.column).cmp(&(b.line, b.column)));
+    problems.dedup();
+    (result, problems)
+}
+
+fn root_size(n: &node::Node) -> usize {
+    match &n.kind {
+        node::NodeKind::Seq(items) => 1 + items.iter().map(root_size).sum::<usize>(),
+        node::NodeKind::Map(pairs) => {
+            1 + pairs.iter().map(|(k, v)| root_size(k) + root_size(v)).sum::<usize>()
+        }
+        _ => 1,
+    }
+}
+
+/// Whether the mapping `map_id` has key `field` whose value (or key) was removed.
+fn removed_child(n: &node::Node, map_id: u32, field: &str, ctx: &de::Ctx) -> bool {
+    match &n.kind {
+        node::NodeKind::Map(pairs) if n.id == map_id => pairs.iter().any(|(k, v)| {
+            k.kind.scalar_text().as_deref() == Some(field)
+                && (ctx.removed.contains(&v.id) || ctx.removed.contains(&k.id))
+        }),
+        node::NodeKind::Map(pairs) => pairs.iter().any(|(_, v)| removed_child(v, map_id, field, ctx)),
+        node::NodeKind::Seq(items) => items.iter().any(|v| removed_child(v, map_id, field, ctx)),
+        _ => false,
+    }
+}
 
 /// JSON Schema of the scenario format (what `trafficgen schema` prints).
 pub fn json_schema() -> serde_json::Value {
-    todo!("plan helper")
+    let schema = schemars::generate::SchemaSettings::draft2020_12()
+        .into_generator()
+        .into_root_schema_for::<Scenario>();
+    serde_json::to_value(schema).expect("a schema serializes")
 }

@@ -1,6 +1,7 @@
 mod cli;
 mod report;
 mod run_e2e;
+mod scenarios;
 mod scheduler;
 mod support;
 mod telemetry;

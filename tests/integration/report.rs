@@ -11,6 +11,8 @@ use trafficgen::plan::{
 use trafficgen::recorder::{Counts, ErrorKind, OpSnapshot, Snapshot, TraceRef};
 use trafficgen::report::{self, Report, ReportError, RunMeta, Timeline, hist};
 
+mod cli;
+
 pub const OPS: [&str; 3] = ["create", "list", "get"];
 
 /// A plan built in code: three todo operations, the given thresholds.
@@ -371,6 +373,8 @@ fn summary_lists_ops_errors_percentiles_thresholds_and_traces() {
         "failed requests",
         &r.slowest[0].trace_id,
         "http://grafana.local:3000/explore?left=",
+        // The run's range: 5 min before the start (1_800_000_000 s) to 15 min after the end.
+        "%5B%221799999700000%22%2C%221800000960000%22%2C%22tempo%22",
         "FAILED: 1 threshold(s)",
     ] {
         assert!(s.contains(needle), "summary lacks {needle:?}:\n{s}");

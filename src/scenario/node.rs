@@ -1,0 +1,175 @@
+//! The YAML document as a tree of located nodes.
+//!
+//! serde-saphyr parses the text once into `Node`s, each with its 1-based line/column (taken
+//! from serde-saphyr's `Spanned` wrapper). The raw model is then deserialized from this tree by
+//! `de::NodeDe`, which knows every node's position and field path.
+
+use std::fmt;
+
+use serde::de::{self, Visitor};
+use serde::Deserialize;
+
+/// A parsed YAML node with its position.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    pub kind: NodeKind,
+    pub line: u32,
+    pub column: u32,
+    /// Unique within a document (pre-order), so a failing node can be removed and retried.
+    pub id: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum NodeKind {
+    Null,
+    Bool(bool),
+    Int(i64),
+    UInt(u64),
+    Float(f64),
+    Str(String),
+    Seq(Vec<Node>),
+    Map(Vec<(Node, Node)>),
+}
+
+impl NodeKind {
+    pub(crate) fn describe(&self) -> &'static str {
+        match self {
+            NodeKind::Null => "null",
+            NodeKind::Bool(_) => "a boolean",
+            NodeKind::Int(_) | NodeKind::UInt(_) => "an integer",
+            NodeKind::Float(_) => "a number",
+            NodeKind::Str(_) => "a string",
+            NodeKind::Seq(_) => "a list",
+            NodeKind::Map(_) => "a mapping",
+        }
+    }
+
+    /// A scalar's text, for string fields given a number or boolean (`X-Id: 42`).
+    pub(crate) fn scalar_text(&self) -> Option<String> {
+        match self {
+            NodeKind::Bool(b) => Some(b.to_string()),
+            NodeKind::Int(i) => Some(i.to_string()),
+            NodeKind::UInt(u) => Some(u.to_string()),
+            NodeKind::Float(f) => Some(f.to_string()),
+            NodeKind::Str(s) => Some(s.clone()),
+            _ => None,
+        }
+    }
+}
+
+impl Node {
+    /// Parses one YAML document. Errors carry serde-saphyr's location of the syntax problem.
+    pub fn parse(text: &str) -> Result<Node, (u32, u32, String)> {
+        let parsed: Result<serde_saphyr::Spanned<NodeKind>, serde_saphyr::Error> =
+            serde_saphyr::from_str(text);
+        match parsed {
+            Ok(sp) => {
+                let mut root = Node {
+                    kind: sp.value,
+                    line: sp.referenced.line() as u32,
+                    column: sp.referenced.column() as u32,
+                    id: 0,
+                };
+                let mut next = 0;
+                number(&mut root, &mut next);
+                Ok(root)
+            }
+            Err(e) => {
+                let (line, column) =
+                    e.location().map(|l| (l.line() as u32, l.column() as u32)).unwrap_or((1, 1));
+                // The plain message, without serde-saphyr's snippet rendering.
+                let msg = e.without_snippet().to_string();
+                let msg = msg.lines().next().unwrap_or("invalid YAML").to_string();
+                Err((line, column, strip_location_suffix(&msg)))
+            }
+        }
+    }
+}
+
+/// serde-saphyr appends " at line X, column Y"; our error format carries the position already.
+fn strip_location_suffix(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg.to_string(),
+    }
+}
+
+fn number(node: &mut Node, next: &mut u32) {
+    node.id = *next;
+    *next += 1;
+    match &mut node.kind {
+        NodeKind::Seq(items) => items.iter_mut().for_each(|n| number(n, next)),
+        NodeKind::Map(pairs) => pairs.iter_mut().for_each(|(k, v)| {
+            number(k, next);
+            number(v, next);
+        }),
+        _ => {}
+    }
+}
+
+impl<'de> Deserialize<'de> for NodeKind {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(KindVisitor)
+    }
+}
+
+struct KindVisitor;
+
+fn spanned_node<'de, E>(sp: serde_saphyr::Spanned<NodeKind>) -> Result<Node, E> {
+    Ok(Node {
+        kind: sp.value,
+        line: sp.referenced.line() as u32,
+        column: sp.referenced.column() as u32,
+        id: 0,
+    })
+}
+
+impl<'de> Visitor<'de> for KindVisitor {
+    type Value = NodeKind;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any YAML value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<NodeKind, E> {
+        Ok(NodeKind::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<NodeKind, E> {
+        Ok(NodeKind::Int(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<NodeKind, E> {
+        Ok(NodeKind::UInt(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<NodeKind, E> {
+        Ok(NodeKind::Float(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<NodeKind, E> {
+        Ok(NodeKind::Str(v.to_string()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<NodeKind, E> {
+        Ok(NodeKind::Str(v))
+    }
+    fn visit_unit<E>(self) -> Result<NodeKind, E> {
+        Ok(NodeKind::Null)
+    }
+    fn visit_none<E>(self) -> Result<NodeKind, E> {
+        Ok(NodeKind::Null)
+    }
+    fn visit_some<D: de::Deserializer<'de>>(self, d: D) -> Result<NodeKind, D::Error> {
+        d.deserialize_any(KindVisitor)
+    }
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<NodeKind, A::Error> {
+        let mut items = Vec::new();
+        while let Some(sp) = seq.next_element::<serde_saphyr::Spanned<NodeKind>>()? {
+            items.push(spanned_node(sp)?);
+        }
+        Ok(NodeKind::Seq(items))
+    }
+    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<NodeKind, A::Error> {
+        let mut pairs = Vec::new();
+        while let Some(k) = map.next_key::<serde_saphyr::Spanned<NodeKind>>()? {
+            let v = map.next_value::<serde_saphyr::Spanned<NodeKind>>()?;
+            pairs.push((spanned_node(k)?, spanned_node(v)?));
+        }
+        Ok(NodeKind::Map(pairs))
+    }
+}
+
