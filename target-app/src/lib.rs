@@ -89,7 +89,9 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let grace = state.inner.config.shutdown_grace;
     let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
-    let server = axum::serve(listener, app(state.clone())).with_graceful_shutdown(async move {
+    // Peer addresses feed the server span's client.address / client.port.
+    let service = app(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let server = axum::serve(listener, service).with_graceful_shutdown(async move {
         shutdown.await;
         let _ = stopping_tx.send(true);
     });

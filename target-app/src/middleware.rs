@@ -2,7 +2,10 @@
 //! `METHOD /route`, decides the request's fault, then records the seed's metrics (with the
 //! trace id as exemplar) and writes the access log line once the response is known.
 
-use axum::extract::{MatchedPath, Request, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::http::{Method, Version};
 use axum::middleware::Next;
 use axum::response::Response;
 use opentelemetry::trace::TraceContextExt;
@@ -32,6 +35,24 @@ pub(crate) fn route_label(matched: &str) -> String {
     matched.replace("{id}", ":id")
 }
 
+/// The method as a label: the standard ones as they are, anything else `_OTHER` (semantic
+/// conventions), so made-up methods cannot grow the series set.
+fn method_label(m: &Method) -> String {
+    const KNOWN: [Method; 9] =
+        [Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE, Method::HEAD, Method::OPTIONS, Method::TRACE, Method::CONNECT];
+    if KNOWN.contains(m) { m.as_str().to_string() } else { "_OTHER".to_string() }
+}
+
+fn protocol_version(v: Version) -> &'static str {
+    match v {
+        Version::HTTP_09 => "0.9",
+        Version::HTTP_10 => "1.0",
+        Version::HTTP_2 => "2",
+        Version::HTTP_3 => "3",
+        _ => "1.1",
+    }
+}
+
 /// `host[:port]` or `[v6]:port` → (address, port), the port falling back to `default_port`.
 fn server_address(host: Option<&str>, default_port: u16) -> (Option<String>, u16) {
     let Some(h) = host.map(str::trim).filter(|h| !h.is_empty()) else { return (None, default_port) };
@@ -45,17 +66,27 @@ fn server_address(host: Option<&str>, default_port: u16) -> (Option<String>, u16
 pub(crate) async fn observe(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let start = Instant::now();
     let inner = &state.inner;
-    let method = req.method().as_str().to_string();
-    let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_string(), |m| route_label(m.as_str()));
+    let method = method_label(req.method());
+    let matched = req.extensions().get::<MatchedPath>().map(|m| route_label(m.as_str()));
+    let route = matched.clone().unwrap_or_else(|| "unmatched".to_string());
     let headers = req.headers();
     let parent = trace::parent_from_header(headers.get("traceparent").and_then(|v| v.to_str().ok()));
     let mut attrs = vec![
         KeyValue::new("http.request.method", method.clone()),
-        KeyValue::new("http.route", route.clone()),
         KeyValue::new("url.path", req.uri().path().to_string()),
         KeyValue::new("url.scheme", "http"),
-        KeyValue::new("network.protocol.version", "1.1"),
+        KeyValue::new("network.protocol.version", protocol_version(req.version())),
     ];
+    if let Some(r) = &matched {
+        attrs.push(KeyValue::new("http.route", r.clone()));
+    }
+    if let Some(q) = req.uri().query() {
+        attrs.push(KeyValue::new("url.query", q.to_string()));
+    }
+    if let Some(ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<SocketAddr>>() {
+        attrs.push(KeyValue::new("client.address", peer.ip().to_string()));
+        attrs.push(KeyValue::new("client.port", i64::from(peer.port())));
+    }
     // Semantic conventions take server.address/port from the Host header (what the client
     // dialled); the configured port is only a fallback (it is 0 when bound ephemerally).
     let (address, port) = server_address(headers.get("host").and_then(|v| v.to_str().ok()), inner.config.port);
@@ -74,7 +105,9 @@ pub(crate) async fn observe(State(state): State<AppState>, mut req: Request, nex
             attrs.push(KeyValue::new("synthetic", true));
         }
     }
-    let cx = inner.tracing.server_span(&parent, format!("{method} {route}"), attrs);
+    // Semantic conventions: `METHOD /route`, or just the method when no route matched.
+    let name = matched.as_ref().map_or_else(|| method.clone(), |r| format!("{method} {r}"));
+    let cx = inner.tracing.server_span(&parent, name, attrs);
     let (trace_id, span_id) = trace::ids(&cx);
     let fault = if route.starts_with("/api/") {
         let from_header = if inner.config.faults_enabled { faults::from_headers(headers) } else { None };

@@ -11,6 +11,8 @@ use trafficgen::plan::{
 use trafficgen::recorder::{Counts, ErrorKind, OpSnapshot, Snapshot, TraceRef};
 use trafficgen::report::{self, Report, ReportError, RunMeta, Timeline, hist};
 
+mod cli;
+
 pub const OPS: [&str; 3] = ["create", "list", "get"];
 
 /// A plan built in code: three todo operations, the given thresholds.

@@ -95,6 +95,10 @@ async fn unknown_route_is_404_and_wrong_method_is_405() {
         let allow = r.header("allow").unwrap_or_else(|| panic!("405 without Allow for {m} {path}"));
         assert!(allow.contains("GET"), "{path}: {allow}");
     }
+    // Made-up methods share one label value too.
+    let r = app.call(req(Method::from_bytes(b"BREW").unwrap(), "/api/todos").body(Body::empty()).unwrap()).await;
+    r.assert_error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
+    assert!(app.metrics().contains(r#"tp2devops_http_requests_total{method="_OTHER",route="/api/todos",status_code="405"} 1"#), "{}", app.metrics());
     // Unmatched paths share one label value: raw paths must not grow the series set.
     let m = app.metrics();
     assert_eq!(crate::support::sample(&m, r#"tp2devops_http_requests_total{method="GET",route="unmatched",status_code="404"}"#), Some(5.0), "{m}");

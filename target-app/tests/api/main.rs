@@ -3,6 +3,7 @@
 //! app and running the seed's queries, and spans arriving at a real OTLP receiver (rotel).
 
 mod bad_input;
+mod binary;
 mod config;
 mod faults;
 mod logs;

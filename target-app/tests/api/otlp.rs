@@ -85,6 +85,7 @@ const T_FAIL: &str = "33333333333333333333333333333333";
 const T_LIST: &str = "44444444444444444444444444444444";
 const T_UPDATE: &str = "55555555555555555555555555555555";
 const T_DELETE: &str = "66666666666666666666666666666666";
+const T_NOWHERE: &str = "77777777777777777777777777777777";
 const CALLER_SPAN: &str = "00f067aa0ba902b7";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -158,16 +159,19 @@ async fn spans_reach_a_real_otlp_receiver() {
     let r = c.delete(format!("{base}/api/todos/2")).header("traceparent", tp(T_DELETE, CALLER_SPAN)).send().await.unwrap();
     assert_eq!(r.status(), 204);
 
+    let r = c.get(format!("{base}/nowhere?x=1")).header("traceparent", tp(T_NOWHERE, CALLER_SPAN)).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+
     // SIGTERM: the app stops and flushes its spans.
     let pid = app.0.id().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     let status = poll("the app to exit after SIGTERM", Duration::from_secs(30), Duration::from_millis(50), async || app.0.try_wait().unwrap()).await;
     assert!(status.success(), "exit status {status}");
 
-    let spans = poll("spans of all six traces at rotel", Duration::from_secs(30), Duration::from_millis(100), async || {
+    let spans = poll("spans of all seven traces at rotel", Duration::from_secs(30), Duration::from_millis(100), async || {
         let text = strip_ansi(&std::fs::read_to_string(&out_path).unwrap_or_default());
         let spans = parse_spans(&text);
-        let done = [T_CREATE, T_SLOW, T_FAIL, T_LIST, T_UPDATE, T_DELETE].iter().all(|t| spans.iter().any(|s| s.trace_id == *t && s.kind == "SPAN_KIND_SERVER"));
+        let done = [T_CREATE, T_SLOW, T_FAIL, T_LIST, T_UPDATE, T_DELETE, T_NOWHERE].iter().all(|t| spans.iter().any(|s| s.trace_id == *t && s.kind == "SPAN_KIND_SERVER"));
         done.then_some((text, spans))
     })
     .await;
@@ -190,6 +194,8 @@ async fn spans_reach_a_real_otlp_receiver() {
         ("http.response.status_code", "Int(201)".into()),
         ("server.address", "Str(127.0.0.1)".into()),
         ("server.port", format!("Int({port})")),
+        ("client.address", "Str(127.0.0.1)".into()),
+        ("network.protocol.version", "Str(1.1)".into()),
     ] {
         assert_eq!(server.attrs.get(k), Some(&v), "{k} on {server:#?}");
     }
@@ -225,6 +231,15 @@ async fn spans_reach_a_real_otlp_receiver() {
         let server = named(&t, server_name);
         assert_eq!(named(&t, op_name).parent_id, server.id, "{op_name}");
     }
+
+    // No route matched: the span is named by the method alone and has no http.route.
+    let t = in_trace(T_NOWHERE);
+    assert_eq!(t.len(), 1, "{t:#?}");
+    assert_eq!(t[0].name, "GET");
+    assert!(!t[0].attrs.contains_key("http.route"), "{t:#?}");
+    assert_eq!(t[0].attrs.get("url.query").map(String::as_str), Some("Str(x=1)"));
+    assert_eq!(t[0].attrs.get("http.response.status_code").map(String::as_str), Some("Int(404)"));
+    assert_ne!(t[0].status, "STATUS_CODE_ERROR", "a 4xx does not fail a server span");
 
     // The log lines carry the same trace ids.
     let logs = std::fs::read_to_string(&app_out).unwrap();
