@@ -67,7 +67,8 @@ impl Client {
 
     /// Runs one arrival of operation `op`.
     pub async fn run_op(&mut self, st: &Local, op: usize, intended: Instant, released: Option<Instant>) {
-        let shared = st.shared.clone();
+        // A reference, not an Arc clone: the refcount is shared by all worker threads.
+        let shared: &Shared = &st.shared;
         let operation = &shared.plan.mix.operations[op];
         match &operation.kind {
             OpKind::Todo(t) => {

@@ -43,9 +43,20 @@ pub struct Local {
     pub done: Cell<bool>,
     pub in_flight: Cell<u64>,
     pub vus: Cell<u64>,
+    /// Set once the app asks to stop: read per request instead of the watch channel, whose
+    /// `borrow` takes a lock shared by all workers.
+    pub stopping: Cell<bool>,
 }
 
 impl Local {
+    /// After a wake-up by the control channel (rare path): take its state now, whichever task
+    /// the runtime polls first.
+    fn note(&self, control: &watch::Receiver<Control>) {
+        if *control.borrow() != Control::Run {
+            self.stopping.set(true);
+        }
+    }
+
     pub fn pick_op(&self) -> usize {
         let total = self.shared.total_weight().max(1);
         let draw = self.rng.borrow_mut().random_range(0..total);
@@ -84,7 +95,15 @@ async fn main(w: usize, shared: Arc<Shared>, deltas: mpsc::UnboundedSender<Worke
         done: Cell::new(false),
         in_flight: Cell::new(0),
         vus: Cell::new(0),
+        stopping: Cell::new(false),
     });
+    let watcher = {
+        let (st, mut control) = (st.clone(), control.clone());
+        tokio::task::spawn_local(async move {
+            let _ = control.wait_for(|c| *c != Control::Run).await;
+            st.stopping.set(true);
+        })
+    };
     let flusher = tokio::task::spawn_local(flush_loop(st.clone(), deltas.clone(), spares));
     let load_control = control.clone();
     let load = async {
@@ -98,6 +117,7 @@ async fn main(w: usize, shared: Arc<Shared>, deltas: mpsc::UnboundedSender<Worke
         _ = control.wait_for(|c| *c == Control::Abort) => {}
     }
     flusher.abort();
+    watcher.abort();
     let mut last = std::mem::replace(&mut *st.rec.borrow_mut(), WorkerRecorder::new(w, 0, 0));
     last.in_flight = 0;
     last.vus = 0;
@@ -202,9 +222,8 @@ async fn vu(st: Rc<Local>, v: u32, mut control: watch::Receiver<Control>) {
     let LoadModel::Closed { start_vus, stages, think_time, .. } = &shared.plan.load else { return };
     let mut client = Client::new(&shared);
     let mut active = false;
-    let stopped = |c: &watch::Receiver<Control>| *c.borrow() != Control::Run;
     loop {
-        if stopped(&control) {
+        if st.stopping.get() {
             break;
         }
         let t = Instant::now().saturating_duration_since(shared.start).as_secs_f64();
@@ -217,7 +236,7 @@ async fn vu(st: Rc<Local>, v: u32, mut control: watch::Receiver<Control>) {
             let Some(next) = scheduler::next_vu_change(*start_vus, stages, v, t) else { break };
             tokio::select! {
                 _ = sleep_until(shared.start + Duration::from_secs_f64(next)) => {}
-                _ = control.changed() => {}
+                _ = control.changed() => st.note(&control),
             }
             continue;
         }
@@ -228,7 +247,7 @@ async fn vu(st: Rc<Local>, v: u32, mut control: watch::Receiver<Control>) {
         if let Some(l) = &shared.limiter {
             tokio::select! {
                 _ = l.until_ready() => {}
-                _ = control.changed() => continue,
+                _ = control.changed() => { st.note(&control); continue }
             }
         }
         let op = st.pick_op();
@@ -244,7 +263,7 @@ async fn vu(st: Rc<Local>, v: u32, mut control: watch::Receiver<Control>) {
         if !think.is_zero() {
             tokio::select! {
                 _ = tokio::time::sleep(think) => {}
-                _ = control.changed() => {}
+                _ = control.changed() => st.note(&control),
             }
         }
     }

@@ -48,5 +48,9 @@ where
             }
             _ = sleep_until(wake) => {}
         }
+        // Let the tasks whose responses arrived meanwhile run first (tokio defers a yield until
+        // after the I/O driver was polled), so a connection that is in fact free is not seen busy
+        // and an arrival is not dropped for the generator's own scheduling order.
+        tokio::task::yield_now().await;
     }
 }

@@ -16,6 +16,7 @@ use trafficgen::telemetry::{Config, Format, Telemetry};
 
 mod otlp;
 mod pushes;
+mod traces;
 
 pub(crate) const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 
