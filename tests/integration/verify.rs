@@ -51,11 +51,13 @@ where
     panic!("timed out waiting for {what}");
 }
 
-async fn prometheus(scrape: &str) -> (Proc, String, tempfile::TempDir) {
+/// A real Prometheus on an ephemeral port scraping `targets` every second.
+async fn prometheus(targets: &[&str]) -> (Proc, String, tempfile::TempDir) {
     let bin = binary("PROMETHEUS_BIN", "prometheus");
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let cfg = format!("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: todo-api\n    static_configs:\n      - targets: ['{scrape}']\n");
+    let list = targets.iter().map(|t| format!("'{t}'")).collect::<Vec<_>>().join(", ");
+    let cfg = format!("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: itest\n    static_configs:\n      - targets: [{list}]\n");
     std::fs::write(dir.path().join("prometheus.yml"), cfg).unwrap();
     let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
     let child = Command::new(&bin)
@@ -148,7 +150,7 @@ async fn promql_assertions_against_a_real_prometheus_scraping_the_todo_api() {
     tokio::spawn(todo_api::serve(listener, todo_api::AppState::new(config), async move {
         let _ = stopped.await;
     }));
-    let (_prom, prom, _dir) = prometheus(&api_addr.to_string()).await;
+    let (_prom, prom, _dir) = prometheus(&[&api_addr.to_string()]).await;
     let started = time::OffsetDateTime::now_utc();
 
     let http = reqwest::Client::new();
@@ -320,4 +322,86 @@ fn debug_latency_scenario_is_the_seeds_workflow() {
     assert_eq!((hit.delay_ms, hit.span.as_deref()), (Some(800), Some("todo_creation")));
     assert!(faults.pick(list, Duration::from_secs(90), &mut rng).is_none());
     assert!(faults.pick(create, Duration::from_secs(130), &mut rng).is_none());
+}
+
+/// The scenario of the end-to-end runs: 3 s of creates and lists against `api`, the generator's
+/// `/metrics` on `metrics`, PromQL assertions against `prom` (plus `extra` ones).
+fn e2e_scenario(api: &str, metrics: &str, prom: &str, deadline: &str, extra: &str) -> String {
+    format!(
+        r#"# verify end to end
+name: verify-e2e
+target:
+  url: {api}
+load:
+  model: open
+  stages:
+    - duration: 3s
+      rate: 20/s
+mix:
+  operations:
+    - todo: create
+    - todo: list
+telemetry:
+  metrics_addr: {metrics}
+  linger: 2s
+output:
+  progress: quiet
+verify:
+  prometheus_url: {prom}
+  deadline: {deadline}
+  interval: 500ms
+  assertions:
+    - name: the generator's counts reached Prometheus exactly
+      promql: 'sum(trafficgen_requests_total{{run_id="${{run_id}}",op!="all"}})'
+      expect: "== requests"
+    - name: the todo-api saw every request
+      promql: 'sum(tp2devops_http_requests_total{{route="/api/todos"}})'
+      expect: "== requests"
+{extra}"#
+    )
+}
+
+/// `trafficgen run` with a real Prometheus scraping both the todo-api and the generator: the
+/// PromQL assertions equal the ground truth exactly (exit 0, results in the report); adding a
+/// deliberately wrong one exits 100 and the report says which failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_with_verify_passes_and_a_wrong_assertion_exits_100() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api_addr = listener.local_addr().unwrap();
+    let config = todo_api::Config { log: todo_api::LogOutput::Off, shutdown_grace: Duration::from_millis(100), ..todo_api::Config::default() };
+    let (stop_api, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(todo_api::serve(listener, todo_api::AppState::new(config), async move {
+        let _ = stopped.await;
+    }));
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let (_prom, prom, dir) = prometheus(&[&api_addr.to_string(), &metrics]).await;
+    let api = format!("http://{api_addr}");
+    let wrong = r#"    - name: deliberately wrong, every request was a POST
+      promql: 'sum(tp2devops_http_requests_total{route="/api/todos",method="POST"})'
+      expect: "== requests"
+"#;
+    for (name, extra, deadline, code) in [("good", "", "30s", 0), ("wrong", wrong, "8s", 100)] {
+        let scenario = dir.path().join(format!("{name}.yaml"));
+        std::fs::write(&scenario, e2e_scenario(&api, &metrics, &prom, deadline, extra)).unwrap();
+        let report_path = dir.path().join(format!("{name}.json"));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_trafficgen"));
+        cmd.arg("run").arg(&scenario).arg("--report").arg(&report_path).arg("--no-progress");
+        let out = tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap();
+        let text = format!("stdout:\n{}\nstderr:\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert_eq!(out.status.code(), Some(code), "{name}: {text}");
+        let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
+        let results = report["verify"].as_array().unwrap_or_else(|| panic!("{name}: no verify results: {text}"));
+        let requests = report["totals"]["counts"]["requests"].as_f64().unwrap();
+        assert!(requests >= 50.0, "{name}: {requests} requests");
+        for r in &results[..2] {
+            assert_eq!(r["passed"], true, "{name}: {r}");
+            assert_eq!(r["observed"].as_f64(), Some(requests), "{name}: {r}");
+        }
+        if code == 100 {
+            assert_eq!(results[2]["passed"], false, "{}", results[2]);
+            assert!(results[2]["observed"].as_f64().unwrap() < requests, "{}", results[2]);
+            assert_eq!(report["passed"], false);
+        }
+    }
+    let _ = stop_api.send(());
 }
