@@ -126,6 +126,8 @@ impl Client {
     /// content type.
     fn render(&mut self, st: &Local, rt: &RequestTemplate) -> bool {
         let mut rng = st.rng.borrow_mut();
+        self.vars.seq = st.seq.get();
+        st.seq.set(self.vars.seq + 1);
         self.path.clear();
         rt.path.render(&self.vars, &mut *rng, &mut self.path);
         self.hdrs.clear();
@@ -160,10 +162,7 @@ impl Client {
                 CaptureSource::Header(name) => http::header(&self.bufs.rbuf[..h.head_len], name).map(|v| String::from_utf8_lossy(v).into_owned()),
             };
             if let Some(v) = v {
-                match self.vars.values.iter_mut().find(|(k, _)| *k == c.var) {
-                    Some(slot) => slot.1 = v,
-                    None => self.vars.values.push((c.var.clone(), v)),
-                }
+                self.vars.set(&c.var, &v);
             }
         }
     }

@@ -37,11 +37,23 @@ impl Common {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
-fn put_hex(w: &mut Vec<u8>, bytes: &[u8]) {
-    for b in bytes {
-        w.push(HEX[(b >> 4) as usize]);
-        w.push(HEX[(b & 15) as usize]);
+fn put_hex(w: &mut Vec<u8>, bytes: &[u8; 16]) {
+    // Into a stack buffer first, then one copy: no per-byte capacity checks.
+    let mut buf = [0u8; 32];
+    for (i, b) in bytes.iter().enumerate() {
+        buf[2 * i] = HEX[(b >> 4) as usize];
+        buf[2 * i + 1] = HEX[(b & 15) as usize];
     }
+    w.extend_from_slice(&buf);
+}
+
+fn put_hex8(w: &mut Vec<u8>, bytes: &[u8; 8]) {
+    let mut buf = [0u8; 16];
+    for (i, b) in bytes.iter().enumerate() {
+        buf[2 * i] = HEX[(b >> 4) as usize];
+        buf[2 * i + 1] = HEX[(b & 15) as usize];
+    }
+    w.extend_from_slice(&buf);
 }
 
 /// Per-request identity: W3C trace context.
@@ -91,7 +103,7 @@ pub fn write_request(w: &mut Vec<u8>, common: &Common, p: &Parts<'_>) {
     w.extend_from_slice(b"traceparent: 00-");
     put_hex(w, &p.ids.trace_id);
     w.push(b'-');
-    put_hex(w, &p.ids.span_id);
+    put_hex8(w, &p.ids.span_id);
     w.extend_from_slice(if p.ids.sampled { b"-01\r\n" } else { b"-00\r\n" });
     w.extend_from_slice(p.headers);
     if let Some(f) = p.fault {

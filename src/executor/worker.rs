@@ -46,6 +46,8 @@ pub struct Local {
     /// Set once the app asks to stop: read per request instead of the watch channel, whose
     /// `borrow` takes a lock shared by all workers.
     pub stopping: Cell<bool>,
+    /// `{{seq}}` of templates: bumped per rendered request, per worker.
+    pub seq: Cell<u64>,
 }
 
 impl Local {
@@ -96,6 +98,7 @@ async fn main(w: usize, shared: Arc<Shared>, deltas: mpsc::UnboundedSender<Worke
         in_flight: Cell::new(0),
         vus: Cell::new(0),
         stopping: Cell::new(false),
+        seq: Cell::new(0),
     });
     let watcher = {
         let (st, mut control) = (st.clone(), control.clone());
@@ -226,7 +229,8 @@ async fn vu(st: Rc<Local>, v: u32, mut control: watch::Receiver<Control>) {
         if st.stopping.get() {
             break;
         }
-        let t = Instant::now().saturating_duration_since(shared.start).as_secs_f64();
+        let now = Instant::now();
+        let t = now.saturating_duration_since(shared.start).as_secs_f64();
         if scheduler::vus_at(*start_vus, stages, t) <= v {
             if active {
                 active = false;
@@ -244,14 +248,19 @@ async fn vu(st: Rc<Local>, v: u32, mut control: watch::Receiver<Control>) {
             active = true;
             st.vus.set(st.vus.get() + 1);
         }
-        if let Some(l) = &shared.limiter {
-            tokio::select! {
-                _ = l.until_ready() => {}
-                _ = control.changed() => { st.note(&control); continue }
+        let intended = match &shared.limiter {
+            Some(l) => {
+                tokio::select! {
+                    _ = l.until_ready() => {}
+                    _ = control.changed() => { st.note(&control); continue }
+                }
+                Instant::now()
             }
-        }
+            // One clock read serves both the VU schedule check and the request's start.
+            None => now,
+        };
         let op = st.pick_op();
-        client.run_op(&st, op, Instant::now(), None).await;
+        client.run_op(&st, op, intended, None).await;
         let think = match *think_time {
             ThinkTime::None => Duration::ZERO,
             ThinkTime::Fixed(d) => d,

@@ -112,3 +112,46 @@ async fn target_down_mid_run_counts_errors_and_still_reports() {
     assert_eq!(c.requests, c.status_class.iter().sum::<u64>() + transport);
     assert!(!report.failed.is_empty(), "failed requests' trace ids are kept");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flows_capture_from_one_response_into_the_next_request() {
+    use trafficgen::plan::template::Scope;
+    use trafficgen::plan::{Capture, CaptureSource, Check, FlowStep, OpKind, Operation, RequestTemplate, Template};
+    let app = App::start().await;
+    let env = |_: &str| None;
+    let scope = Scope { constants: &[], captures: &["id".to_string(), "where".to_string()], env: &env };
+    let step = |name: &str, method: &str, path: &str, body: Option<&str>, captures: Vec<Capture>, status: u16| FlowStep {
+        name: name.into(),
+        request: RequestTemplate {
+            method: method.into(),
+            path: Template::compile(path, &scope).unwrap(),
+            headers: vec![],
+            body: body.map(|b| Template::compile(b, &scope).unwrap()),
+        },
+        captures,
+        checks: vec![Check::Status(vec![(status, status)])],
+    };
+    let flow = vec![
+        step("create", "POST", "/api/todos", Some(r#"{"text":"flow {{seq}}"}"#), vec![
+            Capture { var: "id".into(), from: CaptureSource::JsonPointer("/id".into()) },
+            Capture { var: "where".into(), from: CaptureSource::Header("location".into()) },
+        ], 201),
+        step("read", "GET", "/api/todos/{{id}}", None, vec![], 200),
+        step("again", "GET", "{{where}}", None, vec![], 200),
+    ];
+    let op = Operation { name: "flow".into(), weight: 1, kind: OpKind::Flow(flow), checks: vec![] };
+    let dir = tempfile::tempdir().unwrap();
+    let report_path = dir.path().join("report.json");
+    let plan = support::plan(Some(app.base()), support::open_load(20.0, 1), vec![op], Some(report_path.clone()));
+    let mut out = Vec::new();
+    let outcome = trafficgen::app::run_plan(plan, 1, &mut out, pending()).await.expect("run");
+    assert_eq!(outcome, Outcome::Passed);
+    let report = Report::read(&report_path).unwrap();
+    let c = &report.ops[0].1.counts;
+    assert_eq!(c.requests, 60, "20 flows of 3 steps");
+    assert_eq!(c.status, vec![(200, 40), (201, 20)]);
+    assert_eq!((c.checks_passed, c.checks_failed), (60, 0));
+    let theirs = app.requests_total().await;
+    let get_one: u64 = theirs.iter().filter(|((m, r, s), _)| m == "GET" && r != "/api/todos" && r.starts_with("/api/todos") && *s == 200).map(|(_, n)| n).sum();
+    assert_eq!(get_one, 40, "every captured id was found: {theirs:?}");
+}
