@@ -169,6 +169,7 @@ name: bench-%(mode)s
 target:
   url: %(base)s
   max_connections: %(conns)d
+  ready: { path: "%(path)s" }
 load:
 %(load)s
 mix:
