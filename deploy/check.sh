@@ -33,11 +33,11 @@ trap cleanup EXIT
 # run NAME CMD...: one check; its output is shown only when it fails.
 run() {
   local name=$1; shift
-  local out
+  local out t0=$SECONDS
   if out=$("$@" 2>&1); then
-    passed=$((passed + 1)); echo "ok   $name"
+    passed=$((passed + 1)); echo "ok   $name ($((SECONDS - t0)) s)"
   else
-    failed=$((failed + 1)); failed_names+=("$name"); echo "FAIL $name"
+    failed=$((failed + 1)); failed_names+=("$name"); echo "FAIL $name ($((SECONDS - t0)) s)"
     printf '%s\n' "$out" | tail -n 40 | sed 's/^/       /'
   fi
 }
@@ -97,7 +97,9 @@ run "consistency (pins, datasources, dashboards, ports, workflows)" $PY deploy/c
 # ---- live: every PromQL expression against a real Prometheus ---------------------------------
 live() {
   export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}
+  local t0=$SECONDS
   cargo build --workspace --bins --locked -q || return 1
+  echo "build: $((SECONDS - t0)) s" >>"$tmp/live.times"
   local bin=$CARGO_TARGET_DIR/debug
   [ -x "$PROMETHEUS" ] || { echo "prometheus not found (PROMETHEUS_BIN)"; return 1; }
   read -r api_port tg_port prom_port < <($PY -c '
@@ -147,6 +149,7 @@ YAML
     echo "prometheus targets:"; curl -s "$prom/api/v1/targets" | head -c 1500; echo
     return 1
   fi
+  echo "load run finished (trafficgen_run_finished=1 in Prometheus) after $((SECONDS - t0)) s" >>"$tmp/live.times"
   sleep 2
   $PY deploy/checks/exprs.py "$rules" dashboards/*.json >"$tmp/exprs.jsonl" || return 1
   $PY deploy/checks/live_query.py "$prom" "$start" <"$tmp/exprs.jsonl" | tee "$tmp/live.txt"
@@ -165,6 +168,17 @@ PYEOF
 }
 if [ "$mode" != --static ]; then
   run "live: dashboards and rules PromQL return data (todo-api + trafficgen + Prometheus)" live
+  [ -f "$tmp/live.txt" ] && { grep -v '^ok ' "$tmp/live.txt" | sed 's/^/       /'; }
+  cat "$tmp/live.times" 2>/dev/null | sed "s/^/       /"
+  validate_scenarios() {  # the scenarios the compose stack and the Jobs run (binary built by live)
+    local f rc=0 bin=${CARGO_TARGET_DIR:-$root/target}/debug/trafficgen
+    # scenarios/ci-smoke.yaml: what .github/workflows/perf-smoke.yml runs.
+    for f in deploy/checks/live-scenario.yaml deploy/k8s/overlays/*/scenario.yaml scenarios/smoke.yaml scenarios/ci-smoke.yaml; do
+      "$bin" validate "$f" || rc=1
+    done
+    return $rc
+  }
+  run "trafficgen validate: scenarios used by deploy/" validate_scenarios
 fi
 
 echo "deploy-checks: $passed passed, $failed failed"

@@ -6,7 +6,8 @@
 //! ```text
 //! template    := ( literal | "{{" ws expr ws "}}" )*      literal: any text; "{{{{" is a literal "{{"
 //! expr        := NAME                    flow capture or scenario `vars:` entry
-//!              | "env." NAME             environment variable, resolved at plan time
+//!              | "env." NAME [":-" TEXT]  environment variable, resolved at plan time; TEXT
+//!                                        is the fallback when it is unset (else an error)
 //!              | "seq"                   the caller's per-worker counter (`Vars::seq`)
 //!              | "uuid"                  random v4 UUID
 //!              | "random_int(" INT "," INT ")"     uniform integer in [a, b]
@@ -174,13 +175,19 @@ fn compile_expr(expr: &str, scope: &Scope) -> Result<Part, String> {
     if expr.is_empty() {
         return Err("empty `{{}}`".into());
     }
-    if let Some(name) = expr.strip_prefix("env.") {
+    if let Some(rest) = expr.strip_prefix("env.") {
+        let (name, fallback) = match rest.split_once(":-") {
+            Some((n, f)) => (n.trim(), Some(f.trim())),
+            None => (rest, None),
+        };
         if !is_name(name) {
             return Err(format!("`{name}` is not an environment variable name"));
         }
-        return (scope.env)(name)
-            .map(Part::Literal)
-            .ok_or_else(|| format!("environment variable `{name}` is not set"));
+        return match ((scope.env)(name), fallback) {
+            (Some(v), _) => Ok(Part::Literal(v)),
+            (None, Some(f)) => Ok(Part::Literal(f.to_string())),
+            (None, None) => Err(format!("environment variable `{name}` is not set (give a fallback: `{{{{env.{name}:-value}}}}`)")),
+        };
     }
     if let Some(open) = expr.find('(') {
         let func = expr[..open].trim();
@@ -352,7 +359,8 @@ mod tests {
         assert_eq!(Template::compile(r#"{"a":{"b":1}}"#, &s).expect("ok"), Template::literal(r#"{"a":{"b":1}}"#));
         assert_eq!(e("{{random_int(5,1)}}"), "`random_int(5,1)`: the lower bound is above the upper bound (at character 0)");
         assert_eq!(e("{{random_str(8)}}"), "unknown function `random_str`, did you mean `random_string`? (at character 0)");
-        assert_eq!(e("x{{env.NOPE}}"), "environment variable `NOPE` is not set (at character 1)");
+        assert_eq!(e("x{{env.NOPE}}"), "environment variable `NOPE` is not set (give a fallback: `{{env.NOPE:-value}}`) (at character 1)");
+        assert_eq!(Template::compile("{{env.NOPE:-20}}/{{env.TOKEN:-x}}", &s).expect("ok"), Template::literal("20/s3cret"));
         assert_eq!(e("{{}}"), "empty `{{}}` (at character 0)");
         assert_eq!(Template::compile("a{{{{b", &s).expect("ok"), Template::literal("a{{b"));
     }

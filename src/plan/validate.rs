@@ -342,6 +342,10 @@ fn load(l: &Sp<model::LoadSpec>, max_connections: u32, o: &Overrides, errs: &mut
         if s.duration.value.0.is_zero() {
             errs.at(&s.duration, format!("load.stages[{i}].duration"), "a stage must last longer than 0");
         }
+        // A stage whose `rate`/`vus` was rejected already is not missing it.
+        if errs.damaged(&format!("load.stages[{i}]")) {
+            continue;
+        }
         match (model, &s.rate, &s.vus) {
             (ModelName::Open, None, _) => errs.at(s, format!("load.stages[{i}]"), "open-model stages need `rate`"),
             (ModelName::Closed, _, None) => errs.at(s, format!("load.stages[{i}]"), "closed-model stages need `vus`"),
@@ -386,7 +390,7 @@ fn load(l: &Sp<model::LoadSpec>, max_connections: u32, o: &Overrides, errs: &mut
                 }
                 rs = vec![RateStage { duration: new_total, target: rate }];
                 start_rate = rate;
-            } else if !stages.is_empty() && start_rate == 0.0 && rs.iter().all(|s| s.target == 0.0) {
+            } else if !stages.is_empty() && !errs.damaged("load") && start_rate == 0.0 && rs.iter().all(|s| s.target == 0.0) {
                 errs.at(&l.stages, "load.stages", "every rate is 0: the load would send nothing");
             }
             let max_in_flight = l.max_in_flight.as_ref().map_or(max_connections, |m| m.value);
@@ -423,7 +427,7 @@ fn load(l: &Sp<model::LoadSpec>, max_connections: u32, o: &Overrides, errs: &mut
                 }
                 vs = vec![VuStage { duration: new_total, target: vus }];
                 start_vus = vus;
-            } else if !stages.is_empty() && start_vus == 0 && vs.iter().all(|s| s.target == 0) {
+            } else if !stages.is_empty() && !errs.damaged("load") && start_vus == 0 && vs.iter().all(|s| s.target == 0) {
                 errs.at(&l.stages, "load.stages", "every stage has 0 VUs: the load would send nothing");
             }
             let think_time = match l.think_time.as_ref().map(|t| (t, &t.value)) {

@@ -197,7 +197,10 @@ impl Report {
         // The load's duration: the final snapshot comes after the drain, which is not load, and
         // rates over the planned duration make the N segments' rates add up exactly.
         let planned = plan.load.duration();
-        let duration_s = if planned.is_zero() || last.elapsed < planned {
+        // A run that was not stopped early did the whole planned load (its last arrival may
+        // complete a little before the planned end).
+        let stopped_early = meta.interrupted || meta.aborted.is_some();
+        let duration_s = if planned.is_zero() || (stopped_early && last.elapsed < planned) {
             last.elapsed.as_secs_f64()
         } else {
             planned.as_secs_f64()
@@ -247,7 +250,11 @@ impl Report {
             passed: true,
             config: super::ReportConfig {
                 grafana_url: plan.verify.as_ref().and_then(|v| v.grafana_url.clone()),
-                thresholds: plan.thresholds.iter().map(crate::verdict::eval::spec).collect(),
+                thresholds: plan
+                    .thresholds
+                    .iter()
+                    .map(crate::verdict::eval::spec)
+                    .collect(),
             },
         }
     }

@@ -165,8 +165,9 @@ pub struct Report {
     /// RFC 3339.
     pub started_at: String,
     pub ended_at: String,
-    /// Seconds of load: the planned duration, or less when interrupted or aborted (the drain
-    /// after the last arrival is not counted). Rates are per second of this.
+    /// Seconds of load: the planned duration, or the time actually run when interrupted or
+    /// aborted (the drain after the last arrival is not counted). Rates are per second of this,
+    /// so the rates of N segments add up exactly.
     pub duration_s: f64,
     pub interrupted: bool,
     pub aborted: Option<String>,

@@ -56,7 +56,30 @@ impl de::Error for DeError {
         DeError { message: format!("missing field `{field}`"), at: None, missing: Some(field) }
     }
     fn invalid_type(unexp: de::Unexpected, exp: &dyn de::Expected) -> Self {
-        DeError::custom(format!("expected {exp}, found {}", describe_unexpected(&unexp)))
+        DeError::custom(format!("expected {}, found {}", plain_expected(exp), describe_unexpected(&unexp)))
+    }
+    fn invalid_value(unexp: de::Unexpected, exp: &dyn de::Expected) -> Self {
+        DeError::custom(format!("expected {}, found {}", plain_expected(exp), describe_unexpected(&unexp)))
+    }
+}
+
+/// serde's Rust-flavoured expectations in the words of a YAML file.
+fn plain_expected(exp: &dyn de::Expected) -> String {
+    let e = exp.to_string();
+    match e.as_str() {
+        "u8" | "u16" | "u32" | "u64" | "usize" => format!("a whole number (0..={})", match e.as_str() {
+            "u8" => u64::from(u8::MAX),
+            "u16" => u64::from(u16::MAX),
+            "u32" => u64::from(u32::MAX),
+            _ => u64::MAX,
+        }),
+        "i8" | "i16" | "i32" | "i64" | "isize" => "an integer".into(),
+        "f32" | "f64" => "a number".into(),
+        "a sequence" => "a list".into(),
+        "a map" => "a mapping".into(),
+        "a boolean" | "bool" => "`true` or `false`".into(),
+        "a string" => "text".into(),
+        _ => e,
     }
 }
 
@@ -495,7 +518,7 @@ mod tests {
         let e = r.expect_err("bad type");
         let at = e.at.expect("located");
         assert_eq!((at.line, at.column, at.path.as_str()), (2, 11, "items[0].rate"));
-        assert_eq!(e.message, "expected u32, found the string `fast`");
+        assert_eq!(e.message, "expected a whole number (0..=4294967295), found the string `fast`");
     }
 
     #[test]

@@ -54,7 +54,7 @@ pub fn parse(text: &str) -> (Option<Scenario>, Vec<Problem>) {
     let root = match node::Node::parse(text) {
         Ok(root) => root,
         Err((line, column, message)) => {
-            return (None, vec![Problem { line, column, path: String::new(), message }]);
+            return (None, vec![Problem { line, column, path: "yaml".into(), message }]);
         }
     };
     let mut ctx = de::Ctx::default();

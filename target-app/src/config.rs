@@ -24,6 +24,10 @@ pub struct Config {
     /// Export spans over OTLP/HTTP (endpoint and headers from the standard `OTEL_EXPORTER_OTLP_*`
     /// variables). Off: spans and trace ids still exist for logs and exemplars.
     pub otlp_export: bool,
+    /// Full OTLP/HTTP traces URL (`http://host:4318/v1/traces`) set programmatically, for an
+    /// embedding process that cannot set environment variables. Implies export; `None` = the
+    /// standard variables decide.
+    pub otlp_traces_endpoint: Option<String>,
     /// Longest accepted todo text, in characters.
     pub max_text_len: usize,
     /// Largest accepted request body, in bytes.
@@ -58,6 +62,7 @@ impl Default for Config {
             service_name: "tp2devops-backend".into(),
             shutdown_grace: Duration::from_secs(10),
             otlp_export: false,
+            otlp_traces_endpoint: None,
             max_text_len: 500,
             max_body_bytes: 16 * 1024,
         }

@@ -24,9 +24,14 @@ impl Tracing {
     pub fn new(config: &Config) -> Tracing {
         let resource = Resource::builder().with_service_name(config.service_name.clone()).build();
         let mut builder = SdkTracerProvider::builder().with_resource(resource);
-        if config.otlp_export {
-            // Endpoint, headers and timeout come from the standard OTEL_EXPORTER_OTLP_* variables.
-            match opentelemetry_otlp::SpanExporter::builder().with_http().build() {
+        if config.otlp_export || config.otlp_traces_endpoint.is_some() {
+            // Endpoint, headers and timeout come from the standard OTEL_EXPORTER_OTLP_* variables
+            // unless the embedder gave the endpoint.
+            let mut exporter = opentelemetry_otlp::SpanExporter::builder().with_http();
+            if let Some(url) = &config.otlp_traces_endpoint {
+                exporter = opentelemetry_otlp::WithExportConfig::with_endpoint(exporter, url.clone());
+            }
+            match exporter.build() {
                 Ok(exporter) => builder = builder.with_batch_exporter(exporter),
                 Err(e) => eprintln!("todo-api: OTLP span export disabled: {e}"),
             }

@@ -1,3 +1,4 @@
+mod cli;
 mod report;
 mod run_e2e;
 mod scenarios;

@@ -35,8 +35,9 @@ pub fn plan(thresholds: Vec<Threshold>) -> Plan {
         },
         load: LoadModel::Open {
             start_rate: 100.0,
+            // No planned duration: reports use the elapsed time of each synthetic run.
             stages: vec![RateStage {
-                duration: Duration::from_secs(60),
+                duration: Duration::ZERO,
                 target: 100.0,
             }],
             arrivals: Arrivals::Constant,
@@ -526,7 +527,17 @@ fn a_real_report_validates_against_the_schema() {
 
 #[test]
 fn rates_are_over_the_load_not_the_drain_after_it() {
-    let plan = plan(vec![]); // 60 s of load
+    let mut plan = plan(vec![]);
+    plan.load = LoadModel::Open {
+        start_rate: 10.0,
+        stages: vec![RateStage {
+            duration: Duration::from_secs(60),
+            target: 10.0,
+        }],
+        arrivals: Arrivals::Constant,
+        max_in_flight: 8,
+        max_queue: 8,
+    };
     let mut sim = Sim::new();
     for i in 0..600u64 {
         sim.record(1, i as f64 * 100.0, 2_000, 0, 200);
@@ -540,12 +551,22 @@ fn rates_are_over_the_load_not_the_drain_after_it() {
     );
     assert_eq!(r.duration_s, 60.0);
     assert!((r.totals.rate - 10.0).abs() < 1e-12, "{}", r.totals.rate);
+    // A complete run whose last request finished just before the planned end: the plan's 60 s.
+    let r = Report::build(
+        &plan,
+        &sim.snapshot(Duration::from_millis(59_990), true),
+        Timeline::new(&plan),
+        meta(),
+    );
+    assert_eq!(r.duration_s, 60.0);
     // An interrupted run counts what it ran.
+    let mut interrupted = meta();
+    interrupted.interrupted = true;
     let r = Report::build(
         &plan,
         &sim.snapshot(Duration::from_secs(30), true),
         Timeline::new(&plan),
-        meta(),
+        interrupted,
     );
     assert_eq!(r.duration_s, 30.0);
 }

@@ -86,6 +86,7 @@ const T_LIST: &str = "44444444444444444444444444444444";
 const T_UPDATE: &str = "55555555555555555555555555555555";
 const T_DELETE: &str = "66666666666666666666666666666666";
 const T_NOWHERE: &str = "77777777777777777777777777777777";
+const T_EMBEDDED: &str = "88888888888888888888888888888888";
 const CALLER_SPAN: &str = "00f067aa0ba902b7";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -162,23 +163,37 @@ async fn spans_reach_a_real_otlp_receiver() {
     let r = c.get(format!("{base}/nowhere?x=1")).header("traceparent", tp(T_NOWHERE, CALLER_SPAN)).send().await.unwrap();
     assert_eq!(r.status(), 404);
 
+    // The library embedded in this process, endpoint given in its Config (no environment).
+    let (mut config, lines) = crate::support::test_config();
+    config.service_name = "embedded-todo".into();
+    config.otlp_traces_endpoint = Some(format!("http://127.0.0.1:{http}/v1/traces"));
+    let embedded = crate::support::with_config(config, lines);
+    let r = embedded.call(crate::support::req(http::Method::GET, "/api/todos").header("traceparent", tp(T_EMBEDDED, CALLER_SPAN)).body(axum::body::Body::empty()).unwrap()).await;
+    assert_eq!(r.status, 200);
+    let state = embedded.state.clone();
+    tokio::task::spawn_blocking(move || state.shutdown_telemetry()).await.unwrap();
+
     // SIGTERM: the app stops and flushes its spans.
     let pid = app.0.id().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     let status = poll("the app to exit after SIGTERM", Duration::from_secs(30), Duration::from_millis(50), async || app.0.try_wait().unwrap()).await;
     assert!(status.success(), "exit status {status}");
 
-    let spans = poll("spans of all seven traces at rotel", Duration::from_secs(30), Duration::from_millis(100), async || {
+    let spans = poll("spans of all eight traces at rotel", Duration::from_secs(30), Duration::from_millis(100), async || {
         let text = strip_ansi(&std::fs::read_to_string(&out_path).unwrap_or_default());
         let spans = parse_spans(&text);
-        let done = [T_CREATE, T_SLOW, T_FAIL, T_LIST, T_UPDATE, T_DELETE, T_NOWHERE].iter().all(|t| spans.iter().any(|s| s.trace_id == *t && s.kind == "SPAN_KIND_SERVER"));
+        let done = [T_CREATE, T_SLOW, T_FAIL, T_LIST, T_UPDATE, T_DELETE, T_NOWHERE, T_EMBEDDED].iter().all(|t| spans.iter().any(|s| s.trace_id == *t && s.kind == "SPAN_KIND_SERVER"));
         done.then_some((text, spans))
     })
     .await;
     let (text, spans) = spans;
     assert!(text.contains("service.name: Str(tp2devops-backend)"), "{text}");
+    assert!(text.contains("service.name: Str(embedded-todo)"), "{text}");
     let in_trace = |t: &str| spans.iter().filter(|s| s.trace_id == t).cloned().collect::<Vec<_>>();
     let named = |v: &[Span], n: &str| v.iter().find(|s| s.name == n).cloned().unwrap_or_else(|| panic!("no span {n} in {v:#?}"));
+
+    let t = in_trace(T_EMBEDDED);
+    assert_eq!(named(&t, "list_todos").parent_id, named(&t, "GET /api/todos").id);
 
     // The create tree: server span under the caller's span, create_todo under it, three children.
     let t = in_trace(T_CREATE);

@@ -49,14 +49,25 @@ fn merge_passes_when_the_whole_load_meets_a_threshold_no_segment_meets() {
     let dir = tempfile::tempdir().unwrap();
     let paths = segments(dir.path(), 3, count_at_least(1000.0));
     let out = dir.path().join("merged.json");
-    let a = trafficgen().arg("report").arg("merge").args(&paths).arg("-o").arg(&out).assert();
+    let a = trafficgen()
+        .arg("report")
+        .arg("merge")
+        .args(&paths)
+        .arg("-o")
+        .arg(&out)
+        .assert();
     let stdout = String::from_utf8(a.get_output().stdout.clone()).unwrap();
     a.code(0);
     assert!(stdout.contains("✓ requests: count>=1000"), "{stdout}");
     let merged = Report::read(&out).unwrap();
     assert_eq!(merged.totals.counts.requests, 1000);
     assert!(merged.passed);
-    let rendered = trafficgen().arg("report").arg("render").arg(&out).assert().code(0);
+    let rendered = trafficgen()
+        .arg("report")
+        .arg("render")
+        .arg(&out)
+        .assert()
+        .code(0);
     let text = String::from_utf8(rendered.get_output().stdout.clone()).unwrap();
     assert!(text.contains("all: 1000 requests"), "{text}");
 }
@@ -65,17 +76,38 @@ fn merge_passes_when_the_whole_load_meets_a_threshold_no_segment_meets() {
 fn merge_exits_99_when_the_merged_verdict_fails_and_1_on_a_bad_set() {
     let dir = tempfile::tempdir().unwrap();
     let paths = segments(dir.path(), 2, count_at_least(2000.0));
-    let a = trafficgen().arg("report").arg("merge").args(&paths).assert().code(99);
+    let a = trafficgen()
+        .arg("report")
+        .arg("merge")
+        .args(&paths)
+        .assert()
+        .code(99);
     let stdout = String::from_utf8(a.get_output().stdout.clone()).unwrap();
-    assert!(stdout.contains("✗ requests: count>=2000  observed 1000"), "{stdout}");
+    assert!(
+        stdout.contains("✗ requests: count>=2000  observed 1000"),
+        "{stdout}"
+    );
 
-    let a = trafficgen().arg("report").arg("merge").arg(&paths[0]).assert().code(1);
+    let a = trafficgen()
+        .arg("report")
+        .arg("merge")
+        .arg(&paths[0])
+        .assert()
+        .code(1);
     let stderr = String::from_utf8(a.get_output().stderr.clone()).unwrap();
     assert!(stderr.contains("segments 1 of 2 are missing"), "{stderr}");
 
     let bad = dir.path().join("old.json");
     std::fs::write(&bad, br#"{"version": 0}"#).unwrap();
-    let a = trafficgen().arg("report").arg("render").arg(&bad).assert().code(1);
+    let a = trafficgen()
+        .arg("report")
+        .arg("render")
+        .arg(&bad)
+        .assert()
+        .code(1);
     let stderr = String::from_utf8(a.get_output().stderr.clone()).unwrap();
-    assert!(stderr.contains("report version 0 is not supported"), "{stderr}");
+    assert!(
+        stderr.contains("report version 0 is not supported"),
+        "{stderr}"
+    );
 }
