@@ -18,11 +18,17 @@ use trafficgen::telemetry::Telemetry;
 use super::otlp::{received, rotel, wait_received};
 use super::{Proc, config, report, snapshot};
 
+const CHILD_MARKER: &str = "TRAFFICGEN_TEST_TODO_API_CHILD";
+
 /// Entry point of the child process: serves the todo-api (span export on, endpoint from the
 /// environment) on an ephemeral port, prints it, and stops when stdin closes.
 #[test]
 #[ignore = "entry point of the todo-api child process of one_trace_spans_generator_and_todo_api"]
 fn todo_api_process() {
+    // Run by hand (`--ignored`), it would wait on the terminal: only the parent's child serves.
+    if std::env::var_os(CHILD_MARKER).is_none() {
+        return;
+    }
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -63,6 +69,7 @@ impl TodoApi {
             ])
             .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
             .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+            .env(CHILD_MARKER, "1")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
