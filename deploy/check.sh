@@ -172,7 +172,8 @@ if [ "$mode" != --static ]; then
   cat "$tmp/live.times" 2>/dev/null | sed "s/^/       /"
   validate_scenarios() {  # the scenarios the compose stack and the Jobs run (binary built by live)
     local f rc=0 bin=${CARGO_TARGET_DIR:-$root/target}/debug/trafficgen
-    for f in deploy/checks/live-scenario.yaml deploy/k8s/overlays/*/scenario.yaml scenarios/smoke.yaml; do
+    # scenarios/ci-smoke.yaml: what .github/workflows/perf-smoke.yml runs.
+    for f in deploy/checks/live-scenario.yaml deploy/k8s/overlays/*/scenario.yaml scenarios/smoke.yaml scenarios/ci-smoke.yaml; do
       "$bin" validate "$f" || rc=1
     done
     return $rc

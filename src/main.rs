@@ -10,7 +10,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // The orchestration runtime (and the embedded todo-api, when there is no target); the load
     // itself runs on the executor's own worker threads.
-    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("trafficgen-main").enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("trafficgen-main")
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("trafficgen: cannot start the runtime: {e}");

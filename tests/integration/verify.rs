@@ -258,3 +258,66 @@ async fn promql_assertions_against_a_real_prometheus_scraping_the_todo_api() {
     assert_eq!(results[2].attempts, 1, "a rejected query is not retried");
     let _ = stop_api.send(());
 }
+
+/// The shipped debug-latency scenario holds the seed's workflow: the latency window on
+/// `todo_creation`, the seed's PromQL and LogQL verbatim, the trace checks; every query
+/// placeholder is substituted; the window's header faults hit `create` only.
+#[test]
+fn debug_latency_scenario_is_the_seeds_workflow() {
+    use trafficgen::faults::HeaderFaults;
+    use trafficgen::plan::{FaultKind, FaultVia, TraceSet};
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/debug-latency.yaml");
+    let plan = trafficgen::plan::build(&path, &trafficgen::plan::Overrides::default()).unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(plan.faults.len(), 1);
+    let w = &plan.faults[0];
+    assert_eq!((w.start, w.duration, w.via, w.ops.clone()), (Duration::from_secs(60), Duration::from_secs(60), FaultVia::Header, vec!["create".to_string()]));
+    assert_eq!(w.kind, FaultKind::Latency { delay: Duration::from_millis(800), jitter: Duration::ZERO, span: Some("todo_creation".into()) });
+    let v = plan.verify.as_ref().expect("a verify section");
+    let queries: Vec<&str> = v
+        .assertions
+        .iter()
+        .filter_map(|a| match &a.kind {
+            AssertionKind::Promql { query, .. } | AssertionKind::Logql { query, .. } | AssertionKind::Traceql { query, .. } => Some(query.as_str()),
+            AssertionKind::Traces { .. } => None,
+        })
+        .collect();
+    let seed_promql = r#"histogram_quantile(0.95, rate(tp2devops_http_request_duration_seconds_bucket{route="/api/todos"}[5m]))"#;
+    assert!(queries.iter().any(|q| q.contains(seed_promql)), "{queries:#?}");
+    assert!(queries.contains(&r#"{namespace="tp2devops"} | json | duration > 500"#), "{queries:#?}");
+    let traces: Vec<_> = v
+        .assertions
+        .iter()
+        .filter_map(|a| match &a.kind {
+            AssertionKind::Traces { which, slowest_span, .. } => Some((*which, slowest_span.clone())),
+            _ => None,
+        })
+        .collect();
+    assert!(traces.contains(&(TraceSet::Faulted, Some("todo_creation".into()))), "{traces:?}");
+
+    let now = time::OffsetDateTime::now_utc();
+    let mut r = report(now - Duration::from_secs(240), now, counts(1, 0, 201), counts(1, 0, 200));
+    r.faults = vec![trafficgen::report::FaultReport {
+        start_s: 60.0,
+        end_s: 120.0,
+        kind: "latency".into(),
+        via: "header".into(),
+        ops: vec!["create".into()],
+        route: None,
+        share: 1.0,
+        injected: Some(1),
+    }];
+    let ctx = trafficgen::verify::RunContext::from_report(&r).unwrap();
+    for q in &queries {
+        let s = ctx.substitute(q);
+        assert!(!s.contains("${"), "not substituted: {s}");
+    }
+
+    let faults = HeaderFaults::new(&plan);
+    let create = plan.mix.operations.iter().position(|o| o.name == "create").unwrap();
+    let list = plan.mix.operations.iter().position(|o| o.name == "list").unwrap();
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(1);
+    let hit = faults.pick(create, Duration::from_secs(90), &mut rng).expect("create in the window is slowed");
+    assert_eq!((hit.delay_ms, hit.span.as_deref()), (Some(800), Some("todo_creation")));
+    assert!(faults.pick(list, Duration::from_secs(90), &mut rng).is_none());
+    assert!(faults.pick(create, Duration::from_secs(130), &mut rng).is_none());
+}

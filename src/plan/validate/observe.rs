@@ -239,7 +239,8 @@ pub(crate) fn check_url(url: &str, allow_https: bool) -> Result<(), String> {
     Ok(())
 }
 
-const PLACEHOLDERS: &[&str] = &["run_id", "scenario", "range", "start", "end"];
+// The list lives with the substitution (verify owns it); `fault_N_start`/`fault_N_end` too.
+use crate::verify::PLACEHOLDERS;
 
 fn check_placeholders(q: &Sp<String>, field: &str, errs: &mut Errors) {
     let mut rest = q.as_str();
@@ -250,10 +251,15 @@ fn check_placeholders(q: &Sp<String>, field: &str, errs: &mut Errors) {
             return;
         };
         let name = &after[..end];
-        if !PLACEHOLDERS.contains(&name) {
+        if !crate::verify::is_placeholder(name) {
             let hint = suggest(name, PLACEHOLDERS)
                 .map_or(String::new(), |s| format!(", did you mean `${{{s}}}`?"));
-            errs.at(q, field, format!("unknown placeholder `${{{name}}}`{hint} (known: run_id, scenario, range, start, end)"));
+            let known = PLACEHOLDERS.join(", ");
+            errs.at(
+                q,
+                field,
+                format!("unknown placeholder `${{{name}}}`{hint} (known: {known}, fault_N_start, fault_N_end)"),
+            );
         }
         rest = &after[end + 1..];
     }
