@@ -39,6 +39,8 @@ pub struct Local {
     pub pool: RefCell<Pool>,
     pub queue: RefCell<VecDeque<Arrival>>,
     pub notify: Notify,
+    /// Connection tasks not busy with an arrival (also while they are still connecting): the
+    /// arrivals that can be waiting in the queue without anyone being late.
     pub idle: Cell<u64>,
     pub done: Cell<bool>,
     pub in_flight: Cell<u64>,
@@ -201,6 +203,7 @@ async fn open(st: &Rc<Local>, mut control: watch::Receiver<Control>) {
     .max(1);
     let queue_cap = split(*max_queue as u64, nw, w);
     let mut set = JoinSet::new();
+    st.idle.set(conns);
     for _ in 0..conns {
         set.spawn_local(open_conn(st.clone()));
     }
@@ -249,12 +252,12 @@ async fn open_conn(st: Rc<Local>) {
             if st.done.get() {
                 break None;
             }
-            st.idle.set(st.idle.get() + 1);
             st.notify.notified().await;
-            st.idle.set(st.idle.get() - 1);
         };
         let Some(a) = next else { return };
+        st.idle.set(st.idle.get() - 1);
         client.run_op(&st, a.op, a.intended, Some(a.released)).await;
+        st.idle.set(st.idle.get() + 1);
     }
 }
 
