@@ -146,6 +146,12 @@ async fn start_embedded(token: &str) -> anyhow::Result<(Embedded, SocketAddr)> {
         faults_enabled: true,
         fault_token: Some(token.to_string()),
         log: todo_api::LogOutput::Off,
+        // With an OTLP endpoint the embedded app exports its server spans too, so a trace shows
+        // trafficgen → todo-api even without a separate target.
+        otlp_traces_endpoint: std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .ok()
+            .filter(|e| !e.trim().is_empty())
+            .map(|e| format!("{}/v1/traces", e.trim_end_matches('/'))),
         ..Default::default()
     };
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
@@ -390,6 +396,9 @@ async fn load(
     };
     let mut report = Report::build(plan, &last, timeline, meta);
     report.thresholds = verdict::evaluate(plan, &report, &live);
+    // Threshold state goes to /metrics before verify queries Prometheus, so an assertion on
+    // `trafficgen_threshold_failing` sees this run's verdict.
+    telemetry.publish_report(&report);
     if let Some(v) = &plan.verify {
         report.verify = verify::run(v, &report).await;
     }
