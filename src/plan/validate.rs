@@ -130,6 +130,7 @@ pub fn build_from_str(
         file: file.to_string(),
         list: Vec::new(),
         structural: Vec::new(),
+        lines: text.lines().map(str::to_string).collect(),
     };
     for p in problems {
         errs.structural.push(p.path.clone());
@@ -153,6 +154,8 @@ pub(super) struct Errors {
     /// Field paths whose nodes were dropped by the structural pass; checks that look across
     /// sections skip them rather than report consequences.
     structural: Vec<String>,
+    /// The file's lines, to point inside single-line scalars.
+    lines: Vec<String>,
 }
 
 impl Errors {
@@ -170,6 +173,26 @@ impl Errors {
             field: field.into(),
             message: message.into(),
         });
+    }
+
+    /// Like `at`, but at character `offset` inside the single-line string `sp` (past its
+    /// opening quote, if quoted); at the node itself when the text spans lines.
+    pub(super) fn inside(
+        &mut self,
+        sp: &Sp<String>,
+        offset: usize,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) {
+        let line = self.lines.get((sp.line as usize).wrapping_sub(1));
+        let first = line.and_then(|l| l.chars().nth((sp.column as usize).wrapping_sub(1)));
+        let column = match first {
+            _ if sp.line == 0 || sp.contains('\n') => sp.column,
+            Some('"' | '\'') => sp.column + 1 + offset as u32,
+            Some(_) => sp.column + offset as u32,
+            None => sp.column,
+        };
+        self.at_pos(sp.line, column, field, message);
     }
 
     pub(super) fn at<T>(

@@ -199,7 +199,7 @@ fn todo_op(t: TodoOpName) -> TodoOp {
 
 fn template(s: &Sp<String>, field: &str, scope: &Scope, errs: &mut Errors) -> Template {
     Template::compile(s, scope).unwrap_or_else(|e| {
-        errs.at(s, field, format!("template: {e}"));
+        errs.inside(s, e.offset, field, format!("template: {}", e.message));
         Template::literal(s.value.clone())
     })
 }
