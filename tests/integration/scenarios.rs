@@ -145,7 +145,7 @@ fn overrides_beat_the_scenario_which_beats_defaults() {
     assert_eq!(p.telemetry.linger, Duration::ZERO);
     assert!(p.target.base_url.is_none() && p.output.report.is_none() && p.verify.is_none());
     let LoadModel::Open { max_in_flight, max_queue, start_rate, .. } = p.load else { panic!("open") };
-    assert_eq!((max_in_flight, max_queue, start_rate), (50, 0, 5.0));
+    assert_eq!((max_in_flight, max_queue, start_rate), (50, 10_000, 5.0));
 
     // Flag/env over scenario.
     let o = Overrides {
