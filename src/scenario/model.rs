@@ -103,7 +103,7 @@ pub struct LoadSpec {
     /// Open model: most requests in flight. Default `target.max_connections`.
     pub max_in_flight: Option<Sp<u32>>,
     /// Open model: arrivals that may wait for a free connection; beyond it they are dropped.
-    /// Default 0 (an arrival finding every connection busy is dropped and counted).
+    /// Default 10000 (the wait shows in response time, measured from the intended start).
     pub max_queue: Option<Sp<u32>>,
     /// Closed model: VUs at time 0. Default: the first stage's `vus`.
     pub start_vus: Option<Sp<u32>>,

@@ -203,7 +203,7 @@ fn overrides_beat_the_scenario_which_beats_defaults() {
     else {
         panic!("open")
     };
-    assert_eq!((max_in_flight, max_queue, start_rate), (50, 0, 5.0));
+    assert_eq!((max_in_flight, max_queue, start_rate), (50, 10_000, 5.0));
 
     // Flag/env over scenario.
     let o = Overrides {
