@@ -169,12 +169,12 @@ name: bench-%(mode)s
 target:
   url: %(base)s
   max_connections: %(conns)d
+  ready: { path: "%(path)s" }
 load:
 %(load)s
 mix:
   operations:
     - name: get
-      weight: 1
       request: { method: GET, path: "%(path)s" }
 output:
   progress: quiet
@@ -202,9 +202,9 @@ def tool_cmd(tool: str, mode: str, url: str, secs: int, rate: int, work: Path) -
         u = urllib.parse.urlsplit(url)
         base, path = f"{u.scheme}://{u.netloc}", u.path + (f"?{u.query}" if u.query else "")
         if mode == "closed":
-            load = f"  model: closed\n  vus: {CONNS}\n  stages: [ {{ duration: {secs}s, target: {CONNS} }} ]"
+            load = f"  model: closed\n  stages: [ {{ duration: {secs}s, vus: {CONNS} }} ]"
         else:
-            load = f"  model: open\n  start_rate: {rate}/s\n  stages: [ {{ duration: {secs}s, target: {rate}/s }} ]"
+            load = f"  model: open\n  stages: [ {{ duration: {secs}s, rate: {rate}/s }} ]"
         scen = work / f"tg-{mode}.yaml"
         scen.write_text(TG_SCENARIO % {"mode": mode, "base": base, "conns": CONNS, "load": load, "path": path,
                                        "report": work / "tg.json"})

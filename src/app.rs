@@ -30,9 +30,17 @@ pub async fn run(cli: Cli, out: &mut dyn Write, shutdown: impl Future<Output = (
     let r = match cli.command {
         Command::Run(args) => run_scenario(&args, out, shutdown).await,
         Command::Validate { scenario } => Ok(validate(&scenario, out)),
-        Command::Schema => serde_json::to_string_pretty(&scenario::json_schema()).map_err(Into::into).and_then(|s| writeln!(out, "{s}").map_err(Into::into)).map(|_| Outcome::Passed),
-        Command::Report(ReportCmd::Merge { reports, output }) => merge(&reports, output.as_deref(), out),
-        Command::Report(ReportCmd::Render { report }) => Report::read(&report).map_err(Into::into).and_then(|r| writeln!(out, "{}", r.summary()).map_err(Into::into)).map(|_| Outcome::Passed),
+        Command::Schema => serde_json::to_string_pretty(&scenario::json_schema())
+            .map_err(Into::into)
+            .and_then(|s| writeln!(out, "{s}").map_err(Into::into))
+            .map(|_| Outcome::Passed),
+        Command::Report(ReportCmd::Merge { reports, output }) => {
+            merge(&reports, output.as_deref(), out)
+        }
+        Command::Report(ReportCmd::Render { report }) => Report::read(&report)
+            .map_err(Into::into)
+            .and_then(|r| writeln!(out, "{}", r.summary()).map_err(Into::into))
+            .map(|_| Outcome::Passed),
         Command::Verify { report, scenario } => verify_cmd(&report, &scenario, out).await,
     };
     r.unwrap_or_else(|e| {
@@ -44,7 +52,13 @@ pub async fn run(cli: Cli, out: &mut dyn Write, shutdown: impl Future<Output = (
 fn validate(path: &Path, out: &mut dyn Write) -> Outcome {
     match plan::build(path, &plan::Overrides::default()) {
         Ok(p) => {
-            let _ = writeln!(out, "{}: ok (scenario {:?}, {} operations)", path.display(), p.name, p.mix.operations.len());
+            let _ = writeln!(
+                out,
+                "{}: ok (scenario {:?}, {} operations)",
+                path.display(),
+                p.name,
+                p.mix.operations.len()
+            );
             Outcome::Passed
         }
         Err(errors) => {
@@ -57,17 +71,32 @@ fn validate(path: &Path, out: &mut dyn Write) -> Outcome {
     }
 }
 
-fn merge(paths: &[std::path::PathBuf], output: Option<&Path>, out: &mut dyn Write) -> anyhow::Result<Outcome> {
-    let reports = paths.iter().map(|p| Report::read(p)).collect::<Result<Vec<_>, _>>()?;
+fn merge(
+    paths: &[std::path::PathBuf],
+    output: Option<&Path>,
+    out: &mut dyn Write,
+) -> anyhow::Result<Outcome> {
+    let reports = paths
+        .iter()
+        .map(|p| Report::read(p))
+        .collect::<Result<Vec<_>, _>>()?;
     let merged = report::merge(&reports)?;
     if let Some(o) = output {
         merged.write(o)?;
     }
     writeln!(out, "{}", merged.summary())?;
-    Ok(if merged.passed { Outcome::Passed } else { Outcome::ThresholdFailed })
+    Ok(if merged.passed {
+        Outcome::Passed
+    } else {
+        Outcome::ThresholdFailed
+    })
 }
 
-async fn verify_cmd(report: &Path, scenario: &Path, out: &mut dyn Write) -> anyhow::Result<Outcome> {
+async fn verify_cmd(
+    report: &Path,
+    scenario: &Path,
+    out: &mut dyn Write,
+) -> anyhow::Result<Outcome> {
     let plan = match plan::build(scenario, &plan::Overrides::default()) {
         Ok(p) => p,
         Err(errors) => {
@@ -84,9 +113,19 @@ async fn verify_cmd(report: &Path, scenario: &Path, out: &mut dyn Write) -> anyh
     let r = Report::read(report)?;
     let results = verify::run(v, &r).await;
     for a in &results {
-        writeln!(out, "{} {}: {}", if a.passed { "PASS" } else { "FAIL" }, a.name, a.message)?;
+        writeln!(
+            out,
+            "{} {}: {}",
+            if a.passed { "PASS" } else { "FAIL" },
+            a.name,
+            a.message
+        )?;
     }
-    Ok(if results.iter().all(|a| a.passed) { Outcome::Passed } else { Outcome::AssertionFailed })
+    Ok(if results.iter().all(|a| a.passed) {
+        Outcome::Passed
+    } else {
+        Outcome::AssertionFailed
+    })
 }
 
 /// A random 16-hex-digit run id.
@@ -107,9 +146,17 @@ async fn start_embedded(token: &str) -> anyhow::Result<(Embedded, SocketAddr)> {
         faults_enabled: true,
         fault_token: Some(token.to_string()),
         log: todo_api::LogOutput::Off,
+        // With an OTLP endpoint the embedded app exports its server spans too, so a trace shows
+        // trafficgen → todo-api even without a separate target.
+        otlp_traces_endpoint: std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .ok()
+            .filter(|e| !e.trim().is_empty())
+            .map(|e| format!("{}/v1/traces", e.trim_end_matches('/'))),
         ..Default::default()
     };
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.context("binding the embedded todo-api")?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .context("binding the embedded todo-api")?;
     let addr = listener.local_addr()?;
     let state = todo_api::AppState::new(config);
     let (stop, rx) = oneshot::channel::<()>();
@@ -134,7 +181,14 @@ fn base_string(b: &BaseUrl) -> String {
 async fn wait_ready(plan: &Plan, base: &str) -> bool {
     let r = &plan.target.ready;
     let url = format!("{base}{}", r.path);
-    let client = match reqwest::Client::builder().timeout(r.interval.max(Duration::from_millis(200)).min(Duration::from_secs(5))).build() {
+    let client = match reqwest::Client::builder()
+        .timeout(
+            r.interval
+                .max(Duration::from_millis(200))
+                .min(Duration::from_secs(5)),
+        )
+        .build()
+    {
         Ok(c) => c,
         Err(_) => return false,
     };
@@ -152,7 +206,11 @@ async fn wait_ready(plan: &Plan, base: &str) -> bool {
     }
 }
 
-async fn run_scenario(args: &RunArgs, out: &mut dyn Write, shutdown: impl Future<Output = ()>) -> anyhow::Result<Outcome> {
+async fn run_scenario(
+    args: &RunArgs,
+    out: &mut dyn Write,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<Outcome> {
     let plan = match plan::build(&args.scenario, &args.overrides()) {
         Ok(p) => p,
         Err(errors) => {
@@ -162,13 +220,21 @@ async fn run_scenario(args: &RunArgs, out: &mut dyn Write, shutdown: impl Future
             return Ok(Outcome::Invalid);
         }
     };
-    let workers = args.workers.unwrap_or_else(executor::default_workers).max(1);
+    let workers = args
+        .workers
+        .unwrap_or_else(executor::default_workers)
+        .max(1);
     run_plan(plan, workers, out, shutdown).await
 }
 
 /// Runs a resolved plan: starts the embedded todo-api when the plan has no target, waits for
 /// readiness, drives the load, writes the report and prints the summary.
-pub async fn run_plan(mut plan: Plan, workers: usize, out: &mut dyn Write, shutdown: impl Future<Output = ()>) -> anyhow::Result<Outcome> {
+pub async fn run_plan(
+    mut plan: Plan,
+    workers: usize,
+    out: &mut dyn Write,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<Outcome> {
     let run_id = new_run_id();
     let mut embedded = None;
     let token = match &plan.target.base_url {
@@ -177,11 +243,20 @@ pub async fn run_plan(mut plan: Plan, workers: usize, out: &mut dyn Write, shutd
             let token = new_run_id() + &new_run_id();
             let (e, addr) = start_embedded(&token).await?;
             embedded = Some(e);
-            plan.target.base_url = Some(BaseUrl { scheme: "http".into(), host: addr.ip().to_string(), port: addr.port(), prefix: String::new() });
+            plan.target.base_url = Some(BaseUrl {
+                scheme: "http".into(),
+                host: addr.ip().to_string(),
+                port: addr.port(),
+                prefix: String::new(),
+            });
             Some(token)
         }
     };
-    let base = plan.target.base_url.clone().ok_or_else(|| anyhow!("no target"))?;
+    let base = plan
+        .target
+        .base_url
+        .clone()
+        .ok_or_else(|| anyhow!("no target"))?;
     let base_url = base_string(&base);
     let result = async {
         tokio::pin!(shutdown);
@@ -190,10 +265,23 @@ pub async fn run_plan(mut plan: Plan, workers: usize, out: &mut dyn Write, shutd
             _ = &mut shutdown => return Ok(Outcome::Error),
         };
         if !ready {
-            eprintln!("trafficgen: target {base_url}{} not ready within {:?}", plan.target.ready.path, plan.target.ready.timeout);
+            eprintln!(
+                "trafficgen: target {base_url}{} not ready within {:?}",
+                plan.target.ready.path, plan.target.ready.timeout
+            );
             return Ok(Outcome::NotReady);
         }
-        load(&plan, &base, &base_url, &run_id, token, workers.max(1), out, shutdown).await
+        load(
+            &plan,
+            &base,
+            &base_url,
+            &run_id,
+            token,
+            workers.max(1),
+            out,
+            shutdown,
+        )
+        .await
     }
     .await;
     if let Some(e) = embedded {
@@ -203,12 +291,34 @@ pub async fn run_plan(mut plan: Plan, workers: usize, out: &mut dyn Write, shutd
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn load(plan: &Plan, base: &BaseUrl, base_url: &str, run_id: &str, token: Option<String>, workers: usize, out: &mut dyn Write, mut shutdown: std::pin::Pin<&mut impl Future<Output = ()>>) -> anyhow::Result<Outcome> {
-    let addr = tokio::net::lookup_host((base.host.as_str(), base.port)).await.with_context(|| format!("resolving {}", base.host))?.next().ok_or_else(|| anyhow!("{}: no address", base.host))?;
+async fn load(
+    plan: &Plan,
+    base: &BaseUrl,
+    base_url: &str,
+    run_id: &str,
+    token: Option<String>,
+    workers: usize,
+    out: &mut dyn Write,
+    mut shutdown: std::pin::Pin<&mut impl Future<Output = ()>>,
+) -> anyhow::Result<Outcome> {
+    let addr = tokio::net::lookup_host((base.host.as_str(), base.port))
+        .await
+        .with_context(|| format!("resolving {}", base.host))?
+        .next()
+        .ok_or_else(|| anyhow!("{}: no address", base.host))?;
     let mut telemetry = Telemetry::start(plan, run_id).await?;
     let common = Common::new(base, &plan.target.headers, run_id);
     let start = Instant::now() + Duration::from_millis(20);
-    let shared = Arc::new(Shared::new(plan.clone(), addr, common, HeaderFaults::new(plan), telemetry.span_sender(), telemetry.sample_ratio(), workers, start));
+    let shared = Arc::new(Shared::new(
+        plan.clone(),
+        addr,
+        common,
+        HeaderFaults::new(plan),
+        telemetry.span_sender(),
+        telemetry.sample_ratio(),
+        workers,
+        start,
+    ));
     let server_faults = ServerFaults::spawn(plan, base_url.to_string(), token, start);
     let (ctl, ctl_rx) = watch::channel(Control::Run);
     let (dtx, mut drx) = mpsc::unbounded_channel();
@@ -276,9 +386,19 @@ async fn load(plan: &Plan, base: &BaseUrl, base_url: &str, run_id: &str, token: 
     for m in server_faults.stop().await {
         eprintln!("trafficgen: faults: {m}");
     }
-    let meta = RunMeta { run_id: run_id.to_string(), started_at, ended_at: SystemTime::now(), interrupted, aborted, target_url: base_url.to_string() };
+    let meta = RunMeta {
+        run_id: run_id.to_string(),
+        started_at,
+        ended_at: SystemTime::now(),
+        interrupted,
+        aborted,
+        target_url: base_url.to_string(),
+    };
     let mut report = Report::build(plan, &last, timeline, meta);
     report.thresholds = verdict::evaluate(plan, &report, &live);
+    // Threshold state goes to /metrics before verify queries Prometheus, so an assertion on
+    // `trafficgen_threshold_failing` sees this run's verdict.
+    telemetry.publish_report(&report);
     if let Some(v) = &plan.verify {
         report.verify = verify::run(v, &report).await;
     }
@@ -309,11 +429,18 @@ async fn load(plan: &Plan, base: &BaseUrl, base_url: &str, run_id: &str, token: 
 fn target_rate(plan: &Plan, elapsed: Duration) -> f64 {
     let share = plan.segment.count.max(1) as f64;
     match &plan.load {
-        LoadModel::Open { start_rate, stages, .. } => scheduler::rate_at(*start_rate, stages, elapsed.as_secs_f64()) / share,
+        LoadModel::Open {
+            start_rate, stages, ..
+        } => scheduler::rate_at(*start_rate, stages, elapsed.as_secs_f64()) / share,
         LoadModel::Closed { max_rate, .. } => max_rate.map(|r| r / share).unwrap_or(0.0),
     }
 }
 
 fn active_faults(plan: &Plan, elapsed: Duration) -> Vec<usize> {
-    plan.faults.iter().enumerate().filter(|(_, f)| f.start <= elapsed && elapsed < f.start + f.duration).map(|(i, _)| i).collect()
+    plan.faults
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.start <= elapsed && elapsed < f.start + f.duration)
+        .map(|(i, _)| i)
+        .collect()
 }

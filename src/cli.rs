@@ -12,7 +12,11 @@ use clap::{Args, Parser, Subcommand};
 use crate::plan::{Overrides, Progress, Segment};
 
 #[derive(Debug, Parser)]
-#[command(name = "trafficgen", version, about = "Scenario-driven synthetic traffic generator that checks the telemetry it caused")]
+#[command(
+    name = "trafficgen",
+    version,
+    about = "Scenario-driven synthetic traffic generator that checks the telemetry it caused"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -133,10 +137,16 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         return Err("empty duration".into());
     }
     while !rest.is_empty() {
-        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(|| format!("{s}: missing unit (ms, s, m, h)"))?;
-        let n: f64 = rest[..num_end].parse().map_err(|_| format!("{s}: not a duration"))?;
+        let num_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(|| format!("{s}: missing unit (ms, s, m, h)"))?;
+        let n: f64 = rest[..num_end]
+            .parse()
+            .map_err(|_| format!("{s}: not a duration"))?;
         rest = &rest[num_end..];
-        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let mult = match &rest[..unit_end] {
             "ms" => 0.001,
             "s" => 1.0,
@@ -156,9 +166,17 @@ fn secs_to_duration(secs: f64, s: &str) -> Result<Duration, String> {
 
 /// `i/N` with 0 <= i < N.
 pub fn parse_segment(s: &str) -> Result<Segment, String> {
-    let (i, n) = s.split_once('/').ok_or_else(|| format!("{s}: expected i/N, e.g. 0/4"))?;
-    let index: u32 = i.trim().parse().map_err(|_| format!("{s}: i is not a number"))?;
-    let count: u32 = n.trim().parse().map_err(|_| format!("{s}: N is not a number"))?;
+    let (i, n) = s
+        .split_once('/')
+        .ok_or_else(|| format!("{s}: expected i/N, e.g. 0/4"))?;
+    let index: u32 = i
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s}: i is not a number"))?;
+    let count: u32 = n
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s}: N is not a number"))?;
     if count == 0 || index >= count {
         return Err(format!("{s}: need 0 <= i < N"));
     }
@@ -185,8 +203,20 @@ mod tests {
         use clap::Parser as _;
         // clap reads the environment; the flag wins when both are given. (Env is process-wide,
         // so this test only checks the flag side and the parser wiring.)
-        let cli = Cli::try_parse_from(["trafficgen", "run", "s.yaml", "--rate", "50", "--quiet", "--segment", "0/2"]).unwrap();
-        let Command::Run(args) = cli.command else { panic!("run") };
+        let cli = Cli::try_parse_from([
+            "trafficgen",
+            "run",
+            "s.yaml",
+            "--rate",
+            "50",
+            "--quiet",
+            "--segment",
+            "0/2",
+        ])
+        .unwrap();
+        let Command::Run(args) = cli.command else {
+            panic!("run")
+        };
         let o = args.overrides();
         assert_eq!(o.rate, Some(50.0));
         assert_eq!(o.progress, Some(Progress::Quiet));

@@ -8,9 +8,19 @@ use trafficgen::{app, cli::Cli};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The generator's own diagnostics (stderr) and, with an OTLP endpoint, its own spans.
+    let endpoint = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok();
+    let _tracing = trafficgen::telemetry::init::init_tracing(endpoint.as_deref())
+        .inspect_err(|e| eprintln!("trafficgen: tracing not initialised: {e}"))
+        .ok();
     // The orchestration runtime (and the embedded todo-api, when there is no target); the load
     // itself runs on the executor's own worker threads.
-    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("trafficgen-main").enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("trafficgen-main")
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("trafficgen: cannot start the runtime: {e}");

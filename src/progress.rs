@@ -27,7 +27,9 @@ impl Progress {
             plan::Progress::Plain => Mode::Plain,
             plan::Progress::Auto if std::io::stderr().is_terminal() => {
                 let bar = ProgressBar::new(total.as_secs().max(1));
-                if let Ok(style) = ProgressStyle::with_template("{bar:30.cyan/blue} {pos:>4}/{len}s {msg}") {
+                if let Ok(style) =
+                    ProgressStyle::with_template("{bar:30.cyan/blue} {pos:>4}/{len}s {msg}")
+                {
                     bar.set_style(style.progress_chars("=> "));
                 }
                 Mode::Bar(bar)
@@ -45,7 +47,12 @@ impl Progress {
                 bar.set_position(s.elapsed.as_secs());
                 bar.set_message(line(s));
             }
-            Mode::Plain => eprintln!("[{:>5.0}s/{:.0}s] {}", s.elapsed.as_secs_f64(), self.total.as_secs_f64(), line(s)),
+            Mode::Plain => eprintln!(
+                "[{:>5.0}s/{:.0}s] {}",
+                s.elapsed.as_secs_f64(),
+                self.total.as_secs_f64(),
+                line(s)
+            ),
         }
     }
 
@@ -60,7 +67,11 @@ impl Progress {
 pub fn line(s: &Snapshot) -> String {
     let t = s.totals();
     let errors: u64 = t.errors.iter().sum();
-    let err_pct = if t.requests > 0 { 100.0 * errors as f64 / t.requests as f64 } else { 0.0 };
+    let err_pct = if t.requests > 0 {
+        100.0 * errors as f64 / t.requests as f64
+    } else {
+        0.0
+    };
     let mut p99 = 0u64;
     for op in &s.ops {
         p99 = p99.max(op.response_time.value_at_quantile(0.99));
@@ -69,7 +80,11 @@ pub fn line(s: &Snapshot) -> String {
     if s.target_rate > 0.0 {
         l += &format!(" (target {:.1}/s)", s.target_rate);
     }
-    l += &format!(", errors {err_pct:.2}%, p99 {:.1} ms, in flight {}", p99 as f64 / 1000.0, s.in_flight);
+    l += &format!(
+        ", errors {err_pct:.2}%, p99 {:.1} ms, in flight {}",
+        p99 as f64 / 1000.0,
+        s.in_flight
+    );
     if s.vus > 0 {
         l += &format!(", vus {}", s.vus);
     }

@@ -45,7 +45,9 @@ impl Client {
             has_body: false,
             hdrs: Vec::with_capacity(256),
             vars: Vars::default(),
-            timer: Box::pin(tokio::time::sleep_until(Instant::now() + shared.plan.target.request_timeout)),
+            timer: Box::pin(tokio::time::sleep_until(
+                Instant::now() + shared.plan.target.request_timeout,
+            )),
             backoff: Duration::ZERO,
             retry_at: None,
         }
@@ -58,7 +60,12 @@ impl Client {
     /// Opens the connection ahead of the first arrival so its connect time is not charged to
     /// the first request; a failure here is not a request and is not counted.
     pub async fn preconnect(&mut self, shared: &Shared) {
-        if let Ok(Ok(s)) = tokio::time::timeout(shared.plan.target.connect_timeout, TcpStream::connect(shared.addr)).await {
+        if let Ok(Ok(s)) = tokio::time::timeout(
+            shared.plan.target.connect_timeout,
+            TcpStream::connect(shared.addr),
+        )
+        .await
+        {
             let _ = s.set_nodelay(true);
             self.stream = Some(s);
             self.reused = false;
@@ -66,7 +73,13 @@ impl Client {
     }
 
     /// Runs one arrival of operation `op`.
-    pub async fn run_op(&mut self, st: &Local, op: usize, intended: Instant, released: Option<Instant>) {
+    pub async fn run_op(
+        &mut self,
+        st: &Local,
+        op: usize,
+        intended: Instant,
+        released: Option<Instant>,
+    ) {
         // A reference, not an Arc clone: the refcount is shared by all worker threads.
         let shared: &Shared = &st.shared;
         let operation = &shared.plan.mix.operations[op];
@@ -77,7 +90,11 @@ impl Client {
                     Some(remove) => {
                         let mut rng = st.rng.borrow_mut();
                         let mut pool = st.pool.borrow_mut();
-                        let id = if remove { pool.take(&mut *rng) } else { pool.pick(&mut *rng) };
+                        let id = if remove {
+                            pool.take(&mut *rng)
+                        } else {
+                            pool.pick(&mut *rng)
+                        };
                         match id {
                             Some(id) => Some(id),
                             None => {
@@ -87,10 +104,30 @@ impl Client {
                         }
                     }
                 };
-                let Some(method) = todo_request(*t, id, &mut *st.rng.borrow_mut(), &mut self.path, &mut self.body) else { return };
+                let Some(method) = todo_request(
+                    *t,
+                    id,
+                    &mut *st.rng.borrow_mut(),
+                    &mut self.path,
+                    &mut self.body,
+                ) else {
+                    return;
+                };
                 self.hdrs.clear();
                 self.has_body = !self.body.is_empty();
-                let head = self.send(st, op, method, method, true, intended, released, &operation.checks, &[]).await;
+                let head = self
+                    .send(
+                        st,
+                        op,
+                        method,
+                        method,
+                        true,
+                        intended,
+                        released,
+                        &operation.checks,
+                        &[],
+                    )
+                    .await;
                 if *t == TodoOp::Create
                     && let Some(h) = head
                     && (200..300).contains(&h.status)
@@ -102,7 +139,18 @@ impl Client {
             OpKind::Request(rt) => {
                 self.vars.values.clear();
                 let json = self.render(st, rt);
-                self.send(st, op, &rt.method, static_method(&rt.method), json, intended, released, &operation.checks, &[]).await;
+                self.send(
+                    st,
+                    op,
+                    &rt.method,
+                    static_method(&rt.method),
+                    json,
+                    intended,
+                    released,
+                    &operation.checks,
+                    &[],
+                )
+                .await;
             }
             OpKind::Flow(steps) => {
                 self.vars.values.clear();
@@ -110,7 +158,22 @@ impl Client {
                 let mut rel = released;
                 for step in steps {
                     let json = self.render(st, &step.request);
-                    let Some(h) = self.send(st, op, &step.request.method, static_method(&step.request.method), json, at, rel, &operation.checks, &step.checks).await else { break };
+                    let Some(h) = self
+                        .send(
+                            st,
+                            op,
+                            &step.request.method,
+                            static_method(&step.request.method),
+                            json,
+                            at,
+                            rel,
+                            &operation.checks,
+                            &step.checks,
+                        )
+                        .await
+                    else {
+                        break;
+                    };
                     if h.status >= 400 {
                         break;
                     }
@@ -152,14 +215,22 @@ impl Client {
             return;
         }
         let body = self.bufs.body(h);
-        let json: Option<serde_json::Value> = step.captures.iter().any(|c| matches!(c.from, CaptureSource::JsonPointer(_))).then(|| serde_json::from_slice(body).ok()).flatten();
+        let json: Option<serde_json::Value> = step
+            .captures
+            .iter()
+            .any(|c| matches!(c.from, CaptureSource::JsonPointer(_)))
+            .then(|| serde_json::from_slice(body).ok())
+            .flatten();
         for c in &step.captures {
             let v = match &c.from {
-                CaptureSource::JsonPointer(p) => json.as_ref().and_then(|j| j.pointer(p)).map(|x| match x {
-                    serde_json::Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                }),
-                CaptureSource::Header(name) => http::header(&self.bufs.rbuf[..h.head_len], name).map(|v| String::from_utf8_lossy(v).into_owned()),
+                CaptureSource::JsonPointer(p) => {
+                    json.as_ref().and_then(|j| j.pointer(p)).map(|x| match x {
+                        serde_json::Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    })
+                }
+                CaptureSource::Header(name) => http::header(&self.bufs.rbuf[..h.head_len], name)
+                    .map(|v| String::from_utf8_lossy(v).into_owned()),
             };
             if let Some(v) = v {
                 self.vars.set(&c.var, &v);
@@ -169,17 +240,44 @@ impl Client {
 
     /// Sends the request in `path`/`hdrs`/`body` and records the outcome.
     #[allow(clippy::too_many_arguments)]
-    async fn send(&mut self, st: &Local, op: usize, method: &str, span_method: &'static str, json: bool, intended: Instant, released: Option<Instant>, checks: &[Check], step_checks: &[Check]) -> Option<Head> {
+    async fn send(
+        &mut self,
+        st: &Local,
+        op: usize,
+        method: &str,
+        span_method: &'static str,
+        json: bool,
+        intended: Instant,
+        released: Option<Instant>,
+        checks: &[Check],
+        step_checks: &[Check],
+    ) -> Option<Head> {
         let shared = &*st.shared;
         let at = intended.saturating_duration_since(shared.start);
         let (ids, fault) = {
             let mut rng = st.rng.borrow_mut();
             let ids = TraceIds::random(&mut *rng, shared.sample_ratio);
-            let fault = if shared.faults_empty { None } else { shared.faults.pick(op, at, &mut *rng) };
+            let fault = if shared.faults_empty {
+                None
+            } else {
+                shared.faults.pick(op, at, &mut *rng)
+            };
             (ids, fault)
         };
         let body = self.has_body.then_some(&self.body[..]);
-        write_request(&mut self.wbuf, &shared.common, &Parts { method, path: &self.path, headers: &self.hdrs, body, json, ids, fault: fault.as_ref() });
+        write_request(
+            &mut self.wbuf,
+            &shared.common,
+            &Parts {
+                method,
+                path: &self.path,
+                headers: &self.hdrs,
+                body,
+                json,
+                ids,
+                fault: fault.as_ref(),
+            },
+        );
         let fault_kind = fault.as_ref().map(|f| f.kind());
         st.in_flight.set(st.in_flight.get() + 1);
         let result = self.exchange(shared, method == "HEAD").await;
@@ -199,7 +297,8 @@ impl Client {
         let got_answer = head.is_some() || error == Some(ErrorKind::Timeout);
         let rt = done.saturating_duration_since(intended);
         let lag = sent.saturating_duration_since(intended);
-        let late = released.is_some_and(|r| sent.saturating_duration_since(r) > Duration::from_millis(1));
+        let late =
+            released.is_some_and(|r| sent.saturating_duration_since(r) > Duration::from_millis(1));
         let status = head.map(|h| h.status);
         let body_bytes: &[u8] = match &head {
             Some(h) => self.bufs.body(h),
@@ -237,7 +336,11 @@ impl Client {
                 span_id: ids.span_id,
                 op: shared.names[op].clone(),
                 method: span_method,
-                url: format!("{}{}", shared.common.origin, String::from_utf8_lossy(&self.path)),
+                url: format!(
+                    "{}{}",
+                    shared.common.origin,
+                    String::from_utf8_lossy(&self.path)
+                ),
                 status,
                 error,
                 start: SystemTime::now() - duration,
@@ -249,14 +352,23 @@ impl Client {
     }
 
     /// Connects when needed and exchanges `wbuf`; returns the head and the actual send time.
-    async fn exchange(&mut self, shared: &Shared, head_only: bool) -> Result<(Head, Instant), (ErrorKind, Instant)> {
+    async fn exchange(
+        &mut self,
+        shared: &Shared,
+        head_only: bool,
+    ) -> Result<(Head, Instant), (ErrorKind, Instant)> {
         for attempt in 0..2 {
             if self.stream.is_none() {
                 if let Some(t) = self.retry_at.take() {
                     sleep_until(t).await;
                 }
                 let t0 = Instant::now();
-                match tokio::time::timeout(shared.plan.target.connect_timeout, TcpStream::connect(shared.addr)).await {
+                match tokio::time::timeout(
+                    shared.plan.target.connect_timeout,
+                    TcpStream::connect(shared.addr),
+                )
+                .await
+                {
                     Ok(Ok(s)) => {
                         let _ = s.set_nodelay(true);
                         self.stream = Some(s);
@@ -270,10 +382,21 @@ impl Client {
                     }
                 }
             }
-            let Some(stream) = self.stream.as_mut() else { continue };
+            let Some(stream) = self.stream.as_mut() else {
+                continue;
+            };
             let sent = Instant::now();
             let deadline = sent + shared.plan.target.request_timeout;
-            match http::exchange(stream, &self.wbuf, &mut self.bufs, deadline, &mut self.timer, head_only).await {
+            match http::exchange(
+                stream,
+                &self.wbuf,
+                &mut self.bufs,
+                deadline,
+                &mut self.timer,
+                head_only,
+            )
+            .await
+            {
                 Ok(h) => {
                     if h.close {
                         self.stream = None;
@@ -305,7 +428,9 @@ pub fn eval_checks(checks: &[Check], status: Option<u16>, body: &[u8], rt: Durat
     for c in checks {
         let ok = match (c, status) {
             (_, None) => false,
-            (Check::Status(ranges), Some(s)) => ranges.iter().any(|&(lo, hi)| (lo..=hi).contains(&s)),
+            (Check::Status(ranges), Some(s)) => {
+                ranges.iter().any(|&(lo, hi)| (lo..=hi).contains(&s))
+            }
             (Check::BodyContains(needle), Some(_)) => http::find(body, needle.as_bytes()).is_some(),
             (Check::LatencyBelow(max), Some(_)) => rt <= *max,
         };
@@ -324,9 +449,19 @@ mod tests {
 
     #[test]
     fn checks_count_each_assertion() {
-        let checks = [Check::Status(vec![(200, 299)]), Check::BodyContains("ok".into()), Check::LatencyBelow(Duration::from_millis(5))];
-        assert_eq!(eval_checks(&checks, Some(201), b"it is ok", Duration::from_millis(1)), (3, 0));
-        assert_eq!(eval_checks(&checks, Some(500), b"nope", Duration::from_millis(9)), (0, 3));
+        let checks = [
+            Check::Status(vec![(200, 299)]),
+            Check::BodyContains("ok".into()),
+            Check::LatencyBelow(Duration::from_millis(5)),
+        ];
+        assert_eq!(
+            eval_checks(&checks, Some(201), b"it is ok", Duration::from_millis(1)),
+            (3, 0)
+        );
+        assert_eq!(
+            eval_checks(&checks, Some(500), b"nope", Duration::from_millis(9)),
+            (0, 3)
+        );
         assert_eq!(eval_checks(&checks, None, b"", Duration::ZERO), (0, 3));
     }
 }

@@ -71,9 +71,19 @@ fn io_kind(e: &std::io::Error) -> ErrorKind {
 }
 
 /// Sends `req` and reads one response, failing with `Timeout` at `deadline`.
-pub async fn exchange(stream: &mut TcpStream, req: &[u8], bufs: &mut Buffers, deadline: Instant, timer: &mut Pin<Box<Sleep>>, head_only: bool) -> Result<Head, Failure> {
+pub async fn exchange(
+    stream: &mut TcpStream,
+    req: &[u8],
+    bufs: &mut Buffers,
+    deadline: Instant,
+    timer: &mut Pin<Box<Sleep>>,
+    head_only: bool,
+) -> Result<Head, Failure> {
     if let Err(e) = stream.write_all(req).await {
-        return Err(Failure { kind: io_kind(&e), nothing_received: true });
+        return Err(Failure {
+            kind: io_kind(&e),
+            nothing_received: true,
+        });
     }
     bufs.rbuf.clear();
     let mut parsed: Option<(Head, Framing)> = None;
@@ -105,19 +115,33 @@ pub async fn exchange(stream: &mut TcpStream, req: &[u8], bufs: &mut Buffers, de
                     let mut framing = Framing::UntilClose;
                     for h in resp.headers.iter() {
                         if h.name.eq_ignore_ascii_case("content-length") {
-                            let len = std::str::from_utf8(h.value).ok().and_then(|v| v.trim().parse().ok());
+                            let len = std::str::from_utf8(h.value)
+                                .ok()
+                                .and_then(|v| v.trim().parse().ok());
                             match len {
                                 Some(l) => framing = Framing::Length(l),
-                                None => return Err(Failure { kind: ErrorKind::Protocol, nothing_received: false }),
+                                None => {
+                                    return Err(Failure {
+                                        kind: ErrorKind::Protocol,
+                                        nothing_received: false,
+                                    });
+                                }
                             }
                         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-                            if h.value.windows(7).any(|w| w.eq_ignore_ascii_case(b"chunked")) {
+                            if h.value
+                                .windows(7)
+                                .any(|w| w.eq_ignore_ascii_case(b"chunked"))
+                            {
                                 framing = Framing::Chunked;
                             }
                         } else if h.name.eq_ignore_ascii_case("connection") {
                             if h.value.windows(5).any(|w| w.eq_ignore_ascii_case(b"close")) {
                                 close = true;
-                            } else if h.value.windows(10).any(|w| w.eq_ignore_ascii_case(b"keep-alive")) {
+                            } else if h
+                                .value
+                                .windows(10)
+                                .any(|w| w.eq_ignore_ascii_case(b"keep-alive"))
+                            {
                                 close = false;
                             }
                         }
@@ -128,21 +152,42 @@ pub async fn exchange(stream: &mut TcpStream, req: &[u8], bufs: &mut Buffers, de
                     if matches!(framing, Framing::UntilClose) {
                         close = true;
                     }
-                    parsed = Some((Head { status, head_len, body: Body::Raw(head_len, head_len), close }, framing));
+                    parsed = Some((
+                        Head {
+                            status,
+                            head_len,
+                            body: Body::Raw(head_len, head_len),
+                            close,
+                        },
+                        framing,
+                    ));
                 }
                 Ok(httparse::Status::Partial) => {
                     if n == 0 {
-                        return Err(Failure { kind: ErrorKind::Io, nothing_received: bufs.rbuf.is_empty() });
+                        return Err(Failure {
+                            kind: ErrorKind::Io,
+                            nothing_received: bufs.rbuf.is_empty(),
+                        });
                     }
                     if bufs.rbuf.len() > 64 * 1024 {
-                        return Err(Failure { kind: ErrorKind::Protocol, nothing_received: false });
+                        return Err(Failure {
+                            kind: ErrorKind::Protocol,
+                            nothing_received: false,
+                        });
                     }
                     continue;
                 }
-                Err(_) => return Err(Failure { kind: ErrorKind::Protocol, nothing_received: false }),
+                Err(_) => {
+                    return Err(Failure {
+                        kind: ErrorKind::Protocol,
+                        nothing_received: false,
+                    });
+                }
             }
         }
-        let Some((mut head, framing)) = parsed.take() else { continue };
+        let Some((mut head, framing)) = parsed.take() else {
+            continue;
+        };
         let have = bufs.rbuf.len() - head.head_len;
         match framing {
             Framing::Length(l) => {
@@ -157,7 +202,12 @@ pub async fn exchange(stream: &mut TcpStream, req: &[u8], bufs: &mut Buffers, de
                     return Ok(head);
                 }
                 Ok(false) => {}
-                Err(()) => return Err(Failure { kind: ErrorKind::Protocol, nothing_received: false }),
+                Err(()) => {
+                    return Err(Failure {
+                        kind: ErrorKind::Protocol,
+                        nothing_received: false,
+                    });
+                }
             },
             Framing::UntilClose => {
                 if n == 0 {
@@ -167,7 +217,10 @@ pub async fn exchange(stream: &mut TcpStream, req: &[u8], bufs: &mut Buffers, de
             }
         }
         if n == 0 {
-            return Err(Failure { kind: ErrorKind::Io, nothing_received: false });
+            return Err(Failure {
+                kind: ErrorKind::Io,
+                nothing_received: false,
+            });
         }
         parsed = Some((head, framing));
     }
@@ -179,7 +232,9 @@ pub fn decode_chunked(src: &[u8], out: &mut Vec<u8>) -> Result<bool, ()> {
     out.clear();
     let mut i = 0;
     loop {
-        let Some(eol) = find(&src[i..], b"\r\n") else { return Ok(false) };
+        let Some(eol) = find(&src[i..], b"\r\n") else {
+            return Ok(false);
+        };
         let line = &src[i..i + eol];
         let size_part = line.split(|&b| b == b';').next().unwrap_or(line);
         let size_str = std::str::from_utf8(size_part).map_err(|_| ())?;
@@ -214,7 +269,10 @@ pub fn header<'a>(head: &'a [u8], name: &str) -> Option<&'a [u8]> {
     let mut headers = [httparse::EMPTY_HEADER; 64];
     let mut resp = httparse::Response::new(&mut headers);
     resp.parse(head).ok()?;
-    resp.headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value)
+    resp.headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case(name))
+        .map(|h| h.value)
 }
 
 #[cfg(test)]
@@ -224,9 +282,15 @@ mod tests {
     #[test]
     fn chunked_bodies_decode_only_when_complete() {
         let mut out = Vec::new();
-        assert_eq!(decode_chunked(b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n", &mut out), Ok(true));
+        assert_eq!(
+            decode_chunked(b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n", &mut out),
+            Ok(true)
+        );
         assert_eq!(out, b"hello world");
-        assert_eq!(decode_chunked(b"5\r\nhello\r\n6\r\n wor", &mut out), Ok(false));
+        assert_eq!(
+            decode_chunked(b"5\r\nhello\r\n6\r\n wor", &mut out),
+            Ok(false)
+        );
         assert_eq!(decode_chunked(b"zz\r\n", &mut out), Err(()));
     }
 

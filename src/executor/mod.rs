@@ -8,8 +8,8 @@
 //! loopback or embedded target the server needs the other half; the bench passes `--workers 1`.
 //! Arrivals, VUs, connections, the id pool and the queue bound are split evenly over workers.
 
-use std::num::NonZeroU32;
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -60,8 +60,22 @@ pub struct Shared {
 
 impl Shared {
     #[allow(clippy::too_many_arguments)]
-    pub fn new(plan: Plan, addr: SocketAddr, common: Common, faults: HeaderFaults, spans: Option<mpsc::Sender<SpanRecord>>, sample_ratio: f64, workers: usize, start: Instant) -> Shared {
-        let names = plan.mix.operations.iter().map(|o| Arc::<str>::from(o.name.as_str())).collect();
+    pub fn new(
+        plan: Plan,
+        addr: SocketAddr,
+        common: Common,
+        faults: HeaderFaults,
+        spans: Option<mpsc::Sender<SpanRecord>>,
+        sample_ratio: f64,
+        workers: usize,
+        start: Instant,
+    ) -> Shared {
+        let names = plan
+            .mix
+            .operations
+            .iter()
+            .map(|o| Arc::<str>::from(o.name.as_str()))
+            .collect();
         let mut acc = 0u64;
         let cum_weights = plan
             .mix
@@ -73,20 +87,41 @@ impl Shared {
             })
             .collect();
         let limiter = match &plan.load {
-            LoadModel::Closed { max_rate: Some(r), .. } => {
+            LoadModel::Closed {
+                max_rate: Some(r), ..
+            } => {
                 let share = (r / plan.segment.count.max(1) as f64).max(0.001);
                 let period = std::time::Duration::from_secs_f64(1.0 / share);
-                governor::Quota::with_period(period).map(|q| Arc::new(governor::RateLimiter::direct(q.allow_burst(NonZeroU32::MIN))))
+                governor::Quota::with_period(period).map(|q| {
+                    Arc::new(governor::RateLimiter::direct(
+                        q.allow_burst(NonZeroU32::MIN),
+                    ))
+                })
             }
             _ => None,
         };
         let faults_empty = faults.is_empty();
-        Shared { plan, addr, common, names, cum_weights, faults, faults_empty, spans, sample_ratio, workers: workers.max(1), start, limiter }
+        Shared {
+            plan,
+            addr,
+            common,
+            names,
+            cum_weights,
+            faults,
+            faults_empty,
+            spans,
+            sample_ratio,
+            workers: workers.max(1),
+            start,
+            limiter,
+        }
     }
 
     /// Weighted operation pick from a uniform draw in `0..total_weight()`.
     pub fn pick(&self, draw: u64) -> usize {
-        self.cum_weights.partition_point(|&c| c <= draw).min(self.cum_weights.len().saturating_sub(1))
+        self.cum_weights
+            .partition_point(|&c| c <= draw)
+            .min(self.cum_weights.len().saturating_sub(1))
     }
 
     pub fn total_weight(&self) -> u64 {
@@ -96,7 +131,9 @@ impl Shared {
 
 /// Default worker count (see the module doc).
 pub fn default_workers() -> usize {
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     (cores / 2).clamp(1, 8)
 }
 
@@ -116,14 +153,20 @@ pub struct Workers {
 /// Starts `shared.workers` worker threads. Each sends its recorder deltas on `deltas` every
 /// `plan.output.interval` and a last one (`finished`) when its load is done; the channel closes
 /// when all workers have exited.
-pub fn start(shared: Arc<Shared>, deltas: mpsc::UnboundedSender<WorkerRecorder>, control: watch::Receiver<Control>) -> std::io::Result<Workers> {
+pub fn start(
+    shared: Arc<Shared>,
+    deltas: mpsc::UnboundedSender<WorkerRecorder>,
+    control: watch::Receiver<Control>,
+) -> std::io::Result<Workers> {
     let mut threads = Vec::new();
     let mut recycle = Vec::new();
     for w in 0..shared.workers {
         let (tx, rx) = std::sync::mpsc::channel();
         recycle.push(tx);
         let (shared, deltas, control) = (shared.clone(), deltas.clone(), control.clone());
-        let t = std::thread::Builder::new().name(format!("trafficgen-w{w}")).spawn(move || worker::run(w, shared, deltas, rx, control))?;
+        let t = std::thread::Builder::new()
+            .name(format!("trafficgen-w{w}"))
+            .spawn(move || worker::run(w, shared, deltas, rx, control))?;
         threads.push(t);
     }
     Ok(Workers { threads, recycle })

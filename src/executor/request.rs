@@ -25,13 +25,25 @@ pub struct Common {
 impl Common {
     pub fn new(base: &BaseUrl, target_headers: &[(String, String)], run_id: &str) -> Common {
         let mut h = Vec::new();
-        let host = if base.port == 80 { base.host.clone() } else { format!("{}:{}", base.host, base.port) };
-        let _ = write!(h, "Host: {host}\r\nUser-Agent: trafficgen/{}\r\n", env!("CARGO_PKG_VERSION"));
+        let host = if base.port == 80 {
+            base.host.clone()
+        } else {
+            format!("{}:{}", base.host, base.port)
+        };
+        let _ = write!(
+            h,
+            "Host: {host}\r\nUser-Agent: trafficgen/{}\r\n",
+            env!("CARGO_PKG_VERSION")
+        );
         let _ = write!(h, "baggage: synthetic=true,trafficgen.run_id={run_id}\r\n");
         for (k, v) in target_headers {
             let _ = write!(h, "{k}: {v}\r\n");
         }
-        Common { prefix: base.prefix.clone(), headers: h, origin: format!("http://{host}{}", base.prefix) }
+        Common {
+            prefix: base.prefix.clone(),
+            headers: h,
+            origin: format!("http://{host}{}", base.prefix),
+        }
     }
 }
 
@@ -73,7 +85,11 @@ impl TraceIds {
         let mut span_id = rng.random::<u64>().to_be_bytes();
         span_id[7] |= 1;
         let sampled = ratio > 0.0 && (ratio >= 1.0 || rng.random::<f64>() < ratio);
-        TraceIds { trace_id, span_id, sampled }
+        TraceIds {
+            trace_id,
+            span_id,
+            sampled,
+        }
     }
 }
 
@@ -104,7 +120,11 @@ pub fn write_request(w: &mut Vec<u8>, common: &Common, p: &Parts<'_>) {
     put_hex(w, &p.ids.trace_id);
     w.push(b'-');
     put_hex8(w, &p.ids.span_id);
-    w.extend_from_slice(if p.ids.sampled { b"-01\r\n" } else { b"-00\r\n" });
+    w.extend_from_slice(if p.ids.sampled {
+        b"-01\r\n"
+    } else {
+        b"-00\r\n"
+    });
     w.extend_from_slice(p.headers);
     if let Some(f) = p.fault {
         if let Some(d) = f.delay_ms {
@@ -159,7 +179,10 @@ pub struct Pool {
 
 impl Pool {
     pub fn new(capacity: usize) -> Pool {
-        Pool { ids: VecDeque::with_capacity(capacity.min(1 << 16)), capacity: capacity.max(1) }
+        Pool {
+            ids: VecDeque::with_capacity(capacity.min(1 << 16)),
+            capacity: capacity.max(1),
+        }
     }
     pub fn push(&mut self, id: u64) {
         if self.ids.len() >= self.capacity {
@@ -192,7 +215,13 @@ impl Pool {
 
 /// Method, path and body of a built-in todo operation (`id` from the pool where needed).
 /// Returns false when the operation needs an id and got none.
-pub fn todo_request(op: TodoOp, id: Option<u64>, rng: &mut impl Rng, path: &mut Vec<u8>, body: &mut Vec<u8>) -> Option<&'static str> {
+pub fn todo_request(
+    op: TodoOp,
+    id: Option<u64>,
+    rng: &mut impl Rng,
+    path: &mut Vec<u8>,
+    body: &mut Vec<u8>,
+) -> Option<&'static str> {
     path.clear();
     body.clear();
     let n: u32 = rng.random_range(0..1_000_000);
@@ -212,7 +241,10 @@ pub fn todo_request(op: TodoOp, id: Option<u64>, rng: &mut impl Rng, path: &mut 
         }
         TodoOp::Update => {
             let _ = write!(path, "/api/todos/{}", id?);
-            let _ = write!(body, "{{\"text\":\"synthetic update {n}\",\"completed\":false}}");
+            let _ = write!(
+                body,
+                "{{\"text\":\"synthetic update {n}\",\"completed\":false}}"
+            );
             Some("PUT")
         }
         TodoOp::Toggle => {
@@ -242,12 +274,20 @@ pub fn created_id(body: &[u8]) -> Option<u64> {
     while let Some(pos) = super::http::find(&body[from..], b"\"id\"") {
         let rest = &body[from + pos + 4..];
         from += pos + 4;
-        let Some(start) = rest.iter().position(|b| b.is_ascii_digit()) else { continue };
-        if rest[..start].iter().any(|&b| b != b':' && !b.is_ascii_whitespace()) {
+        let Some(start) = rest.iter().position(|b| b.is_ascii_digit()) else {
+            continue;
+        };
+        if rest[..start]
+            .iter()
+            .any(|&b| b != b':' && !b.is_ascii_whitespace())
+        {
             continue;
         }
         let digits = &rest[start..];
-        let end = digits.iter().position(|b| !b.is_ascii_digit()).unwrap_or(digits.len());
+        let end = digits
+            .iter()
+            .position(|b| !b.is_ascii_digit())
+            .unwrap_or(digits.len());
         return std::str::from_utf8(&digits[..end]).ok()?.parse().ok();
     }
     None
@@ -260,18 +300,52 @@ mod tests {
 
     #[test]
     fn request_has_traceparent_baggage_and_length() {
-        let base = BaseUrl { scheme: "http".into(), host: "127.0.0.1".into(), port: 8081, prefix: String::new() };
+        let base = BaseUrl {
+            scheme: "http".into(),
+            host: "127.0.0.1".into(),
+            port: 8081,
+            prefix: String::new(),
+        };
         let common = Common::new(&base, &[("X-Team".into(), "qa".into())], "run1");
         let mut w = Vec::new();
-        let ids = TraceIds { trace_id: [0xab; 16], span_id: [0x01; 8], sampled: true };
-        let fault = HeaderFault { window: 0, delay_ms: Some(800), status: None, span: Some("todo_creation".into()) };
-        write_request(&mut w, &common, &Parts { method: "POST", path: b"/api/todos", headers: b"", body: Some(b"{}"), json: true, ids, fault: Some(&fault) });
+        let ids = TraceIds {
+            trace_id: [0xab; 16],
+            span_id: [0x01; 8],
+            sampled: true,
+        };
+        let fault = HeaderFault {
+            window: 0,
+            delay_ms: Some(800),
+            status: None,
+            span: Some("todo_creation".into()),
+        };
+        write_request(
+            &mut w,
+            &common,
+            &Parts {
+                method: "POST",
+                path: b"/api/todos",
+                headers: b"",
+                body: Some(b"{}"),
+                json: true,
+                ids,
+                fault: Some(&fault),
+            },
+        );
         let s = String::from_utf8(w).unwrap();
-        assert!(s.starts_with("POST /api/todos HTTP/1.1\r\nHost: 127.0.0.1:8081\r\n"), "{s}");
-        assert!(s.contains("traceparent: 00-abababababababababababababababab-0101010101010101-01\r\n"));
+        assert!(
+            s.starts_with("POST /api/todos HTTP/1.1\r\nHost: 127.0.0.1:8081\r\n"),
+            "{s}"
+        );
+        assert!(
+            s.contains("traceparent: 00-abababababababababababababababab-0101010101010101-01\r\n")
+        );
         assert!(s.contains("baggage: synthetic=true,trafficgen.run_id=run1\r\n"));
         assert!(s.contains("X-Team: qa\r\n"));
-        assert!(s.contains("-01\r\nX-Fault-Delay: 800\r\nX-Fault-Span: todo_creation\r\n"), "{s}");
+        assert!(
+            s.contains("-01\r\nX-Fault-Delay: 800\r\nX-Fault-Span: todo_creation\r\n"),
+            "{s}"
+        );
         assert!(s.ends_with("Content-Length: 2\r\n\r\n{}"));
     }
 

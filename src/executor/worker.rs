@@ -39,6 +39,8 @@ pub struct Local {
     pub pool: RefCell<Pool>,
     pub queue: RefCell<VecDeque<Arrival>>,
     pub notify: Notify,
+    /// Connection tasks not busy with an arrival (also while they are still connecting): the
+    /// arrivals that can be waiting in the queue without anyone being late.
     pub idle: Cell<u64>,
     pub done: Cell<bool>,
     pub in_flight: Cell<u64>,
@@ -67,8 +69,17 @@ impl Local {
 }
 
 /// Thread entry point.
-pub fn run(w: usize, shared: Arc<Shared>, deltas: mpsc::UnboundedSender<WorkerRecorder>, spares: std::sync::mpsc::Receiver<WorkerRecorder>, control: watch::Receiver<Control>) {
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+pub fn run(
+    w: usize,
+    shared: Arc<Shared>,
+    deltas: mpsc::UnboundedSender<WorkerRecorder>,
+    spares: std::sync::mpsc::Receiver<WorkerRecorder>,
+    control: watch::Receiver<Control>,
+) {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("trafficgen: worker {w}: cannot start a runtime: {e}");
@@ -79,11 +90,19 @@ pub fn run(w: usize, shared: Arc<Shared>, deltas: mpsc::UnboundedSender<WorkerRe
     local.block_on(&rt, main(w, shared, deltas, spares, control));
 }
 
-async fn main(w: usize, shared: Arc<Shared>, deltas: mpsc::UnboundedSender<WorkerRecorder>, spares: std::sync::mpsc::Receiver<WorkerRecorder>, mut control: watch::Receiver<Control>) {
+async fn main(
+    w: usize,
+    shared: Arc<Shared>,
+    deltas: mpsc::UnboundedSender<WorkerRecorder>,
+    spares: std::sync::mpsc::Receiver<WorkerRecorder>,
+    mut control: watch::Receiver<Control>,
+) {
     let plan = &shared.plan;
     let nops = plan.mix.operations.len();
     let keep = plan.output.keep_traces;
-    let seed = plan.seed ^ (w as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ ((plan.segment.index as u64) << 48);
+    let seed = plan.seed
+        ^ (w as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        ^ ((plan.segment.index as u64) << 48);
     let pool_cap = split(plan.mix.pool_capacity as u64, shared.workers, w).max(1) as usize;
     let st = Rc::new(Local {
         shared: shared.clone(),
@@ -128,14 +147,29 @@ async fn main(w: usize, shared: Arc<Shared>, deltas: mpsc::UnboundedSender<Worke
     let _ = deltas.send(last);
 }
 
-async fn flush_loop(st: Rc<Local>, deltas: mpsc::UnboundedSender<WorkerRecorder>, spares: std::sync::mpsc::Receiver<WorkerRecorder>) {
-    let interval = st.shared.plan.output.interval.max(Duration::from_millis(10));
+async fn flush_loop(
+    st: Rc<Local>,
+    deltas: mpsc::UnboundedSender<WorkerRecorder>,
+    spares: std::sync::mpsc::Receiver<WorkerRecorder>,
+) {
+    let interval = st
+        .shared
+        .plan
+        .output
+        .interval
+        .max(Duration::from_millis(10));
     let mut n = 1u32;
     loop {
         sleep_until(st.shared.start + interval * n).await;
         n += 1;
         let plan = &st.shared.plan;
-        let mut spare = spares.try_recv().unwrap_or_else(|_| WorkerRecorder::new(st.worker, plan.mix.operations.len(), plan.output.keep_traces));
+        let mut spare = spares.try_recv().unwrap_or_else(|_| {
+            WorkerRecorder::new(
+                st.worker,
+                plan.mix.operations.len(),
+                plan.output.keep_traces,
+            )
+        });
         spare.worker = st.worker;
         let mut delta = std::mem::replace(&mut *st.rec.borrow_mut(), spare);
         delta.in_flight = st.in_flight.get();
@@ -150,15 +184,31 @@ async fn flush_loop(st: Rc<Local>, deltas: mpsc::UnboundedSender<WorkerRecorder>
 async fn open(st: &Rc<Local>, mut control: watch::Receiver<Control>) {
     let shared = &st.shared;
     let plan = &shared.plan;
-    let LoadModel::Open { start_rate, stages, arrivals, max_in_flight, max_queue } = &plan.load else { return };
+    let LoadModel::Open {
+        start_rate,
+        stages,
+        arrivals,
+        max_in_flight,
+        max_queue,
+    } = &plan.load
+    else {
+        return;
+    };
     let (w, nw) = (st.worker, shared.workers);
-    let conns = split((*max_in_flight).min(plan.target.max_connections).max(1) as u64, nw, w).max(1);
+    let conns = split(
+        (*max_in_flight).min(plan.target.max_connections).max(1) as u64,
+        nw,
+        w,
+    )
+    .max(1);
     let queue_cap = split(*max_queue as u64, nw, w);
     let mut set = JoinSet::new();
+    st.idle.set(conns);
     for _ in 0..conns {
         set.spawn_local(open_conn(st.clone()));
     }
-    let schedule = OpenSchedule::new(*start_rate, stages, *arrivals, plan.seed).filter(|&(k, _)| scheduler::owns(k, plan.segment, w, nw));
+    let schedule = OpenSchedule::new(*start_rate, stages, *arrivals, plan.seed)
+        .filter(|&(k, _)| scheduler::owns(k, plan.segment, w, nw));
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let relay = async {
         let _ = control.wait_for(|c| *c != Control::Run).await;
@@ -171,7 +221,11 @@ async fn open(st: &Rc<Local>, mut control: watch::Receiver<Control>) {
             st.rec.borrow_mut().dropped(op);
             return;
         }
-        q.push_back(Arrival { op, intended, released: Instant::now() });
+        q.push_back(Arrival {
+            op,
+            intended,
+            released: Instant::now(),
+        });
         st.notify.notify_one();
     };
     tokio::select! {
@@ -198,19 +252,24 @@ async fn open_conn(st: Rc<Local>) {
             if st.done.get() {
                 break None;
             }
-            st.idle.set(st.idle.get() + 1);
             st.notify.notified().await;
-            st.idle.set(st.idle.get() - 1);
         };
         let Some(a) = next else { return };
+        st.idle.set(st.idle.get() - 1);
         client.run_op(&st, a.op, a.intended, Some(a.released)).await;
+        st.idle.set(st.idle.get() + 1);
     }
 }
 
 async fn closed(st: &Rc<Local>, control: watch::Receiver<Control>) {
     let shared = &st.shared;
     let plan = &shared.plan;
-    let LoadModel::Closed { start_vus, stages, .. } = &plan.load else { return };
+    let LoadModel::Closed {
+        start_vus, stages, ..
+    } = &plan.load
+    else {
+        return;
+    };
     let mut set = JoinSet::new();
     for v in 0..scheduler::max_vus(*start_vus, stages) {
         if scheduler::owns(v as u64, plan.segment, st.worker, shared.workers) {
@@ -222,7 +281,15 @@ async fn closed(st: &Rc<Local>, control: watch::Receiver<Control>) {
 
 async fn vu(st: Rc<Local>, v: u32, mut control: watch::Receiver<Control>) {
     let shared = st.shared.clone();
-    let LoadModel::Closed { start_vus, stages, think_time, .. } = &shared.plan.load else { return };
+    let LoadModel::Closed {
+        start_vus,
+        stages,
+        think_time,
+        ..
+    } = &shared.plan.load
+    else {
+        return;
+    };
     let mut client = Client::new(&shared);
     let mut active = false;
     loop {
@@ -237,7 +304,9 @@ async fn vu(st: Rc<Local>, v: u32, mut control: watch::Receiver<Control>) {
                 st.vus.set(st.vus.get() - 1);
                 client.close();
             }
-            let Some(next) = scheduler::next_vu_change(*start_vus, stages, v, t) else { break };
+            let Some(next) = scheduler::next_vu_change(*start_vus, stages, v, t) else {
+                break;
+            };
             tokio::select! {
                 _ = sleep_until(shared.start + Duration::from_secs_f64(next)) => {}
                 _ = control.changed() => st.note(&control),
@@ -266,7 +335,11 @@ async fn vu(st: Rc<Local>, v: u32, mut control: watch::Receiver<Control>) {
             ThinkTime::Fixed(d) => d,
             ThinkTime::Uniform(a, b) => {
                 let (lo, hi) = (a.as_secs_f64(), b.as_secs_f64().max(a.as_secs_f64()));
-                Duration::from_secs_f64(if hi > lo { st.rng.borrow_mut().random_range(lo..hi) } else { lo })
+                Duration::from_secs_f64(if hi > lo {
+                    st.rng.borrow_mut().random_range(lo..hi)
+                } else {
+                    lo
+                })
             }
         };
         if !think.is_zero() {

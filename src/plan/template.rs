@@ -59,7 +59,10 @@ impl Vars {
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.values.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.values
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -86,7 +89,9 @@ const ALPHANUMERIC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwx
 impl Template {
     /// A template with no placeholders.
     pub fn literal(s: impl Into<String>) -> Self {
-        Template { parts: vec![Part::Literal(s.into())] }
+        Template {
+            parts: vec![Part::Literal(s.into())],
+        }
     }
 
     /// Compiles `src`, resolving constants and environment variables.
@@ -186,7 +191,9 @@ fn compile_expr(expr: &str, scope: &Scope) -> Result<Part, String> {
         return match ((scope.env)(name), fallback) {
             (Some(v), _) => Ok(Part::Literal(v)),
             (None, Some(f)) => Ok(Part::Literal(f.to_string())),
-            (None, None) => Err(format!("environment variable `{name}` is not set (give a fallback: `{{{{env.{name}:-value}}}}`)")),
+            (None, None) => Err(format!(
+                "environment variable `{name}` is not set (give a fallback: `{{{{env.{name}:-value}}}}`)"
+            )),
         };
     }
     if let Some(open) = expr.find('(') {
@@ -199,22 +206,35 @@ fn compile_expr(expr: &str, scope: &Scope) -> Result<Part, String> {
         } else {
             args.split(',').map(str::trim).collect()
         };
-        let int = |s: &str| s.parse::<i64>().map_err(|_| format!("`{expr}`: `{s}` is not an integer"));
+        let int = |s: &str| {
+            s.parse::<i64>()
+                .map_err(|_| format!("`{expr}`: `{s}` is not an integer"))
+        };
         return match (func, args.as_slice()) {
             ("random_int", [a, b]) => {
                 let (a, b) = (int(a)?, int(b)?);
                 if a > b {
-                    return Err(format!("`{expr}`: the lower bound is above the upper bound"));
+                    return Err(format!(
+                        "`{expr}`: the lower bound is above the upper bound"
+                    ));
                 }
                 Ok(Part::RandomInt(a, b))
             }
-            ("random_int", _) => Err(format!("`{expr}`: random_int takes two integers: random_int(1,100)")),
+            ("random_int", _) => Err(format!(
+                "`{expr}`: random_int takes two integers: random_int(1,100)"
+            )),
             ("random_string", [n]) => match int(n)? {
                 n @ 1..=4096 => Ok(Part::RandomString(n as usize)),
                 _ => Err(format!("`{expr}`: the length must be 1..=4096")),
             },
-            ("random_string", _) => Err(format!("`{expr}`: random_string takes one length: random_string(8)")),
-            (f, _) => Err(unknown_name(f, &["random_int", "random_string"], "function")),
+            ("random_string", _) => Err(format!(
+                "`{expr}`: random_string takes one length: random_string(8)"
+            )),
+            (f, _) => Err(unknown_name(
+                f,
+                &["random_int", "random_string"],
+                "function",
+            )),
         };
     }
     match expr {
@@ -298,30 +318,47 @@ mod tests {
     fn constants_env_and_captures() {
         let consts = vec![("tenant".to_string(), "acme".to_string())];
         let caps = vec!["id".to_string()];
-        let t = Template::compile("/t/{{ tenant }}/todos/{{id}}?k={{env.TOKEN}}", &scope_with(&consts, &caps))
-            .expect("compiles");
+        let t = Template::compile(
+            "/t/{{ tenant }}/todos/{{id}}?k={{env.TOKEN}}",
+            &scope_with(&consts, &caps),
+        )
+        .expect("compiles");
         assert_eq!(t.vars().collect::<Vec<_>>(), vec!["id"]);
         let mut vars = Vars::default();
         vars.set("id", "42");
         assert_eq!(render(&t, &vars), "/t/acme/todos/42?k=s3cret");
         vars.set("id", "7");
         assert_eq!(render(&t, &vars), "/t/acme/todos/7?k=s3cret");
-        assert!(Template::compile("{{tenant}}", &scope_with(&consts, &caps)).expect("ok").is_static());
+        assert!(
+            Template::compile("{{tenant}}", &scope_with(&consts, &caps))
+                .expect("ok")
+                .is_static()
+        );
     }
 
     #[test]
     fn generators() {
         let s = scope_with(&[], &[]);
-        let t = Template::compile("{{random_int(1,100)}}|{{uuid}}|{{random_string(8)}}|{{seq}}", &s)
-            .expect("compiles");
-        let vars = Vars { values: vec![], seq: 12 };
+        let t = Template::compile(
+            "{{random_int(1,100)}}|{{uuid}}|{{random_string(8)}}|{{seq}}",
+            &s,
+        )
+        .expect("compiles");
+        let vars = Vars {
+            values: vec![],
+            seq: 12,
+        };
         let out = render(&t, &vars);
         let parts: Vec<&str> = out.split('|').collect();
         let n: i64 = parts[0].parse().expect("int");
         assert!((1..=100).contains(&n));
         assert_eq!(parts[1].len(), 36);
         assert_eq!(&parts[1][14..15], "4", "version nibble: {}", parts[1]);
-        assert!(matches!(&parts[1][19..20], "8" | "9" | "a" | "b"), "variant: {}", parts[1]);
+        assert!(
+            matches!(&parts[1][19..20], "8" | "9" | "a" | "b"),
+            "variant: {}",
+            parts[1]
+        );
         assert_eq!(parts[2].len(), 8);
         assert!(parts[2].bytes().all(|b| b.is_ascii_alphanumeric()));
         assert_eq!(parts[3], "12");
@@ -335,7 +372,14 @@ mod tests {
         let mut rng = rand::rngs::StdRng::seed_from_u64(1);
         for seq in 0..100 {
             out.clear();
-            t.render(&Vars { values: vec![], seq }, &mut rng, &mut out);
+            t.render(
+                &Vars {
+                    values: vec![],
+                    seq,
+                },
+                &mut rng,
+                &mut out,
+            );
         }
         assert_eq!(out, b"/a/99");
         assert_eq!(out.as_ptr(), ptr, "no reallocation");
@@ -353,15 +397,39 @@ mod tests {
         let consts = vec![("tenant".to_string(), "x".to_string())];
         let s = scope_with(&consts, &[]);
         let e = |src: &str| Template::compile(src, &s).expect_err(src).to_string();
-        assert_eq!(e("/a/{{tenat}}"), "unknown variable `tenat`, did you mean `tenant`? (at character 3)");
-        assert_eq!(e("/a/{{id"), "`{{` is never closed with `}}` (at character 3)");
+        assert_eq!(
+            e("/a/{{tenat}}"),
+            "unknown variable `tenat`, did you mean `tenant`? (at character 3)"
+        );
+        assert_eq!(
+            e("/a/{{id"),
+            "`{{` is never closed with `}}` (at character 3)"
+        );
         // A stray `}}` is text (JSON bodies end with it).
-        assert_eq!(Template::compile(r#"{"a":{"b":1}}"#, &s).expect("ok"), Template::literal(r#"{"a":{"b":1}}"#));
-        assert_eq!(e("{{random_int(5,1)}}"), "`random_int(5,1)`: the lower bound is above the upper bound (at character 0)");
-        assert_eq!(e("{{random_str(8)}}"), "unknown function `random_str`, did you mean `random_string`? (at character 0)");
-        assert_eq!(e("x{{env.NOPE}}"), "environment variable `NOPE` is not set (give a fallback: `{{env.NOPE:-value}}`) (at character 1)");
-        assert_eq!(Template::compile("{{env.NOPE:-20}}/{{env.TOKEN:-x}}", &s).expect("ok"), Template::literal("20/s3cret"));
+        assert_eq!(
+            Template::compile(r#"{"a":{"b":1}}"#, &s).expect("ok"),
+            Template::literal(r#"{"a":{"b":1}}"#)
+        );
+        assert_eq!(
+            e("{{random_int(5,1)}}"),
+            "`random_int(5,1)`: the lower bound is above the upper bound (at character 0)"
+        );
+        assert_eq!(
+            e("{{random_str(8)}}"),
+            "unknown function `random_str`, did you mean `random_string`? (at character 0)"
+        );
+        assert_eq!(
+            e("x{{env.NOPE}}"),
+            "environment variable `NOPE` is not set (give a fallback: `{{env.NOPE:-value}}`) (at character 1)"
+        );
+        assert_eq!(
+            Template::compile("{{env.NOPE:-20}}/{{env.TOKEN:-x}}", &s).expect("ok"),
+            Template::literal("20/s3cret")
+        );
         assert_eq!(e("{{}}"), "empty `{{}}` (at character 0)");
-        assert_eq!(Template::compile("a{{{{b", &s).expect("ok"), Template::literal("a{{b"));
+        assert_eq!(
+            Template::compile("a{{{{b", &s).expect("ok"),
+            Template::literal("a{{b")
+        );
     }
 }

@@ -104,8 +104,15 @@ impl Comparison {
 }
 
 /// Names of the metrics, as written in scenarios.
-pub const METRICS: &[&str] =
-    &["response_time", "service_time", "schedule_lag", "errors", "checks", "dropped", "requests"];
+pub const METRICS: &[&str] = &[
+    "response_time",
+    "service_time",
+    "schedule_lag",
+    "errors",
+    "checks",
+    "dropped",
+    "requests",
+];
 
 impl ThresholdMetric {
     pub fn as_str(self) -> &'static str {
@@ -137,7 +144,9 @@ impl ThresholdMetric {
     pub fn is_time(self) -> bool {
         matches!(
             self,
-            ThresholdMetric::ResponseTime | ThresholdMetric::ServiceTime | ThresholdMetric::ScheduleLag
+            ThresholdMetric::ResponseTime
+                | ThresholdMetric::ServiceTime
+                | ThresholdMetric::ScheduleLag
         )
     }
 }
@@ -182,11 +191,19 @@ pub struct ThresholdError {
 }
 
 fn key_err(offset: usize, message: String) -> ThresholdError {
-    ThresholdError { in_key: true, offset, message }
+    ThresholdError {
+        in_key: true,
+        offset,
+        message,
+    }
 }
 
 fn expr_err(offset: usize, message: String) -> ThresholdError {
-    ThresholdError { in_key: false, offset, message }
+    ThresholdError {
+        in_key: false,
+        offset,
+        message,
+    }
 }
 
 /// Parses a key (`response_time{op:create}`) into the metric and the operation filter.
@@ -203,19 +220,30 @@ pub fn parse_key(key: &str) -> Result<(ThresholdMetric, Option<String>), Thresho
         };
         key_err(0, format!("unknown metric `{name}`{hint}"))
     })?;
-    let Some(open) = filter else { return Ok((metric, None)) };
+    let Some(open) = filter else {
+        return Ok((metric, None));
+    };
     let inner = key[open + 1..]
         .strip_suffix('}')
         .ok_or_else(|| key_err(open, format!("`{key}`: the filter must end with `}}`")))?;
-    let (k, v) = inner
-        .split_once(':')
-        .ok_or_else(|| key_err(open + 1, format!("filter `{{{inner}}}`: write `{{op:NAME}}`")))?;
+    let (k, v) = inner.split_once(':').ok_or_else(|| {
+        key_err(
+            open + 1,
+            format!("filter `{{{inner}}}`: write `{{op:NAME}}`"),
+        )
+    })?;
     if k.trim() != "op" {
-        return Err(key_err(open + 1, format!("filter `{}`: only `op` is supported", k.trim())));
+        return Err(key_err(
+            open + 1,
+            format!("filter `{}`: only `op` is supported", k.trim()),
+        ));
     }
     let op = v.trim().trim_matches(['"', '\'']);
     if op.is_empty() || op.contains([',', ':']) {
-        return Err(key_err(open + 1, format!("filter `{{{inner}}}`: name one operation, `{{op:NAME}}`")));
+        return Err(key_err(
+            open + 1,
+            format!("filter `{{{inner}}}`: name one operation, `{{op:NAME}}`"),
+        ));
     }
     Ok((metric, Some(op.to_string())))
 }
@@ -225,7 +253,10 @@ pub fn parse(key: &str, expr: &str) -> Result<Threshold, ThresholdError> {
     let (metric, op) = parse_key(key)?;
     let source = format!("{}: {}", key.trim(), expr.trim());
     let (i, comparison, len) = Comparison::find(expr).ok_or_else(|| {
-        expr_err(0, format!("`{expr}`: missing a comparison (<, <=, >, >=, ==, !=)"))
+        expr_err(
+            0,
+            format!("`{expr}`: missing a comparison (<, <=, >, >=, ==, !=)"),
+        )
     })?;
     let agg_text = expr[..i].trim();
     let aggregation = parse_aggregation(agg_text)?;
@@ -239,7 +270,10 @@ pub fn parse(key: &str, expr: &str) -> Result<Threshold, ThresholdError> {
                 .parse()
                 .map_err(|m: String| expr_err(rhs_start + j + 6, format!("window: {m}")))?;
             if d.0.is_zero() {
-                return Err(expr_err(rhs_start + j + 6, "the window must be longer than 0".into()));
+                return Err(expr_err(
+                    rhs_start + j + 6,
+                    "the window must be longer than 0".into(),
+                ));
             }
             (&rhs[..j], Some(d.0))
         }
@@ -278,7 +312,12 @@ fn parse_aggregation(s: &str) -> Result<Aggregation, ThresholdError> {
         "med" => Aggregation::Med,
         "rate" => Aggregation::Rate,
         "count" => Aggregation::Count,
-        "" => return Err(expr_err(0, "missing the aggregation before the comparison (e.g. `p(95)`)".into())),
+        "" => {
+            return Err(expr_err(
+                0,
+                "missing the aggregation before the comparison (e.g. `p(95)`)".into(),
+            ));
+        }
         _ => {
             let inner = s
                 .strip_prefix("p(")
@@ -298,14 +337,21 @@ fn parse_aggregation(s: &str) -> Result<Aggregation, ThresholdError> {
                 .parse()
                 .map_err(|_| expr_err(2, format!("`{s}`: `{inner}` is not a number")))?;
             if !(n > 0.0 && n <= 100.0) {
-                return Err(expr_err(2, format!("`{s}`: the percentile must be in (0, 100]")));
+                return Err(expr_err(
+                    2,
+                    format!("`{s}`: the percentile must be in (0, 100]"),
+                ));
             }
             Aggregation::Percentile(n)
         }
     })
 }
 
-fn check_allowed(metric: ThresholdMetric, agg: Aggregation, text: &str) -> Result<(), ThresholdError> {
+fn check_allowed(
+    metric: ThresholdMetric,
+    agg: Aggregation,
+    text: &str,
+) -> Result<(), ThresholdError> {
     let ok = match agg {
         Aggregation::Rate | Aggregation::Count => !metric.is_time(),
         _ => metric.is_time(),
@@ -313,19 +359,41 @@ fn check_allowed(metric: ThresholdMetric, agg: Aggregation, text: &str) -> Resul
     if ok {
         return Ok(());
     }
-    let allowed = if metric.is_time() { "p(N), avg, min, max or med" } else { "rate or count" };
-    Err(expr_err(0, format!("`{text}` does not apply to `{}` (use {allowed})", metric.as_str())))
+    let allowed = if metric.is_time() {
+        "p(N), avg, min, max or med"
+    } else {
+        "rate or count"
+    };
+    Err(expr_err(
+        0,
+        format!(
+            "`{text}` does not apply to `{}` (use {allowed})",
+            metric.as_str()
+        ),
+    ))
 }
 
-fn parse_value(metric: ThresholdMetric, agg: Aggregation, s: &str, at: usize) -> Result<f64, ThresholdError> {
+fn parse_value(
+    metric: ThresholdMetric,
+    agg: Aggregation,
+    s: &str,
+    at: usize,
+) -> Result<f64, ThresholdError> {
     let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == '+' || c == 'e' || c == 'E'))
+        .find(|c: char| {
+            !(c.is_ascii_digit() || c == '.' || c == '-' || c == '+' || c == 'e' || c == 'E')
+        })
         .unwrap_or(s.len());
     let (num, unit) = (&s[..split], s[split..].trim());
     if num.is_empty() {
-        return Err(expr_err(at, format!("missing the value after the comparison (got `{s}`)")));
+        return Err(expr_err(
+            at,
+            format!("missing the value after the comparison (got `{s}`)"),
+        ));
     }
-    let n: f64 = num.parse().map_err(|_| expr_err(at, format!("`{num}` is not a number")))?;
+    let n: f64 = num
+        .parse()
+        .map_err(|_| expr_err(at, format!("`{num}` is not a number")))?;
     let fraction_rate = agg == Aggregation::Rate && metric != ThresholdMetric::Requests;
     let scaled = match unit {
         "" => n,
@@ -344,11 +412,23 @@ fn parse_value(metric: ThresholdMetric, agg: Aggregation, s: &str, at: usize) ->
             } else {
                 "none"
             };
-            return Err(expr_err(at + split, format!("unit `{u}` does not fit `{}` (use {allowed})", metric.as_str())));
+            return Err(expr_err(
+                at + split,
+                format!(
+                    "unit `{u}` does not fit `{}` (use {allowed})",
+                    metric.as_str()
+                ),
+            ));
         }
     };
     if fraction_rate && !(0.0..=1.0).contains(&scaled) {
-        return Err(expr_err(at, format!("a rate of `{}` is a share: between 0 and 1 (or 0% and 100%)", metric.as_str())));
+        return Err(expr_err(
+            at,
+            format!(
+                "a rate of `{}` is a share: between 0 and 1 (or 0% and 100%)",
+                metric.as_str()
+            ),
+        ));
     }
     Ok(scaled)
 }
@@ -367,35 +447,86 @@ mod tests {
         assert_eq!(t.value, 300.0);
         assert_eq!(t.source, "response_time{op:create}: p(95)<300ms");
         let t = parse("response_time", "p(99.9) <= 1.5s over 1m").expect("ok");
-        assert_eq!((t.value, t.comparison, t.window), (1500.0, Comparison::Le, Some(Duration::from_secs(60))));
+        assert_eq!(
+            (t.value, t.comparison, t.window),
+            (1500.0, Comparison::Le, Some(Duration::from_secs(60)))
+        );
         let t = parse("errors", "rate<1%").expect("ok");
         assert_eq!((t.aggregation, t.value), (Aggregation::Rate, 0.01));
         let t = parse("requests", "count > 100").expect("ok");
-        assert_eq!((t.aggregation, t.comparison, t.value), (Aggregation::Count, Comparison::Gt, 100.0));
+        assert_eq!(
+            (t.aggregation, t.comparison, t.value),
+            (Aggregation::Count, Comparison::Gt, 100.0)
+        );
         let t = parse("requests", "rate>=45/s").expect("ok");
         assert_eq!((t.comparison, t.value), (Comparison::Ge, 45.0));
         let t = parse_line("checks{op: get}: rate>0.99").expect("ok");
-        assert_eq!((t.metric, t.op.as_deref(), t.value), (ThresholdMetric::Checks, Some("get"), 0.99));
+        assert_eq!(
+            (t.metric, t.op.as_deref(), t.value),
+            (ThresholdMetric::Checks, Some("get"), 0.99)
+        );
         assert_eq!(parse("service_time", "avg<100").expect("ok").value, 100.0);
         assert_eq!(parse("schedule_lag", "max<=500us").expect("ok").value, 0.5);
-        assert_eq!(parse("dropped", "count==0").expect("ok").comparison, Comparison::Eq);
+        assert_eq!(
+            parse("dropped", "count==0").expect("ok").comparison,
+            Comparison::Eq
+        );
     }
 
     #[test]
     fn precise_errors() {
         let e = |k: &str, x: &str| parse(k, x).expect_err(x).message;
-        assert_eq!(e("response_tme", "p(95)<1"), "unknown metric `response_tme`, did you mean `response_time`?");
-        assert_eq!(e("errors", "p(95)<1"), "`p(95)` does not apply to `errors` (use rate or count)");
-        assert_eq!(e("response_time", "rate<1"), "`rate` does not apply to `response_time` (use p(N), avg, min, max or med)");
-        assert_eq!(e("response_time", "p(95) 300"), "`p(95) 300`: missing a comparison (<, <=, >, >=, ==, !=)");
-        assert_eq!(e("response_time", "p(101)<3"), "`p(101)`: the percentile must be in (0, 100]");
-        assert_eq!(e("response_time", "p95<3"), "unknown aggregation `p95`, did you mean `p(95)`?");
-        assert_eq!(e("response_time", "avg<fast"), "missing the value after the comparison (got `fast`)");
-        assert_eq!(e("response_time", "avg<3min"), "unit `min` does not fit `response_time` (use us, ms or s)");
-        assert_eq!(e("errors", "rate<5"), "a rate of `errors` is a share: between 0 and 1 (or 0% and 100%)");
-        assert_eq!(e("errors", "rate<5ms"), "unit `ms` does not fit `errors` (use % or none)");
-        assert_eq!(e("response_time", "avg<3 over 0"), "the window must be longer than 0");
-        assert_eq!(e("response_time{status:500}", "avg<3"), "filter `status`: only `op` is supported");
-        assert_eq!(e("response_time", "<3"), "missing the aggregation before the comparison (e.g. `p(95)`)");
+        assert_eq!(
+            e("response_tme", "p(95)<1"),
+            "unknown metric `response_tme`, did you mean `response_time`?"
+        );
+        assert_eq!(
+            e("errors", "p(95)<1"),
+            "`p(95)` does not apply to `errors` (use rate or count)"
+        );
+        assert_eq!(
+            e("response_time", "rate<1"),
+            "`rate` does not apply to `response_time` (use p(N), avg, min, max or med)"
+        );
+        assert_eq!(
+            e("response_time", "p(95) 300"),
+            "`p(95) 300`: missing a comparison (<, <=, >, >=, ==, !=)"
+        );
+        assert_eq!(
+            e("response_time", "p(101)<3"),
+            "`p(101)`: the percentile must be in (0, 100]"
+        );
+        assert_eq!(
+            e("response_time", "p95<3"),
+            "unknown aggregation `p95`, did you mean `p(95)`?"
+        );
+        assert_eq!(
+            e("response_time", "avg<fast"),
+            "missing the value after the comparison (got `fast`)"
+        );
+        assert_eq!(
+            e("response_time", "avg<3min"),
+            "unit `min` does not fit `response_time` (use us, ms or s)"
+        );
+        assert_eq!(
+            e("errors", "rate<5"),
+            "a rate of `errors` is a share: between 0 and 1 (or 0% and 100%)"
+        );
+        assert_eq!(
+            e("errors", "rate<5ms"),
+            "unit `ms` does not fit `errors` (use % or none)"
+        );
+        assert_eq!(
+            e("response_time", "avg<3 over 0"),
+            "the window must be longer than 0"
+        );
+        assert_eq!(
+            e("response_time{status:500}", "avg<3"),
+            "filter `status`: only `op` is supported"
+        );
+        assert_eq!(
+            e("response_time", "<3"),
+            "missing the aggregation before the comparison (e.g. `p(95)`)"
+        );
     }
 }

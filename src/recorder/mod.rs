@@ -88,7 +88,13 @@ pub struct OpRecorder {
 
 impl OpRecorder {
     fn new() -> Self {
-        OpRecorder { counts: Counts::default(), response_time: new_histogram(), service_time: new_histogram(), lag: new_histogram(), last: None }
+        OpRecorder {
+            counts: Counts::default(),
+            response_time: new_histogram(),
+            service_time: new_histogram(),
+            lag: new_histogram(),
+            last: None,
+        }
     }
     fn reset(&mut self) {
         self.counts = Counts::default();
@@ -112,13 +118,20 @@ pub struct TraceLists {
 
 impl TraceLists {
     pub fn new(keep: usize) -> Self {
-        TraceLists { keep, slowest: Vec::with_capacity(keep + 1), failed: VecDeque::with_capacity(keep + 1), faulted: VecDeque::with_capacity(keep + 1) }
+        TraceLists {
+            keep,
+            slowest: Vec::with_capacity(keep + 1),
+            failed: VecDeque::with_capacity(keep + 1),
+            faulted: VecDeque::with_capacity(keep + 1),
+        }
     }
     fn offer_slow(&mut self, t: RawTrace) {
         if self.keep == 0 {
             return;
         }
-        if self.slowest.len() == self.keep && self.slowest.last().is_some_and(|l| l.rt_us >= t.rt_us) {
+        if self.slowest.len() == self.keep
+            && self.slowest.last().is_some_and(|l| l.rt_us >= t.rt_us)
+        {
             return;
         }
         let at = self.slowest.partition_point(|x| x.rt_us >= t.rt_us);
@@ -177,7 +190,14 @@ pub struct WorkerRecorder {
 
 impl WorkerRecorder {
     pub fn new(worker: usize, ops: usize, keep: usize) -> Self {
-        WorkerRecorder { worker, ops: (0..ops).map(|_| OpRecorder::new()).collect(), traces: TraceLists::new(keep), in_flight: 0, vus: 0, finished: false }
+        WorkerRecorder {
+            worker,
+            ops: (0..ops).map(|_| OpRecorder::new()).collect(),
+            traces: TraceLists::new(keep),
+            in_flight: 0,
+            vus: 0,
+            finished: false,
+        }
     }
 
     /// Zeroes the deltas (not the gauges) for reuse.
@@ -192,7 +212,9 @@ impl WorkerRecorder {
     /// Records a finished (or failed) request. Allocation-free except the first time a status
     /// code is seen.
     pub fn record(&mut self, o: &Outcome) {
-        let Some(op) = self.ops.get_mut(o.op) else { return };
+        let Some(op) = self.ops.get_mut(o.op) else {
+            return;
+        };
         let c = &mut op.counts;
         c.requests += 1;
         if let Some(code) = o.status {
@@ -221,7 +243,15 @@ impl WorkerRecorder {
             op.service_time.saturating_record(st);
         }
         op.lag.saturating_record(o.lag_us);
-        let raw = RawTrace { trace_id: o.trace_id, op: o.op as u16, at_us: o.at_us, rt_us: o.rt_us.unwrap_or(0), status: o.status, error: o.error, fault: o.fault };
+        let raw = RawTrace {
+            trace_id: o.trace_id,
+            op: o.op as u16,
+            at_us: o.at_us,
+            rt_us: o.rt_us.unwrap_or(0),
+            status: o.status,
+            error: o.error,
+            fault: o.fault,
+        };
         op.last = Some(raw);
         self.traces.offer(raw);
     }
@@ -282,7 +312,14 @@ pub struct Collector {
 impl Collector {
     pub fn new(names: Vec<String>, workers: usize, keep: usize) -> Self {
         let ops = (0..names.len()).map(|_| OpRecorder::new()).collect();
-        Collector { names, ops, traces: TraceLists::new(keep), gauges: vec![(0, 0); workers], last_requests: 0, last_elapsed: Duration::ZERO }
+        Collector {
+            names,
+            ops,
+            traces: TraceLists::new(keep),
+            gauges: vec![(0, 0); workers],
+            last_requests: 0,
+            last_elapsed: Duration::ZERO,
+        }
     }
 
     /// Adds a worker's delta; the caller may reuse `d` after `d.reset()`.
@@ -299,7 +336,11 @@ impl Collector {
         }
         self.traces.absorb(&d.traces);
         if let Some(g) = self.gauges.get_mut(d.worker) {
-            *g = if d.finished { (0, 0) } else { (d.in_flight, d.vus) };
+            *g = if d.finished {
+                (0, 0)
+            } else {
+                (d.in_flight, d.vus)
+            };
         }
     }
 
@@ -309,10 +350,20 @@ impl Collector {
 
     /// The cumulative snapshot at `elapsed`. `achieved_rate` covers the time since the previous
     /// call.
-    pub fn snapshot(&mut self, elapsed: Duration, target_rate: f64, active_faults: Vec<usize>, finished: bool) -> Snapshot {
+    pub fn snapshot(
+        &mut self,
+        elapsed: Duration,
+        target_rate: f64,
+        active_faults: Vec<usize>,
+        finished: bool,
+    ) -> Snapshot {
         let total = self.total_requests();
         let dt = elapsed.saturating_sub(self.last_elapsed).as_secs_f64();
-        let achieved_rate = if dt > 0.0 { (total - self.last_requests) as f64 / dt } else { 0.0 };
+        let achieved_rate = if dt > 0.0 {
+            (total - self.last_requests) as f64 / dt
+        } else {
+            0.0
+        };
         self.last_requests = total;
         self.last_elapsed = elapsed;
         let names = &self.names;
@@ -336,9 +387,19 @@ impl Collector {
             in_flight: self.gauges.iter().map(|g| g.0).sum(),
             vus: self.gauges.iter().map(|g| g.1).sum(),
             active_faults,
-            slowest: self.traces.slowest.iter().map(|t| t.to_ref(names)).collect(),
+            slowest: self
+                .traces
+                .slowest
+                .iter()
+                .map(|t| t.to_ref(names))
+                .collect(),
             failed: self.traces.failed.iter().map(|t| t.to_ref(names)).collect(),
-            faulted: self.traces.faulted.iter().map(|t| t.to_ref(names)).collect(),
+            faulted: self
+                .traces
+                .faulted
+                .iter()
+                .map(|t| t.to_ref(names))
+                .collect(),
             finished,
         }
     }
@@ -355,7 +416,18 @@ mod tests {
             Some(_) => None,
             None => Some(ErrorKind::Connect),
         };
-        Outcome { op, status, error, rt_us: status.map(|_| rt), st_us: status.map(|_| rt), lag_us: 0, late: false, fault: None, trace_id: [rt as u8; 16], at_us: 0 }
+        Outcome {
+            op,
+            status,
+            error,
+            rt_us: status.map(|_| rt),
+            st_us: status.map(|_| rt),
+            lag_us: 0,
+            late: false,
+            fault: None,
+            trace_id: [rt as u8; 16],
+            at_us: 0,
+        }
     }
 
     #[test]
@@ -376,7 +448,13 @@ mod tests {
         assert_eq!(s.ops[0].counts.status, vec![(200, 3), (201, 1)]);
         assert_eq!(s.ops[1].counts.errors[ErrorKind::Connect.index()], 1);
         assert_eq!(s.ops[1].counts.status_class[4], 1);
-        assert_eq!(s.slowest.iter().map(|t| t.response_time_ms).collect::<Vec<_>>(), vec![0.07, 0.05]);
+        assert_eq!(
+            s.slowest
+                .iter()
+                .map(|t| t.response_time_ms)
+                .collect::<Vec<_>>(),
+            vec![0.07, 0.05]
+        );
         assert_eq!(s.failed.len(), 2);
         assert_eq!(s.failed[0].error, Some(ErrorKind::Connect));
         assert_eq!(s.totals().requests, 6);

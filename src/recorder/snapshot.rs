@@ -67,7 +67,9 @@ pub struct Counts {
     pub errors: [u64; 6],
     /// Arrivals never sent: no connection free and the queue full (open model).
     pub dropped: u64,
-    /// Arrivals sent later than 1 ms after their intended start.
+    /// Arrivals sent later than 1 ms after their intended start because they waited for a free
+    /// connection (open model). The dispatcher's own 1 ms timer batching is not counted here;
+    /// it shows in the schedule-lag histogram, and latency counts from the intended start anyway.
     pub late: u64,
     /// Arrivals of a pool operation (get/update/toggle/delete) that found the id pool empty:
     /// not sent, counted here.

@@ -172,9 +172,22 @@ impl Report {
             out.push_str("\nthresholds:\n");
             for t in &self.thresholds {
                 let mark = if t.passed { '✓' } else { '✗' };
+                // Times are shown in ms; counts and rates as they are.
+                let unit = self
+                    .config
+                    .thresholds
+                    .iter()
+                    .find(|s| s.source == t.source)
+                    .filter(|s| {
+                        matches!(
+                            s.metric.as_str(),
+                            "response_time" | "service_time" | "schedule_lag"
+                        ) && s.aggregation != "count"
+                    })
+                    .map_or("", |_| " ms");
                 let observed = t
                     .observed
-                    .map_or("no samples".to_string(), |v| format!("{v:.4}"));
+                    .map_or("no samples".to_string(), |v| format!("{v:.4}{unit}"));
                 let _ = writeln!(out, "  {mark} {}  observed {observed}", t.source);
                 if !t.passed && !t.message.is_empty() {
                     let _ = writeln!(out, "      {}", t.message);

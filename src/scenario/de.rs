@@ -13,89 +13,9 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, Error as _, IntoDeserializer, Visitor};
 
 use super::node::{Node, NodeKind};
-use super::suggest::unknown_message;
+mod error;
 
-/// A deserialization problem at a node.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DeError {
-    pub message: String,
-    /// Set by the innermost node deserializer the error passes through.
-    pub at: Option<At>,
-    /// `missing field` errors name the field, so removal of that field's value can be told
-    /// apart from a real omission.
-    pub missing: Option<&'static str>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct At {
-    pub line: u32,
-    pub column: u32,
-    pub path: String,
-    pub id: u32,
-}
-
-impl fmt::Display for DeError {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for DeError {}
-
-impl de::Error for DeError {
-    fn custom<T: fmt::Display>(msg: T) -> Self {
-        DeError { message: msg.to_string(), at: None, missing: None }
-    }
-    fn unknown_field(field: &str, expected: &'static [&'static str]) -> Self {
-        DeError::custom(unknown_message("field", field, expected))
-    }
-    fn unknown_variant(variant: &str, expected: &'static [&'static str]) -> Self {
-        DeError::custom(unknown_message("value", variant, expected))
-    }
-    fn missing_field(field: &'static str) -> Self {
-        DeError { message: format!("missing field `{field}`"), at: None, missing: Some(field) }
-    }
-    fn invalid_type(unexp: de::Unexpected, exp: &dyn de::Expected) -> Self {
-        DeError::custom(format!("expected {}, found {}", plain_expected(exp), describe_unexpected(&unexp)))
-    }
-    fn invalid_value(unexp: de::Unexpected, exp: &dyn de::Expected) -> Self {
-        DeError::custom(format!("expected {}, found {}", plain_expected(exp), describe_unexpected(&unexp)))
-    }
-}
-
-/// serde's Rust-flavoured expectations in the words of a YAML file.
-fn plain_expected(exp: &dyn de::Expected) -> String {
-    let e = exp.to_string();
-    match e.as_str() {
-        "u8" | "u16" | "u32" | "u64" | "usize" => format!("a whole number (0..={})", match e.as_str() {
-            "u8" => u64::from(u8::MAX),
-            "u16" => u64::from(u16::MAX),
-            "u32" => u64::from(u32::MAX),
-            _ => u64::MAX,
-        }),
-        "i8" | "i16" | "i32" | "i64" | "isize" => "an integer".into(),
-        "f32" | "f64" => "a number".into(),
-        "a sequence" => "a list".into(),
-        "a map" => "a mapping".into(),
-        "a boolean" | "bool" => "`true` or `false`".into(),
-        "a string" => "text".into(),
-        _ => e,
-    }
-}
-
-fn describe_unexpected(u: &de::Unexpected) -> String {
-    match u {
-        de::Unexpected::Str(s) => format!("the string `{s}`"),
-        de::Unexpected::Unsigned(n) => format!("the integer `{n}`"),
-        de::Unexpected::Signed(n) => format!("the integer `{n}`"),
-        de::Unexpected::Float(n) => format!("the number `{n}`"),
-        de::Unexpected::Bool(b) => format!("the boolean `{b}`"),
-        de::Unexpected::Seq => "a list".to_string(),
-        de::Unexpected::Map => "a mapping".to_string(),
-        de::Unexpected::Unit => "null".to_string(),
-        other => other.to_string(),
-    }
-}
+pub use error::{At, DeError};
 
 /// Shared state of one deserialization pass.
 #[derive(Default)]
@@ -126,7 +46,11 @@ pub struct NodeDe<'a> {
 pub(crate) const SP_MARKER: &str = "__trafficgen_spanned";
 
 fn child_path(parent: &str, key: &str) -> String {
-    if parent.is_empty() { key.to_string() } else { format!("{parent}.{key}") }
+    if parent.is_empty() {
+        key.to_string()
+    } else {
+        format!("{parent}.{key}")
+    }
 }
 
 impl<'a> NodeDe<'a> {
@@ -143,11 +67,22 @@ impl<'a> NodeDe<'a> {
     }
 
     fn child(&self, node: &'a Node, path: String) -> NodeDe<'a> {
-        NodeDe { node, path, ctx: self.ctx }
+        NodeDe {
+            node,
+            path,
+            ctx: self.ctx,
+        }
     }
 
     fn map_access(&self, pairs: &'a [(Node, Node)]) -> MapAcc<'a> {
-        MapAcc { pairs, pos: 0, path: self.path.clone(), ctx: self.ctx, value: None, only: None }
+        MapAcc {
+            pairs,
+            pos: 0,
+            path: self.path.clone(),
+            ctx: self.ctx,
+            value: None,
+            only: None,
+        }
     }
 
     fn any<'de, V: Visitor<'de>>(&self, v: V) -> Result<V::Value, DeError> {
@@ -207,7 +142,11 @@ impl<'de, 'a> de::Deserializer<'de> for NodeDe<'a> {
     fn deserialize_option<V: Visitor<'de>>(self, v: V) -> Result<V::Value, DeError> {
         let r = match self.node.kind {
             NodeKind::Null => v.visit_none(),
-            _ => v.visit_some(NodeDe { node: self.node, path: self.path.clone(), ctx: self.ctx }),
+            _ => v.visit_some(NodeDe {
+                node: self.node,
+                path: self.path.clone(),
+                ctx: self.ctx,
+            }),
         };
         r.map_err(|e| self.locate(e))
     }
@@ -226,9 +165,20 @@ impl<'de, 'a> de::Deserializer<'de> for NodeDe<'a> {
         v: V,
     ) -> Result<V::Value, DeError> {
         let r = if name == SP_MARKER {
-            v.visit_seq(SpSeq { de: Some(NodeDe { node: self.node, path: self.path.clone(), ctx: self.ctx }), pos: 0 })
+            v.visit_seq(SpSeq {
+                de: Some(NodeDe {
+                    node: self.node,
+                    path: self.path.clone(),
+                    ctx: self.ctx,
+                }),
+                pos: 0,
+            })
         } else {
-            v.visit_newtype_struct(NodeDe { node: self.node, path: self.path.clone(), ctx: self.ctx })
+            v.visit_newtype_struct(NodeDe {
+                node: self.node,
+                path: self.path.clone(),
+                ctx: self.ctx,
+            })
         };
         r.map_err(|e| self.locate(e))
     }
@@ -262,7 +212,8 @@ impl<'de, 'a> de::Deserializer<'de> for NodeDe<'a> {
                     let name = k.kind.scalar_text().unwrap_or_default();
                     if !fields.contains(&name.as_str()) {
                         let kd = self.child(k, child_path(&self.path, &name));
-                        self.ctx.note(kd.locate(de::Error::unknown_field(&name, fields)));
+                        self.ctx
+                            .note(kd.locate(de::Error::unknown_field(&name, fields)));
                     }
                 }
                 let mut acc = self.map_access(pairs);
@@ -281,12 +232,18 @@ impl<'de, 'a> de::Deserializer<'de> for NodeDe<'a> {
         v: V,
     ) -> Result<V::Value, DeError> {
         let r = match &self.node.kind {
-            NodeKind::Str(_) => v.visit_enum(EnumAcc { tag: self.child(self.node, self.path.clone()), value: None }),
+            NodeKind::Str(_) => v.visit_enum(EnumAcc {
+                tag: self.child(self.node, self.path.clone()),
+                value: None,
+            }),
             NodeKind::Map(pairs) if pairs.len() == 1 => {
                 let (k, val) = &pairs[0];
                 let name = k.kind.scalar_text().unwrap_or_default();
                 let p = child_path(&self.path, &name);
-                v.visit_enum(EnumAcc { tag: self.child(k, p.clone()), value: Some(self.child(val, p)) })
+                v.visit_enum(EnumAcc {
+                    tag: self.child(k, p.clone()),
+                    value: Some(self.child(val, p)),
+                })
             }
             other => Err(DeError::custom(format!(
                 "expected {}, found {}",
@@ -341,7 +298,11 @@ impl<'de, 'a> de::SeqAccess<'de> for SeqAcc<'a> {
             if self.ctx.removed.contains(&item.id) {
                 continue;
             }
-            let de = NodeDe { node: item, path: format!("{}[{index}]", self.path), ctx: self.ctx };
+            let de = NodeDe {
+                node: item,
+                path: format!("{}[{index}]", self.path),
+                ctx: self.ctx,
+            };
             return seed.deserialize(de).map(Some);
         }
         Ok(None)
@@ -360,7 +321,10 @@ struct MapAcc<'a> {
 
 impl<'de, 'a> de::MapAccess<'de> for MapAcc<'a> {
     type Error = DeError;
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, DeError> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, DeError> {
         while let Some((k, v)) = self.pairs.get(self.pos) {
             self.pos += 1;
             if self.ctx.removed.contains(&k.id) || self.ctx.removed.contains(&v.id) {
@@ -371,9 +335,17 @@ impl<'de, 'a> de::MapAccess<'de> for MapAcc<'a> {
                 continue;
             }
             let path = child_path(&self.path, &name);
-            let kd = NodeDe { node: k, path: path.clone(), ctx: self.ctx };
+            let kd = NodeDe {
+                node: k,
+                path: path.clone(),
+                ctx: self.ctx,
+            };
             let key = seed.deserialize(kd)?;
-            self.value = Some(NodeDe { node: v, path, ctx: self.ctx });
+            self.value = Some(NodeDe {
+                node: v,
+                path,
+                ctx: self.ctx,
+            });
             return Ok(Some(key));
         }
         Ok(None)
@@ -394,7 +366,10 @@ struct EnumAcc<'a> {
 impl<'de, 'a> de::EnumAccess<'de> for EnumAcc<'a> {
     type Error = DeError;
     type Variant = VariantAcc<'a>;
-    fn variant_seed<V: DeserializeSeed<'de>>(self, seed: V) -> Result<(V::Value, VariantAcc<'a>), DeError> {
+    fn variant_seed<V: DeserializeSeed<'de>>(
+        self,
+        seed: V,
+    ) -> Result<(V::Value, VariantAcc<'a>), DeError> {
         let name = self.tag.node.kind.scalar_text().unwrap_or_default();
         let v = seed
             .deserialize(name.as_str().into_deserializer())
@@ -450,8 +425,13 @@ struct SpSeq<'a> {
 
 impl<'de, 'a> de::SeqAccess<'de> for SpSeq<'a> {
     type Error = DeError;
-    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, DeError> {
-        let Some(de) = self.de.as_ref() else { return Ok(None) };
+    fn next_element_seed<T: DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, DeError> {
+        let Some(de) = self.de.as_ref() else {
+            return Ok(None);
+        };
         let (line, column) = (de.node.line, de.node.column);
         self.pos += 1;
         match self.pos {
@@ -468,8 +448,8 @@ impl<'de, 'a> de::SeqAccess<'de> for SpSeq<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde::Deserialize;
     use crate::scenario::Sp;
+    use serde::Deserialize;
 
     #[derive(Debug, Deserialize)]
     #[serde(deny_unknown_fields)]
@@ -497,7 +477,11 @@ mod tests {
     fn de<T: for<'a> Deserialize<'a>>(text: &str) -> (Result<T, DeError>, Vec<DeError>) {
         let node = Node::parse(text).expect("yaml");
         let ctx = Ctx::default();
-        let r = T::deserialize(NodeDe { node: &node, path: String::new(), ctx: &ctx });
+        let r = T::deserialize(NodeDe {
+            node: &node,
+            path: String::new(),
+            ctx: &ctx,
+        });
         (r, ctx.found.into_inner())
     }
 
@@ -505,11 +489,24 @@ mod tests {
     fn positions_and_paths() {
         let (r, found) = de::<Outer>("items:\n  - rate: 5\n    nam: x\nmode: open\n");
         let o = r.expect("ok");
-        assert_eq!((o.items[0].rate.value, o.items[0].rate.line, o.items[0].rate.column), (5, 2, 11));
+        assert_eq!(
+            (
+                o.items[0].rate.value,
+                o.items[0].rate.line,
+                o.items[0].rate.column
+            ),
+            (5, 2, 11)
+        );
         assert_eq!(found.len(), 1);
         let at = found[0].at.clone().expect("located");
-        assert_eq!((at.line, at.column, at.path.as_str()), (3, 5, "items[0].nam"));
-        assert_eq!(found[0].message, "unknown field `nam`, did you mean `name`?");
+        assert_eq!(
+            (at.line, at.column, at.path.as_str()),
+            (3, 5, "items[0].nam")
+        );
+        assert_eq!(
+            found[0].message,
+            "unknown field `nam`, did you mean `name`?"
+        );
     }
 
     #[test]
@@ -517,8 +514,14 @@ mod tests {
         let (r, _) = de::<Outer>("items:\n  - rate: fast\nmode: open\n");
         let e = r.expect_err("bad type");
         let at = e.at.expect("located");
-        assert_eq!((at.line, at.column, at.path.as_str()), (2, 11, "items[0].rate"));
-        assert_eq!(e.message, "expected a whole number (0..=4294967295), found the string `fast`");
+        assert_eq!(
+            (at.line, at.column, at.path.as_str()),
+            (2, 11, "items[0].rate")
+        );
+        assert_eq!(
+            e.message,
+            "expected a whole number (0..=4294967295), found the string `fast`"
+        );
     }
 
     #[test]
@@ -528,5 +531,4 @@ mod tests {
         assert_eq!(e.message, "unknown value `opne`, did you mean `open`?");
         assert_eq!(e.at.expect("at").path, "mode");
     }
-
 }

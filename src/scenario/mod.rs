@@ -5,6 +5,7 @@
 //! (our located deserializer, `de`). Meaning is checked later by `plan::build`.
 
 pub mod de;
+pub mod forms;
 pub mod model;
 pub mod node;
 pub mod suggest;
@@ -32,18 +33,29 @@ pub struct Problem {
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("cannot read {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{}", .problems.iter().map(|p| format!("{file}:{p}", file = .file)).collect::<Vec<_>>().join("\n"))]
-    Invalid { file: String, problems: Vec<Problem> },
+    Invalid {
+        file: String,
+        problems: Vec<Problem>,
+    },
 }
 
 /// Reads and deserializes the scenario at `path` (no semantic checks; see `plan::build`).
 pub fn load(path: &Path) -> Result<Scenario, LoadError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| LoadError::Io { path: path.display().to_string(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
     match parse(&text) {
         (Some(s), problems) if problems.is_empty() => Ok(s),
-        (_, problems) => Err(LoadError::Invalid { file: path.display().to_string(), problems }),
+        (_, problems) => Err(LoadError::Invalid {
+            file: path.display().to_string(),
+            problems,
+        }),
     }
 }
 
@@ -54,7 +66,15 @@ pub fn parse(text: &str) -> (Option<Scenario>, Vec<Problem>) {
     let root = match node::Node::parse(text) {
         Ok(root) => root,
         Err((line, column, message)) => {
-            return (None, vec![Problem { line, column, path: "yaml".into(), message }]);
+            return (
+                None,
+                vec![Problem {
+                    line,
+                    column,
+                    path: "yaml".into(),
+                    message,
+                }],
+            );
         }
     };
     let mut ctx = de::Ctx::default();
@@ -62,16 +82,27 @@ pub fn parse(text: &str) -> (Option<Scenario>, Vec<Problem>) {
     let mut result = None;
     // Each failed pass removes the node that failed, so this ends within the node count.
     for _ in 0..=root_size(&root) {
-        let r = Scenario::deserialize(de::NodeDe { node: &root, path: String::new(), ctx: &ctx });
+        let r = Scenario::deserialize(de::NodeDe {
+            node: &root,
+            path: String::new(),
+            ctx: &ctx,
+        });
         match r {
             Ok(s) => {
                 result = Some(s);
                 break;
             }
             Err(e) => {
-                let at = e.at.clone().unwrap_or(de::At { line: 1, column: 1, path: String::new(), id: 0 });
+                let at = e.at.clone().unwrap_or(de::At {
+                    line: 1,
+                    column: 1,
+                    path: String::new(),
+                    id: 0,
+                });
                 // A missing field whose value we removed ourselves is a consequence, not news.
-                let consequence = e.missing.is_some_and(|f| removed_child(&root, at.id, f, &ctx));
+                let consequence = e
+                    .missing
+                    .is_some_and(|f| removed_child(&root, at.id, f, &ctx));
                 if !consequence && !errors.contains(&e) {
                     errors.push(e);
                 }
@@ -86,11 +117,21 @@ pub fn parse(text: &str) -> (Option<Scenario>, Vec<Problem>) {
     let mut problems: Vec<Problem> = errors
         .into_iter()
         .map(|e| {
-            let at = e.at.unwrap_or(de::At { line: 1, column: 1, path: String::new(), id: 0 });
-            Problem { line: at.line, column: at.column, path: at.path, message: e.message }
+            let at = e.at.unwrap_or(de::At {
+                line: 1,
+                column: 1,
+                path: String::new(),
+                id: 0,
+            });
+            Problem {
+                line: at.line,
+                column: at.column,
+                path: at.path,
+                message: e.message,
+            }
         })
         .collect();
-    problems.sort_by(|a, b| (a.line, a.column).cmp(&(b.line, b.column)));
+    problems.sort_by_key(|p| (p.line, p.column));
     problems.dedup();
     (result, problems)
 }
@@ -99,7 +140,10 @@ fn root_size(n: &node::Node) -> usize {
     match &n.kind {
         node::NodeKind::Seq(items) => 1 + items.iter().map(root_size).sum::<usize>(),
         node::NodeKind::Map(pairs) => {
-            1 + pairs.iter().map(|(k, v)| root_size(k) + root_size(v)).sum::<usize>()
+            1 + pairs
+                .iter()
+                .map(|(k, v)| root_size(k) + root_size(v))
+                .sum::<usize>()
         }
         _ => 1,
     }
@@ -112,7 +156,9 @@ fn removed_child(n: &node::Node, map_id: u32, field: &str, ctx: &de::Ctx) -> boo
             k.kind.scalar_text().as_deref() == Some(field)
                 && (ctx.removed.contains(&v.id) || ctx.removed.contains(&k.id))
         }),
-        node::NodeKind::Map(pairs) => pairs.iter().any(|(_, v)| removed_child(v, map_id, field, ctx)),
+        node::NodeKind::Map(pairs) => pairs
+            .iter()
+            .any(|(_, v)| removed_child(v, map_id, field, ctx)),
         node::NodeKind::Seq(items) => items.iter().any(|v| removed_child(v, map_id, field, ctx)),
         _ => false,
     }

@@ -6,8 +6,8 @@
 
 use std::fmt;
 
-use serde::de::{self, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Visitor};
 
 /// A parsed YAML node with its position.
 #[derive(Debug, Clone, PartialEq)]
@@ -75,8 +75,10 @@ impl Node {
                 Ok(root)
             }
             Err(e) => {
-                let (line, column) =
-                    e.location().map(|l| (l.line() as u32, l.column() as u32)).unwrap_or((1, 1));
+                let (line, column) = e
+                    .location()
+                    .map(|l| (l.line() as u32, l.column() as u32))
+                    .unwrap_or((1, 1));
                 // The plain message, without serde-saphyr's snippet rendering.
                 let msg = e.without_snippet().to_string();
                 let msg = msg.lines().next().unwrap_or("invalid YAML").to_string();
@@ -115,7 +117,7 @@ impl<'de> Deserialize<'de> for NodeKind {
 
 struct KindVisitor;
 
-fn spanned_node<'de, E>(sp: serde_saphyr::Spanned<NodeKind>) -> Result<Node, E> {
+fn spanned_node<E>(sp: serde_saphyr::Spanned<NodeKind>) -> Result<Node, E> {
     Ok(Node {
         kind: sp.value,
         line: sp.referenced.line() as u32,
@@ -172,4 +174,3 @@ impl<'de> Visitor<'de> for KindVisitor {
         Ok(NodeKind::Map(pairs))
     }
 }
-

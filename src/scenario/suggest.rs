@@ -35,13 +35,15 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
     for (i, row) in d.iter_mut().enumerate() {
         row[0] = i;
     }
-    for j in 0..=b.len() {
-        d[0][j] = j;
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
     }
     for i in 1..=a.len() {
         for j in 1..=b.len() {
             let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
             if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
                 best = best.min(d[i - 2][j - 2] + 1);
             }
@@ -50,7 +52,6 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
     }
     d[a.len()][b.len()]
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -61,7 +62,10 @@ mod tests {
         assert_eq!(edit_distance("rat", "rate"), 1);
         assert_eq!(edit_distance("opne", "open"), 1);
         assert_eq!(edit_distance("kitten", "sitting"), 3);
-        assert_eq!(suggest("duraton", &["duration", "target"]), Some("duration"));
+        assert_eq!(
+            suggest("duraton", &["duration", "target"]),
+            Some("duration")
+        );
         assert_eq!(suggest("zzz", &["duration"]), None);
         assert_eq!(
             unknown_message("field", "zzz", &["a", "b"]),

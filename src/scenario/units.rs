@@ -4,8 +4,8 @@
 
 use std::fmt;
 
-use serde::de::{self, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Visitor};
 
 use super::de::SP_MARKER;
 
@@ -20,7 +20,11 @@ pub struct Sp<T> {
 
 impl<T> Sp<T> {
     pub fn new(value: T) -> Self {
-        Sp { value, line: 0, column: 0 }
+        Sp {
+            value,
+            line: 0,
+            column: 0,
+        }
     }
 }
 
@@ -45,9 +49,16 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Sp<T> {
                 let value = seq
                     .next_element()?
                     .ok_or_else(|| de::Error::custom("located value without a value"))?;
-                Ok(Sp { value, line, column })
+                Ok(Sp {
+                    value,
+                    line,
+                    column,
+                })
             }
-            fn visit_newtype_struct<D: de::Deserializer<'de>>(self, d: D) -> Result<Sp<T>, D::Error> {
+            fn visit_newtype_struct<D: de::Deserializer<'de>>(
+                self,
+                d: D,
+            ) -> Result<Sp<T>, D::Error> {
                 T::deserialize(d).map(Sp::new)
             }
         }
@@ -89,13 +100,17 @@ impl std::str::FromStr for Duration {
         let mut rest = t;
         let mut last_scale = f64::INFINITY;
         while !rest.is_empty() {
-            let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+            let num_end = rest
+                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+                .unwrap_or(rest.len());
             if num_end == 0 {
                 return Err(bad());
             }
             let n: f64 = rest[..num_end].parse().map_err(|_| bad())?;
             rest = &rest[num_end..];
-            let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+            let unit_end = rest
+                .find(|c: char| c.is_ascii_digit() || c == '.')
+                .unwrap_or(rest.len());
             let scale = match &rest[..unit_end] {
                 "h" => 3600.0,
                 "m" => 60.0,
@@ -120,9 +135,9 @@ impl std::str::FromStr for Duration {
 impl fmt::Display for Duration {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         let ms = self.0.as_millis();
-        if self.0.subsec_nanos() % 1_000_000 != 0 {
+        if !self.0.subsec_nanos().is_multiple_of(1_000_000) {
             write!(f, "{}us", self.0.as_micros())
-        } else if ms % 1000 != 0 {
+        } else if !ms.is_multiple_of(1000) {
             write!(f, "{ms}ms")
         } else {
             write!(f, "{}s", ms / 1000)
@@ -170,7 +185,11 @@ impl std::str::FromStr for Rate {
                     "s" => 1.0,
                     "m" => 60.0,
                     "h" => 3600.0,
-                    u => return Err(format!("`{s}`: unknown rate unit `/{u}` (use /s, /m or /h)")),
+                    u => {
+                        return Err(format!(
+                            "`{s}`: unknown rate unit `/{u}` (use /s, /m or /h)"
+                        ));
+                    }
                 };
                 (n.trim(), per)
             }
@@ -313,8 +332,14 @@ mod tests {
         assert_eq!(d("1.5s"), Ok(Std::from_millis(1500)));
         assert_eq!(d("1h2m3s"), Ok(Std::from_secs(3723)));
         assert_eq!(d("0"), Ok(Std::ZERO));
-        assert_eq!(d("30"), Err("`30` needs a unit (h, m, s, ms, us), e.g. `30s`".into()));
-        assert_eq!(d("3x"), Err("`3x`: unknown unit `x` (use h, m, s, ms or us)".into()));
+        assert_eq!(
+            d("30"),
+            Err("`30` needs a unit (h, m, s, ms, us), e.g. `30s`".into())
+        );
+        assert_eq!(
+            d("3x"),
+            Err("`3x`: unknown unit `x` (use h, m, s, ms or us)".into())
+        );
         assert!(d("30s1m").is_err());
         assert!(d("").is_err());
         assert!(d("s").is_err());

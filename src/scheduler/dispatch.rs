@@ -16,7 +16,12 @@ pub const BATCH: Duration = Duration::from_millis(1);
 /// Releases arrivals of `schedule` (arrival number, offset from `start`) at their deadlines by
 /// calling `release(k, intended)`, until the schedule ends or `stop` turns true (or its sender
 /// goes away). Returns how many were released.
-pub async fn run<I, F>(schedule: I, start: Instant, mut release: F, stop: &mut watch::Receiver<bool>) -> u64
+pub async fn run<I, F>(
+    schedule: I,
+    start: Instant,
+    mut release: F,
+    stop: &mut watch::Receiver<bool>,
+) -> u64
 where
     I: Iterator<Item = (u64, Duration)>,
     F: FnMut(u64, Instant),
@@ -37,7 +42,9 @@ where
             released += 1;
             schedule.next();
         }
-        let Some(&(_, off)) = schedule.peek() else { return released };
+        let Some(&(_, off)) = schedule.peek() else {
+            return released;
+        };
         let wake = (start + off).max(now + BATCH);
         tokio::select! {
             biased;

@@ -166,7 +166,12 @@ pub fn vus_at(start_vus: u32, stages: &[VuStage], t: f64) -> u32 {
 
 /// The largest number of VUs the stages ever ask for.
 pub fn max_vus(start_vus: u32, stages: &[VuStage]) -> u32 {
-    stages.iter().map(|s| s.target).chain([start_vus]).max().unwrap_or(0)
+    stages
+        .iter()
+        .map(|s| s.target)
+        .chain([start_vus])
+        .max()
+        .unwrap_or(0)
 }
 
 /// The next time (s) strictly after `t` at which VU `v`'s state (active = `vus_at > v`) may
@@ -200,7 +205,10 @@ mod tests {
     use super::*;
 
     fn st(secs: u64, target: f64) -> RateStage {
-        RateStage { duration: Duration::from_secs(secs), target }
+        RateStage {
+            duration: Duration::from_secs(secs),
+            target,
+        }
     }
 
     #[test]
@@ -213,9 +221,16 @@ mod tests {
 
     #[test]
     fn owners_partition_the_arrivals() {
-        let seg = [Segment { index: 0, count: 2 }, Segment { index: 1, count: 2 }];
+        let seg = [
+            Segment { index: 0, count: 2 },
+            Segment { index: 1, count: 2 },
+        ];
         for k in 0..100u64 {
-            let n = seg.iter().flat_map(|&sg| (0..3).map(move |w| owns(k, sg, w, 3))).filter(|&b| b).count();
+            let n = seg
+                .iter()
+                .flat_map(|&sg| (0..3).map(move |w| owns(k, sg, w, 3)))
+                .filter(|&b| b)
+                .count();
             assert_eq!(n, 1);
         }
     }

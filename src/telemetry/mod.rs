@@ -42,6 +42,8 @@ pub struct Config {
     pub outputs: crate::plan::Telemetry,
     /// Base OTLP/HTTP endpoint (`http://host:4318`); `None` = no OTLP export.
     pub otlp_endpoint: Option<String>,
+    /// Also export metrics over OTLP (false when `OTEL_METRICS_EXPORTER=none`).
+    pub otlp_metrics: bool,
 }
 
 impl Config {
@@ -66,6 +68,7 @@ impl Config {
             otlp_endpoint: std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
                 .ok()
                 .filter(|s| !s.trim().is_empty()),
+            otlp_metrics: std::env::var("OTEL_METRICS_EXPORTER").map_or(true, |v| v.trim() != "none"),
         }
     }
 }
@@ -123,8 +126,12 @@ impl Telemetry {
             let other = |e: &dyn std::fmt::Display| TelemetryError::Other(e.to_string());
             t.spans =
                 Some(spans::SpanExport::start(endpoint, &t.id.run_id).map_err(|e| other(&e))?);
-            t.otlp_metrics =
-                Some(otlp::OtlpMetrics::start(endpoint, t.shared.clone()).map_err(|e| other(&e))?);
+            // `OTEL_METRICS_EXPORTER=none` (the standard switch, set by the compose and k8s
+            // files) keeps metrics to the scrape, so dashboards don't see each series twice.
+            if config.otlp_metrics {
+                t.otlp_metrics =
+                    Some(otlp::OtlpMetrics::start(endpoint, t.shared.clone()).map_err(|e| other(&e))?);
+            }
         }
         if let Some(addr) = t.outputs.metrics_addr {
             t.server = Some(server::Server::start(addr, t.shared.clone()).await?);

@@ -148,3 +148,24 @@ pub(crate) async fn observe(State(state): State<AppState>, mut req: Request, nex
     );
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_header_to_server_address() {
+        assert_eq!(server_address(Some("127.0.0.1:8080"), 3001), (Some("127.0.0.1".into()), 8080));
+        assert_eq!(server_address(Some("example.com"), 3001), (Some("example.com".into()), 3001));
+        assert_eq!(server_address(Some("[::1]:9000"), 0), (Some("::1".into()), 9000));
+        assert_eq!(server_address(Some("[::1]"), 0), (Some("::1".into()), 0));
+        assert_eq!(server_address(None, 3001), (None, 3001));
+    }
+
+    #[test]
+    fn made_up_methods_are_other() {
+        assert_eq!(method_label(&Method::PATCH), "PATCH");
+        assert_eq!(method_label(&Method::from_bytes(b"BREW").unwrap()), "_OTHER");
+        assert_eq!(route_label("/api/todos/{id}"), "/api/todos/:id");
+    }
+}

@@ -12,7 +12,13 @@ use assert_cmd::Command;
 fn bin() -> Command {
     let mut c = Command::cargo_bin("trafficgen").expect("trafficgen binary");
     // Nothing from the caller's environment may steer these runs.
-    for k in ["TRAFFICGEN_TARGET_URL", "TRAFFICGEN_REPORT", "TRAFFICGEN_RATE", "TRAFFICGEN_DURATION", "OTEL_EXPORTER_OTLP_ENDPOINT"] {
+    for k in [
+        "TRAFFICGEN_TARGET_URL",
+        "TRAFFICGEN_REPORT",
+        "TRAFFICGEN_RATE",
+        "TRAFFICGEN_DURATION",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+    ] {
         c.env_remove(k);
     }
     c.timeout(Duration::from_secs(60));
@@ -37,9 +43,17 @@ fn invalid_scenario_exits_2_with_the_location() {
     let dir = tempfile::tempdir().unwrap();
     let p = write(dir.path(), "bad.yaml", &embedded_scenario("lod: 3\n"));
     let out = bin().arg("validate").arg(&p).output().unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("bad.yaml:13:"), "file and line of the unknown field: {err}");
+    assert!(
+        err.contains("bad.yaml:13:"),
+        "file and line of the unknown field: {err}"
+    );
     let out = bin().arg("run").arg(&p).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
@@ -57,43 +71,104 @@ fn valid_scenario_validates_and_schema_prints_json() {
 
 #[test]
 fn bad_command_line_exits_2() {
-    bin().args(["run", "x.yaml", "--segment", "3/2"]).assert().code(2);
+    bin()
+        .args(["run", "x.yaml", "--segment", "3/2"])
+        .assert()
+        .code(2);
     bin().args(["frobnicate"]).assert().code(2);
 }
 
 #[test]
 fn target_never_ready_exits_3() {
     // A port nothing listens on: bind, note it, close.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let dir = tempfile::tempdir().unwrap();
-    let text = format!("name: never-ready\ntarget:\n  url: http://127.0.0.1:{port}\n  ready: {{ path: /health, timeout: 1s, interval: 100ms }}\nload:\n  stages:\n    - {{ duration: 1s, rate: 5/s }}\nmix:\n  operations:\n    - name: list\n      todo: list\n");
+    let text = format!(
+        "name: never-ready\ntarget:\n  url: http://127.0.0.1:{port}\n  ready: {{ path: /health, timeout: 1s, interval: 100ms }}\nload:\n  stages:\n    - {{ duration: 1s, rate: 5/s }}\nmix:\n  operations:\n    - name: list\n      todo: list\n"
+    );
     let p = write(dir.path(), "s.yaml", &text);
     let out = bin().arg("run").arg(&p).arg("--quiet").output().unwrap();
-    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
 fn crossed_threshold_exits_99_and_passing_exits_0() {
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("r.json");
-    let p = write(dir.path(), "t.yaml", &embedded_scenario("thresholds:\n  requests: \"count<1\"\n"));
-    let out = bin().arg("run").arg(&p).arg("--report").arg(&report).output().unwrap();
-    assert_eq!(out.status.code(), Some(99), "{}", String::from_utf8_lossy(&out.stderr));
+    let p = write(
+        dir.path(),
+        "t.yaml",
+        &embedded_scenario("thresholds:\n  requests: \"count<1\"\n"),
+    );
+    let out = bin()
+        .arg("run")
+        .arg(&p)
+        .arg("--report")
+        .arg(&report)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(99),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
     assert_eq!(r["passed"], false);
-    let p = write(dir.path(), "ok.yaml", &embedded_scenario("thresholds:\n  requests: \"count>5\"\n"));
+    let p = write(
+        dir.path(),
+        "ok.yaml",
+        &embedded_scenario("thresholds:\n  requests: \"count>5\"\n"),
+    );
     let out = bin().arg("run").arg(&p).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
 fn report_path_precedence_is_flag_then_env_then_scenario() {
     let dir = tempfile::tempdir().unwrap();
-    let (scen, env, flag) = (dir.path().join("scenario.json"), dir.path().join("env.json"), dir.path().join("flag.json"));
-    let p = write(dir.path(), "p.yaml", &embedded_scenario(&format!("  report: {}\n", scen.display())));
-    bin().arg("run").arg(&p).env("TRAFFICGEN_REPORT", &env).arg("--report").arg(&flag).assert().code(0);
-    assert!(flag.exists() && !env.exists() && !scen.exists(), "flag wins");
-    bin().arg("run").arg(&p).env("TRAFFICGEN_REPORT", &env).assert().code(0);
+    let (scen, env, flag) = (
+        dir.path().join("scenario.json"),
+        dir.path().join("env.json"),
+        dir.path().join("flag.json"),
+    );
+    let p = write(
+        dir.path(),
+        "p.yaml",
+        &embedded_scenario(&format!("  report: {}\n", scen.display())),
+    );
+    bin()
+        .arg("run")
+        .arg(&p)
+        .env("TRAFFICGEN_REPORT", &env)
+        .arg("--report")
+        .arg(&flag)
+        .assert()
+        .code(0);
+    assert!(
+        flag.exists() && !env.exists() && !scen.exists(),
+        "flag wins"
+    );
+    bin()
+        .arg("run")
+        .arg(&p)
+        .env("TRAFFICGEN_REPORT", &env)
+        .assert()
+        .code(0);
     assert!(env.exists() && !scen.exists(), "env beats the scenario");
     bin().arg("run").arg(&p).assert().code(0);
     assert!(scen.exists(), "the scenario's path otherwise");
@@ -118,13 +193,24 @@ fn sigterm_mid_run_writes_an_interrupted_report() {
         .unwrap();
     // Mid-run by construction: the first plain progress line reporting requests.
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let seen = lines.by_ref().take(200).map_while(Result::ok).any(|l| l.contains(" req,") && !l.contains(" 0 req,"));
+    let seen = lines
+        .by_ref()
+        .take(200)
+        .map_while(Result::ok)
+        .any(|l| l.contains(" req,") && !l.contains(" 0 req,"));
     assert!(seen, "no progress line");
     let pid = child.id().to_string();
-    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(1), "interrupted runs exit 1");
-    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).expect("report written")).unwrap();
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report).expect("report written")).unwrap();
     assert_eq!(r["interrupted"], true);
     assert!(r["duration_s"].as_f64().unwrap() < 30.0);
     assert!(r["totals"]["counts"]["requests"].as_u64().unwrap() > 0);

@@ -35,10 +35,22 @@ async fn per_operation_and_status_counts_equal_the_apps_counters() {
     let app = App::start().await;
     let dir = tempfile::tempdir().unwrap();
     let report_path = dir.path().join("report.json");
-    let plan = support::plan(Some(app.base()), support::open_load(150.0, 2), support::crud_mix(), Some(report_path.clone()));
+    let plan = support::plan(
+        Some(app.base()),
+        support::open_load(150.0, 2),
+        support::crud_mix(),
+        Some(report_path.clone()),
+    );
     let mut out = Vec::new();
-    let outcome = trafficgen::app::run_plan(plan, 2, &mut out, pending()).await.expect("run");
-    assert_eq!(outcome, Outcome::Passed, "{}", String::from_utf8_lossy(&out));
+    let outcome = trafficgen::app::run_plan(plan, 2, &mut out, pending())
+        .await
+        .expect("run");
+    assert_eq!(
+        outcome,
+        Outcome::Passed,
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
     let report = Report::read(&report_path).expect("report written");
     assert!(!report.interrupted);
 
@@ -47,10 +59,17 @@ async fn per_operation_and_status_counts_equal_the_apps_counters() {
     for (name, op) in &report.ops {
         let (m, r) = route_of(name);
         for &(code, n) in &op.counts.status {
-            *mine.entry((m.to_string(), r.to_string(), code)).or_default() += n;
+            *mine
+                .entry((m.to_string(), r.to_string(), code))
+                .or_default() += n;
         }
         // Every request got an answer: no transport errors on a healthy loopback target.
-        for k in [ErrorKind::Connect, ErrorKind::Timeout, ErrorKind::Io, ErrorKind::Protocol] {
+        for k in [
+            ErrorKind::Connect,
+            ErrorKind::Timeout,
+            ErrorKind::Io,
+            ErrorKind::Protocol,
+        ] {
             assert_eq!(op.counts.errors[k.index()], 0, "{name}: {k:?}");
         }
         empty_pool += op.counts.empty_pool;
@@ -65,7 +84,12 @@ async fn per_operation_and_status_counts_equal_the_apps_counters() {
     assert_eq!(mine, theirs, "generator vs app counters");
     // 300 arrivals; those of pool operations that found the pool empty were not sent.
     assert_eq!(report.totals.counts.requests + empty_pool, 300);
-    assert!(mine.get(&("POST".into(), "/api/todos".into(), 201)).copied().unwrap_or(0) > 50);
+    assert!(
+        mine.get(&("POST".into(), "/api/todos".into(), 201))
+            .copied()
+            .unwrap_or(0)
+            > 50
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -73,15 +97,26 @@ async fn interrupted_run_writes_the_report_and_says_so() {
     let app = App::start().await;
     let dir = tempfile::tempdir().unwrap();
     let report_path = dir.path().join("report.json");
-    let plan = support::plan(Some(app.base()), support::open_load(100.0, 60), vec![support::todo_op("list", 1, TodoOp::List)], Some(report_path.clone()));
+    let plan = support::plan(
+        Some(app.base()),
+        support::open_load(100.0, 60),
+        vec![support::todo_op("list", 1, TodoOp::List)],
+        Some(report_path.clone()),
+    );
     let addr = app.addr;
     let mut out = Vec::new();
     // The "signal" arrives once the app has seen 30 requests: mid-run by construction.
-    let outcome = trafficgen::app::run_plan(plan, 1, &mut out, support::when_app_counted(addr, 30)).await.expect("run");
+    let outcome = trafficgen::app::run_plan(plan, 1, &mut out, support::when_app_counted(addr, 30))
+        .await
+        .expect("run");
     assert_eq!(outcome, Outcome::Error, "an interrupted run is not a pass");
     let report = Report::read(&report_path).expect("report written");
     assert!(report.interrupted);
-    assert!(report.duration_s < 30.0, "stopped early: {}", report.duration_s);
+    assert!(
+        report.duration_s < 30.0,
+        "stopped early: {}",
+        report.duration_s
+    );
     let sent = report.totals.counts.requests;
     assert!(sent >= 30, "{sent}");
     // Drained: everything sent got its answer and the app counted exactly that.
@@ -93,7 +128,12 @@ async fn target_down_mid_run_counts_errors_and_still_reports() {
     let mut app = App::start().await;
     let dir = tempfile::tempdir().unwrap();
     let report_path = dir.path().join("report.json");
-    let plan = support::plan(Some(app.base()), support::closed_load(2, 3), vec![support::todo_op("list", 1, TodoOp::List)], Some(report_path.clone()));
+    let plan = support::plan(
+        Some(app.base()),
+        support::closed_load(2, 3),
+        vec![support::todo_op("list", 1, TodoOp::List)],
+        Some(report_path.clone()),
+    );
     let addr = app.addr;
     let mut out = Vec::new();
     let run = trafficgen::app::run_plan(plan, 1, &mut out, pending());
@@ -103,24 +143,49 @@ async fn target_down_mid_run_counts_errors_and_still_reports() {
     };
     let (outcome, ()) = tokio::join!(run, kill);
     let outcome = outcome.expect("run");
-    assert_eq!(outcome, Outcome::Passed, "no thresholds: errors alone do not fail the run");
+    assert_eq!(
+        outcome,
+        Outcome::Passed,
+        "no thresholds: errors alone do not fail the run"
+    );
     let report = Report::read(&report_path).expect("report written");
     let c = &report.totals.counts;
-    let transport: u64 = [ErrorKind::Connect, ErrorKind::Io, ErrorKind::Timeout].iter().map(|k| c.errors[k.index()]).sum();
+    let transport: u64 = [ErrorKind::Connect, ErrorKind::Io, ErrorKind::Timeout]
+        .iter()
+        .map(|k| c.errors[k.index()])
+        .sum();
     assert!(transport > 0, "errors counted by kind: {:?}", c.errors);
-    assert!(c.status_class[1] >= 50, "answers before the target died: {:?}", c.status_class);
+    assert!(
+        c.status_class[1] >= 50,
+        "answers before the target died: {:?}",
+        c.status_class
+    );
     assert_eq!(c.requests, c.status_class.iter().sum::<u64>() + transport);
-    assert!(!report.failed.is_empty(), "failed requests' trace ids are kept");
+    assert!(
+        !report.failed.is_empty(),
+        "failed requests' trace ids are kept"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flows_capture_from_one_response_into_the_next_request() {
     use trafficgen::plan::template::Scope;
-    use trafficgen::plan::{Capture, CaptureSource, Check, FlowStep, OpKind, Operation, RequestTemplate, Template};
+    use trafficgen::plan::{
+        Capture, CaptureSource, Check, FlowStep, OpKind, Operation, RequestTemplate, Template,
+    };
     let app = App::start().await;
     let env = |_: &str| None;
-    let scope = Scope { constants: &[], captures: &["id".to_string(), "where".to_string()], env: &env };
-    let step = |name: &str, method: &str, path: &str, body: Option<&str>, captures: Vec<Capture>, status: u16| FlowStep {
+    let scope = Scope {
+        constants: &[],
+        captures: &["id".to_string(), "where".to_string()],
+        env: &env,
+    };
+    let step = |name: &str,
+                method: &str,
+                path: &str,
+                body: Option<&str>,
+                captures: Vec<Capture>,
+                status: u16| FlowStep {
         name: name.into(),
         request: RequestTemplate {
             method: method.into(),
@@ -132,19 +197,44 @@ async fn flows_capture_from_one_response_into_the_next_request() {
         checks: vec![Check::Status(vec![(status, status)])],
     };
     let flow = vec![
-        step("create", "POST", "/api/todos", Some(r#"{"text":"flow {{seq}}"}"#), vec![
-            Capture { var: "id".into(), from: CaptureSource::JsonPointer("/id".into()) },
-            Capture { var: "where".into(), from: CaptureSource::Header("location".into()) },
-        ], 201),
+        step(
+            "create",
+            "POST",
+            "/api/todos",
+            Some(r#"{"text":"flow {{seq}}"}"#),
+            vec![
+                Capture {
+                    var: "id".into(),
+                    from: CaptureSource::JsonPointer("/id".into()),
+                },
+                Capture {
+                    var: "where".into(),
+                    from: CaptureSource::Header("location".into()),
+                },
+            ],
+            201,
+        ),
         step("read", "GET", "/api/todos/{{id}}", None, vec![], 200),
         step("again", "GET", "{{where}}", None, vec![], 200),
     ];
-    let op = Operation { name: "flow".into(), weight: 1, kind: OpKind::Flow(flow), checks: vec![] };
+    let op = Operation {
+        name: "flow".into(),
+        weight: 1,
+        kind: OpKind::Flow(flow),
+        checks: vec![],
+    };
     let dir = tempfile::tempdir().unwrap();
     let report_path = dir.path().join("report.json");
-    let plan = support::plan(Some(app.base()), support::open_load(20.0, 1), vec![op], Some(report_path.clone()));
+    let plan = support::plan(
+        Some(app.base()),
+        support::open_load(20.0, 1),
+        vec![op],
+        Some(report_path.clone()),
+    );
     let mut out = Vec::new();
-    let outcome = trafficgen::app::run_plan(plan, 1, &mut out, pending()).await.expect("run");
+    let outcome = trafficgen::app::run_plan(plan, 1, &mut out, pending())
+        .await
+        .expect("run");
     assert_eq!(outcome, Outcome::Passed);
     let report = Report::read(&report_path).unwrap();
     let c = &report.ops[0].1.counts;
@@ -152,6 +242,12 @@ async fn flows_capture_from_one_response_into_the_next_request() {
     assert_eq!(c.status, vec![(200, 40), (201, 20)]);
     assert_eq!((c.checks_passed, c.checks_failed), (60, 0));
     let theirs = app.requests_total().await;
-    let get_one: u64 = theirs.iter().filter(|((m, r, s), _)| m == "GET" && r != "/api/todos" && r.starts_with("/api/todos") && *s == 200).map(|(_, n)| n).sum();
+    let get_one: u64 = theirs
+        .iter()
+        .filter(|((m, r, s), _)| {
+            m == "GET" && r != "/api/todos" && r.starts_with("/api/todos") && *s == 200
+        })
+        .map(|(_, n)| n)
+        .sum();
     assert_eq!(get_one, 40, "every captured id was found: {theirs:?}");
 }

@@ -29,27 +29,47 @@ fn test_env(name: &str) -> Option<String> {
 #[test]
 fn every_shipped_scenario_builds() {
     let files = yaml_files(&root().join("scenarios"));
-    assert!(files.len() >= 1, "no scenarios found");
+    assert!(!files.is_empty(), "no scenarios found");
     for f in files {
-        let plan = plan::build_with_env(&f, &Overrides::default(), &test_env)
-            .unwrap_or_else(|errs| {
+        let plan =
+            plan::build_with_env(&f, &Overrides::default(), &test_env).unwrap_or_else(|errs| {
                 let text: Vec<String> = errs.iter().map(ToString::to_string).collect();
                 panic!("{} does not build:\n{}", f.display(), text.join("\n"))
             });
         assert!(!plan.mix.operations.is_empty(), "{}", f.display());
         assert!(plan.load.duration() > Duration::ZERO, "{}", f.display());
         let text = std::fs::read_to_string(&f).expect("read");
-        assert!(text.starts_with('#'), "{} needs a header comment (purpose, run command)", f.display());
-        assert!(text.contains("trafficgen run"), "{}: header names the run command", f.display());
+        assert!(
+            text.starts_with('#'),
+            "{} needs a header comment (purpose, run command)",
+            f.display()
+        );
+        assert!(
+            text.contains("trafficgen run"),
+            "{}: header names the run command",
+            f.display()
+        );
     }
 }
 
 #[test]
 fn smoke_is_a_ten_second_open_crud_mix() {
-    let plan = plan::build(&root().join("scenarios/smoke.yaml"), &Overrides::default()).expect("builds");
-    assert!(plan.target.base_url.is_none(), "smoke uses the embedded todo-api");
-    let LoadModel::Open { stages, start_rate, .. } = &plan.load else { panic!("open model") };
-    assert_eq!((stages.len(), *start_rate, stages[0].target), (1, 50.0, 50.0));
+    let plan =
+        plan::build(&root().join("scenarios/smoke.yaml"), &Overrides::default()).expect("builds");
+    assert!(
+        plan.target.base_url.is_none(),
+        "smoke uses the embedded todo-api"
+    );
+    let LoadModel::Open {
+        stages, start_rate, ..
+    } = &plan.load
+    else {
+        panic!("open model")
+    };
+    assert_eq!(
+        (stages.len(), *start_rate, stages[0].target),
+        (1, 50.0, 50.0)
+    );
     assert_eq!(plan.load.duration(), Duration::from_secs(10));
     assert_eq!(plan.mix.operations.len(), 6);
     assert_eq!(plan.thresholds.len(), 2);
@@ -65,12 +85,16 @@ fn invalid_fixtures_give_exact_located_errors() {
     let mut mismatches = Vec::new();
     for f in files {
         let rel = dir.join(f.file_name().expect("file name"));
-        let errs = match plan::build_with_env(&root().join(&rel), &Overrides::default(), &|_| None) {
+        let errs = match plan::build_with_env(&root().join(&rel), &Overrides::default(), &|_| None)
+        {
             Ok(_) => panic!("{} should not build", rel.display()),
             Err(errs) => errs,
         };
         let prefix = format!("{}/", root().display());
-        let got: Vec<String> = errs.iter().map(|e| e.to_string().replacen(&prefix, "", 1)).collect();
+        let got: Vec<String> = errs
+            .iter()
+            .map(|e| e.to_string().replacen(&prefix, "", 1))
+            .collect();
         let expected_path = root().join(rel.with_extension("expected"));
         // TRAFFICGEN_BLESS=1 rewrites the expectations (review the diff before committing).
         if std::env::var_os("TRAFFICGEN_BLESS").is_some() {
@@ -79,7 +103,12 @@ fn invalid_fixtures_give_exact_located_errors() {
         let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
         let expected: Vec<&str> = expected.lines().filter(|l| !l.is_empty()).collect();
         if got != expected {
-            mismatches.push(format!("{}:\n  got:\n    {}\n  expected:\n    {}", rel.display(), got.join("\n    "), expected.join("\n    ")));
+            mismatches.push(format!(
+                "{}:\n  got:\n    {}\n  expected:\n    {}",
+                rel.display(),
+                got.join("\n    "),
+                expected.join("\n    ")
+            ));
         }
     }
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
@@ -96,14 +125,25 @@ fn committed_schema_matches_and_accepts_the_scenarios() {
         std::fs::write(&path, &pretty).expect("write schema");
     }
     let committed: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).expect("scenarios/schema.json")).expect("json");
-    assert_eq!(committed, schema, "scenarios/schema.json is stale: rerun with TRAFFICGEN_BLESS=1");
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("scenarios/schema.json"))
+            .expect("json");
+    assert_eq!(
+        committed, schema,
+        "scenarios/schema.json is stale: rerun with TRAFFICGEN_BLESS=1"
+    );
     let validator = jsonschema::validator_for(&schema).expect("a valid JSON Schema");
     for f in yaml_files(&root().join("scenarios")) {
         let text = std::fs::read_to_string(&f).expect("read");
         let doc: serde_json::Value = serde_saphyr::from_str(&text).expect("yaml as json");
-        let problems: Vec<String> = validator.iter_errors(&doc).map(|e| format!("{}: {e}", e.instance_path)).collect();
-        assert!(problems.is_empty(), "{} fails its schema: {problems:?}", f.display());
+        let problems: Vec<String> = validator
+            .iter_errors(&doc)
+            .map(|e| format!("{}: {e}", e.instance_path))
+            .collect();
+        assert!(
+            problems.is_empty(),
+            "{} fails its schema: {problems:?}",
+            f.display()
+        );
     }
 }
 
@@ -123,14 +163,21 @@ fn overrides_beat_the_scenario_which_beats_defaults() {
         "with.yaml",
         "name: p\nseed: 7\ntarget:\n  url: http://127.0.0.1:1234\n  request_timeout: 3s\nload:\n  start_rate: 0\n  stages:\n    - {duration: 10s, rate: 100/s}\n    - {duration: 30s, rate: 100/s}\nmix:\n  operations:\n    - todo: list\noutput:\n  report: from-scenario.json\ntelemetry:\n  linger: 5s\n",
     );
-    let without = write(dir.path(), "without.yaml", "name: q\nload:\n  stages:\n    - {duration: 10s, rate: 5}\nmix:\n  operations:\n    - todo: list\n");
+    let without = write(
+        dir.path(),
+        "without.yaml",
+        "name: q\nload:\n  stages:\n    - {duration: 10s, rate: 5}\nmix:\n  operations:\n    - todo: list\n",
+    );
 
     // Scenario over default.
     let p = plan::build(&with, &Overrides::default()).expect("builds");
     assert_eq!(p.seed, 7);
     assert_eq!(p.target.request_timeout, Duration::from_secs(3));
     assert_eq!(p.target.base_url.as_ref().map(|u| u.port), Some(1234));
-    assert_eq!(p.output.report.as_deref(), Some(Path::new("from-scenario.json")));
+    assert_eq!(
+        p.output.report.as_deref(),
+        Some(Path::new("from-scenario.json"))
+    );
     assert_eq!(p.telemetry.linger, Duration::from_secs(5));
 
     // Default when the scenario is silent.
@@ -138,14 +185,25 @@ fn overrides_beat_the_scenario_which_beats_defaults() {
     assert_eq!(p.target.request_timeout, plan::defaults::REQUEST_TIMEOUT);
     assert_eq!(p.target.connect_timeout, Duration::from_secs(2));
     assert_eq!(p.target.max_connections, 50);
-    assert_eq!((p.target.ready.path.as_str(), p.target.ready.timeout), ("/health", Duration::from_secs(30)));
+    assert_eq!(
+        (p.target.ready.path.as_str(), p.target.ready.timeout),
+        ("/health", Duration::from_secs(30))
+    );
     assert_eq!(p.output.keep_traces, 10);
     assert_eq!(p.mix.pool_capacity, 1000);
     assert_eq!(p.telemetry.trace_sample_ratio, 0.1);
     assert_eq!(p.telemetry.linger, Duration::ZERO);
     assert!(p.target.base_url.is_none() && p.output.report.is_none() && p.verify.is_none());
-    let LoadModel::Open { max_in_flight, max_queue, start_rate, .. } = p.load else { panic!("open") };
-    assert_eq!((max_in_flight, max_queue, start_rate), (50, 0, 5.0));
+    let LoadModel::Open {
+        max_in_flight,
+        max_queue,
+        start_rate,
+        ..
+    } = p.load
+    else {
+        panic!("open")
+    };
+    assert_eq!((max_in_flight, max_queue, start_rate), (50, 10_000, 5.0));
 
     // Flag/env over scenario.
     let o = Overrides {
@@ -159,21 +217,78 @@ fn overrides_beat_the_scenario_which_beats_defaults() {
     let p = plan::build(&with, &o).expect("builds");
     assert_eq!(p.seed, 99);
     let url = p.target.base_url.expect("url");
-    assert_eq!((url.host.as_str(), url.port, url.prefix.as_str()), ("localhost", 9999, "/base"));
+    assert_eq!(
+        (url.host.as_str(), url.port, url.prefix.as_str()),
+        ("localhost", 9999, "/base")
+    );
     assert_eq!(p.output.report.as_deref(), Some(Path::new("flag.json")));
     assert_eq!(p.telemetry.linger, Duration::from_secs(1));
     // --duration scales the stages by one factor (40s → 20s keeps the 1:3 ramp shape).
-    let LoadModel::Open { stages, start_rate, .. } = &p.load else { panic!("open") };
+    let LoadModel::Open {
+        stages, start_rate, ..
+    } = &p.load
+    else {
+        panic!("open")
+    };
     assert_eq!(*start_rate, 0.0);
-    assert_eq!(stages.iter().map(|s| s.duration).collect::<Vec<_>>(), vec![Duration::from_secs(5), Duration::from_secs(15)]);
+    assert_eq!(
+        stages.iter().map(|s| s.duration).collect::<Vec<_>>(),
+        vec![Duration::from_secs(5), Duration::from_secs(15)]
+    );
+
+    // --duration moves fault windows with the stages.
+    let faults = write(
+        dir.path(),
+        "faults.yaml",
+        "name: f\nload:\n  stages:\n    - {duration: 40s, rate: 5}\nmix:\n  operations:\n    - todo: list\nfaults:\n  - {start: 10s, duration: 20s, kind: error, status: 503}\n",
+    );
+    let p = plan::build(
+        &faults,
+        &Overrides {
+            duration: Some(Duration::from_secs(4)),
+            ..Overrides::default()
+        },
+    )
+    .expect("builds");
+    assert_eq!(
+        (p.faults[0].start, p.faults[0].duration),
+        (Duration::from_secs(1), Duration::from_secs(2))
+    );
 
     // --rate: one constant stage over the (overridden) duration.
-    let o = Overrides { rate: Some(40.0), duration: Some(Duration::from_secs(8)), ..Overrides::default() };
+    let o = Overrides {
+        rate: Some(40.0),
+        duration: Some(Duration::from_secs(8)),
+        ..Overrides::default()
+    };
     let p = plan::build(&with, &o).expect("builds");
-    let LoadModel::Open { stages, start_rate, .. } = &p.load else { panic!("open") };
-    assert_eq!((*start_rate, stages.len(), stages[0].target, stages[0].duration), (40.0, 1, 40.0, Duration::from_secs(8)));
+    let LoadModel::Open {
+        stages, start_rate, ..
+    } = &p.load
+    else {
+        panic!("open")
+    };
+    assert_eq!(
+        (
+            *start_rate,
+            stages.len(),
+            stages[0].target,
+            stages[0].duration
+        ),
+        (40.0, 1, 40.0, Duration::from_secs(8))
+    );
 
     // --vus on an open scenario is a command-line error, located as such.
-    let errs = plan::build(&with, &Overrides { vus: Some(3), ..Overrides::default() }).expect_err("open model");
-    assert_eq!(errs[0].to_string(), "<command line>:0:0: --vus: this scenario uses the open model (arrival rate); use --rate");
+    let errs = plan::build(
+        &with,
+        &Overrides {
+            vus: Some(3),
+            ..Overrides::default()
+        },
+    )
+    .expect_err("open model");
+    assert_eq!(
+        errs[0].to_string(),
+        "<command line>:0:0: --vus: this scenario uses the open model (arrival rate); use --rate"
+    );
 }

@@ -9,21 +9,36 @@ use trafficgen::plan::{Arrivals, RateStage, Segment, VuStage};
 use trafficgen::scheduler::{self, OpenSchedule, dispatch};
 
 fn st(secs: u64, target: f64) -> RateStage {
-    RateStage { duration: Duration::from_secs(secs), target }
+    RateStage {
+        duration: Duration::from_secs(secs),
+        target,
+    }
 }
 
 /// Runs the dispatcher on a paused clock and returns (arrival, intended offset, release offset).
-async fn releases(start_rate: f64, stages: &[RateStage], arrivals: Arrivals) -> Vec<(u64, Duration, Duration)> {
+async fn releases(
+    start_rate: f64,
+    stages: &[RateStage],
+    arrivals: Arrivals,
+) -> Vec<(u64, Duration, Duration)> {
     let start = Instant::now();
     let (_tx, mut rx) = watch::channel(false);
     let mut out = Vec::new();
     let schedule = OpenSchedule::new(start_rate, stages, arrivals, 7);
-    dispatch::run(schedule, start, |k, intended| out.push((k, intended - start, Instant::now() - start)), &mut rx).await;
+    dispatch::run(
+        schedule,
+        start,
+        |k, intended| out.push((k, intended - start, Instant::now() - start)),
+        &mut rx,
+    )
+    .await;
     out
 }
 
 fn count_in(r: &[(u64, Duration, Duration)], from: f64, to: f64) -> usize {
-    r.iter().filter(|(_, i, _)| (from..to).contains(&i.as_secs_f64())).count()
+    r.iter()
+        .filter(|(_, i, _)| (from..to).contains(&i.as_secs_f64()))
+        .count()
 }
 
 #[tokio::test(start_paused = true)]
@@ -42,13 +57,19 @@ async fn exact_counts_per_stage_with_a_linear_ramp() {
         assert_eq!(n, 11 + 2 * i, "second {i} of the ramp");
     }
     // Ramp down: strictly fewer per second.
-    let down: Vec<usize> = (0..10).map(|i| count_in(&r, 25.0 + i as f64, 26.0 + i as f64)).collect();
+    let down: Vec<usize> = (0..10)
+        .map(|i| count_in(&r, 25.0 + i as f64, 26.0 + i as f64))
+        .collect();
     assert!(down.windows(2).all(|w| w[0] > w[1]), "{down:?}");
     // Numbered in order, released never before their deadline and within the 1 ms batch.
     for (n, (k, intended, released)) in r.iter().enumerate() {
         assert_eq!(*k, n as u64);
         assert!(released >= intended, "arrival {k} released early");
-        assert!(*released - *intended <= Duration::from_millis(2), "arrival {k} lagged {:?}", *released - *intended);
+        assert!(
+            *released - *intended <= Duration::from_millis(2),
+            "arrival {k} lagged {:?}",
+            *released - *intended
+        );
     }
 }
 
@@ -76,11 +97,18 @@ async fn high_rates_are_released_in_1ms_batches() {
 async fn poisson_is_seeded_and_near_the_integral() {
     let a = releases(0.0, &[st(20, 100.0), st(20, 100.0)], Arrivals::Poisson).await;
     let b = releases(0.0, &[st(20, 100.0), st(20, 100.0)], Arrivals::Poisson).await;
-    assert_eq!(a.iter().map(|x| x.1).collect::<Vec<_>>(), b.iter().map(|x| x.1).collect::<Vec<_>>(), "same seed, same arrivals");
+    assert_eq!(
+        a.iter().map(|x| x.1).collect::<Vec<_>>(),
+        b.iter().map(|x| x.1).collect::<Vec<_>>(),
+        "same seed, same arrivals"
+    );
     // Expected 1000 + 2000 = 3000; Poisson sd ≈ 55.
     assert!((2700..3300).contains(&a.len()), "{}", a.len());
     let first = count_in(&a, 0.0, 20.0);
-    assert!((850..1150).contains(&first), "ramp 0→100: expected ~1000, got {first}");
+    assert!(
+        (850..1150).contains(&first),
+        "ramp 0→100: expected ~1000, got {first}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -92,7 +120,12 @@ async fn stop_ends_the_dispatcher_at_once() {
         tx.send(true).unwrap();
     };
     let mut n = 0u64;
-    let run = dispatch::run(OpenSchedule::new(10.0, &[st(60, 10.0)], Arrivals::Constant, 1), start, |_, _| n += 1, &mut rx);
+    let run = dispatch::run(
+        OpenSchedule::new(10.0, &[st(60, 10.0)], Arrivals::Constant, 1),
+        start,
+        |_, _| n += 1,
+        &mut rx,
+    );
     let (released, _) = tokio::join!(run, stopper);
     assert_eq!(released, 25, "arrivals at 0.0 .. 2.4 s");
     assert!(Instant::now() - start < Duration::from_millis(2600));
@@ -100,7 +133,9 @@ async fn stop_ends_the_dispatcher_at_once() {
 
 #[test]
 fn segments_and_workers_split_the_arrivals_exactly() {
-    let all: Vec<u64> = OpenSchedule::new(100.0, &[st(10, 100.0)], Arrivals::Constant, 1).map(|x| x.0).collect();
+    let all: Vec<u64> = OpenSchedule::new(100.0, &[st(10, 100.0)], Arrivals::Constant, 1)
+        .map(|x| x.0)
+        .collect();
     assert_eq!(all.len(), 1000);
     let mut per = vec![0usize; 3 * 2];
     for &k in &all {
@@ -121,7 +156,20 @@ fn segments_and_workers_split_the_arrivals_exactly() {
 
 #[test]
 fn vus_ramp_linearly_and_reach_each_target_at_the_stage_end() {
-    let stages = [VuStage { duration: Duration::from_secs(10), target: 10 }, VuStage { duration: Duration::from_secs(5), target: 10 }, VuStage { duration: Duration::from_secs(5), target: 0 }];
+    let stages = [
+        VuStage {
+            duration: Duration::from_secs(10),
+            target: 10,
+        },
+        VuStage {
+            duration: Duration::from_secs(5),
+            target: 10,
+        },
+        VuStage {
+            duration: Duration::from_secs(5),
+            target: 0,
+        },
+    ];
     assert_eq!(scheduler::vus_at(0, &stages, 0.0), 0);
     assert_eq!(scheduler::vus_at(0, &stages, 4.99), 4);
     assert_eq!(scheduler::vus_at(0, &stages, 5.0), 5);

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 use trafficgen::plan::{
-    Arrivals, BaseUrl, LoadModel, Mix, OpKind, Operation, Output, Plan, Progress, RateStage, Readiness, Segment, Target, Telemetry, TodoOp, VuStage, ThinkTime,
+    Arrivals, BaseUrl, LoadModel, Mix, OpKind, Operation, Output, Plan, Progress, RateStage,
+    Readiness, Segment, Target, Telemetry, ThinkTime, TodoOp, VuStage,
 };
 
 /// A todo-api served on an ephemeral loopback port until `stop` is sent (or dropped).
@@ -28,17 +29,32 @@ impl App {
             shutdown_grace: Duration::from_millis(200),
             ..Default::default()
         };
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.expect("bind 127.0.0.1:0");
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(todo_api::serve(listener, todo_api::AppState::new(config), async move {
-            let _ = rx.await;
-        }));
-        App { addr, stop: Some(tx), task }
+        let task = tokio::spawn(todo_api::serve(
+            listener,
+            todo_api::AppState::new(config),
+            async move {
+                let _ = rx.await;
+            },
+        ));
+        App {
+            addr,
+            stop: Some(tx),
+            task,
+        }
     }
 
     pub fn base(&self) -> BaseUrl {
-        BaseUrl { scheme: "http".into(), host: "127.0.0.1".into(), port: self.addr.port(), prefix: String::new() }
+        BaseUrl {
+            scheme: "http".into(),
+            host: "127.0.0.1".into(),
+            port: self.addr.port(),
+            prefix: String::new(),
+        }
     }
 
     /// Stops serving (closes the listener and the connections).
@@ -51,36 +67,71 @@ impl App {
 
     /// `tp2devops_http_requests_total` by (method, route, status_code), without `/metrics`.
     pub async fn requests_total(&self) -> BTreeMap<(String, String, u16), u64> {
-        let text = reqwest::get(format!("http://{}/metrics", self.addr)).await.expect("scrape").text().await.unwrap();
+        let text = reqwest::get(format!("http://{}/metrics", self.addr))
+            .await
+            .expect("scrape")
+            .text()
+            .await
+            .unwrap();
         parse_requests_total(&text)
     }
 
     /// Total of the app's request counter over the todo routes.
     pub async fn todo_requests(&self) -> u64 {
-        self.requests_total().await.iter().filter(|((_, r, _), _)| r.starts_with("/api/todos")).map(|(_, n)| n).sum()
+        self.requests_total()
+            .await
+            .iter()
+            .filter(|((_, r, _), _)| r.starts_with("/api/todos"))
+            .map(|(_, n)| n)
+            .sum()
     }
 }
 
 pub fn parse_requests_total(text: &str) -> BTreeMap<(String, String, u16), u64> {
     let mut m = BTreeMap::new();
     for line in text.lines() {
-        let Some(rest) = line.strip_prefix("tp2devops_http_requests_total{") else { continue };
-        let Some((labels, value)) = rest.split_once("} ") else { continue };
+        let Some(rest) = line.strip_prefix("tp2devops_http_requests_total{") else {
+            continue;
+        };
+        let Some((labels, value)) = rest.split_once("} ") else {
+            continue;
+        };
         let get = |k: &str| {
-            labels.split(',').find_map(|kv| kv.trim().strip_prefix(&format!("{k}=\""))).map(|v| v.trim_end_matches('"').to_string()).unwrap_or_default()
+            labels
+                .split(',')
+                .find_map(|kv| kv.trim().strip_prefix(&format!("{k}=\"")))
+                .map(|v| v.trim_end_matches('"').to_string())
+                .unwrap_or_default()
         };
         let route = get("route");
         if route == "/metrics" {
             continue;
         }
-        let n: f64 = value.split_whitespace().next().unwrap_or("0").parse().unwrap_or(0.0);
-        m.insert((get("method"), route, get("status_code").parse().unwrap_or(0)), n as u64);
+        let n: f64 = value
+            .split_whitespace()
+            .next()
+            .unwrap_or("0")
+            .parse()
+            .unwrap_or(0.0);
+        m.insert(
+            (
+                get("method"),
+                route,
+                get("status_code").parse().unwrap_or(0),
+            ),
+            n as u64,
+        );
     }
     m
 }
 
 pub fn todo_op(name: &str, weight: u32, op: TodoOp) -> Operation {
-    Operation { name: name.into(), weight, kind: OpKind::Todo(op), checks: vec![] }
+    Operation {
+        name: name.into(),
+        weight,
+        kind: OpKind::Todo(op),
+        checks: vec![],
+    }
 }
 
 /// All six built-in operations.
@@ -98,7 +149,10 @@ pub fn crud_mix() -> Vec<Operation> {
 pub fn open_load(rate: f64, secs: u64) -> LoadModel {
     LoadModel::Open {
         start_rate: rate,
-        stages: vec![RateStage { duration: Duration::from_secs(secs), target: rate }],
+        stages: vec![RateStage {
+            duration: Duration::from_secs(secs),
+            target: rate,
+        }],
         arrivals: Arrivals::Constant,
         max_in_flight: 20,
         max_queue: 1000,
@@ -106,10 +160,23 @@ pub fn open_load(rate: f64, secs: u64) -> LoadModel {
 }
 
 pub fn closed_load(vus: u32, secs: u64) -> LoadModel {
-    LoadModel::Closed { start_vus: vus, stages: vec![VuStage { duration: Duration::from_secs(secs), target: vus }], think_time: ThinkTime::Fixed(Duration::from_millis(5)), max_rate: None }
+    LoadModel::Closed {
+        start_vus: vus,
+        stages: vec![VuStage {
+            duration: Duration::from_secs(secs),
+            target: vus,
+        }],
+        think_time: ThinkTime::Fixed(Duration::from_millis(5)),
+        max_rate: None,
+    }
 }
 
-pub fn plan(base: Option<BaseUrl>, load: LoadModel, ops: Vec<Operation>, report: Option<PathBuf>) -> Plan {
+pub fn plan(
+    base: Option<BaseUrl>,
+    load: LoadModel,
+    ops: Vec<Operation>,
+    report: Option<PathBuf>,
+) -> Plan {
     Plan {
         name: "engine-test".into(),
         source: None,
@@ -118,17 +185,35 @@ pub fn plan(base: Option<BaseUrl>, load: LoadModel, ops: Vec<Operation>, report:
             headers: vec![],
             connect_timeout: Duration::from_secs(1),
             request_timeout: Duration::from_secs(5),
-            ready: Readiness { path: "/health".into(), timeout: Duration::from_secs(5), interval: Duration::from_millis(50) },
+            ready: Readiness {
+                path: "/health".into(),
+                timeout: Duration::from_secs(5),
+                interval: Duration::from_millis(50),
+            },
             max_connections: 20,
         },
         load,
-        mix: Mix { operations: ops, pool_capacity: 1000 },
+        mix: Mix {
+            operations: ops,
+            pool_capacity: 1000,
+        },
         thresholds: vec![],
-        output: Output { report, progress: Progress::Quiet, interval: Duration::from_millis(250), keep_traces: 5 },
+        output: Output {
+            report,
+            progress: Progress::Quiet,
+            interval: Duration::from_millis(250),
+            keep_traces: 5,
+        },
         seed: 42,
         faults: vec![],
         verify: None,
-        telemetry: Telemetry { metrics_addr: None, linger: Duration::ZERO, pushgateway: None, remote_write: None, trace_sample_ratio: 0.0 },
+        telemetry: Telemetry {
+            metrics_addr: None,
+            linger: Duration::ZERO,
+            pushgateway: None,
+            remote_write: None,
+            trace_sample_ratio: 0.0,
+        },
         segment: Segment::WHOLE,
     }
 }
@@ -140,7 +225,11 @@ pub async fn when_app_counted(app_addr: SocketAddr, n: u64) {
         if let Ok(r) = reqwest::get(format!("http://{app_addr}/metrics")).await
             && let Ok(t) = r.text().await
         {
-            let seen: u64 = parse_requests_total(&t).iter().filter(|((_, r, _), _)| r.starts_with("/api/todos")).map(|(_, v)| v).sum();
+            let seen: u64 = parse_requests_total(&t)
+                .iter()
+                .filter(|((_, r, _), _)| r.starts_with("/api/todos"))
+                .map(|(_, v)| v)
+                .sum();
             if seen >= n {
                 return;
             }

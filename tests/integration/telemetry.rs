@@ -100,6 +100,7 @@ pub(crate) fn config(run_id: &str) -> Config {
             trace_sample_ratio: 1.0,
         },
         otlp_endpoint: None,
+        otlp_metrics: true,
     }
 }
 

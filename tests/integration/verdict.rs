@@ -115,6 +115,21 @@ fn whole_run_thresholds_pass_and_fail_with_observed_values() {
             .message
             .contains("does not satisfy response_time: p(50)<10")
     );
+    // The summary shows time thresholds in ms.
+    let p = make_plan(vec![thr(
+        "response_time: p(95)<300",
+        M::ResponseTime,
+        A::Percentile(95.0),
+        C::Lt,
+        300.0,
+    )]);
+    let mut r = run(&p, 2, 10, |_| true);
+    r.set_thresholds(verdict::evaluate(&p, &r, &Live::new(&p)));
+    let s = r.summary();
+    assert!(
+        s.contains("✓ response_time: p(95)<300  observed ") && s.contains(" ms\n"),
+        "{s}"
+    );
 }
 
 #[test]

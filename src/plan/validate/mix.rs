@@ -1,13 +1,13 @@
 //! The `mix:` section → `Mix`: operations, their requests (templates compiled here), flows
 //! with captures, and checks.
 
-use super::{defaults, is_token, Errors};
+use super::{Errors, defaults, is_token};
 use crate::plan::template::{Scope, Template};
 use crate::plan::{
     Capture, CaptureSource, Check, FlowStep, Mix, OpKind, Operation, RequestTemplate, TodoOp,
 };
-use crate::scenario::model::{self, Entries, TodoOpName};
 use crate::scenario::Sp;
+use crate::scenario::model::{self, Entries, TodoOpName};
 
 pub(super) fn mix(
     m: &Sp<model::MixSpec>,
@@ -24,23 +24,42 @@ pub(super) fn mix(
     let mut first_seen: Vec<(String, u32)> = Vec::new();
     for (i, spec) in ops.iter().enumerate() {
         let field = format!("mix.operations[{i}]");
-        let Some(op) = operation(spec, &field, &constants, env, errs) else { continue };
+        let Some(op) = operation(spec, &field, &constants, env, errs) else {
+            continue;
+        };
         match first_seen.iter().find(|(n, _)| *n == op.name) {
             Some((_, line)) => {
-                let at = spec.name.as_ref().map_or((spec.line, spec.column), |n| (n.line, n.column));
-                errs.at_pos(at.0, at.1, format!("{field}.name"), format!("duplicate operation name `{}` (first at line {line})", op.name));
+                let at = spec
+                    .name
+                    .as_ref()
+                    .map_or((spec.line, spec.column), |n| (n.line, n.column));
+                errs.at_pos(
+                    at.0,
+                    at.1,
+                    format!("{field}.name"),
+                    format!(
+                        "duplicate operation name `{}` (first at line {line})",
+                        op.name
+                    ),
+                );
             }
             None => first_seen.push((op.name.clone(), spec.line)),
         }
         operations.push(op);
     }
-    let pool_capacity = m.pool_capacity.as_ref().map_or(defaults::POOL_CAPACITY, |p| {
-        if p.value == 0 {
-            errs.at(p, "mix.pool_capacity", "must be at least 1");
-        }
-        p.value as usize
-    });
-    Mix { operations, pool_capacity }
+    let pool_capacity = m
+        .pool_capacity
+        .as_ref()
+        .map_or(defaults::POOL_CAPACITY, |p| {
+            if p.value == 0 {
+                errs.at(p, "mix.pool_capacity", "must be at least 1");
+            }
+            p.value as usize
+        });
+    Mix {
+        operations,
+        pool_capacity,
+    }
 }
 
 /// Scenario `vars:` resolved to text; values may use `{{env.NAME}}` and earlier vars.
@@ -52,21 +71,42 @@ fn constants(
     let mut out: Vec<(String, String)> = Vec::new();
     for (name, value) in vars.map_or(&[][..], |v| &v.0) {
         let field = format!("vars.{}", name.value);
-        if !name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        if !name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
             || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
             || matches!(name.as_str(), "seq" | "uuid" | "env")
         {
-            errs.at(name, &field, format!("`{}` cannot be a variable name (letters, digits, `_`; not seq, uuid, env)", name.value));
+            errs.at(
+                name,
+                &field,
+                format!(
+                    "`{}` cannot be a variable name (letters, digits, `_`; not seq, uuid, env)",
+                    name.value
+                ),
+            );
             continue;
         }
-        let scope = Scope { constants: &out, captures: &[], env };
+        let scope = Scope {
+            constants: &out,
+            captures: &[],
+            env,
+        };
         match Template::compile(value, &scope) {
             Ok(t) if t.is_static() => {
                 let mut buf = Vec::new();
                 t.render(&Default::default(), &mut rand::rng(), &mut buf);
-                out.push((name.value.clone(), String::from_utf8_lossy(&buf).into_owned()));
+                out.push((
+                    name.value.clone(),
+                    String::from_utf8_lossy(&buf).into_owned(),
+                ));
             }
-            Ok(_) => errs.at(value, &field, "vars are constants: use generators (uuid, seq, random_*) in the requests"),
+            Ok(_) => errs.at(
+                value,
+                &field,
+                "vars are constants: use generators (uuid, seq, random_*) in the requests",
+            ),
             Err(e) => errs.at(value, &field, e.to_string()),
         }
     }
@@ -80,41 +120,70 @@ fn operation(
     env: &dyn Fn(&str) -> Option<String>,
     errs: &mut Errors,
 ) -> Option<Operation> {
-    let kinds = [spec.todo.is_some(), spec.request.is_some(), spec.flow.is_some()];
+    let kinds = [
+        spec.todo.is_some(),
+        spec.request.is_some(),
+        spec.flow.is_some(),
+    ];
     if kinds.iter().filter(|k| **k).count() != 1 {
-        errs.at(spec, field, "give exactly one of `todo`, `request` or `flow`");
+        errs.at(
+            spec,
+            field,
+            "give exactly one of `todo`, `request` or `flow`",
+        );
         return None;
     }
     let name = match (&spec.name, &spec.todo) {
         (Some(n), _) => {
             if n.trim().is_empty() || n.contains(['"', '\\', '\n', '{', '}', ',']) {
-                errs.at(n, format!("{field}.name"), "a name must be non-empty text without quotes, braces, commas or backslashes");
+                errs.at(
+                    n,
+                    format!("{field}.name"),
+                    "a name must be non-empty text without quotes, braces, commas or backslashes",
+                );
             }
             n.value.clone()
         }
         (None, Some(t)) => t.value.as_str().to_string(),
         (None, None) => {
-            errs.at(spec, format!("{field}.name"), "`request` and `flow` operations need a `name`");
+            errs.at(
+                spec,
+                format!("{field}.name"),
+                "`request` and `flow` operations need a `name`",
+            );
             return None;
         }
     };
     let weight = spec.weight.as_ref().map_or(1, |w| {
         if w.value == 0 {
-            errs.at(w, format!("{field}.weight"), "must be at least 1 (remove the operation to leave it out)");
+            errs.at(
+                w,
+                format!("{field}.weight"),
+                "must be at least 1 (remove the operation to leave it out)",
+            );
         }
         w.value
     });
     let kind = if let Some(t) = &spec.todo {
         OpKind::Todo(todo_op(t.value))
     } else if let Some(r) = &spec.request {
-        let scope = Scope { constants, captures: &[], env };
+        let scope = Scope {
+            constants,
+            captures: &[],
+            env,
+        };
         OpKind::Request(request(r, &format!("{field}.request"), &scope, errs))
     } else {
         let steps = spec.flow.as_ref().expect("one kind is set");
         OpKind::Flow(flow(steps, &format!("{field}.flow"), constants, env, errs))
     };
     let checks = checks(spec.checks.as_ref(), &format!("{field}.checks"), errs);
-    Some(Operation { name, weight, kind, checks })
+    Some(Operation {
+        name,
+        weight,
+        kind,
+        checks,
+    })
 }
 
 fn todo_op(t: TodoOpName) -> TodoOp {
@@ -130,20 +199,33 @@ fn todo_op(t: TodoOpName) -> TodoOp {
 
 fn template(s: &Sp<String>, field: &str, scope: &Scope, errs: &mut Errors) -> Template {
     Template::compile(s, scope).unwrap_or_else(|e| {
-        errs.at(s, field, format!("template: {e}"));
+        errs.inside(s, e.offset, field, format!("template: {}", e.message));
         Template::literal(s.value.clone())
     })
 }
 
-fn request(r: &Sp<model::RequestSpec>, field: &str, scope: &Scope, errs: &mut Errors) -> RequestTemplate {
+fn request(
+    r: &Sp<model::RequestSpec>,
+    field: &str,
+    scope: &Scope,
+    errs: &mut Errors,
+) -> RequestTemplate {
     let method = r.method.as_ref().map_or("GET".to_string(), |m| {
         if !is_token(m) || m.value != m.to_ascii_uppercase() {
-            errs.at(m, format!("{field}.method"), format!("`{}` is not an HTTP method (e.g. GET, POST)", m.value));
+            errs.at(
+                m,
+                format!("{field}.method"),
+                format!("`{}` is not an HTTP method (e.g. GET, POST)", m.value),
+            );
         }
         m.value.clone()
     });
     if !r.path.starts_with('/') {
-        errs.at(&r.path, format!("{field}.path"), "the path must start with `/`");
+        errs.at(
+            &r.path,
+            format!("{field}.path"),
+            "the path must start with `/`",
+        );
     }
     let path = template(&r.path, &format!("{field}.path"), scope, errs);
     let mut headers = Vec::new();
@@ -154,8 +236,16 @@ fn request(r: &Sp<model::RequestSpec>, field: &str, scope: &Scope, errs: &mut Er
         }
         headers.push((name.value.clone(), template(value, &f, scope, errs)));
     }
-    let body = r.body.as_ref().map(|b| template(b, &format!("{field}.body"), scope, errs));
-    RequestTemplate { method, path, headers, body }
+    let body = r
+        .body
+        .as_ref()
+        .map(|b| template(b, &format!("{field}.body"), scope, errs));
+    RequestTemplate {
+        method,
+        path,
+        headers,
+        body,
+    }
 }
 
 fn flow(
@@ -173,15 +263,26 @@ fn flow(
     for (i, step) in steps.iter().enumerate() {
         let f = format!("{field}[{i}]");
         if out.iter().any(|s| s.name == step.name.value) {
-            errs.at(&step.name, format!("{f}.name"), format!("duplicate step name `{}`", step.name.value));
+            errs.at(
+                &step.name,
+                format!("{f}.name"),
+                format!("duplicate step name `{}`", step.name.value),
+            );
         }
         // Steps see only what earlier steps captured.
-        let scope = Scope { constants, captures: &captured, env };
+        let scope = Scope {
+            constants,
+            captures: &captured,
+            env,
+        };
         let request = request(&step.request, &format!("{f}.request"), &scope, errs);
         let mut captures = Vec::new();
         for (var, source) in step.capture.as_ref().map_or(&[][..], |c| &c.0) {
             let cf = format!("{f}.capture.{}", var.value);
-            if !var.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            if !var
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
                 || !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
             {
                 errs.at(var, &cf, "a variable name is letters, digits and `_`");
@@ -194,16 +295,28 @@ fn flow(
             } else if source.starts_with('/') {
                 CaptureSource::JsonPointer(source.value.clone())
             } else {
-                errs.at(source, &cf, "capture from a JSON pointer (`/id`) or a header (`header:Location`)");
+                errs.at(
+                    source,
+                    &cf,
+                    "capture from a JSON pointer (`/id`) or a header (`header:Location`)",
+                );
                 continue;
             };
-            captures.push(Capture { var: var.value.clone(), from });
+            captures.push(Capture {
+                var: var.value.clone(),
+                from,
+            });
             if !captured.contains(&var.value) {
                 captured.push(var.value.clone());
             }
         }
         let checks = checks(step.checks.as_ref(), &format!("{f}.checks"), errs);
-        out.push(FlowStep { name: step.name.value.clone(), request, captures, checks });
+        out.push(FlowStep {
+            name: step.name.value.clone(),
+            request,
+            captures,
+            checks,
+        });
     }
     out
 }

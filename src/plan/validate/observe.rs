@@ -1,32 +1,28 @@
 //! The `thresholds:`, `faults:` and `verify:` sections → `Threshold`s, `FaultWindow`s and
-//! `Verify`, including the `expect:` grammar of assertions:
-//!
-//! ```text
-//! expect      := "non_empty" | "empty" | comparison ws* ( NUMBER | ground )
-//! comparison  := "<=" | "<" | ">=" | ">" | "==" | "!="
-//! ground      := ( "requests" | "errors" | "faults" ) [ "{" pair ( "," pair )* "}" ]
-//! pair        := "op" ":" NAME                       requests, errors
-//!              | "status" ":" ( "1xx".."5xx" | CODE )  requests only
-//!              | "kind" ":" ( "latency" | "error" )   faults (required)
-//! ```
+//! `Verify` (the `expect:` grammar of assertions is in `expect.rs`).
 
 use std::time::Duration;
 
-use super::{defaults, Errors};
-use crate::plan::threshold::{self, Comparison, Threshold};
+use super::expect::parse_expect;
+use super::{Errors, defaults};
+use crate::plan::threshold::{self, Threshold};
 use crate::plan::{
-    Assertion, AssertionKind, Expect, Expected, FaultKind, FaultVia, FaultWindow, GroundMetric,
-    GroundRef, Tolerance, TraceSet, Verify,
+    Assertion, AssertionKind, Expect, FaultKind, FaultVia, FaultWindow, Tolerance, TraceSet, Verify,
 };
-use crate::scenario::model::{self, Entries, FaultKindName, FaultViaName, ToleranceSpec, TraceSetName};
-use crate::scenario::suggest::suggest;
 use crate::scenario::Sp;
+use crate::scenario::model::{
+    self, Entries, FaultKindName, FaultViaName, ToleranceSpec, TraceSetName,
+};
+use crate::scenario::suggest::suggest;
 
-fn unknown_op(name: &str, ops: &[String]) -> String {
+pub(super) fn unknown_op(name: &str, ops: &[String]) -> String {
     let names: Vec<&str> = ops.iter().map(String::as_str).collect();
     match suggest(name, &names) {
         Some(s) => format!("unknown operation `{name}`, did you mean `{s}`?"),
-        None => format!("unknown operation `{name}` (operations: {})", names.join(", ")),
+        None => format!(
+            "unknown operation `{name}` (operations: {})",
+            names.join(", ")
+        ),
     }
 }
 
@@ -45,25 +41,38 @@ pub(super) fn thresholds(
                 continue;
             }
         };
-        if let (Some(op), Some(ops)) = (&op, ops) {
-            if !ops.contains(op) {
-                errs.at(key, &field, unknown_op(op, ops));
-            }
+        if let (Some(op), Some(ops)) = (&op, ops)
+            && !ops.contains(op)
+        {
+            errs.at(key, &field, unknown_op(op, ops));
         }
         if list.0.is_empty() {
             errs.at(list, &field, "list at least one expression");
         }
         for (i, entry) in list.0.iter().enumerate() {
             // A lone string has no position of its own: use the list's.
-            let at = if entry.line == 0 { (list.line, list.column) } else { (entry.line, entry.column) };
-            let f = if list.0.len() == 1 && entry.line == 0 { field.clone() } else { format!("{field}[{i}]") };
+            let at = if entry.line == 0 {
+                (list.line, list.column)
+            } else {
+                (entry.line, entry.column)
+            };
+            let f = if list.0.len() == 1 && entry.line == 0 {
+                field.clone()
+            } else {
+                format!("{field}[{i}]")
+            };
             match threshold::parse(key, &entry.threshold) {
                 Ok(mut th) => {
                     th.abort_on_fail = entry.abort_on_fail;
                     th.delay_abort_eval = entry.delay_abort_eval.map_or(Duration::ZERO, |d| d.0);
                     out.push(th);
                 }
-                Err(e) => errs.at_pos(at.0, at.1, f, format!("`{}`: {}", entry.threshold.trim(), e.message)),
+                Err(e) => errs.at_pos(
+                    at.0,
+                    at.1,
+                    f,
+                    format!("`{}`: {}", entry.threshold.trim(), e.message),
+                ),
             }
         }
     }
@@ -74,16 +83,32 @@ pub(super) fn faults(
     f: Option<&[Sp<model::FaultSpec>]>,
     ops: Option<&[String]>,
     load: Duration,
+    factor: f64,
     errs: &mut Errors,
 ) -> Vec<FaultWindow> {
     let mut out = Vec::new();
     for (i, w) in f.unwrap_or(&[]).iter().enumerate() {
         let field = format!("faults[{i}]");
         if w.duration.value.0.is_zero() {
-            errs.at(&w.duration, format!("{field}.duration"), "a fault window must last longer than 0");
+            errs.at(
+                &w.duration,
+                format!("{field}.duration"),
+                "a fault window must last longer than 0",
+            );
         }
-        if !load.is_zero() && w.start.value.0 >= load {
-            errs.at(&w.start, format!("{field}.start"), format!("the window starts after the load ends (at {})", crate::scenario::units::Duration(load)));
+        let (start, length) = (
+            w.start.value.0.mul_f64(factor),
+            w.duration.value.0.mul_f64(factor),
+        );
+        if !load.is_zero() && start >= load {
+            errs.at(
+                &w.start,
+                format!("{field}.start"),
+                format!(
+                    "the window starts after the load ends (at {})",
+                    crate::scenario::units::Duration(load)
+                ),
+            );
         }
         let via = match w.via.as_ref().map(|v| v.value) {
             Some(FaultViaName::Server) => FaultVia::Server,
@@ -92,11 +117,17 @@ pub(super) fn faults(
         let kind = match w.kind.value {
             FaultKindName::Latency => {
                 if let Some(s) = &w.status {
-                    errs.at(s, format!("{field}.status"), "`status` belongs to `kind: error` faults");
+                    errs.at(
+                        s,
+                        format!("{field}.status"),
+                        "`status` belongs to `kind: error` faults",
+                    );
                 }
                 match &w.delay {
                     None => errs.at(w, format!("{field}.delay"), "`kind: latency` needs `delay`"),
-                    Some(d) if d.value.0.is_zero() => errs.at(d, format!("{field}.delay"), "must be longer than 0"),
+                    Some(d) if d.value.0.is_zero() => {
+                        errs.at(d, format!("{field}.delay"), "must be longer than 0")
+                    }
                     _ => {}
                 }
                 FaultKind::Latency {
@@ -106,18 +137,33 @@ pub(super) fn faults(
                 }
             }
             FaultKindName::Error => {
-                for (name, present) in [("delay", w.delay.as_ref()), ("jitter", w.jitter.as_ref())] {
+                for (name, present) in [("delay", w.delay.as_ref()), ("jitter", w.jitter.as_ref())]
+                {
                     if let Some(p) = present {
-                        errs.at(p, format!("{field}.{name}"), format!("`{name}` belongs to `kind: latency` faults"));
+                        errs.at(
+                            p,
+                            format!("{field}.{name}"),
+                            format!("`{name}` belongs to `kind: latency` faults"),
+                        );
                     }
                 }
                 if let Some(s) = &w.span {
-                    errs.at(s, format!("{field}.span"), "`span` belongs to `kind: latency` faults");
+                    errs.at(
+                        s,
+                        format!("{field}.span"),
+                        "`span` belongs to `kind: latency` faults",
+                    );
                 }
                 let status = w.status.as_ref().map_or(0, |s| s.value);
                 match &w.status {
-                    None => errs.at(w, format!("{field}.status"), "`kind: error` needs `status` (400..=599)"),
-                    Some(s) if !(400..=599).contains(&s.value) => errs.at(s, format!("{field}.status"), "must be in 400..=599"),
+                    None => errs.at(
+                        w,
+                        format!("{field}.status"),
+                        "`kind: error` needs `status` (400..=599)",
+                    ),
+                    Some(s) if !(400..=599).contains(&s.value) => {
+                        errs.at(s, format!("{field}.status"), "must be in 400..=599")
+                    }
                     _ => {}
                 }
                 FaultKind::Error { status }
@@ -132,18 +178,33 @@ pub(super) fn faults(
         }
         match via {
             FaultVia::Header => {
-                for (name, present) in [("route", w.route.as_ref()), ("method", w.method.as_ref())] {
+                for (name, present) in [("route", w.route.as_ref()), ("method", w.method.as_ref())]
+                {
                     if let Some(p) = present {
-                        errs.at(p, format!("{field}.{name}"), format!("`{name}` filters `via: server` faults; header faults use `ops`"));
+                        errs.at(
+                            p,
+                            format!("{field}.{name}"),
+                            format!(
+                                "`{name}` filters `via: server` faults; header faults use `ops`"
+                            ),
+                        );
                     }
                 }
             }
             FaultVia::Server => {
                 if let Some(o) = w.ops.as_ref().and_then(|o| o.first()) {
-                    errs.at(o, format!("{field}.ops"), "server faults filter by `route` and `method`, not `ops`");
+                    errs.at(
+                        o,
+                        format!("{field}.ops"),
+                        "server faults filter by `route` and `method`, not `ops`",
+                    );
                 }
                 if let Some(r) = w.route.as_ref().filter(|r| !r.starts_with('/')) {
-                    errs.at(r, format!("{field}.route"), "a route starts with `/` (e.g. /api/todos)");
+                    errs.at(
+                        r,
+                        format!("{field}.route"),
+                        "a route starts with `/` (e.g. /api/todos)",
+                    );
                 }
             }
         }
@@ -152,8 +213,8 @@ pub(super) fn faults(
             errs.at(s, format!("{field}.share"), "a share of 0 affects nothing");
         }
         out.push(FaultWindow {
-            start: w.start.value.0,
-            duration: w.duration.value.0,
+            start,
+            duration: length,
             ops: names,
             route: w.route.as_ref().map(|r| r.value.clone()),
             method: w.method.as_ref().map(|m| m.value.to_ascii_uppercase()),
@@ -191,14 +252,24 @@ fn check_placeholders(q: &Sp<String>, field: &str, errs: &mut Errors) {
         };
         let name = &after[..end];
         if !crate::verify::is_placeholder(name) {
-            let hint = suggest(name, PLACEHOLDERS).map_or(String::new(), |s| format!(", did you mean `${{{s}}}`?"));
-            errs.at(q, field, format!("unknown placeholder `${{{name}}}`{hint} (known: {}, fault_N_start, fault_N_end)", PLACEHOLDERS.join(", ")));
+            let hint = suggest(name, PLACEHOLDERS)
+                .map_or(String::new(), |s| format!(", did you mean `${{{s}}}`?"));
+            let known = PLACEHOLDERS.join(", ");
+            errs.at(
+                q,
+                field,
+                format!("unknown placeholder `${{{name}}}`{hint} (known: {known}, fault_N_start, fault_N_end)"),
+            );
         }
         rest = &after[end + 1..];
     }
 }
 
-pub(super) fn verify(v: &Sp<model::VerifySpec>, ops: Option<&[String]>, errs: &mut Errors) -> Verify {
+pub(super) fn verify(
+    v: &Sp<model::VerifySpec>,
+    ops: Option<&[String]>,
+    errs: &mut Errors,
+) -> Verify {
     let mut url = |sp: &Option<Sp<String>>, name: &str| {
         sp.as_ref().and_then(|u| match check_url(u, true) {
             Ok(()) => Some(u.value.trim_end_matches('/').to_string()),
@@ -214,20 +285,33 @@ pub(super) fn verify(v: &Sp<model::VerifySpec>, ops: Option<&[String]>, errs: &m
         url(&v.tempo_url, "tempo_url"),
         url(&v.grafana_url, "grafana_url"),
     );
-    for (name, d) in [("deadline", v.deadline.as_ref()), ("interval", v.interval.as_ref())] {
+    for (name, d) in [
+        ("deadline", v.deadline.as_ref()),
+        ("interval", v.interval.as_ref()),
+    ] {
         if let Some(d) = d.filter(|d| d.value.0.is_zero()) {
             errs.at(d, format!("verify.{name}"), "must be longer than 0");
         }
     }
     if v.assertions.is_empty() && !errs.damaged("verify.assertions") {
-        errs.at(&v.assertions, "verify.assertions", "list at least one assertion");
+        errs.at(
+            &v.assertions,
+            "verify.assertions",
+            "list at least one assertion",
+        );
     }
     let mut assertions: Vec<Assertion> = Vec::new();
     for (i, a) in v.assertions.iter().enumerate() {
         let field = format!("verify.assertions[{i}]");
-        let Some(assertion) = assertion(a, &field, &v.value, ops, errs) else { continue };
+        let Some(assertion) = assertion(a, &field, &v.value, ops, errs) else {
+            continue;
+        };
         if assertions.iter().any(|x| x.name == assertion.name) {
-            errs.at(a, format!("{field}.name"), format!("duplicate assertion name `{}`", assertion.name));
+            errs.at(
+                a,
+                format!("{field}.name"),
+                format!("duplicate assertion name `{}`", assertion.name),
+            );
         }
         assertions.push(assertion);
     }
@@ -236,8 +320,14 @@ pub(super) fn verify(v: &Sp<model::VerifySpec>, ops: Option<&[String]>, errs: &m
         loki_url: out_urls.1,
         tempo_url: out_urls.2,
         grafana_url: out_urls.3,
-        deadline: v.deadline.as_ref().map_or(defaults::VERIFY_DEADLINE, |d| d.value.0),
-        interval: v.interval.as_ref().map_or(defaults::VERIFY_INTERVAL, |d| d.value.0),
+        deadline: v
+            .deadline
+            .as_ref()
+            .map_or(defaults::VERIFY_DEADLINE, |d| d.value.0),
+        interval: v
+            .interval
+            .as_ref()
+            .map_or(defaults::VERIFY_INTERVAL, |d| d.value.0),
         assertions,
     }
 }
@@ -249,16 +339,28 @@ fn assertion(
     ops: Option<&[String]>,
     errs: &mut Errors,
 ) -> Option<Assertion> {
-    let queries = [("promql", &a.promql, &v.prometheus_url, "prometheus_url"), ("logql", &a.logql, &v.loki_url, "loki_url"), ("traceql", &a.traceql, &v.tempo_url, "tempo_url")];
+    let queries = [
+        ("promql", &a.promql, &v.prometheus_url, "prometheus_url"),
+        ("logql", &a.logql, &v.loki_url, "loki_url"),
+        ("traceql", &a.traceql, &v.tempo_url, "tempo_url"),
+    ];
     let given = queries.iter().filter(|q| q.1.is_some()).count() + usize::from(a.traces.is_some());
     if given != 1 {
-        errs.at(a, field, "give exactly one of `promql`, `logql`, `traceql` or `traces`");
+        errs.at(
+            a,
+            field,
+            "give exactly one of `promql`, `logql`, `traceql` or `traces`",
+        );
         return None;
     }
     for (lang, q, endpoint, endpoint_name) in &queries {
         if let Some(q) = q {
             if endpoint.is_none() {
-                errs.at(q, format!("{field}.{lang}"), format!("needs `verify.{endpoint_name}`"));
+                errs.at(
+                    q,
+                    format!("{field}.{lang}"),
+                    format!("needs `verify.{endpoint_name}`"),
+                );
             }
             if q.trim().is_empty() {
                 errs.at(q, format!("{field}.{lang}"), "the query is empty");
@@ -266,15 +368,32 @@ fn assertion(
             check_placeholders(q, &format!("{field}.{lang}"), errs);
         }
     }
-    let trace_only = [("limit", a.limit.as_ref().map(|s| (s.line, s.column))), ("slowest_span", a.slowest_span.as_ref().map(|s| (s.line, s.column)))];
+    let trace_only = [
+        ("limit", a.limit.as_ref().map(|s| (s.line, s.column))),
+        (
+            "slowest_span",
+            a.slowest_span.as_ref().map(|s| (s.line, s.column)),
+        ),
+    ];
     let name = a.name.as_ref().map(|n| n.value.clone());
     if let Some(which) = &a.traces {
         if v.tempo_url.is_none() {
             errs.at(which, format!("{field}.traces"), "needs `verify.tempo_url`");
         }
-        for (n, p) in [("expect", a.expect.as_ref().map(|s| (s.line, s.column))), ("tolerance", a.tolerance.as_ref().map(|s| (s.line, s.column)))] {
+        for (n, p) in [
+            ("expect", a.expect.as_ref().map(|s| (s.line, s.column))),
+            (
+                "tolerance",
+                a.tolerance.as_ref().map(|s| (s.line, s.column)),
+            ),
+        ] {
             if let Some((line, col)) = p {
-                errs.at_pos(line, col, format!("{field}.{n}"), format!("`{n}` does not apply to `traces` assertions"));
+                errs.at_pos(
+                    line,
+                    col,
+                    format!("{field}.{n}"),
+                    format!("`{n}` does not apply to `traces` assertions"),
+                );
             }
         }
         let limit = a.limit.as_ref().map_or(defaults::TRACES_LIMIT, |l| {
@@ -288,15 +407,27 @@ fn assertion(
             TraceSetName::Failed => TraceSet::Failed,
             TraceSetName::Faulted => TraceSet::Faulted,
         };
-        let label = format!("traces {}", ["slowest", "failed", "faulted"][which as usize]);
+        let label = format!(
+            "traces {}",
+            ["slowest", "failed", "faulted"][which as usize]
+        );
         return Some(Assertion {
             name: name.unwrap_or(label),
-            kind: AssertionKind::Traces { which, limit, slowest_span: a.slowest_span.as_ref().map(|s| s.value.clone()) },
+            kind: AssertionKind::Traces {
+                which,
+                limit,
+                slowest_span: a.slowest_span.as_ref().map(|s| s.value.clone()),
+            },
         });
     }
     for (n, p) in trace_only {
         if let Some((line, col)) = p {
-            errs.at_pos(line, col, format!("{field}.{n}"), format!("`{n}` applies to `traces` assertions only"));
+            errs.at_pos(
+                line,
+                col,
+                format!("{field}.{n}"),
+                format!("`{n}` applies to `traces` assertions only"),
+            );
         }
     }
     let expect = match &a.expect {
@@ -308,10 +439,16 @@ fn assertion(
     };
     match (&expect, &a.tolerance) {
         (Expect::Compare { .. }, _) | (_, None) => {}
-        (_, Some(t)) => errs.at(t, format!("{field}.tolerance"), "`tolerance` needs a comparison in `expect`"),
+        (_, Some(t)) => errs.at(
+            t,
+            format!("{field}.tolerance"),
+            "`tolerance` needs a comparison in `expect`",
+        ),
     }
     let expect = match expect {
-        Expect::Compare { comparison, value, .. } => Expect::Compare {
+        Expect::Compare {
+            comparison, value, ..
+        } => Expect::Compare {
             comparison,
             value,
             tolerance: match a.tolerance.as_ref().map(|t| t.value) {
@@ -323,112 +460,24 @@ fn assertion(
         other => other,
     };
     let (query, kind): (String, fn(String, Expect) -> AssertionKind) = if let Some(q) = &a.promql {
-        (q.value.clone(), |query, expect| AssertionKind::Promql { query, expect })
+        (q.value.clone(), |query, expect| AssertionKind::Promql {
+            query,
+            expect,
+        })
     } else if let Some(q) = &a.logql {
-        (q.value.clone(), |query, expect| AssertionKind::Logql { query, expect })
+        (q.value.clone(), |query, expect| AssertionKind::Logql {
+            query,
+            expect,
+        })
     } else {
         let q = a.traceql.as_ref().expect("one query is set");
-        (q.value.clone(), |query, expect| AssertionKind::Traceql { query, expect })
+        (q.value.clone(), |query, expect| AssertionKind::Traceql {
+            query,
+            expect,
+        })
     };
-    Some(Assertion { name: name.unwrap_or_else(|| query.trim().to_string()), kind: kind(query, expect) })
-}
-
-/// Parses an `expect:` value (grammar in the module doc).
-pub fn parse_expect(s: &str, ops: Option<&[String]>) -> Result<Expect, String> {
-    let t = s.trim();
-    match t {
-        "non_empty" => return Ok(Expect::NonEmpty),
-        "empty" => return Ok(Expect::Empty),
-        _ => {}
-    }
-    let (i, comparison, len) = Comparison::find(t)
-        .filter(|(i, _, _)| *i == 0)
-        .ok_or_else(|| {
-            let hint = suggest(t, &["non_empty", "empty"]).map_or(String::new(), |s| format!("did you mean `{s}`? "));
-            format!("`{t}`: {hint}expected `non_empty`, `empty` or a comparison like `> 0` or `== requests{{op:create}}`")
-        })?;
-    let rhs = t[i + len..].trim();
-    if let Ok(n) = rhs.parse::<f64>() {
-        return Ok(Expect::Compare { comparison, value: Expected::Number(n), tolerance: Tolerance::Absolute(0.0) });
-    }
-    let ground = parse_ground(rhs, ops)?;
-    Ok(Expect::Compare { comparison, value: Expected::Ground(ground), tolerance: Tolerance::Absolute(0.0) })
-}
-
-fn parse_ground(s: &str, ops: Option<&[String]>) -> Result<GroundRef, String> {
-    let (name, filter) = match s.find('{') {
-        Some(i) => (
-            s[..i].trim(),
-            Some(s[i + 1..].strip_suffix('}').ok_or_else(|| format!("`{s}`: the filter must end with `}}`"))?),
-        ),
-        None => (s.trim(), None),
-    };
-    let known = ["requests", "errors", "faults"];
-    if !known.contains(&name) {
-        let hint = suggest(name, &known).map_or(" (a number, requests, errors or faults)".to_string(), |k| format!(", did you mean `{k}`?"));
-        return Err(format!("unknown ground truth `{name}`{hint}"));
-    }
-    let (mut op, mut status, mut kind) = (None, None, None);
-    for pair in filter.unwrap_or("").split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once(':').ok_or_else(|| format!("`{pair}`: write `key:value`"))?;
-        let (k, v) = (k.trim(), v.trim().to_string());
-        match (name, k) {
-            ("requests" | "errors", "op") => {
-                if let Some(ops) = ops.filter(|ops| !ops.contains(&v)) {
-                    return Err(unknown_op(&v, ops));
-                }
-                op = Some(v);
-            }
-            ("requests", "status") => {
-                let class = matches!(v.as_str(), "1xx" | "2xx" | "3xx" | "4xx" | "5xx");
-                let code = v.parse::<u16>().is_ok_and(|c| (100..=599).contains(&c));
-                if !class && !code {
-                    return Err(format!("status `{v}`: use 1xx..5xx or a code like 503"));
-                }
-                status = Some(v);
-            }
-            ("faults", "kind") => {
-                kind = Some(match v.as_str() {
-                    "latency" => GroundMetric::FaultsLatency,
-                    "error" => GroundMetric::FaultsError,
-                    _ => return Err(format!("fault kind `{v}`: use latency or error")),
-                })
-            }
-            _ => return Err(format!("`{k}` is not a filter of `{name}`")),
-        }
-    }
-    let metric = match name {
-        "requests" => GroundMetric::Requests,
-        "errors" => GroundMetric::Errors,
-        _ => kind.ok_or("`faults` needs a kind: faults{kind:latency} or faults{kind:error}")?,
-    };
-    Ok(GroundRef { metric, op, status })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn expects() {
-        let ops = vec!["create".to_string()];
-        let p = |s: &str| parse_expect(s, Some(&ops));
-        assert_eq!(p("non_empty"), Ok(Expect::NonEmpty));
-        assert_eq!(p(" empty "), Ok(Expect::Empty));
-        assert_eq!(
-            p("> 0"),
-            Ok(Expect::Compare { comparison: Comparison::Gt, value: Expected::Number(0.0), tolerance: Tolerance::Absolute(0.0) })
-        );
-        let Ok(Expect::Compare { comparison, value: Expected::Ground(g), .. }) = p("== requests{op:create, status:5xx}") else {
-            panic!("ground")
-        };
-        assert_eq!(comparison, Comparison::Eq);
-        assert_eq!(g, GroundRef { metric: GroundMetric::Requests, op: Some("create".into()), status: Some("5xx".into()) });
-        assert_eq!(p(">= faults{kind:error}").map(|_| ()), Ok(()));
-        assert_eq!(p("nonempty"), Err("`nonempty`: did you mean `non_empty`? expected `non_empty`, `empty` or a comparison like `> 0` or `== requests{op:create}`".into()));
-        assert_eq!(p("== request"), Err("unknown ground truth `request`, did you mean `requests`?".into()));
-        assert_eq!(p("== requests{op:crate}"), Err("unknown operation `crate`, did you mean `create`?".into()));
-        assert_eq!(p("== faults"), Err("`faults` needs a kind: faults{kind:latency} or faults{kind:error}".into()));
-        assert_eq!(p("== errors{status:5xx}"), Err("`status` is not a filter of `errors`".into()));
-    }
+    Some(Assertion {
+        name: name.unwrap_or_else(|| query.trim().to_string()),
+        kind: kind(query, expect),
+    })
 }
