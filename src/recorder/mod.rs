@@ -274,30 +274,6 @@ impl WorkerRecorder {
     }
 }
 
-/// Adds `b` into `a`.
-pub fn add_counts(a: &mut Counts, b: &Counts) {
-    a.requests += b.requests;
-    for i in 0..5 {
-        a.status_class[i] += b.status_class[i];
-    }
-    for &(code, n) in &b.status {
-        match a.status.binary_search_by_key(&code, |&(k, _)| k) {
-            Ok(i) => a.status[i].1 += n,
-            Err(i) => a.status.insert(i, (code, n)),
-        }
-    }
-    for i in 0..6 {
-        a.errors[i] += b.errors[i];
-    }
-    a.dropped += b.dropped;
-    a.late += b.late;
-    a.empty_pool += b.empty_pool;
-    a.checks_passed += b.checks_passed;
-    a.checks_failed += b.checks_failed;
-    a.faults_latency += b.faults_latency;
-    a.faults_error += b.faults_error;
-}
-
 /// Merges worker deltas into cumulative figures and produces snapshots.
 #[derive(Debug)]
 pub struct Collector {
@@ -325,7 +301,7 @@ impl Collector {
     /// Adds a worker's delta; the caller may reuse `d` after `d.reset()`.
     pub fn absorb(&mut self, d: &WorkerRecorder) {
         for (acc, o) in self.ops.iter_mut().zip(&d.ops) {
-            add_counts(&mut acc.counts, &o.counts);
+            acc.counts.add(&o.counts);
             // Same bounds on both sides, so `add` cannot fail.
             let _ = acc.response_time.add(&o.response_time);
             let _ = acc.service_time.add(&o.service_time);

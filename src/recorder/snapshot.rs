@@ -141,29 +141,35 @@ impl Snapshot {
     pub fn totals(&self) -> Counts {
         let mut t = Counts::default();
         for op in &self.ops {
-            let c = &op.counts;
-            t.requests += c.requests;
-            for i in 0..5 {
-                t.status_class[i] += c.status_class[i];
-            }
-            for &(code, n) in &c.status {
-                match t.status.binary_search_by_key(&code, |&(k, _)| k) {
-                    Ok(i) => t.status[i].1 += n,
-                    Err(i) => t.status.insert(i, (code, n)),
-                }
-            }
-            for i in 0..6 {
-                t.errors[i] += c.errors[i];
-            }
-            t.dropped += c.dropped;
-            t.late += c.late;
-            t.empty_pool += c.empty_pool;
-            t.checks_passed += c.checks_passed;
-            t.checks_failed += c.checks_failed;
-            t.faults_latency += c.faults_latency;
-            t.faults_error += c.faults_error;
+            t.add(&op.counts);
         }
         t
+    }
+}
+
+impl Counts {
+    /// Adds every counter of `other` into `self` (worker merge, totals, report merge, windows).
+    pub fn add(&mut self, other: &Counts) {
+        self.requests += other.requests;
+        for i in 0..5 {
+            self.status_class[i] += other.status_class[i];
+        }
+        for &(code, n) in &other.status {
+            match self.status.binary_search_by_key(&code, |&(k, _)| k) {
+                Ok(i) => self.status[i].1 += n,
+                Err(i) => self.status.insert(i, (code, n)),
+            }
+        }
+        for i in 0..6 {
+            self.errors[i] += other.errors[i];
+        }
+        self.dropped += other.dropped;
+        self.late += other.late;
+        self.empty_pool += other.empty_pool;
+        self.checks_passed += other.checks_passed;
+        self.checks_failed += other.checks_failed;
+        self.faults_latency += other.faults_latency;
+        self.faults_error += other.faults_error;
     }
 }
 

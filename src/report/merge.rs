@@ -11,30 +11,6 @@ use crate::plan::{Segment, Threshold};
 use crate::recorder::{Counts, TraceRef};
 use crate::verdict::{self, eval};
 
-/// `into += c`, every counter.
-pub fn add_counts(into: &mut Counts, c: &Counts) {
-    into.requests += c.requests;
-    for i in 0..5 {
-        into.status_class[i] += c.status_class[i];
-    }
-    for &(code, n) in &c.status {
-        match into.status.binary_search_by_key(&code, |&(k, _)| k) {
-            Ok(i) => into.status[i].1 += n,
-            Err(i) => into.status.insert(i, (code, n)),
-        }
-    }
-    for i in 0..6 {
-        into.errors[i] += c.errors[i];
-    }
-    into.dropped += c.dropped;
-    into.late += c.late;
-    into.empty_pool += c.empty_pool;
-    into.checks_passed += c.checks_passed;
-    into.checks_failed += c.checks_failed;
-    into.faults_latency += c.faults_latency;
-    into.faults_error += c.faults_error;
-}
-
 fn check_segments(reports: &[Report]) -> Result<(), ReportError> {
     let first = reports
         .first()
@@ -81,7 +57,7 @@ fn merge_ops(parts: &[&OpReport], duration_s: f64) -> Result<OpReport, ReportErr
     let mut counts = Counts::default();
     let (mut r, mut s, mut l) = (hist::empty(), hist::empty(), hist::empty());
     for p in parts {
-        add_counts(&mut counts, &p.counts);
+        counts.add(&p.counts);
         let (pr, ps, pl) = p.decode_histograms().map_err(ReportError::Merge)?;
         hist::add(&mut r, &pr);
         hist::add(&mut s, &ps);

@@ -21,7 +21,7 @@ mod merge;
 mod schema;
 mod summary;
 
-pub use merge::{add_counts, merge};
+pub use merge::merge;
 pub use schema::json_schema;
 
 pub const VERSION: u32 = 1;

@@ -13,7 +13,7 @@ use hdrhistogram::Histogram;
 use super::eval::{self, Sample};
 use crate::plan::{Plan, Threshold, ThresholdMetric};
 use crate::recorder::{Counts, Snapshot};
-use crate::report::{add_counts, hist};
+use crate::report::hist;
 
 /// Counts + the three histograms of the operations a threshold selects.
 pub(crate) struct Selected {
@@ -38,7 +38,7 @@ pub(crate) fn select(snapshot: &Snapshot, op: Option<&str>) -> Option<Selected> 
         .filter(|o| op.is_none_or(|n| n == o.name))
     {
         found = true;
-        add_counts(&mut s.counts, &o.counts);
+        s.counts.add(&o.counts);
         hist::add(&mut s.response, &o.response_time);
         hist::add(&mut s.service, &o.service_time);
         hist::add(&mut s.lag, &o.lag);
@@ -166,7 +166,7 @@ impl WindowState {
         let now_hist = metric_hist(t, &sel);
         let delta_hist = hist::delta(&now_hist, &self.prev_hist);
         let counts = sub_counts(&sel.counts, &self.prev_counts);
-        add_counts(&mut self.running_counts, &counts);
+        self.running_counts.add(&counts);
         hist::add(&mut self.running_hist, &delta_hist);
         let values = hist::buckets(&delta_hist);
         match self.ring.back_mut() {
@@ -174,7 +174,7 @@ impl WindowState {
             // than window / step (≤ 600) slices whatever the interval.
             Some(back) if back.end.saturating_sub(back.begin) < self.step => {
                 back.end = snapshot.elapsed;
-                add_counts(&mut back.counts, &counts);
+                back.counts.add(&counts);
                 back.values = merge_buckets(&back.values, &values);
             }
             _ => {
