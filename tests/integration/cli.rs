@@ -1,6 +1,7 @@
 //! The binary's exit codes and flag precedence, through real processes (assert_cmd): invalid
 //! scenario → 2, target never ready → 3, crossed threshold → 99, SIGTERM mid-run → report
-//! written with `interrupted: true`; flag > environment > scenario for the report path.
+//! written with `interrupted: true`; flag > environment > scenario for the report path;
+//! `verify REPORT --scenario S` → 100 when an assertion fails.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -214,4 +215,33 @@ fn sigterm_mid_run_writes_an_interrupted_report() {
     assert_eq!(r["interrupted"], true);
     assert!(r["duration_s"].as_f64().unwrap() < 30.0);
     assert!(r["totals"]["counts"]["requests"].as_u64().unwrap() > 0);
+}
+
+/// `trafficgen verify REPORT --scenario S` re-checks a saved run: an assertion that cannot pass
+/// (its Prometheus is not there) exits 100 and names itself; a scenario without a verify
+/// section is a usage error (2).
+#[test]
+fn verify_of_a_saved_report_exits_100_when_an_assertion_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("r.json");
+    let run = write(dir.path(), "run.yaml", &embedded_scenario(""));
+    let out = bin().arg("run").arg(&run).arg("--report").arg(&report).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // A port that was free a moment ago: nothing answers there.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let check = write(
+        dir.path(),
+        "check.yaml",
+        &embedded_scenario(&format!(
+            "verify:\n  prometheus_url: http://127.0.0.1:{closed}\n  deadline: 1s\n  interval: 200ms\n  assertions:\n    - name: requests reached prometheus\n      promql: 'sum(tp2devops_http_requests_total)'\n      expect: \"== requests\"\n"
+        )),
+    );
+    let out = bin().arg("verify").arg(&report).arg("--scenario").arg(&check).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(100), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("FAIL requests reached prometheus"), "{stdout}");
+
+    let out = bin().arg("verify").arg(&report).arg("--scenario").arg(&run).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
 }
