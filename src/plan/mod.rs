@@ -46,7 +46,7 @@ pub struct Plan {
 /// Share `index` (0-based) of `count` equal shares of the load. Open model: arrival number `k`
 /// of the whole schedule belongs to share `k % count`, so the shares add up exactly. Closed
 /// model: VU `v` belongs to share `v % count`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Segment {
     pub index: u32,
     pub count: u32,

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 /// Why a request did not succeed. A small `Copy` enum counted in an array on the hot path,
 /// never boxed, never keyed by a string.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
     /// TCP connect refused / unreachable / connect timeout.
@@ -55,7 +55,7 @@ impl ErrorKind {
 }
 
 /// Counters of one operation (or of the whole run). Serialized as is into the report.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Counts {
     /// Requests that got a response or failed (everything that was sent).
     pub requests: u64,
@@ -63,7 +63,8 @@ pub struct Counts {
     pub status_class: [u64; 5],
     /// Exact status codes seen, ascending (code, count); bounded by what HTTP allows.
     pub status: Vec<(u16, u64)>,
-    /// Failures by `ErrorKind::index()`.
+    /// Failures by kind, in the order connect, timeout, io, protocol, status_4xx, status_5xx
+    /// (`ErrorKind::index()`).
     pub errors: [u64; 6],
     /// Arrivals never sent: no connection free and the queue full (open model).
     pub dropped: u64,
@@ -82,7 +83,7 @@ pub struct Counts {
 }
 
 /// A request worth pointing at: one of the slowest, a failure, or a faulted one.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TraceRef {
     /// 32 lowercase hex digits, as in the request's `traceparent`.
     pub trace_id: String,

@@ -64,7 +64,6 @@ pub struct Histograms {
 /// One operation's (or the whole run's) result.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct OpReport {
-    #[schemars(with = "schema::CountsDoc")]
     pub counts: Counts,
     /// Completed requests per second over the load's duration.
     pub rate: f64,
@@ -171,18 +170,14 @@ pub struct Report {
     pub duration_s: f64,
     pub interrupted: bool,
     pub aborted: Option<String>,
-    #[schemars(with = "schema::SegmentDoc")]
     pub segment: Segment,
     pub totals: OpReport,
     /// Operation name → result, in plan order.
     pub ops: Vec<(String, OpReport)>,
     pub timeline: Vec<TimelinePoint>,
     pub faults: Vec<FaultReport>,
-    #[schemars(with = "Vec<schema::TraceRefDoc>")]
     pub slowest: Vec<TraceRef>,
-    #[schemars(with = "Vec<schema::TraceRefDoc>")]
     pub failed: Vec<TraceRef>,
-    #[schemars(with = "Vec<schema::TraceRefDoc>")]
     pub faulted: Vec<TraceRef>,
     pub thresholds: Vec<ThresholdResult>,
     pub verify: Vec<AssertionResult>,
