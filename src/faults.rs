@@ -30,14 +30,23 @@ pub struct HeaderFault {
 impl HeaderFault {
     /// "latency" or "error" (the `kind` label and `Counts::faults_*`).
     pub fn kind(&self) -> &'static str {
-        if self.status.is_some() { "error" } else { "latency" }
+        if self.status.is_some() {
+            "error"
+        } else {
+            "latency"
+        }
     }
 }
 
 /// The indexes (into `faults`) of the windows active at `elapsed` from the start of the load,
 /// whatever their `via` (for `Snapshot::active_faults`, the timeline and the gauge).
 pub fn active_windows(faults: &[FaultWindow], elapsed: Duration) -> Vec<usize> {
-    faults.iter().enumerate().filter(|(_, w)| in_window(w.start, w.duration, elapsed)).map(|(i, _)| i).collect()
+    faults
+        .iter()
+        .enumerate()
+        .filter(|(_, w)| in_window(w.start, w.duration, elapsed))
+        .map(|(i, _)| i)
+        .collect()
 }
 
 fn in_window(start: Duration, duration: Duration, at: Duration) -> bool {
@@ -67,19 +76,45 @@ pub struct HeaderFaults {
 
 impl HeaderFaults {
     pub fn new(plan: &Plan) -> Self {
-        let op_names: Vec<&str> = plan.mix.operations.iter().map(|o| o.name.as_str()).collect();
+        let op_names: Vec<&str> = plan
+            .mix
+            .operations
+            .iter()
+            .map(|o| o.name.as_str())
+            .collect();
         let windows = plan
             .faults
             .iter()
             .enumerate()
             .filter(|(_, w)| w.via == FaultVia::Header)
             .map(|(index, w)| {
-                let ops = if w.ops.is_empty() { Vec::new() } else { op_names.iter().map(|n| w.ops.iter().any(|o| o == n)).collect() };
+                let ops = if w.ops.is_empty() {
+                    Vec::new()
+                } else {
+                    op_names
+                        .iter()
+                        .map(|n| w.ops.iter().any(|o| o == n))
+                        .collect()
+                };
                 let (delay_ms, jitter_ms, status, span) = match &w.kind {
-                    FaultKind::Latency { delay, jitter, span } => (millis(*delay), millis(*jitter), None, span.clone()),
+                    FaultKind::Latency {
+                        delay,
+                        jitter,
+                        span,
+                    } => (millis(*delay), millis(*jitter), None, span.clone()),
                     FaultKind::Error { status } => (0, 0, Some(*status), None),
                 };
-                HeaderWindow { index, start: w.start, end: w.start + w.duration, ops, share: w.share, delay_ms, jitter_ms, status, span }
+                HeaderWindow {
+                    index,
+                    start: w.start,
+                    end: w.start + w.duration,
+                    ops,
+                    share: w.share,
+                    delay_ms,
+                    jitter_ms,
+                    status,
+                    span,
+                }
             })
             .collect();
         HeaderFaults { windows }
@@ -95,7 +130,12 @@ impl HeaderFaults {
     /// The first active window (in plan order) whose op filter matches and whose share draw
     /// succeeds decides; the rng is only drawn from inside an active, matching window, so
     /// traffic outside windows keeps the same random sequence as a run without faults.
-    pub fn pick(&self, op: usize, elapsed: Duration, rng: &mut impl rand::Rng) -> Option<HeaderFault> {
+    pub fn pick(
+        &self,
+        op: usize,
+        elapsed: Duration,
+        rng: &mut impl rand::Rng,
+    ) -> Option<HeaderFault> {
         for w in &self.windows {
             if elapsed < w.start || elapsed >= w.end {
                 continue;
@@ -107,10 +147,24 @@ impl HeaderFaults {
                 continue;
             }
             if let Some(status) = w.status {
-                return Some(HeaderFault { window: w.index, delay_ms: None, status: Some(status), span: None });
+                return Some(HeaderFault {
+                    window: w.index,
+                    delay_ms: None,
+                    status: Some(status),
+                    span: None,
+                });
             }
-            let jitter = if w.jitter_ms > 0 { rng.random_range(0..=w.jitter_ms) } else { 0 };
-            return Some(HeaderFault { window: w.index, delay_ms: Some(w.delay_ms + jitter), status: None, span: w.span.clone() });
+            let jitter = if w.jitter_ms > 0 {
+                rng.random_range(0..=w.jitter_ms)
+            } else {
+                0
+            };
+            return Some(HeaderFault {
+                window: w.index,
+                delay_ms: Some(w.delay_ms + jitter),
+                status: None,
+                span: w.span.clone(),
+            });
         }
         None
     }
@@ -140,9 +194,24 @@ pub struct RuleBody {
 /// that are not built-in todo operations cannot be told apart server-side and are ignored.
 pub fn server_rules(plan: &Plan) -> Vec<(Duration, usize, RuleBody)> {
     let mut out = Vec::new();
-    for (i, w) in plan.faults.iter().enumerate().filter(|(_, w)| w.via == FaultVia::Server) {
+    for (i, w) in plan
+        .faults
+        .iter()
+        .enumerate()
+        .filter(|(_, w)| w.via == FaultVia::Server)
+    {
         let (kind, delay_ms, jitter_ms, span, status) = match &w.kind {
-            FaultKind::Latency { delay, jitter, span } => ("latency", Some(millis(*delay)), Some(millis(*jitter)), span.clone(), None),
+            FaultKind::Latency {
+                delay,
+                jitter,
+                span,
+            } => (
+                "latency",
+                Some(millis(*delay)),
+                Some(millis(*jitter)),
+                span.clone(),
+                None,
+            ),
             FaultKind::Error { status } => ("error", None, None, None, Some(*status)),
         };
         let body = |route: Option<String>, method: Option<String>| RuleBody {
@@ -159,11 +228,17 @@ pub fn server_rules(plan: &Plan) -> Vec<(Duration, usize, RuleBody)> {
         let mut targets: Vec<(String, String)> = Vec::new();
         if w.route.is_none() {
             for name in &w.ops {
-                let Some(op) = plan.mix.operations.iter().find(|o| &o.name == name) else { continue };
+                let Some(op) = plan.mix.operations.iter().find(|o| &o.name == name) else {
+                    continue;
+                };
                 if let OpKind::Todo(t) = op.kind {
                     let rm = todo_route(t);
                     let rm = (rm.0.to_string(), rm.1.to_string());
-                    if w.method.as_ref().is_none_or(|m| m.eq_ignore_ascii_case(&rm.1)) && !targets.contains(&rm) {
+                    if w.method
+                        .as_ref()
+                        .is_none_or(|m| m.eq_ignore_ascii_case(&rm.1))
+                        && !targets.contains(&rm)
+                    {
                         targets.push(rm);
                     }
                 }
@@ -172,7 +247,11 @@ pub fn server_rules(plan: &Plan) -> Vec<(Duration, usize, RuleBody)> {
         if targets.is_empty() {
             out.push((w.start, i, body(w.route.clone(), w.method.clone())));
         } else {
-            out.extend(targets.into_iter().map(|(r, m)| (w.start, i, body(Some(r), Some(m)))));
+            out.extend(
+                targets
+                    .into_iter()
+                    .map(|(r, m)| (w.start, i, body(Some(r), Some(m)))),
+            );
         }
     }
     out.sort_by_key(|(start, i, _)| (*start, *i));
@@ -213,13 +292,22 @@ const API_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl ServerFaults {
     /// `start` is the instant the load started; `token` the fault API bearer token.
-    pub fn spawn(plan: &Plan, base_url: String, token: Option<String>, start: tokio::time::Instant) -> ServerFaults {
+    pub fn spawn(
+        plan: &Plan,
+        base_url: String,
+        token: Option<String>,
+        start: tokio::time::Instant,
+    ) -> ServerFaults {
         let base = base_url.trim_end_matches('/').to_string();
-        let client = reqwest::Client::builder().timeout(API_TIMEOUT).build().unwrap_or_default();
+        let client = reqwest::Client::builder()
+            .timeout(API_TIMEOUT)
+            .build()
+            .unwrap_or_default();
         let shared = Arc::new(Mutex::new(Shared::default()));
         let rules = server_rules(plan);
         let task = (!rules.is_empty()).then(|| {
-            let (client, base, token, shared) = (client.clone(), base.clone(), token.clone(), shared.clone());
+            let (client, base, token, shared) =
+                (client.clone(), base.clone(), token.clone(), shared.clone());
             tokio::spawn(async move {
                 for (offset, window, body) in rules {
                     tokio::time::sleep_until(start + offset).await;
@@ -232,12 +320,22 @@ impl ServerFaults {
                 }
             })
         });
-        ServerFaults { task, shared, client, base, token }
+        ServerFaults {
+            task,
+            shared,
+            client,
+            base,
+            token,
+        }
     }
 
     /// Rule ids set so far (for the report and tests).
     pub fn rule_ids(&self) -> Vec<String> {
-        self.shared.lock().unwrap_or_else(|p| p.into_inner()).ids.clone()
+        self.shared
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .ids
+            .clone()
     }
 
     /// Cancels pending windows and deletes the rules this run set. Errors are returned as text.
@@ -258,7 +356,8 @@ impl ServerFaults {
             }
             match req.send().await {
                 // 404: the rule already expired at the window's end, which is the normal case.
-                Ok(r) if r.status().is_success() || r.status() == reqwest::StatusCode::NOT_FOUND => {}
+                Ok(r)
+                    if r.status().is_success() || r.status() == reqwest::StatusCode::NOT_FOUND => {}
                 Ok(r) => errors.push(format!("DELETE {url}: HTTP {}", r.status().as_u16())),
                 Err(e) => errors.push(format!("DELETE {url}: {e}")),
             }
@@ -275,7 +374,12 @@ impl Drop for ServerFaults {
     }
 }
 
-async fn post_rule(client: &reqwest::Client, base: &str, token: Option<&str>, body: &RuleBody) -> Result<String, String> {
+async fn post_rule(
+    client: &reqwest::Client,
+    base: &str,
+    token: Option<&str>,
+    body: &RuleBody,
+) -> Result<String, String> {
     let url = format!("{base}/admin/faults");
     let mut req = client.post(&url).json(body);
     if let Some(t) = token {
@@ -283,18 +387,30 @@ async fn post_rule(client: &reqwest::Client, base: &str, token: Option<&str>, bo
     }
     let resp = req.send().await.map_err(|e| format!("POST {url}: {e}"))?;
     let status = resp.status();
-    let text = resp.text().await.map_err(|e| format!("POST {url}: reading the answer: {e}"))?;
+    let text = resp
+        .text()
+        .await
+        .map_err(|e| format!("POST {url}: reading the answer: {e}"))?;
     if !status.is_success() {
         let hint = match status.as_u16() {
             401 => " (wrong or missing fault token)",
             404 => " (the target has no fault API: no token configured)",
             _ => "",
         };
-        return Err(format!("POST {url}: HTTP {}{hint}: {}", status.as_u16(), text.chars().take(200).collect::<String>()));
+        return Err(format!(
+            "POST {url}: HTTP {}{hint}: {}",
+            status.as_u16(),
+            text.chars().take(200).collect::<String>()
+        ));
     }
-    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("POST {url}: answer is not JSON: {e}"))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("POST {url}: answer is not JSON: {e}"))?;
     v.get("id")
-        .and_then(|id| id.as_str().map(str::to_string).or_else(|| id.as_u64().map(|n| n.to_string())))
+        .and_then(|id| {
+            id.as_str()
+                .map(str::to_string)
+                .or_else(|| id.as_u64().map(|n| n.to_string()))
+        })
         .ok_or_else(|| format!("POST {url}: answer has no \"id\""))
 }
 

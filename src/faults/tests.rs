@@ -13,7 +13,12 @@ use super::*;
 use crate::plan::*;
 
 fn op(name: &str, kind: TodoOp) -> Operation {
-    Operation { name: name.into(), weight: 1, kind: OpKind::Todo(kind), checks: vec![] }
+    Operation {
+        name: name.into(),
+        weight: 1,
+        kind: OpKind::Todo(kind),
+        checks: vec![],
+    }
 }
 
 fn plan(faults: Vec<FaultWindow>) -> Plan {
@@ -25,23 +30,48 @@ fn plan(faults: Vec<FaultWindow>) -> Plan {
             headers: vec![],
             connect_timeout: Duration::from_secs(1),
             request_timeout: Duration::from_secs(1),
-            ready: Readiness { path: "/health".into(), timeout: Duration::from_secs(1), interval: Duration::from_millis(100) },
+            ready: Readiness {
+                path: "/health".into(),
+                timeout: Duration::from_secs(1),
+                interval: Duration::from_millis(100),
+            },
             max_connections: 1,
         },
         load: LoadModel::Open {
             start_rate: 1.0,
-            stages: vec![RateStage { duration: Duration::from_secs(60), target: 1.0 }],
+            stages: vec![RateStage {
+                duration: Duration::from_secs(60),
+                target: 1.0,
+            }],
             arrivals: Arrivals::Constant,
             max_in_flight: 1,
             max_queue: 1,
         },
-        mix: Mix { operations: vec![op("create", TodoOp::Create), op("list", TodoOp::List), op("get", TodoOp::Get)], pool_capacity: 10 },
+        mix: Mix {
+            operations: vec![
+                op("create", TodoOp::Create),
+                op("list", TodoOp::List),
+                op("get", TodoOp::Get),
+            ],
+            pool_capacity: 10,
+        },
         thresholds: vec![],
-        output: Output { report: None, progress: Progress::Quiet, interval: Duration::from_secs(1), keep_traces: 5 },
+        output: Output {
+            report: None,
+            progress: Progress::Quiet,
+            interval: Duration::from_secs(1),
+            keep_traces: 5,
+        },
         seed: 1,
         faults,
         verify: None,
-        telemetry: Telemetry { metrics_addr: None, linger: Duration::ZERO, pushgateway: None, remote_write: None, trace_sample_ratio: 0.0 },
+        telemetry: Telemetry {
+            metrics_addr: None,
+            linger: Duration::ZERO,
+            pushgateway: None,
+            remote_write: None,
+            trace_sample_ratio: 0.0,
+        },
         segment: Segment::WHOLE,
     }
 }
@@ -54,7 +84,11 @@ fn latency(start_s: u64, len_s: u64, ops: &[&str], share: f64, via: FaultVia) ->
         route: None,
         method: None,
         share,
-        kind: FaultKind::Latency { delay: Duration::from_millis(800), jitter: Duration::from_millis(50), span: Some("todo_creation".into()) },
+        kind: FaultKind::Latency {
+            delay: Duration::from_millis(800),
+            jitter: Duration::from_millis(50),
+            span: Some("todo_creation".into()),
+        },
         via,
     }
 }
@@ -74,20 +108,43 @@ fn error(start_s: u64, len_s: u64, status: u16, via: FaultVia) -> FaultWindow {
 
 #[test]
 fn pick_honours_window_bounds_op_filter_and_jitter() {
-    let f = HeaderFaults::new(&plan(vec![latency(10, 5, &["create"], 1.0, FaultVia::Header)]));
+    let f = HeaderFaults::new(&plan(vec![latency(
+        10,
+        5,
+        &["create"],
+        1.0,
+        FaultVia::Header,
+    )]));
     assert!(!f.is_empty());
     let mut rng = StdRng::seed_from_u64(7);
     assert_eq!(f.pick(0, Duration::from_millis(9_999), &mut rng), None);
-    assert_eq!(f.pick(0, Duration::from_secs(15), &mut rng), None, "the end is exclusive");
-    assert_eq!(f.pick(1, Duration::from_secs(12), &mut rng), None, "list is not in the window's ops");
-    assert_eq!(f.pick(99, Duration::from_secs(12), &mut rng), None, "an unknown op index never matches a filtered window");
+    assert_eq!(
+        f.pick(0, Duration::from_secs(15), &mut rng),
+        None,
+        "the end is exclusive"
+    );
+    assert_eq!(
+        f.pick(1, Duration::from_secs(12), &mut rng),
+        None,
+        "list is not in the window's ops"
+    );
+    assert_eq!(
+        f.pick(99, Duration::from_secs(12), &mut rng),
+        None,
+        "an unknown op index never matches a filtered window"
+    );
     for _ in 0..200 {
-        let h = f.pick(0, Duration::from_secs(10), &mut rng).expect("create in the window is always faulted at share 1");
+        let h = f
+            .pick(0, Duration::from_secs(10), &mut rng)
+            .expect("create in the window is always faulted at share 1");
         assert_eq!(h.window, 0);
         assert_eq!(h.kind(), "latency");
         assert_eq!(h.span.as_deref(), Some("todo_creation"));
         let d = h.delay_ms.unwrap();
-        assert!((800..=850).contains(&d), "delay {d} outside delay + [0, jitter]");
+        assert!(
+            (800..=850).contains(&d),
+            "delay {d} outside delay + [0, jitter]"
+        );
     }
 }
 
@@ -99,7 +156,10 @@ fn pick_outside_windows_draws_nothing_from_the_rng() {
     for i in 0..100 {
         assert_eq!(f.pick(i % 3, Duration::from_secs(20), &mut a), None);
     }
-    assert_eq!(rand::Rng::random::<u64>(&mut a), rand::Rng::random::<u64>(&mut b));
+    assert_eq!(
+        rand::Rng::random::<u64>(&mut a),
+        rand::Rng::random::<u64>(&mut b)
+    );
 }
 
 #[test]
@@ -107,7 +167,9 @@ fn share_is_respected_and_seeded() {
     let f = HeaderFaults::new(&plan(vec![latency(0, 60, &[], 0.25, FaultVia::Header)]));
     let count = |seed| {
         let mut rng = StdRng::seed_from_u64(seed);
-        (0..10_000).filter(|_| f.pick(1, Duration::from_secs(1), &mut rng).is_some()).count()
+        (0..10_000)
+            .filter(|_| f.pick(1, Duration::from_secs(1), &mut rng).is_some())
+            .count()
     };
     let n = count(11);
     assert!((2_200..=2_800).contains(&n), "share 0.25 of 10000 gave {n}");
@@ -116,27 +178,80 @@ fn share_is_respected_and_seeded() {
 
 #[test]
 fn error_windows_and_server_windows() {
-    let f = HeaderFaults::new(&plan(vec![error(0, 5, 503, FaultVia::Server), error(0, 5, 500, FaultVia::Header)]));
+    let f = HeaderFaults::new(&plan(vec![
+        error(0, 5, 503, FaultVia::Server),
+        error(0, 5, 500, FaultVia::Header),
+    ]));
     let mut rng = StdRng::seed_from_u64(1);
     let h = f.pick(2, Duration::from_secs(1), &mut rng).unwrap();
-    assert_eq!(h, HeaderFault { window: 1, delay_ms: None, status: Some(500), span: None }, "server windows are not header faults");
+    assert_eq!(
+        h,
+        HeaderFault {
+            window: 1,
+            delay_ms: None,
+            status: Some(500),
+            span: None
+        },
+        "server windows are not header faults"
+    );
     assert_eq!(h.kind(), "error");
     assert!(HeaderFaults::new(&plan(vec![error(0, 5, 503, FaultVia::Server)])).is_empty());
-    assert_eq!(active_windows(&plan(vec![error(0, 5, 503, FaultVia::Server), latency(3, 5, &[], 1.0, FaultVia::Header)]).faults, Duration::from_secs(4)), vec![0, 1]);
+    assert_eq!(
+        active_windows(
+            &plan(vec![
+                error(0, 5, 503, FaultVia::Server),
+                latency(3, 5, &[], 1.0, FaultVia::Header)
+            ])
+            .faults,
+            Duration::from_secs(4)
+        ),
+        vec![0, 1]
+    );
 }
 
 #[test]
 fn server_rules_map_todo_ops_to_routes() {
-    let p = plan(vec![latency(5, 30, &["create", "get"], 0.5, FaultVia::Server), error(1, 2, 503, FaultVia::Server), latency(0, 1, &[], 1.0, FaultVia::Header)]);
+    let p = plan(vec![
+        latency(5, 30, &["create", "get"], 0.5, FaultVia::Server),
+        error(1, 2, 503, FaultVia::Server),
+        latency(0, 1, &[], 1.0, FaultVia::Header),
+    ]);
     let rules = server_rules(&p);
     assert_eq!(rules.len(), 3);
     let (at, w, b) = &rules[0];
-    assert_eq!((*at, *w, b.route.as_deref(), b.kind, b.status), (Duration::from_secs(1), 1, Some("/api/todos"), "error", Some(503)));
+    assert_eq!(
+        (*at, *w, b.route.as_deref(), b.kind, b.status),
+        (
+            Duration::from_secs(1),
+            1,
+            Some("/api/todos"),
+            "error",
+            Some(503)
+        )
+    );
     let (at, w, b) = &rules[1];
     assert_eq!((*at, *w), (Duration::from_secs(5), 0));
-    assert_eq!((b.route.as_deref(), b.method.as_deref(), b.delay_ms, b.jitter_ms, b.span.as_deref()), (Some("/api/todos"), Some("POST"), Some(800), Some(50), Some("todo_creation")));
+    assert_eq!(
+        (
+            b.route.as_deref(),
+            b.method.as_deref(),
+            b.delay_ms,
+            b.jitter_ms,
+            b.span.as_deref()
+        ),
+        (
+            Some("/api/todos"),
+            Some("POST"),
+            Some(800),
+            Some(50),
+            Some("todo_creation")
+        )
+    );
     assert_eq!((b.share, b.duration_s), (0.5, 30.0));
-    assert_eq!((rules[2].2.route.as_deref(), rules[2].2.method.as_deref()), (Some("/api/todos/:id"), Some("GET")));
+    assert_eq!(
+        (rules[2].2.route.as_deref(), rules[2].2.method.as_deref()),
+        (Some("/api/todos/:id"), Some("GET"))
+    );
 }
 
 #[derive(Debug, Clone)]
@@ -157,17 +272,25 @@ async fn recording_server(start: tokio::time::Instant) -> (SocketAddr, Arc<Mutex
         let log = log.clone();
         async move {
             let (parts, body) = req.into_parts();
-            let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap_or_default();
+            let bytes = axum::body::to_bytes(body, 1 << 20)
+                .await
+                .unwrap_or_default();
             let mut g = log.lock().unwrap();
             let id = format!("r{}", g.len());
             g.push(Seen {
                 method: parts.method.to_string(),
                 path: parts.uri.path().to_string(),
-                auth: parts.headers.get("authorization").map(|v| v.to_str().unwrap().to_string()),
+                auth: parts
+                    .headers
+                    .get("authorization")
+                    .map(|v| v.to_str().unwrap().to_string()),
                 body: serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
                 at: start.elapsed(),
             });
-            (axum::http::StatusCode::CREATED, axum::Json(serde_json::json!({ "id": id })))
+            (
+                axum::http::StatusCode::CREATED,
+                axum::Json(serde_json::json!({ "id": id })),
+            )
         }
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -180,7 +303,11 @@ async fn recording_server(start: tokio::time::Instant) -> (SocketAddr, Arc<Mutex
 async fn server_windows_are_set_at_their_start_and_deleted_on_stop() {
     let start = tokio::time::Instant::now();
     let (addr, seen) = recording_server(start).await;
-    let p = plan(vec![error(2, 3, 503, FaultVia::Server), latency(20, 10, &["create"], 1.0, FaultVia::Server), latency(40, 10, &[], 1.0, FaultVia::Server)]);
+    let p = plan(vec![
+        error(2, 3, 503, FaultVia::Server),
+        latency(20, 10, &["create"], 1.0, FaultVia::Server),
+        latency(40, 10, &[], 1.0, FaultVia::Server),
+    ]);
     let faults = ServerFaults::spawn(&p, format!("http://{addr}/"), Some("tok".into()), start);
     // Paused clock: the sleep auto-advances, the task's own sleeps fire in order.
     tokio::time::sleep(Duration::from_secs(25)).await;
@@ -189,11 +316,31 @@ async fn server_windows_are_set_at_their_start_and_deleted_on_stop() {
     assert!(errors.is_empty(), "{errors:?}");
     tokio::time::sleep(Duration::from_secs(30)).await;
     let seen = seen.lock().unwrap().clone();
-    let calls: Vec<(&str, &str)> = seen.iter().map(|s| (s.method.as_str(), s.path.as_str())).collect();
-    assert_eq!(calls, vec![("POST", "/admin/faults"), ("POST", "/admin/faults"), ("DELETE", "/admin/faults/r0"), ("DELETE", "/admin/faults/r1")], "the window at 40 s was cancelled");
+    let calls: Vec<(&str, &str)> = seen
+        .iter()
+        .map(|s| (s.method.as_str(), s.path.as_str()))
+        .collect();
+    assert_eq!(
+        calls,
+        vec![
+            ("POST", "/admin/faults"),
+            ("POST", "/admin/faults"),
+            ("DELETE", "/admin/faults/r0"),
+            ("DELETE", "/admin/faults/r1")
+        ],
+        "the window at 40 s was cancelled"
+    );
     assert!(seen.iter().all(|s| s.auth.as_deref() == Some("Bearer tok")));
-    assert!(seen[0].at >= Duration::from_secs(2) && seen[0].at < Duration::from_secs(20), "first rule at {:?}", seen[0].at);
-    assert!(seen[1].at >= Duration::from_secs(20), "second rule at {:?}", seen[1].at);
+    assert!(
+        seen[0].at >= Duration::from_secs(2) && seen[0].at < Duration::from_secs(20),
+        "first rule at {:?}",
+        seen[0].at
+    );
+    assert!(
+        seen[1].at >= Duration::from_secs(20),
+        "second rule at {:?}",
+        seen[1].at
+    );
     assert_eq!(seen[0].body["kind"], "error");
     assert_eq!(seen[0].body["status"], 503);
     assert_eq!(seen[0].body["duration_s"], 3.0);
@@ -213,14 +360,23 @@ async fn todo_api(token: Option<&str>) -> (String, tokio::sync::oneshot::Sender<
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(todo_api::serve(listener, todo_api::AppState::new(config), async move {
-        let _ = rx.await;
-    }));
+    tokio::spawn(todo_api::serve(
+        listener,
+        todo_api::AppState::new(config),
+        async move {
+            let _ = rx.await;
+        },
+    ));
     (base, tx)
 }
 
 async fn active_rules(base: &str, token: &str) -> Vec<serde_json::Value> {
-    let r = reqwest::Client::new().get(format!("{base}/admin/faults")).bearer_auth(token).send().await.unwrap();
+    let r = reqwest::Client::new()
+        .get(format!("{base}/admin/faults"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     r.json().await.unwrap()
 }
@@ -229,7 +385,12 @@ async fn active_rules(base: &str, token: &str) -> Vec<serde_json::Value> {
 async fn real_todo_api_gets_the_rule_and_loses_it_on_stop() {
     let (base, _stop) = todo_api(Some("secret")).await;
     let p = plan(vec![latency(0, 30, &["create"], 1.0, FaultVia::Server)]);
-    let faults = ServerFaults::spawn(&p, base.clone(), Some("secret".into()), tokio::time::Instant::now());
+    let faults = ServerFaults::spawn(
+        &p,
+        base.clone(),
+        Some("secret".into()),
+        tokio::time::Instant::now(),
+    );
     // Readiness poll (bounded), not a fixed sleep: the rule appears once the POST returned.
     let mut rules = vec![];
     for _ in 0..200 {
@@ -243,10 +404,16 @@ async fn real_todo_api_gets_the_rule_and_loses_it_on_stop() {
     assert_eq!(rules[0]["route"], "/api/todos");
     assert_eq!(rules[0]["method"], "POST");
     assert_eq!(rules[0]["delay_ms"], 800);
-    assert_eq!(rules[0]["id"].as_str(), faults.rule_ids().first().map(String::as_str));
+    assert_eq!(
+        rules[0]["id"].as_str(),
+        faults.rule_ids().first().map(String::as_str)
+    );
     let errors = faults.stop().await;
     assert!(errors.is_empty(), "{errors:?}");
-    assert!(active_rules(&base, "secret").await.is_empty(), "stop() deleted the rule");
+    assert!(
+        active_rules(&base, "secret").await.is_empty(),
+        "stop() deleted the rule"
+    );
 }
 
 #[tokio::test]
@@ -254,7 +421,8 @@ async fn wrong_token_and_missing_api_are_reported_as_text() {
     let p = plan(vec![error(0, 5, 503, FaultVia::Server)]);
     for (token, expect) in [(Some("secret"), "401"), (None, "404")] {
         let (base, _stop) = todo_api(token).await;
-        let faults = ServerFaults::spawn(&p, base, Some("wrong".into()), tokio::time::Instant::now());
+        let faults =
+            ServerFaults::spawn(&p, base, Some("wrong".into()), tokio::time::Instant::now());
         // The single window's POST is done once the task finished; stop() then reports it.
         for _ in 0..200 {
             if faults.task.as_ref().is_none_or(|t| t.is_finished()) {
@@ -264,7 +432,11 @@ async fn wrong_token_and_missing_api_are_reported_as_text() {
         }
         let errors = faults.stop().await;
         assert_eq!(errors.len(), 1, "{errors:?}");
-        assert!(errors[0].contains(expect) && errors[0].starts_with("fault window 0: POST"), "{}", errors[0]);
+        assert!(
+            errors[0].contains(expect) && errors[0].starts_with("fault window 0: POST"),
+            "{}",
+            errors[0]
+        );
     }
 }
 
@@ -273,7 +445,12 @@ async fn a_server_error_window_fails_only_the_chosen_operation_until_stopped() {
     let (base, _stop) = todo_api(Some("secret")).await;
     let mut w = error(0, 30, 503, FaultVia::Server);
     (w.route, w.ops) = (None, vec!["create".into()]);
-    let faults = ServerFaults::spawn(&plan(vec![w]), base.clone(), Some("secret".into()), tokio::time::Instant::now());
+    let faults = ServerFaults::spawn(
+        &plan(vec![w]),
+        base.clone(),
+        Some("secret".into()),
+        tokio::time::Instant::now(),
+    );
     for _ in 0..200 {
         if !faults.rule_ids().is_empty() {
             break;
@@ -281,11 +458,30 @@ async fn a_server_error_window_fails_only_the_chosen_operation_until_stopped() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let http = reqwest::Client::new();
-    let create = || http.post(format!("{base}/api/todos")).json(&serde_json::json!({"text": "x"})).send();
+    let create = || {
+        http.post(format!("{base}/api/todos"))
+            .json(&serde_json::json!({"text": "x"}))
+            .send()
+    };
     let r = create().await.unwrap();
     assert_eq!(r.status(), 503);
-    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["error"], "fault_injected");
-    assert_eq!(http.get(format!("{base}/api/todos")).send().await.unwrap().status(), 200, "GET is not the create operation");
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["error"],
+        "fault_injected"
+    );
+    assert_eq!(
+        http.get(format!("{base}/api/todos"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200,
+        "GET is not the create operation"
+    );
     assert!(faults.stop().await.is_empty());
-    assert_eq!(create().await.unwrap().status(), 201, "the rule is gone after stop()");
+    assert_eq!(
+        create().await.unwrap().status(),
+        201,
+        "the rule is gone after stop()"
+    );
 }

@@ -17,7 +17,10 @@ mod validate;
 
 pub use template::{Template, Vars};
 pub use threshold::{Aggregation, Comparison, Threshold, ThresholdMetric};
-pub use validate::{COMMAND_LINE, Overrides, PlanError, build, build_from_str, build_with_env, defaults, parse_base_url};
+pub use validate::{
+    COMMAND_LINE, Overrides, PlanError, build, build_from_str, build_with_env, defaults,
+    parse_base_url,
+};
 
 /// Everything a run needs, resolved.
 #[derive(Debug, Clone)]
@@ -46,7 +49,9 @@ pub struct Plan {
 /// Share `index` (0-based) of `count` equal shares of the load. Open model: arrival number `k`
 /// of the whole schedule belongs to share `k % count`, so the shares add up exactly. Closed
 /// model: VU `v` belongs to share `v % count`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct Segment {
     pub index: u32,
     pub count: u32,
@@ -77,7 +82,11 @@ pub struct FaultWindow {
 pub enum FaultKind {
     /// Added delay (+ uniform jitter in [0, jitter]); `span` picks the child span that is
     /// slowed (e.g. `todo_creation`), `None` = the handler as a whole.
-    Latency { delay: Duration, jitter: Duration, span: Option<String> },
+    Latency {
+        delay: Duration,
+        jitter: Duration,
+        span: Option<String>,
+    },
     /// The request fails with this status (5xx or 4xx).
     Error { status: u16 },
 }
@@ -127,7 +136,11 @@ pub enum AssertionKind {
     Traceql { query: String, expect: Expect },
     /// The kept trace ids of the given kind exist in Tempo; optionally the named span is the
     /// slowest child of each trace (the span with the largest self time).
-    Traces { which: TraceSet, limit: usize, slowest_span: Option<String> },
+    Traces {
+        which: TraceSet,
+        limit: usize,
+        slowest_span: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,7 +157,11 @@ pub enum Expect {
     /// No result at all.
     Empty,
     /// The (summed) value compared with a number or with the generator's own count.
-    Compare { comparison: Comparison, value: Expected, tolerance: Tolerance },
+    Compare {
+        comparison: Comparison,
+        value: Expected,
+        tolerance: Tolerance,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 
 use super::{
-    OpReport, Report, ReportConfig, ReportError, ThresholdResult, ThresholdSpec, TimelinePoint, hist,
+    OpReport, Report, ReportConfig, ReportError, ThresholdResult, ThresholdSpec, TimelinePoint,
+    hist,
 };
 use crate::plan::{Segment, Threshold};
 use crate::recorder::{Counts, TraceRef};

@@ -68,7 +68,8 @@ impl Config {
             otlp_endpoint: std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
                 .ok()
                 .filter(|s| !s.trim().is_empty()),
-            otlp_metrics: std::env::var("OTEL_METRICS_EXPORTER").map_or(true, |v| v.trim() != "none"),
+            otlp_metrics: std::env::var("OTEL_METRICS_EXPORTER")
+                .map_or(true, |v| v.trim() != "none"),
         }
     }
 }
@@ -129,8 +130,9 @@ impl Telemetry {
             // `OTEL_METRICS_EXPORTER=none` (the standard switch, set by the compose and k8s
             // files) keeps metrics to the scrape, so dashboards don't see each series twice.
             if config.otlp_metrics {
-                t.otlp_metrics =
-                    Some(otlp::OtlpMetrics::start(endpoint, t.shared.clone()).map_err(|e| other(&e))?);
+                t.otlp_metrics = Some(
+                    otlp::OtlpMetrics::start(endpoint, t.shared.clone()).map_err(|e| other(&e))?,
+                );
             }
         }
         if let Some(addr) = t.outputs.metrics_addr {

@@ -19,7 +19,11 @@ pub enum QueryError {
     #[error("GET {url}: {source}")]
     Http { url: String, source: reqwest::Error },
     #[error("GET {url}: HTTP {status}: {body}")]
-    Status { url: String, status: u16, body: String },
+    Status {
+        url: String,
+        status: u16,
+        body: String,
+    },
     #[error("GET {url}: unexpected answer: {message}")]
     Format { url: String, message: String },
     #[error("trace {0} not found")]
@@ -37,7 +41,12 @@ pub struct Clients {
 
 impl Default for Clients {
     fn default() -> Self {
-        Clients { http: reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build().unwrap_or_default() }
+        Clients {
+            http: reqwest::Client::builder()
+                .timeout(REQUEST_TIMEOUT)
+                .build()
+                .unwrap_or_default(),
+        }
     }
 }
 
@@ -51,33 +60,72 @@ pub struct Answer {
 }
 
 impl Clients {
-    async fn get_json(&self, base: &str, path: &str, params: &[(&str, String)]) -> Result<(String, Option<Value>), QueryError> {
+    async fn get_json(
+        &self,
+        base: &str,
+        path: &str,
+        params: &[(&str, String)],
+    ) -> Result<(String, Option<Value>), QueryError> {
         let mut url = reqwest::Url::parse(&format!("{}{path}", base.trim_end_matches('/')))
-            .map_err(|e| QueryError::Format { url: format!("{base}{path}"), message: format!("bad URL: {e}") })?;
-        url.query_pairs_mut().extend_pairs(params.iter().map(|(k, v)| (*k, v.as_str())));
+            .map_err(|e| QueryError::Format {
+                url: format!("{base}{path}"),
+                message: format!("bad URL: {e}"),
+            })?;
+        url.query_pairs_mut()
+            .extend_pairs(params.iter().map(|(k, v)| (*k, v.as_str())));
         let shown = url.to_string();
-        let resp = self.http.get(url).send().await.map_err(|source| QueryError::Http { url: shown.clone(), source })?;
+        let resp = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|source| QueryError::Http {
+                url: shown.clone(),
+                source,
+            })?;
         let status = resp.status().as_u16();
-        let text = resp.text().await.map_err(|source| QueryError::Http { url: shown.clone(), source })?;
+        let text = resp.text().await.map_err(|source| QueryError::Http {
+            url: shown.clone(),
+            source,
+        })?;
         if status == 404 && text.trim().is_empty() {
             return Ok((shown, None));
         }
         if !(200..300).contains(&status) {
             let body: String = text.chars().take(300).collect();
-            return Err(QueryError::Status { url: shown, status, body });
+            return Err(QueryError::Status {
+                url: shown,
+                status,
+                body,
+            });
         }
-        let v = serde_json::from_str(&text).map_err(|e| QueryError::Format { url: shown.clone(), message: format!("not JSON: {e}") })?;
+        let v = serde_json::from_str(&text).map_err(|e| QueryError::Format {
+            url: shown.clone(),
+            message: format!("not JSON: {e}"),
+        })?;
         Ok((shown, Some(v)))
     }
 
     /// Instant PromQL query at `time` (unix seconds).
     pub async fn promql(&self, base: &str, query: &str, time: f64) -> Result<Answer, QueryError> {
-        let (url, v) = self.get_json(base, "/api/v1/query", &[("query", query.to_string()), ("time", format!("{time:.3}"))]).await?;
+        let (url, v) = self
+            .get_json(
+                base,
+                "/api/v1/query",
+                &[("query", query.to_string()), ("time", format!("{time:.3}"))],
+            )
+            .await?;
         parse_prometheus(v.as_ref()).map_err(|message| QueryError::Format { url, message })
     }
 
     /// LogQL over `[start, end]` (unix nanoseconds).
-    pub async fn logql(&self, base: &str, query: &str, start_ns: i128, end_ns: i128) -> Result<Answer, QueryError> {
+    pub async fn logql(
+        &self,
+        base: &str,
+        query: &str,
+        start_ns: i128,
+        end_ns: i128,
+    ) -> Result<Answer, QueryError> {
         let params = [
             ("query", query.to_string()),
             ("start", start_ns.to_string()),
@@ -85,20 +133,35 @@ impl Clients {
             ("limit", LOKI_LIMIT.to_string()),
             ("direction", "backward".to_string()),
         ];
-        let (url, v) = self.get_json(base, "/loki/api/v1/query_range", &params).await?;
+        let (url, v) = self
+            .get_json(base, "/loki/api/v1/query_range", &params)
+            .await?;
         parse_loki(v.as_ref()).map_err(|message| QueryError::Format { url, message })
     }
 
     /// TraceQL search over `[start, end]` (unix seconds).
-    pub async fn traceql(&self, base: &str, query: &str, start: i64, end: i64) -> Result<Answer, QueryError> {
-        let params = [("q", query.to_string()), ("start", start.to_string()), ("end", end.to_string()), ("limit", TEMPO_LIMIT.to_string())];
+    pub async fn traceql(
+        &self,
+        base: &str,
+        query: &str,
+        start: i64,
+        end: i64,
+    ) -> Result<Answer, QueryError> {
+        let params = [
+            ("q", query.to_string()),
+            ("start", start.to_string()),
+            ("end", end.to_string()),
+            ("limit", TEMPO_LIMIT.to_string()),
+        ];
         let (url, v) = self.get_json(base, "/api/search", &params).await?;
         parse_tempo_search(v.as_ref()).map_err(|message| QueryError::Format { url, message })
     }
 
     /// One trace by id; `TraceNotFound` on Tempo's 404 (not there yet: retried).
     pub async fn trace(&self, base: &str, trace_id: &str) -> Result<Vec<Span>, QueryError> {
-        let (url, v) = self.get_json(base, &format!("/api/traces/{trace_id}"), &[]).await?;
+        let (url, v) = self
+            .get_json(base, &format!("/api/traces/{trace_id}"), &[])
+            .await?;
         let v = v.ok_or_else(|| QueryError::TraceNotFound(trace_id.to_string()))?;
         let spans = parse_trace(&v).map_err(|message| QueryError::Format { url, message })?;
         if spans.is_empty() {
@@ -126,7 +189,10 @@ fn success_data(v: Option<&Value>) -> Result<&Value, String> {
     let v = v.ok_or("404 with an empty body")?;
     match v.get("status").and_then(Value::as_str) {
         Some("success") => v.get("data").ok_or_else(|| "no \"data\"".to_string()),
-        Some(other) => Err(format!("status {other}: {}", v.get("error").and_then(Value::as_str).unwrap_or(""))),
+        Some(other) => Err(format!(
+            "status {other}: {}",
+            v.get("error").and_then(Value::as_str).unwrap_or("")
+        )),
         None => Err("no \"status\"".into()),
     }
 }
@@ -138,7 +204,10 @@ fn sum(values: impl Iterator<Item = Option<f64>>) -> Result<Answer, String> {
         total += v.ok_or("a sample value is not a number")?;
         items += 1;
     }
-    Ok(Answer { value: (items > 0).then_some(total), items })
+    Ok(Answer {
+        value: (items > 0).then_some(total),
+        items,
+    })
 }
 
 /// `vector` → the sum of the samples; `scalar` → the value; `matrix` → the sum of each series'
@@ -147,15 +216,24 @@ pub fn parse_prometheus(v: Option<&Value>) -> Result<Answer, String> {
     let data = success_data(v)?;
     let result = data.get("result").ok_or("no \"result\"")?;
     match data.get("resultType").and_then(Value::as_str) {
-        Some("vector") => sum(array(result)?.iter().map(|s| s.get("value").and_then(|p| p.get(1)).and_then(number))),
+        Some("vector") => sum(array(result)?
+            .iter()
+            .map(|s| s.get("value").and_then(|p| p.get(1)).and_then(number))),
         Some("scalar") => sum(std::iter::once(result.get(1).and_then(number))),
-        Some("matrix") => sum(array(result)?.iter().map(|s| s.get("values").and_then(Value::as_array).and_then(|vs| vs.last()).and_then(|p| p.get(1)).and_then(number))),
+        Some("matrix") => sum(array(result)?.iter().map(|s| {
+            s.get("values")
+                .and_then(Value::as_array)
+                .and_then(|vs| vs.last())
+                .and_then(|p| p.get(1))
+                .and_then(number)
+        })),
         other => Err(format!("unknown resultType {other:?}")),
     }
 }
 
 fn array(v: &Value) -> Result<&Vec<Value>, String> {
-    v.as_array().ok_or_else(|| "\"result\" is not an array".into())
+    v.as_array()
+        .ok_or_else(|| "\"result\" is not an array".into())
 }
 
 /// `streams` → the number of log lines; metric results as for Prometheus.
@@ -163,9 +241,19 @@ pub fn parse_loki(v: Option<&Value>) -> Result<Answer, String> {
     let data = success_data(v)?;
     if data.get("resultType").and_then(Value::as_str) == Some("streams") {
         let streams = array(data.get("result").ok_or("no \"result\"")?)?;
-        let lines: usize = streams.iter().map(|s| s.get("values").and_then(Value::as_array).map_or(0, Vec::len)).sum();
+        let lines: usize = streams
+            .iter()
+            .map(|s| {
+                s.get("values")
+                    .and_then(Value::as_array)
+                    .map_or(0, Vec::len)
+            })
+            .sum();
         // A stream without lines is no evidence: items = lines.
-        return Ok(Answer { value: (lines > 0).then_some(lines as f64), items: lines });
+        return Ok(Answer {
+            value: (lines > 0).then_some(lines as f64),
+            items: lines,
+        });
     }
     parse_prometheus(v)
 }
@@ -178,7 +266,10 @@ pub fn parse_tempo_search(v: Option<&Value>) -> Result<Answer, String> {
         None | Some(Value::Null) => 0,
         Some(t) => t.as_array().ok_or("\"traces\" is not an array")?.len(),
     };
-    Ok(Answer { value: (n > 0).then_some(n as f64), items: n })
+    Ok(Answer {
+        value: (n > 0).then_some(n as f64),
+        items: n,
+    })
 }
 
 /// One span of a trace, as much as the slow-span analysis needs.
@@ -203,14 +294,29 @@ impl Span {
 pub fn parse_trace(v: &Value) -> Result<Vec<Span>, String> {
     let v = v.get("trace").unwrap_or(v);
     let batches = v.get("batches").or_else(|| v.get("resourceSpans"));
-    let Some(batches) = batches else { return Ok(vec![]) };
+    let Some(batches) = batches else {
+        return Ok(vec![]);
+    };
     let batches = batches.as_array().ok_or("\"batches\" is not an array")?;
     let mut out = Vec::new();
     for b in batches {
-        let scopes = b.get("scopeSpans").or_else(|| b.get("instrumentationLibrarySpans")).and_then(Value::as_array);
+        let scopes = b
+            .get("scopeSpans")
+            .or_else(|| b.get("instrumentationLibrarySpans"))
+            .and_then(Value::as_array);
         for s in scopes.into_iter().flatten() {
-            for sp in s.get("spans").and_then(Value::as_array).into_iter().flatten() {
-                let text = |k: &str| sp.get(k).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string);
+            for sp in s
+                .get("spans")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let text = |k: &str| {
+                    sp.get(k)
+                        .and_then(Value::as_str)
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_string)
+                };
                 // Nanosecond timestamps overflow f64's exact range: parse them as integers.
                 let time = |k: &str| match sp.get(k) {
                     Some(Value::String(s)) => s.parse::<u64>().ok(),

@@ -17,7 +17,10 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::plan::{Assertion, AssertionKind, Expect, Expected, GroundMetric, GroundRef, Tolerance, TraceSet, Verify};
+use crate::plan::{
+    Assertion, AssertionKind, Expect, Expected, GroundMetric, GroundRef, Tolerance, TraceSet,
+    Verify,
+};
 use crate::recorder::Counts;
 use crate::report::{AssertionResult, Report};
 
@@ -38,7 +41,18 @@ pub async fn run_with(verify: &Verify, report: &Report, clients: &Clients) -> Ve
     let ctx = match RunContext::from_report(report) {
         Ok(c) => c,
         Err(e) => {
-            return verify.assertions.iter().map(|a| failed(a, String::new(), 0, format!("cannot read the report's times: {e}"))).collect();
+            return verify
+                .assertions
+                .iter()
+                .map(|a| {
+                    failed(
+                        a,
+                        String::new(),
+                        0,
+                        format!("cannot read the report's times: {e}"),
+                    )
+                })
+                .collect();
         }
     };
     // The deadline counts from when verification starts (right after the load and linger in a
@@ -68,18 +82,32 @@ pub async fn run_with(verify: &Verify, report: &Report, clients: &Clients) -> Ve
         if done.iter().all(|d| *d) || now >= deadline {
             break;
         }
-        tokio::time::sleep(verify.interval.min(deadline - now).max(Duration::from_millis(1))).await;
+        tokio::time::sleep(
+            verify
+                .interval
+                .min(deadline - now)
+                .max(Duration::from_millis(1)),
+        )
+        .await;
     }
     let waited = verify.deadline;
     results
         .into_iter()
         .map(|r| {
             let mut r = r.expect("every assertion had at least one attempt");
-            let tries = if r.attempts == 1 { "1 attempt".to_string() } else { format!("{} attempts", r.attempts) };
+            let tries = if r.attempts == 1 {
+                "1 attempt".to_string()
+            } else {
+                format!("{} attempts", r.attempts)
+            };
             r.message = if r.passed {
                 format!("{} ({tries})", r.message)
             } else {
-                format!("{} (failed after {tries}, deadline {}s)", r.message, waited.as_secs_f64())
+                format!(
+                    "{} (failed after {tries}, deadline {}s)",
+                    r.message,
+                    waited.as_secs_f64()
+                )
             };
             r
         })
@@ -87,7 +115,15 @@ pub async fn run_with(verify: &Verify, report: &Report, clients: &Clients) -> Ve
 }
 
 fn failed(a: &Assertion, query: String, attempts: u32, message: String) -> AssertionResult {
-    AssertionResult { name: a.name.clone(), passed: false, query, observed: None, expected: None, attempts, message }
+    AssertionResult {
+        name: a.name.clone(),
+        passed: false,
+        query,
+        observed: None,
+        expected: None,
+        attempts,
+        message,
+    }
 }
 
 /// The run's names and times, for substitution and query ranges.
@@ -117,7 +153,11 @@ impl RunContext {
             end_text: r.ended_at.clone(),
             started,
             ended,
-            faults: r.faults.iter().map(|f| (at(f.start_s), at(f.end_s))).collect(),
+            faults: r
+                .faults
+                .iter()
+                .map(|f| (at(f.start_s), at(f.end_s)))
+                .collect(),
         })
     }
 
@@ -153,7 +193,11 @@ impl RunContext {
                 "end" => Some(self.end_text.clone()),
                 "start_unix" => Some(unix(self.started)),
                 "end_unix" => Some(unix(self.ended)),
-                _ => fault_var(name).and_then(|(n, end)| self.faults.get(n).map(|&(s, e)| unix(if end { e } else { s }))),
+                _ => fault_var(name).and_then(|(n, end)| {
+                    self.faults
+                        .get(n)
+                        .map(|&(s, e)| unix(if end { e } else { s }))
+                }),
             };
             match value {
                 Some(v) => out.push_str(&v),
@@ -168,7 +212,15 @@ impl RunContext {
 
 /// The fixed placeholder names `RunContext::substitute` knows (besides `fault_N_start` and
 /// `fault_N_end`); `plan::build` rejects any other `${…}` in a query.
-pub const PLACEHOLDERS: &[&str] = &["run_id", "scenario", "range", "start", "end", "start_unix", "end_unix"];
+pub const PLACEHOLDERS: &[&str] = &[
+    "run_id",
+    "scenario",
+    "range",
+    "start",
+    "end",
+    "start_unix",
+    "end_unix",
+];
 
 /// Whether `${name}` is substituted.
 pub fn is_placeholder(name: &str) -> bool {
@@ -191,18 +243,34 @@ fn fault_var(name: &str) -> Option<(usize, bool)> {
 pub fn ground_truth(report: &Report, g: &GroundRef) -> Result<f64, String> {
     let counts: &Counts = match &g.op {
         None => &report.totals.counts,
-        Some(op) => &report.ops.iter().find(|(n, _)| n == op).ok_or_else(|| format!("the report has no operation {op:?}"))?.1.counts,
+        Some(op) => {
+            &report
+                .ops
+                .iter()
+                .find(|(n, _)| n == op)
+                .ok_or_else(|| format!("the report has no operation {op:?}"))?
+                .1
+                .counts
+        }
     };
     let n = match g.metric {
         GroundMetric::Requests => match g.status.as_deref() {
             None => counts.requests,
             Some(s) if s.len() == 3 && s.ends_with("xx") => {
-                let class = s[..1].parse::<usize>().ok().filter(|c| (1..=5).contains(c)).ok_or_else(|| format!("bad status class {s:?}"))?;
+                let class = s[..1]
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|c| (1..=5).contains(c))
+                    .ok_or_else(|| format!("bad status class {s:?}"))?;
                 counts.status_class[class - 1]
             }
             Some(s) => {
                 let code: u16 = s.parse().map_err(|_| format!("bad status {s:?}"))?;
-                counts.status.iter().find(|(c, _)| *c == code).map_or(0, |(_, n)| *n)
+                counts
+                    .status
+                    .iter()
+                    .find(|(c, _)| *c == code)
+                    .map_or(0, |(_, n)| *n)
             }
         },
         GroundMetric::Errors => counts.errors.iter().sum(),
@@ -226,7 +294,11 @@ pub fn ground_label(g: &GroundRef) -> String {
     if let Some(s) = &g.status {
         parts.push(format!("status:{s}"));
     }
-    if parts.is_empty() { name.to_string() } else { format!("{name}{{{}}}", parts.join(",")) }
+    if parts.is_empty() {
+        name.to_string()
+    } else {
+        format!("{name}{{{}}}", parts.join(","))
+    }
 }
 
 /// Short number text: integers without decimals, others with up to 4.
@@ -265,19 +337,48 @@ struct Outcome {
 
 impl Outcome {
     fn config(query: String, message: String) -> Outcome {
-        Outcome { passed: false, final_: true, query, observed: None, expected: None, message }
+        Outcome {
+            passed: false,
+            final_: true,
+            query,
+            observed: None,
+            expected: None,
+            message,
+        }
     }
 }
 
 /// Compares an answer with the expectation. Tolerance loosens the bound in the direction of
 /// the comparison (`== x ± t` is `|observed − x| <= t`).
-pub fn judge(expect: &Expect, answer: &Answer, report: &Report) -> Result<(bool, Option<String>, String), String> {
+pub fn judge(
+    expect: &Expect,
+    answer: &Answer,
+    report: &Report,
+) -> Result<(bool, Option<String>, String), String> {
     let observed = answer.value;
     let shown = observed.map_or("no result".to_string(), num);
     Ok(match expect {
-        Expect::NonEmpty => (answer.items > 0, Some("non-empty".into()), format!("observed {shown} ({} items), expected a non-empty result", answer.items)),
-        Expect::Empty => (answer.items == 0, Some("empty".into()), format!("observed {shown} ({} items), expected no result", answer.items)),
-        Expect::Compare { comparison, value, tolerance } => {
+        Expect::NonEmpty => (
+            answer.items > 0,
+            Some("non-empty".into()),
+            format!(
+                "observed {shown} ({} items), expected a non-empty result",
+                answer.items
+            ),
+        ),
+        Expect::Empty => (
+            answer.items == 0,
+            Some("empty".into()),
+            format!(
+                "observed {shown} ({} items), expected no result",
+                answer.items
+            ),
+        ),
+        Expect::Compare {
+            comparison,
+            value,
+            tolerance,
+        } => {
             let (bound, what) = match value {
                 Expected::Number(n) => (*n, num(*n)),
                 Expected::Ground(g) => {
@@ -300,7 +401,9 @@ pub fn judge(expect: &Expect, answer: &Answer, report: &Report) -> Result<(bool,
             // upper bound or an equality with 0: a misspelled query must not pass `> 0`.
             let (value, note) = match observed {
                 Some(v) => (Some(v), ""),
-                None if matches!(comparison, Lt | Le | Eq) && bound - tol <= 0.0 => (Some(0.0), " (no result, counted as 0)"),
+                None if matches!(comparison, Lt | Le | Eq) && bound - tol <= 0.0 => {
+                    (Some(0.0), " (no result, counted as 0)")
+                }
                 None => (None, ""),
             };
             let passed = value.is_some_and(|v| match comparison {
@@ -311,43 +414,121 @@ pub fn judge(expect: &Expect, answer: &Answer, report: &Report) -> Result<(bool,
                 Gt => v > bound - tol,
                 Ge => v >= bound - tol,
             });
-            (passed, Some(expected.clone()), format!("observed {shown}{note}, expected {expected}"))
+            (
+                passed,
+                Some(expected.clone()),
+                format!("observed {shown}{note}, expected {expected}"),
+            )
         }
     })
 }
 
-async fn attempt(a: &Assertion, verify: &Verify, report: &Report, ctx: &RunContext, clients: &Clients) -> Outcome {
+async fn attempt(
+    a: &Assertion,
+    verify: &Verify,
+    report: &Report,
+    ctx: &RunContext,
+    clients: &Clients,
+) -> Outcome {
     let eval = ctx.eval_time();
     let (query, url, kind) = match &a.kind {
-        AssertionKind::Promql { query, .. } => (ctx.substitute(query), &verify.prometheus_url, "prometheus_url"),
+        AssertionKind::Promql { query, .. } => (
+            ctx.substitute(query),
+            &verify.prometheus_url,
+            "prometheus_url",
+        ),
         AssertionKind::Logql { query, .. } => (ctx.substitute(query), &verify.loki_url, "loki_url"),
-        AssertionKind::Traceql { query, .. } => (ctx.substitute(query), &verify.tempo_url, "tempo_url"),
-        AssertionKind::Traces { which, limit, slowest_span } => {
-            let q = format!("{} traces (up to {limit}) exist in Tempo{}", set_name(*which), slowest_span.as_ref().map_or(String::new(), |s| format!(", slowest span {s}")));
+        AssertionKind::Traceql { query, .. } => {
+            (ctx.substitute(query), &verify.tempo_url, "tempo_url")
+        }
+        AssertionKind::Traces {
+            which,
+            limit,
+            slowest_span,
+        } => {
+            let q = format!(
+                "{} traces (up to {limit}) exist in Tempo{}",
+                set_name(*which),
+                slowest_span
+                    .as_ref()
+                    .map_or(String::new(), |s| format!(", slowest span {s}"))
+            );
             return match &verify.tempo_url {
                 None => Outcome::config(q, "verify.tempo_url is not set".into()),
-                Some(url) => traces(url, q, *which, *limit, slowest_span.as_deref(), report, clients).await,
+                Some(url) => {
+                    traces(
+                        url,
+                        q,
+                        *which,
+                        *limit,
+                        slowest_span.as_deref(),
+                        report,
+                        clients,
+                    )
+                    .await
+                }
             };
         }
     };
-    let Some(url) = url else { return Outcome::config(query, format!("verify.{kind} is not set")) };
+    let Some(url) = url else {
+        return Outcome::config(query, format!("verify.{kind} is not set"));
+    };
     let answer = match &a.kind {
-        AssertionKind::Promql { .. } => clients.promql(url, &query, eval.unix_timestamp_nanos() as f64 / 1e9).await,
-        AssertionKind::Logql { .. } => clients.logql(url, &query, ctx.started.unix_timestamp_nanos(), eval.unix_timestamp_nanos()).await,
-        AssertionKind::Traceql { .. } => clients.traceql(url, &query, ctx.started.unix_timestamp(), eval.unix_timestamp() + 1).await,
+        AssertionKind::Promql { .. } => {
+            clients
+                .promql(url, &query, eval.unix_timestamp_nanos() as f64 / 1e9)
+                .await
+        }
+        AssertionKind::Logql { .. } => {
+            clients
+                .logql(
+                    url,
+                    &query,
+                    ctx.started.unix_timestamp_nanos(),
+                    eval.unix_timestamp_nanos(),
+                )
+                .await
+        }
+        AssertionKind::Traceql { .. } => {
+            clients
+                .traceql(
+                    url,
+                    &query,
+                    ctx.started.unix_timestamp(),
+                    eval.unix_timestamp() + 1,
+                )
+                .await
+        }
         AssertionKind::Traces { .. } => unreachable!("handled above"),
     };
-    let (AssertionKind::Promql { expect, .. } | AssertionKind::Logql { expect, .. } | AssertionKind::Traceql { expect, .. }) = &a.kind else {
+    let (AssertionKind::Promql { expect, .. }
+    | AssertionKind::Logql { expect, .. }
+    | AssertionKind::Traceql { expect, .. }) = &a.kind
+    else {
         unreachable!("handled above")
     };
     match answer {
         Err(e) => {
             // 400 = the backend rejected the query (syntax): asking again cannot help.
             let final_ = matches!(e, clients::QueryError::Status { status: 400, .. });
-            Outcome { passed: false, final_, query, observed: None, expected: None, message: e.to_string() }
+            Outcome {
+                passed: false,
+                final_,
+                query,
+                observed: None,
+                expected: None,
+                message: e.to_string(),
+            }
         }
         Ok(answer) => match judge(expect, &answer, report) {
-            Ok((passed, expected, message)) => Outcome { passed, final_: false, query, observed: answer.value, expected, message },
+            Ok((passed, expected, message)) => Outcome {
+                passed,
+                final_: false,
+                query,
+                observed: answer.value,
+                expected,
+                message,
+            },
             Err(e) => Outcome::config(query, e),
         },
     }
@@ -363,7 +544,15 @@ fn set_name(which: TraceSet) -> &'static str {
 
 /// The report's kept traces of one set exist in Tempo (and, optionally, `want` is the span
 /// with the largest self time in each).
-async fn traces(url: &str, query: String, which: TraceSet, limit: usize, want: Option<&str>, report: &Report, clients: &Clients) -> Outcome {
+async fn traces(
+    url: &str,
+    query: String,
+    which: TraceSet,
+    limit: usize,
+    want: Option<&str>,
+    report: &Report,
+    clients: &Clients,
+) -> Outcome {
     let refs = match which {
         TraceSet::Slowest => &report.slowest,
         TraceSet::Failed => &report.failed,
@@ -371,7 +560,10 @@ async fn traces(url: &str, query: String, which: TraceSet, limit: usize, want: O
     };
     let refs: Vec<_> = refs.iter().take(limit.max(1)).collect();
     if refs.is_empty() {
-        return Outcome::config(query, format!("the report lists no {} traces", set_name(which)));
+        return Outcome::config(
+            query,
+            format!("the report lists no {} traces", set_name(which)),
+        );
     }
     let mut good = 0usize;
     let mut problems = Vec::new();
@@ -381,20 +573,37 @@ async fn traces(url: &str, query: String, which: TraceSet, limit: usize, want: O
             Ok(spans) => match (want, clients::slowest_span(&spans)) {
                 (None, _) => good += 1,
                 (Some(w), Some((name, _))) if name == w => good += 1,
-                (Some(w), Some((name, self_ns))) => {
-                    problems.push(format!("{}: slowest span is {name} ({} ms self time), not {w}", r.trace_id, num(self_ns as f64 / 1e6)))
-                }
+                (Some(w), Some((name, self_ns))) => problems.push(format!(
+                    "{}: slowest span is {name} ({} ms self time), not {w}",
+                    r.trace_id,
+                    num(self_ns as f64 / 1e6)
+                )),
                 (Some(w), None) => problems.push(format!("{}: no spans, expected {w}", r.trace_id)),
             },
         }
     }
-    let expected = format!("{} traces found{}", refs.len(), want.map_or(String::new(), |w| format!(" with slowest span {w}")));
+    let expected = format!(
+        "{} traces found{}",
+        refs.len(),
+        want.map_or(String::new(), |w| format!(" with slowest span {w}"))
+    );
     let message = if problems.is_empty() {
-        format!("observed {good} of {}: all found{}", refs.len(), want.map_or(String::new(), |w| format!(", {w} slowest in each")))
+        format!(
+            "observed {good} of {}: all found{}",
+            refs.len(),
+            want.map_or(String::new(), |w| format!(", {w} slowest in each"))
+        )
     } else {
         format!("observed {good} of {}: {}", refs.len(), problems.join("; "))
     };
-    Outcome { passed: problems.is_empty(), final_: false, query, observed: Some(good as f64), expected: Some(expected), message }
+    Outcome {
+        passed: problems.is_empty(),
+        final_: false,
+        query,
+        observed: Some(good as f64),
+        expected: Some(expected),
+        message,
+    }
 }
 
 #[cfg(test)]

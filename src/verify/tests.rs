@@ -27,7 +27,10 @@ fn counts(requests: u64, class5: u64, faults_error: u64) -> Counts {
 }
 
 fn report() -> Report {
-    let op = |c| OpReport { counts: c, ..OpReport::default() };
+    let op = |c| OpReport {
+        counts: c,
+        ..OpReport::default()
+    };
     Report {
         version: 1,
         run_id: "r42".into(),
@@ -41,10 +44,25 @@ fn report() -> Report {
         aborted: None,
         segment: Segment::WHOLE,
         totals: op(counts(100, 10, 10)),
-        ops: vec![("create".into(), op(counts(60, 10, 10))), ("list".into(), op(counts(40, 0, 0)))],
+        ops: vec![
+            ("create".into(), op(counts(60, 10, 10))),
+            ("list".into(), op(counts(40, 0, 0))),
+        ],
         timeline: vec![],
-        faults: vec![FaultReport { start_s: 20.0, end_s: 50.0, kind: "latency".into(), via: "server".into(), ops: vec![], route: None, share: 1.0, injected: None }],
-        slowest: vec![trace_ref("0af7651916cd43dd8448eb211c80319c"), trace_ref("1bf7651916cd43dd8448eb211c80319c")],
+        faults: vec![FaultReport {
+            start_s: 20.0,
+            end_s: 50.0,
+            kind: "latency".into(),
+            via: "server".into(),
+            ops: vec![],
+            route: None,
+            share: 1.0,
+            injected: None,
+        }],
+        slowest: vec![
+            trace_ref("0af7651916cd43dd8448eb211c80319c"),
+            trace_ref("1bf7651916cd43dd8448eb211c80319c"),
+        ],
         failed: vec![],
         faulted: vec![],
         thresholds: vec![],
@@ -55,11 +73,23 @@ fn report() -> Report {
 }
 
 fn trace_ref(id: &str) -> TraceRef {
-    TraceRef { trace_id: id.into(), op: "create".into(), at_ms: 21_000.0, response_time_ms: 850.0, status: Some(201), error: None, fault: None }
+    TraceRef {
+        trace_id: id.into(),
+        op: "create".into(),
+        at_ms: 21_000.0,
+        response_time_ms: 850.0,
+        status: Some(201),
+        error: None,
+        fault: None,
+    }
 }
 
 fn ground(metric: GroundMetric, op: Option<&str>, status: Option<&str>) -> GroundRef {
-    GroundRef { metric, op: op.map(str::to_string), status: status.map(str::to_string) }
+    GroundRef {
+        metric,
+        op: op.map(str::to_string),
+        status: status.map(str::to_string),
+    }
 }
 
 #[test]
@@ -78,25 +108,54 @@ fn ground_truth_reads_the_report() {
     let r = report();
     let g = |m, op, st| ground_truth(&r, &ground(m, op, st));
     assert_eq!(g(GroundMetric::Requests, None, None), Ok(100.0));
-    assert_eq!(g(GroundMetric::Requests, Some("create"), Some("5xx")), Ok(10.0));
-    assert_eq!(g(GroundMetric::Requests, Some("create"), Some("201")), Ok(50.0));
+    assert_eq!(
+        g(GroundMetric::Requests, Some("create"), Some("5xx")),
+        Ok(10.0)
+    );
+    assert_eq!(
+        g(GroundMetric::Requests, Some("create"), Some("201")),
+        Ok(50.0)
+    );
     assert_eq!(g(GroundMetric::Requests, None, Some("404")), Ok(0.0));
     assert_eq!(g(GroundMetric::Errors, Some("list"), None), Ok(1.0));
     assert_eq!(g(GroundMetric::FaultsError, None, None), Ok(10.0));
-    assert_eq!(g(GroundMetric::FaultsLatency, Some("create"), None), Ok(7.0));
-    assert!(g(GroundMetric::Requests, Some("nope"), None).unwrap_err().contains("nope"));
+    assert_eq!(
+        g(GroundMetric::FaultsLatency, Some("create"), None),
+        Ok(7.0)
+    );
+    assert!(
+        g(GroundMetric::Requests, Some("nope"), None)
+            .unwrap_err()
+            .contains("nope")
+    );
     assert!(g(GroundMetric::Requests, None, Some("9xx")).is_err());
-    assert_eq!(ground_label(&ground(GroundMetric::FaultsError, Some("create"), None)), "faults{kind:error,op:create}");
-    assert_eq!(ground_label(&ground(GroundMetric::Requests, Some("create"), Some("5xx"))), "requests{op:create,status:5xx}");
-    assert_eq!(ground_label(&ground(GroundMetric::Errors, None, None)), "errors");
+    assert_eq!(
+        ground_label(&ground(GroundMetric::FaultsError, Some("create"), None)),
+        "faults{kind:error,op:create}"
+    );
+    assert_eq!(
+        ground_label(&ground(GroundMetric::Requests, Some("create"), Some("5xx"))),
+        "requests{op:create,status:5xx}"
+    );
+    assert_eq!(
+        ground_label(&ground(GroundMetric::Errors, None, None)),
+        "errors"
+    );
 }
 
 fn cmp(comparison: Comparison, value: Expected, tolerance: Tolerance) -> Expect {
-    Expect::Compare { comparison, value, tolerance }
+    Expect::Compare {
+        comparison,
+        value,
+        tolerance,
+    }
 }
 
 fn ans(v: Option<f64>) -> Answer {
-    Answer { value: v, items: usize::from(v.is_some()) }
+    Answer {
+        value: v,
+        items: usize::from(v.is_some()),
+    }
 }
 
 #[test]
@@ -106,41 +165,149 @@ fn judge_applies_tolerance_and_counts_empty_as_zero_only_against_upper_bounds() 
     let e = cmp(Comparison::Eq, five_xx.clone(), Tolerance::Relative(0.1));
     let (ok, expected, msg) = judge(&e, &ans(Some(11.0)), &r).unwrap();
     assert!(ok, "{msg}");
-    assert_eq!(expected.unwrap(), "== 10 (requests{op:create,status:5xx}) ± 10% = 1");
+    assert_eq!(
+        expected.unwrap(),
+        "== 10 (requests{op:create,status:5xx}) ± 10% = 1"
+    );
     assert!(!judge(&e, &ans(Some(11.5)), &r).unwrap().0);
-    assert!(!judge(&cmp(Comparison::Eq, five_xx, Tolerance::Absolute(0.0)), &ans(Some(10.5)), &r).unwrap().0);
-    assert!(judge(&cmp(Comparison::Gt, Expected::Number(0.5), Tolerance::Absolute(0.0)), &ans(Some(0.8)), &r).unwrap().0);
-    assert!(!judge(&cmp(Comparison::Gt, Expected::Number(0.5), Tolerance::Absolute(0.0)), &ans(Some(f64::NAN)), &r).unwrap().0);
-    assert!(!judge(&cmp(Comparison::Gt, Expected::Number(0.0), Tolerance::Absolute(0.0)), &ans(None), &r).unwrap().0, "empty never passes > 0");
-    let (ok, _, msg) = judge(&cmp(Comparison::Eq, Expected::Number(0.0), Tolerance::Absolute(0.0)), &ans(None), &r).unwrap();
+    assert!(
+        !judge(
+            &cmp(Comparison::Eq, five_xx, Tolerance::Absolute(0.0)),
+            &ans(Some(10.5)),
+            &r
+        )
+        .unwrap()
+        .0
+    );
+    assert!(
+        judge(
+            &cmp(
+                Comparison::Gt,
+                Expected::Number(0.5),
+                Tolerance::Absolute(0.0)
+            ),
+            &ans(Some(0.8)),
+            &r
+        )
+        .unwrap()
+        .0
+    );
+    assert!(
+        !judge(
+            &cmp(
+                Comparison::Gt,
+                Expected::Number(0.5),
+                Tolerance::Absolute(0.0)
+            ),
+            &ans(Some(f64::NAN)),
+            &r
+        )
+        .unwrap()
+        .0
+    );
+    assert!(
+        !judge(
+            &cmp(
+                Comparison::Gt,
+                Expected::Number(0.0),
+                Tolerance::Absolute(0.0)
+            ),
+            &ans(None),
+            &r
+        )
+        .unwrap()
+        .0,
+        "empty never passes > 0"
+    );
+    let (ok, _, msg) = judge(
+        &cmp(
+            Comparison::Eq,
+            Expected::Number(0.0),
+            Tolerance::Absolute(0.0),
+        ),
+        &ans(None),
+        &r,
+    )
+    .unwrap();
     assert!(ok && msg.contains("counted as 0"), "{msg}");
     assert!(judge(&Expect::NonEmpty, &ans(Some(0.0)), &r).unwrap().0);
     assert!(!judge(&Expect::NonEmpty, &ans(None), &r).unwrap().0);
     assert!(judge(&Expect::Empty, &ans(None), &r).unwrap().0);
-    assert!(judge(&cmp(Comparison::Eq, Expected::Ground(ground(GroundMetric::Errors, Some("x"), None)), Tolerance::Absolute(0.0)), &ans(Some(1.0)), &r).is_err());
+    assert!(
+        judge(
+            &cmp(
+                Comparison::Eq,
+                Expected::Ground(ground(GroundMetric::Errors, Some("x"), None)),
+                Tolerance::Absolute(0.0)
+            ),
+            &ans(Some(1.0)),
+            &r
+        )
+        .is_err()
+    );
 }
 
 #[test]
 fn parses_prometheus_and_loki_answers() {
     let vector = json!({"status":"success","data":{"resultType":"vector","result":[
         {"metric":{"a":"1"},"value":[1.7e9,"3"]},{"metric":{"a":"2"},"value":[1.7e9,"4.5"]}]}});
-    assert_eq!(parse_prometheus(Some(&vector)), Ok(Answer { value: Some(7.5), items: 2 }));
+    assert_eq!(
+        parse_prometheus(Some(&vector)),
+        Ok(Answer {
+            value: Some(7.5),
+            items: 2
+        })
+    );
     let empty = json!({"status":"success","data":{"resultType":"vector","result":[]}});
-    assert_eq!(parse_prometheus(Some(&empty)), Ok(Answer { value: None, items: 0 }));
+    assert_eq!(
+        parse_prometheus(Some(&empty)),
+        Ok(Answer {
+            value: None,
+            items: 0
+        })
+    );
     let scalar = json!({"status":"success","data":{"resultType":"scalar","result":[1.7e9,"2"]}});
     assert_eq!(parse_prometheus(Some(&scalar)).unwrap().value, Some(2.0));
     let nan = json!({"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1.7e9,"NaN"]}]}});
-    assert!(parse_prometheus(Some(&nan)).unwrap().value.unwrap().is_nan());
+    assert!(
+        parse_prometheus(Some(&nan))
+            .unwrap()
+            .value
+            .unwrap()
+            .is_nan()
+    );
     let err = json!({"status":"error","errorType":"bad_data","error":"parse error"});
-    assert!(parse_prometheus(Some(&err)).unwrap_err().contains("parse error"));
+    assert!(
+        parse_prometheus(Some(&err))
+            .unwrap_err()
+            .contains("parse error")
+    );
     let streams = json!({"status":"success","data":{"resultType":"streams","result":[
         {"stream":{"namespace":"tp2devops"},"values":[["1767323065000000000","{\"duration\":812}"],["1767323066000000000","{\"duration\":905}"]]},
         {"stream":{"namespace":"tp2devops","app":"x"},"values":[["1767323067000000000","{\"duration\":700}"]]}],"stats":{}}});
-    assert_eq!(parse_loki(Some(&streams)), Ok(Answer { value: Some(3.0), items: 3 }));
+    assert_eq!(
+        parse_loki(Some(&streams)),
+        Ok(Answer {
+            value: Some(3.0),
+            items: 3
+        })
+    );
     let matrix = json!({"status":"success","data":{"resultType":"matrix","result":[
         {"metric":{},"values":[[1767323065,"1"],[1767323075,"12"]]},{"metric":{"a":"b"},"values":[[1767323075,"3"]]}]}});
-    assert_eq!(parse_loki(Some(&matrix)), Ok(Answer { value: Some(15.0), items: 2 }));
-    assert_eq!(parse_tempo_search(Some(&json!({"metrics":{"inspectedTraces":3}}))), Ok(Answer { value: None, items: 0 }));
+    assert_eq!(
+        parse_loki(Some(&matrix)),
+        Ok(Answer {
+            value: Some(15.0),
+            items: 2
+        })
+    );
+    assert_eq!(
+        parse_tempo_search(Some(&json!({"metrics":{"inspectedTraces":3}}))),
+        Ok(Answer {
+            value: None,
+            items: 0
+        })
+    );
 }
 
 /// A trace as Tempo's v1 `/api/traces/<id>` returns it: `batches`, base64 ids, string times.
@@ -153,7 +320,11 @@ fn tempo_trace(slow: &str) -> serde_json::Value {
         json!({"traceId":"CvdlGRbNQ92ESOshHIAxnA==","spanId":id,"parentSpanId":parent,"name":name,"kind":"SPAN_KIND_INTERNAL",
                "startTimeUnixNano":(t0 + start * ms).to_string(),"endTimeUnixNano":(t0 + end * ms).to_string()})
     };
-    let (a, b) = if slow == "todo_creation" { (802, 803) } else { (3, 3) };
+    let (a, b) = if slow == "todo_creation" {
+        (802, 803)
+    } else {
+        (3, 3)
+    };
     json!({"batches":[
         {"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"trafficgen"}}]},
          "scopeSpans":[{"scope":{"name":"trafficgen"},"spans":[span("AAAAAAAAAAE=","","POST create",0,806)]}]},
@@ -172,7 +343,10 @@ fn slowest_span_is_the_largest_self_time() {
     assert_eq!(spans.len(), 6);
     assert_eq!(spans[1].parent_id.as_deref(), Some("AAAAAAAAAAE="));
     assert_eq!(spans[0].parent_id, None, "an empty parentSpanId is a root");
-    assert_eq!(slowest_span(&spans), Some(("todo_creation", 800 * 1_000_000)));
+    assert_eq!(
+        slowest_span(&spans),
+        Some(("todo_creation", 800 * 1_000_000))
+    );
     let other = parse_trace(&tempo_trace("metrics_update")).unwrap();
     assert_eq!(slowest_span(&other).unwrap().0, "metrics_update");
     // v2 shape: {"trace":{"resourceSpans":[…]}}.
@@ -187,7 +361,11 @@ async fn backend(empty_first: usize) -> String {
     use axum::routing::get;
     use std::collections::HashMap;
     // One call counter per endpoint.
-    let (c1, c2, c3) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (c1, c2, c3) = (
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+    );
     let app = axum::Router::new()
         .route(
             "/loki/api/v1/query_range",
@@ -240,7 +418,10 @@ fn verify_with(url: &str, assertions: Vec<Assertion>) -> Verify {
 }
 
 fn assertion(name: &str, kind: AssertionKind) -> Assertion {
-    Assertion { name: name.into(), kind }
+    Assertion {
+        name: name.into(),
+        kind,
+    }
 }
 
 #[tokio::test(start_paused = true)]
@@ -249,20 +430,52 @@ async fn polls_loki_and_tempo_until_the_data_arrived() {
     let v = verify_with(
         &url,
         vec![
-            assertion("slow logs", AssertionKind::Logql { query: "{namespace=\"tp2devops\"} | json | duration > 500 | run=\"${run_id}\"".into(), expect: Expect::NonEmpty }),
-            assertion("slow span search", AssertionKind::Traceql { query: "{ name = \"todo_creation\" && duration > 500ms }".into(), expect: cmp(Comparison::Ge, Expected::Number(1.0), Tolerance::Absolute(0.0)) }),
-            assertion("first slowest trace", AssertionKind::Traces { which: TraceSet::Slowest, limit: 1, slowest_span: Some("todo_creation".into()) }),
+            assertion(
+                "slow logs",
+                AssertionKind::Logql {
+                    query: "{namespace=\"tp2devops\"} | json | duration > 500 | run=\"${run_id}\""
+                        .into(),
+                    expect: Expect::NonEmpty,
+                },
+            ),
+            assertion(
+                "slow span search",
+                AssertionKind::Traceql {
+                    query: "{ name = \"todo_creation\" && duration > 500ms }".into(),
+                    expect: cmp(
+                        Comparison::Ge,
+                        Expected::Number(1.0),
+                        Tolerance::Absolute(0.0),
+                    ),
+                },
+            ),
+            assertion(
+                "first slowest trace",
+                AssertionKind::Traces {
+                    which: TraceSet::Slowest,
+                    limit: 1,
+                    slowest_span: Some("todo_creation".into()),
+                },
+            ),
         ],
     );
     let results = run_with(&v, &report(), &Clients::default()).await;
     for r in &results {
         assert!(r.passed, "{r:?}");
     }
-    assert_eq!(results[0].attempts, 3, "two empty answers, then lines: {:?}", results[0]);
+    assert_eq!(
+        results[0].attempts, 3,
+        "two empty answers, then lines: {:?}",
+        results[0]
+    );
     assert_eq!(results[0].observed, Some(1.0));
     assert_eq!(results[1].attempts, 1);
     assert!(results[2].attempts >= 2, "404 first: {:?}", results[2]);
-    assert!(results[2].message.contains("todo_creation slowest in each"), "{}", results[2].message);
+    assert!(
+        results[2].message.contains("todo_creation slowest in each"),
+        "{}",
+        results[2].message
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -272,21 +485,64 @@ async fn wrong_slowest_span_missing_urls_and_empty_sets_fail_with_clear_messages
         &url,
         vec![
             // The second slowest trace's time went into metrics_update.
-            assertion("slow span", AssertionKind::Traces { which: TraceSet::Slowest, limit: 2, slowest_span: Some("todo_creation".into()) }),
-            assertion("no failed", AssertionKind::Traces { which: TraceSet::Failed, limit: 2, slowest_span: None }),
-            assertion("no prometheus", AssertionKind::Promql { query: "up".into(), expect: Expect::NonEmpty }),
+            assertion(
+                "slow span",
+                AssertionKind::Traces {
+                    which: TraceSet::Slowest,
+                    limit: 2,
+                    slowest_span: Some("todo_creation".into()),
+                },
+            ),
+            assertion(
+                "no failed",
+                AssertionKind::Traces {
+                    which: TraceSet::Failed,
+                    limit: 2,
+                    slowest_span: None,
+                },
+            ),
+            assertion(
+                "no prometheus",
+                AssertionKind::Promql {
+                    query: "up".into(),
+                    expect: Expect::NonEmpty,
+                },
+            ),
         ],
     );
     v.deadline = Duration::from_secs(5);
     let start = tokio::time::Instant::now();
     let results = run_with(&v, &report(), &Clients::default()).await;
-    assert!(start.elapsed() >= Duration::from_secs(5), "a failing assertion is polled until the deadline");
+    assert!(
+        start.elapsed() >= Duration::from_secs(5),
+        "a failing assertion is polled until the deadline"
+    );
     assert!(results.iter().all(|r| !r.passed), "{results:?}");
     let r = &results[0];
     assert_eq!(r.observed, Some(1.0));
     assert!(r.attempts >= 3, "{r:?}");
-    assert!(r.message.contains("1bf7651916cd43dd8448eb211c80319c: slowest span is metrics_update") && r.message.contains("not todo_creation"), "{}", r.message);
-    assert_eq!((results[1].attempts, results[2].attempts), (1, 1), "configuration problems are not retried");
-    assert!(results[1].message.contains("no failed traces"), "{}", results[1].message);
-    assert!(results[2].message.contains("verify.prometheus_url is not set"), "{}", results[2].message);
+    assert!(
+        r.message
+            .contains("1bf7651916cd43dd8448eb211c80319c: slowest span is metrics_update")
+            && r.message.contains("not todo_creation"),
+        "{}",
+        r.message
+    );
+    assert_eq!(
+        (results[1].attempts, results[2].attempts),
+        (1, 1),
+        "configuration problems are not retried"
+    );
+    assert!(
+        results[1].message.contains("no failed traces"),
+        "{}",
+        results[1].message
+    );
+    assert!(
+        results[2]
+            .message
+            .contains("verify.prometheus_url is not set"),
+        "{}",
+        results[2].message
+    );
 }

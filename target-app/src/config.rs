@@ -45,8 +45,10 @@ pub enum LogOutput {
 
 impl PartialEq for LogOutput {
     fn eq(&self, other: &Self) -> bool {
-        matches!((self, other), (LogOutput::Stdout, LogOutput::Stdout) | (LogOutput::Off, LogOutput::Off))
-            || matches!((self, other), (LogOutput::Memory(a), LogOutput::Memory(b)) if Arc::ptr_eq(a, b))
+        matches!(
+            (self, other),
+            (LogOutput::Stdout, LogOutput::Stdout) | (LogOutput::Off, LogOutput::Off)
+        ) || matches!((self, other), (LogOutput::Memory(a), LogOutput::Memory(b)) if Arc::ptr_eq(a, b))
     }
 }
 
@@ -91,7 +93,11 @@ impl Config {
         where
             T::Err: std::fmt::Display,
         {
-            v.trim().parse().map_err(|e: T::Err| ConfigError { name, value: v.clone(), reason: e.to_string() })
+            v.trim().parse().map_err(|e: T::Err| ConfigError {
+                name,
+                value: v.clone(),
+                reason: e.to_string(),
+            })
         }
         let mut c = Config::default();
         if let Some(v) = get("PORT") {
@@ -107,7 +113,13 @@ impl Config {
             c.faults_enabled = match v.trim() {
                 "1" | "true" | "yes" | "on" => true,
                 "0" | "false" | "no" | "off" | "" => false,
-                _ => return Err(ConfigError { name: "FAULTS_ENABLED", value: v, reason: "expected true or false".into() }),
+                _ => {
+                    return Err(ConfigError {
+                        name: "FAULTS_ENABLED",
+                        value: v,
+                        reason: "expected true or false".into(),
+                    });
+                }
             };
         }
         c.fault_token = get("FAULT_TOKEN").filter(|t| !t.is_empty());
@@ -115,11 +127,18 @@ impl Config {
             c.log = match v.trim() {
                 "stdout" | "" => LogOutput::Stdout,
                 "off" => LogOutput::Off,
-                _ => return Err(ConfigError { name: "LOG", value: v, reason: "expected stdout or off".into() }),
+                _ => {
+                    return Err(ConfigError {
+                        name: "LOG",
+                        value: v,
+                        reason: "expected stdout or off".into(),
+                    });
+                }
             };
         }
         if let Some(v) = get("SHUTDOWN_GRACE_SECONDS") {
-            c.shutdown_grace = Duration::from_secs_f64(parse::<f64>("SHUTDOWN_GRACE_SECONDS", v)?.max(0.0));
+            c.shutdown_grace =
+                Duration::from_secs_f64(parse::<f64>("SHUTDOWN_GRACE_SECONDS", v)?.max(0.0));
         }
         if let Some(v) = get("OTEL_SERVICE_NAME").filter(|v| !v.is_empty()) {
             c.service_name = v;

@@ -25,7 +25,11 @@ pub struct Fault {
 
 impl Fault {
     pub fn kind(&self) -> &'static str {
-        if self.status.is_some() { "error" } else { "latency" }
+        if self.status.is_some() {
+            "error"
+        } else {
+            "latency"
+        }
     }
 }
 
@@ -33,15 +37,21 @@ impl Fault {
 /// (a fault header must never turn a good request into a 4xx).
 pub fn from_headers(h: &HeaderMap) -> Option<Fault> {
     let get = |k: &str| h.get(k).and_then(|v| v.to_str().ok()).map(str::trim);
-    let delay = get("x-fault-delay").and_then(|v| v.parse::<u64>().ok()).filter(|&ms| ms <= 60_000);
-    let status = get("x-fault-status").and_then(|v| v.parse::<u16>().ok()).filter(|s| (400..=599).contains(s));
+    let delay = get("x-fault-delay")
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|&ms| ms <= 60_000);
+    let status = get("x-fault-status")
+        .and_then(|v| v.parse::<u16>().ok())
+        .filter(|s| (400..=599).contains(s));
     if delay.is_none() && status.is_none() {
         return None;
     }
     Some(Fault {
         delay: Duration::from_millis(delay.unwrap_or(0)),
         status,
-        span: get("x-fault-span").filter(|s| !s.is_empty()).map(str::to_string),
+        span: get("x-fault-span")
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
     })
 }
 
@@ -100,7 +110,11 @@ impl RuleSpec {
         if !(self.duration_s > 0.0 && self.duration_s <= 86_400.0) {
             problems.push("duration_s must be in (0, 86400]");
         }
-        if problems.is_empty() { Ok(()) } else { Err(problems.join("; ")) }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("; "))
+        }
     }
 }
 
@@ -145,9 +159,14 @@ impl Rules {
         let view = RuleView {
             id,
             spec,
-            expires_at: expires_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+            expires_at: expires_at
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
         };
-        self.live().push(Rule { view: view.clone(), expires: Instant::now() + ttl });
+        self.live().push(Rule {
+            view: view.clone(),
+            expires: Instant::now() + ttl,
+        });
         view
     }
 
@@ -175,7 +194,11 @@ impl Rules {
         let mut rng = rand::rng();
         for r in g.iter() {
             let s = &r.view.spec;
-            if s.route.as_deref().is_some_and(|x| x != route) || s.method.as_deref().is_some_and(|m| !m.eq_ignore_ascii_case(method)) {
+            if s.route.as_deref().is_some_and(|x| x != route)
+                || s.method
+                    .as_deref()
+                    .is_some_and(|m| !m.eq_ignore_ascii_case(method))
+            {
                 continue;
             }
             if rng.random::<f64>() >= s.share {
@@ -184,10 +207,22 @@ impl Rules {
             return Some(match s.kind {
                 RuleKind::Latency => {
                     let jitter = s.jitter_ms.unwrap_or(0);
-                    let extra = if jitter > 0 { rng.random_range(0..=jitter) } else { 0 };
-                    Fault { delay: Duration::from_millis(s.delay_ms.unwrap_or(0) + extra), status: None, span: s.span.clone() }
+                    let extra = if jitter > 0 {
+                        rng.random_range(0..=jitter)
+                    } else {
+                        0
+                    };
+                    Fault {
+                        delay: Duration::from_millis(s.delay_ms.unwrap_or(0) + extra),
+                        status: None,
+                        span: s.span.clone(),
+                    }
                 }
-                RuleKind::Error => Fault { delay: Duration::ZERO, status: s.status, span: s.span.clone() },
+                RuleKind::Error => Fault {
+                    delay: Duration::ZERO,
+                    status: s.status,
+                    span: s.span.clone(),
+                },
             });
         }
         None
@@ -199,14 +234,27 @@ mod tests {
     use super::*;
 
     fn spec(kind: RuleKind) -> RuleSpec {
-        RuleSpec { route: Some("/api/todos".into()), method: None, kind, delay_ms: Some(100), jitter_ms: None, span: None, status: Some(503), share: 1.0, duration_s: 5.0 }
+        RuleSpec {
+            route: Some("/api/todos".into()),
+            method: None,
+            kind,
+            delay_ms: Some(100),
+            jitter_ms: None,
+            span: None,
+            status: Some(503),
+            share: 1.0,
+            duration_s: 5.0,
+        }
     }
 
     #[tokio::test(start_paused = true)]
     async fn rules_match_then_expire_by_themselves() {
         let rules = Rules::default();
         rules.add(spec(RuleKind::Error));
-        assert_eq!(rules.pick("GET", "/api/todos").and_then(|f| f.status), Some(503));
+        assert_eq!(
+            rules.pick("GET", "/api/todos").and_then(|f| f.status),
+            Some(503)
+        );
         assert!(rules.pick("GET", "/api/todos/:id").is_none());
         tokio::time::advance(Duration::from_secs(6)).await;
         assert!(rules.pick("GET", "/api/todos").is_none());

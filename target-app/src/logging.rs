@@ -65,6 +65,8 @@ impl Logger {
 /// `2025-10-19T16:30:00.000Z`, as Pino's `isoTime`.
 pub fn now_iso() -> String {
     let now = time::OffsetDateTime::now_utc();
-    let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+    let fmt = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
     now.format(&fmt).unwrap_or_default()
 }

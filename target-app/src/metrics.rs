@@ -17,7 +17,8 @@ use crate::store::Store;
 pub const BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
 
 pub const CONTENT_TYPE_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
-pub const CONTENT_TYPE_OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub const CONTENT_TYPE_OPENMETRICS: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 #[derive(Debug, Clone)]
 struct Exemplar {
@@ -57,14 +58,31 @@ impl Metrics {
     }
 
     /// One finished HTTP request.
-    pub fn observe_request(&self, method: &str, route: &str, status: u16, elapsed: Duration, trace_id: &str) {
+    pub fn observe_request(
+        &self,
+        method: &str,
+        route: &str,
+        status: u16,
+        elapsed: Duration,
+        trace_id: &str,
+    ) {
         let secs = elapsed.as_secs_f64();
-        let ex = Exemplar { trace_id: trace_id.to_string(), value: secs, at: unix_now() };
+        let ex = Exemplar {
+            trace_id: trace_id.to_string(),
+            value: secs,
+            at: unix_now(),
+        };
         let mut s = self.lock();
-        let series = s.http.entry((method.to_string(), route.to_string(), status)).or_default();
+        let series = s
+            .http
+            .entry((method.to_string(), route.to_string(), status))
+            .or_default();
         series.count += 1;
         series.sum += secs;
-        let i = BUCKETS.iter().position(|&b| secs <= b).unwrap_or(BUCKETS.len());
+        let i = BUCKETS
+            .iter()
+            .position(|&b| secs <= b)
+            .unwrap_or(BUCKETS.len());
         series.buckets[i] += 1;
         series.bucket_exemplars[i] = Some(ex.clone());
         series.last = Some(Exemplar { value: 1.0, ..ex });
@@ -77,12 +95,19 @@ impl Metrics {
 
     /// One injected fault (`kind`: `latency` | `error`).
     pub fn observe_fault(&self, route: &str, kind: &'static str) {
-        *self.lock().faults.entry((route.to_string(), kind)).or_default() += 1;
+        *self
+            .lock()
+            .faults
+            .entry((route.to_string(), kind))
+            .or_default() += 1;
     }
 
     /// The value of `tp2devops_http_requests_total` for one label set (tests, embedding).
     pub fn requests(&self, method: &str, route: &str, status: u16) -> u64 {
-        self.lock().http.get(&(method.to_string(), route.to_string(), status)).map_or(0, |s| s.count)
+        self.lock()
+            .http
+            .get(&(method.to_string(), route.to_string(), status))
+            .map_or(0, |s| s.count)
     }
 
     pub fn render(&self, store: &Store, openmetrics: bool) -> String {
@@ -91,40 +116,106 @@ impl Metrics {
         let mut out = String::with_capacity(4096);
         let om = openmetrics;
 
-        family(&mut out, om, "tp2devops_http_requests", "counter", "Total HTTP requests");
+        family(
+            &mut out,
+            om,
+            "tp2devops_http_requests",
+            "counter",
+            "Total HTTP requests",
+        );
         for ((method, route, status), series) in &s.http {
-            let labels = format!("method=\"{}\",route=\"{}\",status_code=\"{status}\"", esc(method), esc(route));
-            let _ = write!(out, "tp2devops_http_requests_total{{{labels}}} {}", series.count);
+            let labels = format!(
+                "method=\"{}\",route=\"{}\",status_code=\"{status}\"",
+                esc(method),
+                esc(route)
+            );
+            let _ = write!(
+                out,
+                "tp2devops_http_requests_total{{{labels}}} {}",
+                series.count
+            );
             exemplar(&mut out, om, series.last.as_ref());
         }
 
-        family(&mut out, om, "tp2devops_http_request_duration_seconds", "histogram", "HTTP request duration");
+        family(
+            &mut out,
+            om,
+            "tp2devops_http_request_duration_seconds",
+            "histogram",
+            "HTTP request duration",
+        );
         for ((method, route, status), series) in &s.http {
-            let labels = format!("method=\"{}\",route=\"{}\",status_code=\"{status}\"", esc(method), esc(route));
+            let labels = format!(
+                "method=\"{}\",route=\"{}\",status_code=\"{status}\"",
+                esc(method),
+                esc(route)
+            );
             let mut cumulative = 0;
             for (i, n) in series.buckets.iter().enumerate() {
                 cumulative += n;
                 let le = BUCKETS.get(i).map_or("+Inf".to_string(), |b| b.to_string());
-                let _ = write!(out, "tp2devops_http_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {cumulative}");
+                let _ = write!(
+                    out,
+                    "tp2devops_http_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {cumulative}"
+                );
                 exemplar(&mut out, om, series.bucket_exemplars[i].as_ref());
             }
-            let _ = writeln!(out, "tp2devops_http_request_duration_seconds_sum{{{labels}}} {}", series.sum);
-            let _ = writeln!(out, "tp2devops_http_request_duration_seconds_count{{{labels}}} {}", series.count);
+            let _ = writeln!(
+                out,
+                "tp2devops_http_request_duration_seconds_sum{{{labels}}} {}",
+                series.sum
+            );
+            let _ = writeln!(
+                out,
+                "tp2devops_http_request_duration_seconds_count{{{labels}}} {}",
+                series.count
+            );
         }
 
-        family(&mut out, om, "tp2devops_todo_operations", "counter", "Todo CRUD operations");
+        family(
+            &mut out,
+            om,
+            "tp2devops_todo_operations",
+            "counter",
+            "Todo CRUD operations",
+        );
         for (op, n) in &s.operations {
-            let _ = writeln!(out, "tp2devops_todo_operations_total{{operation=\"{op}\"}} {n}");
+            let _ = writeln!(
+                out,
+                "tp2devops_todo_operations_total{{operation=\"{op}\"}} {n}"
+            );
         }
 
-        family(&mut out, om, "tp2devops_todos_active", "gauge", "Number of active (not completed) todos");
+        family(
+            &mut out,
+            om,
+            "tp2devops_todos_active",
+            "gauge",
+            "Number of active (not completed) todos",
+        );
         let _ = writeln!(out, "tp2devops_todos_active {}", counts.active);
-        family(&mut out, om, "tp2devops_todos_completed", "gauge", "Number of completed todos");
+        family(
+            &mut out,
+            om,
+            "tp2devops_todos_completed",
+            "gauge",
+            "Number of completed todos",
+        );
         let _ = writeln!(out, "tp2devops_todos_completed {}", counts.completed);
 
-        family(&mut out, om, "tp2devops_faults_injected", "counter", "Faults injected into requests");
+        family(
+            &mut out,
+            om,
+            "tp2devops_faults_injected",
+            "counter",
+            "Faults injected into requests",
+        );
         for ((route, kind), n) in &s.faults {
-            let _ = writeln!(out, "tp2devops_faults_injected_total{{route=\"{}\",kind=\"{kind}\"}} {n}", esc(route));
+            let _ = writeln!(
+                out,
+                "tp2devops_faults_injected_total{{route=\"{}\",kind=\"{kind}\"}} {n}",
+                esc(route)
+            );
         }
         if om {
             out.push_str("# EOF\n");
@@ -136,7 +227,11 @@ impl Metrics {
 /// HELP and TYPE lines. OpenMetrics names a counter family without its `_total` suffix; the
 /// classic format names it after the sample.
 fn family(out: &mut String, om: bool, name: &str, kind: &str, help: &str) {
-    let name = if !om && kind == "counter" { format!("{name}_total") } else { name.to_string() };
+    let name = if !om && kind == "counter" {
+        format!("{name}_total")
+    } else {
+        name.to_string()
+    };
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
@@ -144,17 +239,25 @@ fn family(out: &mut String, om: bool, name: &str, kind: &str, help: &str) {
 /// Ends a sample line, with ` # {trace_id="…"} value timestamp` in OpenMetrics.
 fn exemplar(out: &mut String, om: bool, ex: Option<&Exemplar>) {
     if let (true, Some(ex)) = (om, ex) {
-        let _ = write!(out, " # {{trace_id=\"{}\"}} {} {:.3}", ex.trace_id, ex.value, ex.at);
+        let _ = write!(
+            out,
+            " # {{trace_id=\"{}\"}} {} {:.3}",
+            ex.trace_id, ex.value, ex.at
+        );
     }
     out.push('\n');
 }
 
 fn esc(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 fn unix_now() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// Whether a scrape's `Accept` header asks for OpenMetrics.

@@ -48,7 +48,14 @@ pub struct Update {
 
 impl Store {
     pub fn new(max: usize) -> Store {
-        Store { max, inner: Mutex::new(Inner { next_id: 1, todos: BTreeMap::new(), completed: 0 }) }
+        Store {
+            max,
+            inner: Mutex::new(Inner {
+                next_id: 1,
+                todos: BTreeMap::new(),
+                completed: 0,
+            }),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -64,14 +71,23 @@ impl Store {
         }
         let id = s.next_id;
         s.next_id += 1;
-        let todo = Todo { id, text, completed: false, created_at: now.clone(), updated_at: now };
+        let todo = Todo {
+            id,
+            text,
+            completed: false,
+            created_at: now.clone(),
+            updated_at: now,
+        };
         s.todos.insert(id, todo.clone());
         Ok(todo)
     }
 
     pub fn list(&self, completed: Option<bool>, offset: usize, limit: usize) -> (Vec<Todo>, usize) {
         let s = self.lock();
-        let matching = s.todos.values().filter(|t| completed.is_none_or(|c| t.completed == c));
+        let matching = s
+            .todos
+            .values()
+            .filter(|t| completed.is_none_or(|c| t.completed == c));
         let total = match completed {
             None => s.todos.len(),
             Some(true) => s.completed,
@@ -81,7 +97,11 @@ impl Store {
     }
 
     pub fn get(&self, id: u64) -> Result<Todo, StoreError> {
-        self.lock().todos.get(&id).cloned().ok_or(StoreError::NotFound)
+        self.lock()
+            .todos
+            .get(&id)
+            .cloned()
+            .ok_or(StoreError::NotFound)
     }
 
     pub fn update(&self, id: u64, u: Update, now: String) -> Result<Todo, StoreError> {
@@ -116,7 +136,10 @@ impl Store {
 
     pub fn counts(&self) -> Counts {
         let s = self.lock();
-        Counts { active: s.todos.len() - s.completed, completed: s.completed }
+        Counts {
+            active: s.todos.len() - s.completed,
+            completed: s.completed,
+        }
     }
 }
 
@@ -129,11 +152,34 @@ mod tests {
         let s = Store::new(2);
         let a = s.create("a".into(), "t".into()).unwrap();
         s.create("b".into(), "t".into()).unwrap();
-        assert_eq!(s.create("c".into(), "t".into()), Err(StoreError::Full { max: 2 }));
-        s.update(a.id, Update { text: None, completed: Some(true) }, "t".into()).unwrap();
-        assert_eq!(s.counts(), Counts { active: 1, completed: 1 });
+        assert_eq!(
+            s.create("c".into(), "t".into()),
+            Err(StoreError::Full { max: 2 })
+        );
+        s.update(
+            a.id,
+            Update {
+                text: None,
+                completed: Some(true),
+            },
+            "t".into(),
+        )
+        .unwrap();
+        assert_eq!(
+            s.counts(),
+            Counts {
+                active: 1,
+                completed: 1
+            }
+        );
         s.delete(a.id).unwrap();
-        assert_eq!(s.counts(), Counts { active: 1, completed: 0 });
+        assert_eq!(
+            s.counts(),
+            Counts {
+                active: 1,
+                completed: 0
+            }
+        );
         assert_eq!(s.list(Some(false), 0, 10).0.len(), 1);
         s.create("c".into(), "t".into()).unwrap();
     }

@@ -225,11 +225,26 @@ fn verify_of_a_saved_report_exits_100_when_an_assertion_fails() {
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("r.json");
     let run = write(dir.path(), "run.yaml", &embedded_scenario(""));
-    let out = bin().arg("run").arg(&run).arg("--report").arg(&report).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = bin()
+        .arg("run")
+        .arg(&run)
+        .arg("--report")
+        .arg(&report)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // A port that was free a moment ago: nothing answers there.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let check = write(
         dir.path(),
         "check.yaml",
@@ -237,11 +252,36 @@ fn verify_of_a_saved_report_exits_100_when_an_assertion_fails() {
             "verify:\n  prometheus_url: http://127.0.0.1:{closed}\n  deadline: 1s\n  interval: 200ms\n  assertions:\n    - name: requests reached prometheus\n      promql: 'sum(tp2devops_http_requests_total)'\n      expect: \"== requests\"\n"
         )),
     );
-    let out = bin().arg("verify").arg(&report).arg("--scenario").arg(&check).output().unwrap();
+    let out = bin()
+        .arg("verify")
+        .arg(&report)
+        .arg("--scenario")
+        .arg(&check)
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(100), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("FAIL requests reached prometheus"), "{stdout}");
+    assert_eq!(
+        out.status.code(),
+        Some(100),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("FAIL requests reached prometheus"),
+        "{stdout}"
+    );
 
-    let out = bin().arg("verify").arg(&report).arg("--scenario").arg(&run).output().unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = bin()
+        .arg("verify")
+        .arg(&report)
+        .arg("--scenario")
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -18,31 +18,76 @@ pub(super) fn router() -> Router<AppState> {
 }
 
 fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), AppError> {
-    let expected = state.inner.config.fault_token.as_deref().unwrap_or_default();
-    let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    let expected = state
+        .inner
+        .config
+        .fault_token
+        .as_deref()
+        .unwrap_or_default();
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
     // Compare every byte whatever the first mismatch, so timing does not leak the token.
-    let ok = given.is_some_and(|g| g.len() == expected.len() && g.bytes().zip(expected.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0);
-    if ok { Ok(()) } else { Err(AppError::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing or wrong bearer token")) }
+    let ok = given.is_some_and(|g| {
+        g.len() == expected.len()
+            && g.bytes()
+                .zip(expected.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(AppError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or wrong bearer token",
+        ))
+    }
 }
 
-async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<impl IntoResponse, AppError> {
+async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, AppError> {
     authorize(&state, &headers)?;
     Ok(axum::Json(state.inner.faults.list()))
 }
 
-async fn add(State(state): State<AppState>, headers: HeaderMap, body: Result<AppJson<RuleSpec>, AppError>) -> Result<impl IntoResponse, AppError> {
+async fn add(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<AppJson<RuleSpec>, AppError>,
+) -> Result<impl IntoResponse, AppError> {
     authorize(&state, &headers)?;
     let AppJson(spec) = body?;
     spec.validate().map_err(AppError::validation)?;
-    Ok((StatusCode::CREATED, axum::Json(state.inner.faults.add(spec))))
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(state.inner.faults.add(spec)),
+    ))
 }
 
-async fn remove(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Result<StatusCode, AppError> {
+async fn remove(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<StatusCode, AppError> {
     authorize(&state, &headers)?;
-    if state.inner.faults.remove(&id) { Ok(StatusCode::NO_CONTENT) } else { Err(AppError::not_found(format!("no active rule {id}"))) }
+    if state.inner.faults.remove(&id) {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(AppError::not_found(format!("no active rule {id}")))
+    }
 }
 
-async fn clear(State(state): State<AppState>, headers: HeaderMap) -> Result<impl IntoResponse, AppError> {
+async fn clear(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, AppError> {
     authorize(&state, &headers)?;
-    Ok(axum::Json(serde_json::json!({ "removed": state.inner.faults.clear() })))
+    Ok(axum::Json(
+        serde_json::json!({ "removed": state.inner.faults.clear() }),
+    ))
 }

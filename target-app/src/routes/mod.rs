@@ -17,7 +17,13 @@ mod todos;
 pub(crate) fn router(state: AppState) -> Router {
     let mut r = Router::new()
         .route("/api/todos", get(todos::list).post(todos::create))
-        .route("/api/todos/{id}", get(todos::get_one).put(todos::update).patch(todos::update).delete(todos::delete))
+        .route(
+            "/api/todos/{id}",
+            get(todos::get_one)
+                .put(todos::update)
+                .patch(todos::update)
+                .delete(todos::delete),
+        )
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics_page));
@@ -26,7 +32,10 @@ pub(crate) fn router(state: AppState) -> Router {
     }
     r.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::middleware::observe))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::middleware::observe,
+        ))
         .layer(DefaultBodyLimit::max(state.inner.config.max_body_bytes))
         .with_state(state)
 }
@@ -42,7 +51,11 @@ async fn ready() -> impl IntoResponse {
 async fn metrics_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let om = metrics::wants_openmetrics(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
     let body = state.render_metrics(om);
-    let ct = if om { metrics::CONTENT_TYPE_OPENMETRICS } else { metrics::CONTENT_TYPE_TEXT };
+    let ct = if om {
+        metrics::CONTENT_TYPE_OPENMETRICS
+    } else {
+        metrics::CONTENT_TYPE_TEXT
+    };
     ([(header::CONTENT_TYPE, ct)], body).into_response()
 }
 
@@ -51,5 +64,9 @@ async fn not_found() -> AppError {
 }
 
 async fn method_not_allowed() -> AppError {
-    AppError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this route")
+    AppError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "method not allowed on this route",
+    )
 }

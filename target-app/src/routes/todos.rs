@@ -49,9 +49,19 @@ const MAX_LIMIT: usize = 1000;
 /// Applies the request's fault if it targets span `here` (its `span` if that is one of the
 /// operation's `spans`, else the operation span `spans[0]`): the delay is slept inside the span,
 /// an error status fails it. Both are counted and marked on the span.
-async fn fault_at(state: &AppState, ctx: &RequestCtx, spans: &[&str], here: &str, cx: &Context) -> Result<(), AppError> {
+async fn fault_at(
+    state: &AppState,
+    ctx: &RequestCtx,
+    spans: &[&str],
+    here: &str,
+    cx: &Context,
+) -> Result<(), AppError> {
     let Some(f) = &ctx.fault else { return Ok(()) };
-    let target = f.span.as_deref().filter(|s| spans.contains(s)).unwrap_or(spans[0]);
+    let target = f
+        .span
+        .as_deref()
+        .filter(|s| spans.contains(s))
+        .unwrap_or(spans[0]);
     if target != here {
         return Ok(());
     }
@@ -68,7 +78,11 @@ async fn fault_at(state: &AppState, ctx: &RequestCtx, spans: &[&str], here: &str
         trace::set_error(cx, format!("injected fault: HTTP {status}"));
         state.inner.metrics.observe_fault(&ctx.route, "error");
         let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        return Err(AppError::new(code, "fault_injected", format!("fault injected: HTTP {status}")));
+        return Err(AppError::new(
+            code,
+            "fault_injected",
+            format!("fault injected: HTTP {status}"),
+        ));
     }
     Ok(())
 }
@@ -80,7 +94,9 @@ fn validate_text(state: &AppState, text: &str) -> Result<String, AppError> {
     }
     let max = state.inner.config.max_text_len;
     if t.chars().count() > max {
-        return Err(AppError::validation(format!("text must be at most {max} characters")));
+        return Err(AppError::validation(format!(
+            "text must be at most {max} characters"
+        )));
     }
     Ok(t.to_string())
 }
@@ -88,7 +104,11 @@ fn validate_text(state: &AppState, text: &str) -> Result<String, AppError> {
 fn store_error(e: StoreError, id: u64) -> AppError {
     match e {
         StoreError::NotFound => AppError::not_found(format!("todo {id} not found")),
-        StoreError::Full { max } => AppError::new(StatusCode::INSUFFICIENT_STORAGE, "store_full", format!("the store holds its maximum of {max} todos; delete some first")),
+        StoreError::Full { max } => AppError::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "store_full",
+            format!("the store holds its maximum of {max} todos; delete some first"),
+        ),
     }
 }
 
@@ -121,7 +141,12 @@ pub(super) async fn create(
     Extension(ctx): Extension<RequestCtx>,
     body: Result<AppJson<CreateTodo>, AppError>,
 ) -> Result<impl IntoResponse, AppError> {
-    const SPANS: [&str; 4] = ["create_todo", "validation", "todo_creation", "metrics_update"];
+    const SPANS: [&str; 4] = [
+        "create_todo",
+        "validation",
+        "todo_creation",
+        "metrics_update",
+    ];
     let op = state.inner.tracing.child(&ctx.cx, "create_todo");
     let r = async {
         let vcx = state.inner.tracing.child(&op, "validation");
@@ -137,7 +162,11 @@ pub(super) async fn create(
         let ccx = state.inner.tracing.child(&op, "todo_creation");
         let created = async {
             fault_at(&state, &ctx, &SPANS, "todo_creation", &ccx).await?;
-            state.inner.store.create(text, now_iso()).map_err(|e| store_error(e, 0))
+            state
+                .inner
+                .store
+                .create(text, now_iso())
+                .map_err(|e| store_error(e, 0))
         }
         .await;
         if let Err(e) = &created
@@ -152,9 +181,17 @@ pub(super) async fn create(
         state.inner.metrics.observe_operation("create");
         trace::end(&mcx);
         m?;
-        op.span().set_attribute(KeyValue::new("todo.id", todo.id as i64));
+        op.span()
+            .set_attribute(KeyValue::new("todo.id", todo.id as i64));
         log_todo(&state, &ctx, "Todo created", &todo);
-        Ok((StatusCode::CREATED, [(HeaderName::from_static("location"), format!("/api/todos/{}", todo.id))], axum::Json(todo)))
+        Ok((
+            StatusCode::CREATED,
+            [(
+                HeaderName::from_static("location"),
+                format!("/api/todos/{}", todo.id),
+            )],
+            axum::Json(todo),
+        ))
     }
     .await;
     finish(&op, r)
@@ -170,12 +207,18 @@ pub(super) async fn list(
         let AppQuery(q) = query?;
         let limit = q.limit.unwrap_or(100);
         if limit == 0 || limit > MAX_LIMIT {
-            return Err(AppError::validation(format!("limit must be in 1..={MAX_LIMIT}")));
+            return Err(AppError::validation(format!(
+                "limit must be in 1..={MAX_LIMIT}"
+            )));
         }
         fault_at(&state, &ctx, &["list_todos"], "list_todos", &op).await?;
-        let (todos, total) = state.inner.store.list(q.completed, q.offset.unwrap_or(0), limit);
+        let (todos, total) = state
+            .inner
+            .store
+            .list(q.completed, q.offset.unwrap_or(0), limit);
         state.inner.metrics.observe_operation("list");
-        op.span().set_attribute(KeyValue::new("todo.count", todos.len() as i64));
+        op.span()
+            .set_attribute(KeyValue::new("todo.count", todos.len() as i64));
         state.inner.log.log(
             Level::Info,
             "Todos listed",
@@ -186,7 +229,10 @@ pub(super) async fn list(
                 ("spanId", Value::from(ctx.span_id.clone())),
             ],
         );
-        Ok(([(HeaderName::from_static("x-total-count"), total.to_string())], axum::Json(todos)))
+        Ok((
+            [(HeaderName::from_static("x-total-count"), total.to_string())],
+            axum::Json(todos),
+        ))
     }
     .await;
     finish(&op, r)
@@ -223,9 +269,24 @@ pub(super) async fn update(
         if body.text.is_none() && body.completed.is_none() {
             return Err(AppError::validation("give at least one of text, completed"));
         }
-        let text = body.text.as_deref().map(|t| validate_text(&state, t)).transpose()?;
+        let text = body
+            .text
+            .as_deref()
+            .map(|t| validate_text(&state, t))
+            .transpose()?;
         fault_at(&state, &ctx, &["update_todo"], "update_todo", &op).await?;
-        let todo = state.inner.store.update(id, Update { text, completed: body.completed }, now_iso()).map_err(|e| store_error(e, id))?;
+        let todo = state
+            .inner
+            .store
+            .update(
+                id,
+                Update {
+                    text,
+                    completed: body.completed,
+                },
+                now_iso(),
+            )
+            .map_err(|e| store_error(e, id))?;
         state.inner.metrics.observe_operation("update");
         log_todo(&state, &ctx, "Todo updated", &todo);
         Ok(axum::Json(todo))
@@ -243,7 +304,11 @@ pub(super) async fn delete(
     let r = async {
         let IdPath(id) = id?;
         fault_at(&state, &ctx, &["delete_todo"], "delete_todo", &op).await?;
-        let todo = state.inner.store.delete(id).map_err(|e| store_error(e, id))?;
+        let todo = state
+            .inner
+            .store
+            .delete(id)
+            .map_err(|e| store_error(e, id))?;
         state.inner.metrics.observe_operation("delete");
         log_todo(&state, &ctx, "Todo deleted", &todo);
         Ok(StatusCode::NO_CONTENT)

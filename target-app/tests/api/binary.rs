@@ -9,7 +9,11 @@ use crate::support::{ChildGuard, poll};
 
 #[test]
 fn bad_environment_exits_2() {
-    let out = Command::new(env!("CARGO_BIN_EXE_todo-api")).env_clear().env("PORT", "not-a-port").output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_todo-api"))
+        .env_clear()
+        .env("PORT", "not-a-port")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("PORT") && err.contains("not-a-port"), "{err}");
@@ -32,19 +36,41 @@ async fn serves_then_stops_on_sigint() {
     let stderr = app.0.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
             let _ = tx.send(line);
         }
     });
-    let line = rx.recv_timeout(Duration::from_secs(30)).expect("the app reports its address");
-    let base = line.split("listening on ").nth(1).unwrap_or_else(|| panic!("{line}")).trim().to_string();
+    let line = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the app reports its address");
+    let base = line
+        .split("listening on ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{line}"))
+        .trim()
+        .to_string();
     let r = reqwest::get(format!("{base}/health")).await.unwrap();
     assert_eq!(r.status(), 200);
     let r = reqwest::get(format!("{base}/metrics")).await.unwrap();
     assert!(r.text().await.unwrap().contains(r#"route="/health""#));
 
-    assert!(Command::new("kill").args(["-INT", &app.0.id().to_string()]).status().unwrap().success());
-    let status = poll("exit after SIGINT", Duration::from_secs(30), Duration::from_millis(20), async || app.0.try_wait().unwrap()).await;
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &app.0.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = poll(
+        "exit after SIGINT",
+        Duration::from_secs(30),
+        Duration::from_millis(20),
+        async || app.0.try_wait().unwrap(),
+    )
+    .await;
     assert!(status.success(), "{status}");
     let mut stdout = String::new();
     std::io::Read::read_to_string(&mut app.0.stdout.take().unwrap(), &mut stdout).unwrap();

@@ -101,7 +101,14 @@ async fn spans_reach_a_real_otlp_receiver() {
             .arg("start")
             .args(["--otlp-grpc-endpoint", &format!("127.0.0.1:{grpc}")])
             .args(["--otlp-http-endpoint", &format!("127.0.0.1:{http}")])
-            .args(["--exporter", "blackhole", "--debug-log", "traces", "--debug-log-verbosity", "detailed"])
+            .args([
+                "--exporter",
+                "blackhole",
+                "--debug-log",
+                "traces",
+                "--debug-log-verbosity",
+                "detailed",
+            ])
             .arg("--pid-file")
             .arg(dir.path().join("rotel.pid"))
             .arg("--log-file")
@@ -112,12 +119,23 @@ async fn spans_reach_a_real_otlp_receiver() {
             .spawn()
             .unwrap_or_else(|e| panic!("start {}: {e}", rotel.display())),
     );
-    poll("rotel to listen", Duration::from_secs(30), Duration::from_millis(50), async || {
-        if let Some(status) = rotel_child.0.try_wait().unwrap() {
-            panic!("rotel exited ({status}):\n{}", std::fs::read_to_string(&out_path).unwrap_or_default());
-        }
-        tokio::net::TcpStream::connect(("127.0.0.1", http)).await.ok().map(|_| ())
-    })
+    poll(
+        "rotel to listen",
+        Duration::from_secs(30),
+        Duration::from_millis(50),
+        async || {
+            if let Some(status) = rotel_child.0.try_wait().unwrap() {
+                panic!(
+                    "rotel exited ({status}):\n{}",
+                    std::fs::read_to_string(&out_path).unwrap_or_default()
+                );
+            }
+            tokio::net::TcpStream::connect(("127.0.0.1", http))
+                .await
+                .ok()
+                .map(|_| ())
+        },
+    )
     .await;
 
     let app_out = dir.path().join("app.out");
@@ -128,7 +146,10 @@ async fn spans_reach_a_real_otlp_receiver() {
             .env("HOST", "127.0.0.1")
             .env("FAULTS_ENABLED", "true")
             .env("LOG", "stdout")
-            .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://127.0.0.1:{http}"))
+            .env(
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                format!("http://127.0.0.1:{http}"),
+            )
             .env("OTEL_BSP_SCHEDULE_DELAY", "600000")
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&app_out).unwrap())
@@ -139,28 +160,81 @@ async fn spans_reach_a_real_otlp_receiver() {
     let stderr = app.0.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
             let _ = tx.send(line);
         }
     });
-    let listening = rx.recv_timeout(Duration::from_secs(30)).expect("the app says where it listens");
-    let base = listening.split("listening on ").nth(1).unwrap_or_else(|| panic!("unexpected first line: {listening}")).trim().to_string();
+    let listening = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the app says where it listens");
+    let base = listening
+        .split("listening on ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("unexpected first line: {listening}"))
+        .trim()
+        .to_string();
     let port: u16 = base.rsplit(':').next().unwrap().parse().unwrap();
 
     let c = reqwest::Client::new();
-    let post = |trace: &str| c.post(format!("{base}/api/todos")).header("traceparent", tp(trace, CALLER_SPAN));
-    assert_eq!(post(T_CREATE).json(&serde_json::json!({"text":"traced"})).send().await.unwrap().status(), 201);
-    let r = post(T_SLOW).header("x-fault-delay", "20").header("x-fault-span", "todo_creation").json(&serde_json::json!({"text":"slow"})).send().await.unwrap();
+    let post = |trace: &str| {
+        c.post(format!("{base}/api/todos"))
+            .header("traceparent", tp(trace, CALLER_SPAN))
+    };
+    assert_eq!(
+        post(T_CREATE)
+            .json(&serde_json::json!({"text":"traced"}))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        201
+    );
+    let r = post(T_SLOW)
+        .header("x-fault-delay", "20")
+        .header("x-fault-span", "todo_creation")
+        .json(&serde_json::json!({"text":"slow"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 201);
-    let r = c.get(format!("{base}/api/todos/1")).header("traceparent", tp(T_FAIL, CALLER_SPAN)).header("x-fault-status", "503").send().await.unwrap();
+    let r = c
+        .get(format!("{base}/api/todos/1"))
+        .header("traceparent", tp(T_FAIL, CALLER_SPAN))
+        .header("x-fault-status", "503")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 503);
-    c.get(format!("{base}/api/todos")).header("traceparent", tp(T_LIST, CALLER_SPAN)).send().await.unwrap();
-    let r = c.put(format!("{base}/api/todos/1")).header("traceparent", tp(T_UPDATE, CALLER_SPAN)).json(&serde_json::json!({"completed":true})).send().await.unwrap();
+    c.get(format!("{base}/api/todos"))
+        .header("traceparent", tp(T_LIST, CALLER_SPAN))
+        .send()
+        .await
+        .unwrap();
+    let r = c
+        .put(format!("{base}/api/todos/1"))
+        .header("traceparent", tp(T_UPDATE, CALLER_SPAN))
+        .json(&serde_json::json!({"completed":true}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
-    let r = c.delete(format!("{base}/api/todos/2")).header("traceparent", tp(T_DELETE, CALLER_SPAN)).send().await.unwrap();
+    let r = c
+        .delete(format!("{base}/api/todos/2"))
+        .header("traceparent", tp(T_DELETE, CALLER_SPAN))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 204);
 
-    let r = c.get(format!("{base}/nowhere?x=1")).header("traceparent", tp(T_NOWHERE, CALLER_SPAN)).send().await.unwrap();
+    let r = c
+        .get(format!("{base}/nowhere?x=1"))
+        .header("traceparent", tp(T_NOWHERE, CALLER_SPAN))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
 
     // The library embedded in this process, endpoint given in its Config (no environment).
@@ -168,39 +242,93 @@ async fn spans_reach_a_real_otlp_receiver() {
     config.service_name = "embedded-todo".into();
     config.otlp_traces_endpoint = Some(format!("http://127.0.0.1:{http}/v1/traces"));
     let embedded = crate::support::with_config(config, lines);
-    let r = embedded.call(crate::support::req(http::Method::GET, "/api/todos").header("traceparent", tp(T_EMBEDDED, CALLER_SPAN)).body(axum::body::Body::empty()).unwrap()).await;
+    let r = embedded
+        .call(
+            crate::support::req(http::Method::GET, "/api/todos")
+                .header("traceparent", tp(T_EMBEDDED, CALLER_SPAN))
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
     assert_eq!(r.status, 200);
     let state = embedded.state.clone();
-    tokio::task::spawn_blocking(move || state.shutdown_telemetry()).await.unwrap();
+    tokio::task::spawn_blocking(move || state.shutdown_telemetry())
+        .await
+        .unwrap();
 
     // SIGTERM: the app stops and flushes its spans.
     let pid = app.0.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let status = poll("the app to exit after SIGTERM", Duration::from_secs(30), Duration::from_millis(50), async || app.0.try_wait().unwrap()).await;
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = poll(
+        "the app to exit after SIGTERM",
+        Duration::from_secs(30),
+        Duration::from_millis(50),
+        async || app.0.try_wait().unwrap(),
+    )
+    .await;
     assert!(status.success(), "exit status {status}");
 
-    let spans = poll("spans of all eight traces at rotel", Duration::from_secs(30), Duration::from_millis(100), async || {
-        let text = strip_ansi(&std::fs::read_to_string(&out_path).unwrap_or_default());
-        let spans = parse_spans(&text);
-        let done = [T_CREATE, T_SLOW, T_FAIL, T_LIST, T_UPDATE, T_DELETE, T_NOWHERE, T_EMBEDDED].iter().all(|t| spans.iter().any(|s| s.trace_id == *t && s.kind == "SPAN_KIND_SERVER"));
-        done.then_some((text, spans))
-    })
+    let spans = poll(
+        "spans of all eight traces at rotel",
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        async || {
+            let text = strip_ansi(&std::fs::read_to_string(&out_path).unwrap_or_default());
+            let spans = parse_spans(&text);
+            let done = [
+                T_CREATE, T_SLOW, T_FAIL, T_LIST, T_UPDATE, T_DELETE, T_NOWHERE, T_EMBEDDED,
+            ]
+            .iter()
+            .all(|t| {
+                spans
+                    .iter()
+                    .any(|s| s.trace_id == *t && s.kind == "SPAN_KIND_SERVER")
+            });
+            done.then_some((text, spans))
+        },
+    )
     .await;
     let (text, spans) = spans;
-    assert!(text.contains("service.name: Str(tp2devops-backend)"), "{text}");
+    assert!(
+        text.contains("service.name: Str(tp2devops-backend)"),
+        "{text}"
+    );
     assert!(text.contains("service.name: Str(embedded-todo)"), "{text}");
-    let in_trace = |t: &str| spans.iter().filter(|s| s.trace_id == t).cloned().collect::<Vec<_>>();
-    let named = |v: &[Span], n: &str| v.iter().find(|s| s.name == n).cloned().unwrap_or_else(|| panic!("no span {n} in {v:#?}"));
+    let in_trace = |t: &str| {
+        spans
+            .iter()
+            .filter(|s| s.trace_id == t)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let named = |v: &[Span], n: &str| {
+        v.iter()
+            .find(|s| s.name == n)
+            .cloned()
+            .unwrap_or_else(|| panic!("no span {n} in {v:#?}"))
+    };
 
     let t = in_trace(T_EMBEDDED);
-    assert_eq!(named(&t, "list_todos").parent_id, named(&t, "GET /api/todos").id);
+    assert_eq!(
+        named(&t, "list_todos").parent_id,
+        named(&t, "GET /api/todos").id
+    );
 
     // The create tree: server span under the caller's span, create_todo under it, three children.
     let t = in_trace(T_CREATE);
     assert_eq!(t.len(), 5, "{t:#?}");
     let server = named(&t, "POST /api/todos");
     assert_eq!(server.kind, "SPAN_KIND_SERVER");
-    assert_eq!(server.parent_id, CALLER_SPAN, "continues the caller's traceparent");
+    assert_eq!(
+        server.parent_id, CALLER_SPAN,
+        "continues the caller's traceparent"
+    );
     for (k, v) in [
         ("http.request.method", "Str(POST)".to_string()),
         ("http.route", "Str(/api/todos)".into()),
@@ -218,30 +346,66 @@ async fn spans_reach_a_real_otlp_receiver() {
     let op = named(&t, "create_todo");
     assert_eq!(op.parent_id, server.id);
     for child in ["validation", "todo_creation", "metrics_update"] {
-        assert_eq!(named(&t, child).parent_id, op.id, "{child} is a child of create_todo");
+        assert_eq!(
+            named(&t, child).parent_id,
+            op.id,
+            "{child} is a child of create_todo"
+        );
     }
-    assert!(t.iter().all(|s| !s.attrs.contains_key("fault.kind")), "no fault without a fault header");
+    assert!(
+        t.iter().all(|s| !s.attrs.contains_key("fault.kind")),
+        "no fault without a fault header"
+    );
 
     // The latency fault sits on the span it slowed.
     let t = in_trace(T_SLOW);
     let slowed = named(&t, "todo_creation");
-    assert_eq!(slowed.attrs.get("fault.kind").map(String::as_str), Some("Str(latency)"), "{slowed:#?}");
-    assert_eq!(slowed.attrs.get("fault.delay_ms").map(String::as_str), Some("Int(20)"));
+    assert_eq!(
+        slowed.attrs.get("fault.kind").map(String::as_str),
+        Some("Str(latency)"),
+        "{slowed:#?}"
+    );
+    assert_eq!(
+        slowed.attrs.get("fault.delay_ms").map(String::as_str),
+        Some("Int(20)")
+    );
     assert!(!named(&t, "create_todo").attrs.contains_key("fault.kind"));
 
     // The error fault: operation span and server span failed.
     let t = in_trace(T_FAIL);
     let server = named(&t, "GET /api/todos/:id");
-    assert_eq!(server.status, "STATUS_CODE_ERROR", "5xx marks the server span: {server:#?}");
-    assert_eq!(server.attrs.get("http.response.status_code").map(String::as_str), Some("Int(503)"));
-    assert_eq!(server.attrs.get("http.route").map(String::as_str), Some("Str(/api/todos/:id)"));
-    assert_eq!(server.attrs.get("url.path").map(String::as_str), Some("Str(/api/todos/1)"));
+    assert_eq!(
+        server.status, "STATUS_CODE_ERROR",
+        "5xx marks the server span: {server:#?}"
+    );
+    assert_eq!(
+        server
+            .attrs
+            .get("http.response.status_code")
+            .map(String::as_str),
+        Some("Int(503)")
+    );
+    assert_eq!(
+        server.attrs.get("http.route").map(String::as_str),
+        Some("Str(/api/todos/:id)")
+    );
+    assert_eq!(
+        server.attrs.get("url.path").map(String::as_str),
+        Some("Str(/api/todos/1)")
+    );
     let op = named(&t, "get_todo");
     assert_eq!(op.parent_id, server.id);
     assert_eq!(op.status, "STATUS_CODE_ERROR");
-    assert_eq!(op.attrs.get("fault.kind").map(String::as_str), Some("Str(error)"));
+    assert_eq!(
+        op.attrs.get("fault.kind").map(String::as_str),
+        Some("Str(error)")
+    );
 
-    for (trace, server_name, op_name) in [(T_LIST, "GET /api/todos", "list_todos"), (T_UPDATE, "PUT /api/todos/:id", "update_todo"), (T_DELETE, "DELETE /api/todos/:id", "delete_todo")] {
+    for (trace, server_name, op_name) in [
+        (T_LIST, "GET /api/todos", "list_todos"),
+        (T_UPDATE, "PUT /api/todos/:id", "update_todo"),
+        (T_DELETE, "DELETE /api/todos/:id", "delete_todo"),
+    ] {
         let t = in_trace(trace);
         let server = named(&t, server_name);
         assert_eq!(named(&t, op_name).parent_id, server.id, "{op_name}");
@@ -252,13 +416,27 @@ async fn spans_reach_a_real_otlp_receiver() {
     assert_eq!(t.len(), 1, "{t:#?}");
     assert_eq!(t[0].name, "GET");
     assert!(!t[0].attrs.contains_key("http.route"), "{t:#?}");
-    assert_eq!(t[0].attrs.get("url.query").map(String::as_str), Some("Str(x=1)"));
-    assert_eq!(t[0].attrs.get("http.response.status_code").map(String::as_str), Some("Int(404)"));
-    assert_ne!(t[0].status, "STATUS_CODE_ERROR", "a 4xx does not fail a server span");
+    assert_eq!(
+        t[0].attrs.get("url.query").map(String::as_str),
+        Some("Str(x=1)")
+    );
+    assert_eq!(
+        t[0].attrs
+            .get("http.response.status_code")
+            .map(String::as_str),
+        Some("Int(404)")
+    );
+    assert_ne!(
+        t[0].status, "STATUS_CODE_ERROR",
+        "a 4xx does not fail a server span"
+    );
 
     // The log lines carry the same trace ids.
     let logs = std::fs::read_to_string(&app_out).unwrap();
     for t in [T_CREATE, T_SLOW, T_FAIL] {
-        assert!(logs.contains(&format!("\"traceId\":\"{t}\"")), "{t} not in the logs:\n{logs}");
+        assert!(
+            logs.contains(&format!("\"traceId\":\"{t}\"")),
+            "{t} not in the logs:\n{logs}"
+        );
     }
 }

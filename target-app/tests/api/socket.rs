@@ -11,7 +11,12 @@ use crate::support::{poll, sample, serve, test_config};
 
 async fn error_code(r: reqwest::Response) -> (StatusCode, String) {
     let status = r.status();
-    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
     let v: Value = r.json().await.unwrap();
     assert!(v["message"].is_string(), "{v}");
     (status, v["error"].as_str().unwrap().to_string())
@@ -25,42 +30,148 @@ async fn every_route_and_bad_input_over_a_socket() {
     let base = app.url("");
     let url = |p: &str| format!("{base}{p}");
 
-    assert_eq!(c.get(url("/health")).send().await.unwrap().status(), StatusCode::OK);
-    assert_eq!(c.get(url("/ready")).send().await.unwrap().status(), StatusCode::OK);
-    let r = c.post(url("/api/todos")).json(&serde_json::json!({"text":"over the wire"})).send().await.unwrap();
+    assert_eq!(
+        c.get(url("/health")).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        c.get(url("/ready")).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+    let r = c
+        .post(url("/api/todos"))
+        .json(&serde_json::json!({"text":"over the wire"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
     let todo: Value = r.json().await.unwrap();
     let id = todo["id"].as_u64().unwrap();
-    let r = c.get(url(&format!("/api/todos/{id}"))).send().await.unwrap();
+    let r = c
+        .get(url(&format!("/api/todos/{id}")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.json::<Value>().await.unwrap()["text"], "over the wire");
-    let r = c.put(url(&format!("/api/todos/{id}"))).json(&serde_json::json!({"completed":true})).send().await.unwrap();
+    let r = c
+        .put(url(&format!("/api/todos/{id}")))
+        .json(&serde_json::json!({"completed":true}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.json::<Value>().await.unwrap()["completed"], true);
-    let r = c.patch(url(&format!("/api/todos/{id}"))).json(&serde_json::json!({"text":"renamed"})).send().await.unwrap();
+    let r = c
+        .patch(url(&format!("/api/todos/{id}")))
+        .json(&serde_json::json!({"text":"renamed"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.json::<Value>().await.unwrap()["text"], "renamed");
-    let r = c.get(url("/api/todos?completed=true&limit=10")).send().await.unwrap();
+    let r = c
+        .get(url("/api/todos?completed=true&limit=10"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.headers()["x-total-count"], "1");
-    assert_eq!(c.delete(url(&format!("/api/todos/{id}"))).send().await.unwrap().status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        c.delete(url(&format!("/api/todos/{id}")))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::NO_CONTENT
+    );
 
-    let json_post = |body: String| c.post(url("/api/todos")).header("content-type", "application/json").body(body);
-    assert_eq!(error_code(json_post("{".into()).send().await.unwrap()).await, (StatusCode::BAD_REQUEST, "invalid_json".into()));
-    assert_eq!(error_code(json_post(r#"{"text":"a","x":1}"#.into()).send().await.unwrap()).await, (StatusCode::BAD_REQUEST, "validation_error".into()));
-    assert_eq!(error_code(json_post(r#"{"text":""}"#.into()).send().await.unwrap()).await, (StatusCode::BAD_REQUEST, "validation_error".into()));
-    assert_eq!(error_code(json_post(format!(r#"{{"text":"{}"}}"#, "a".repeat(501))).send().await.unwrap()).await, (StatusCode::BAD_REQUEST, "validation_error".into()));
-    let r = c.post(url("/api/todos")).header("content-type", "text/plain").body(r#"{"text":"a"}"#).send().await.unwrap();
-    assert_eq!(error_code(r).await, (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type".into()));
-    let r = json_post(format!(r#"{{"text":"{}"}}"#, "a".repeat(64 * 1024))).send().await.unwrap();
-    assert_eq!(error_code(r).await, (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large".into()));
-    assert_eq!(error_code(c.get(url("/api/todos/abc")).send().await.unwrap()).await, (StatusCode::BAD_REQUEST, "invalid_id".into()));
-    assert_eq!(error_code(c.get(url("/nope")).send().await.unwrap()).await, (StatusCode::NOT_FOUND, "not_found".into()));
-    assert_eq!(error_code(c.delete(url("/api/todos")).send().await.unwrap()).await, (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed".into()));
+    let json_post = |body: String| {
+        c.post(url("/api/todos"))
+            .header("content-type", "application/json")
+            .body(body)
+    };
+    assert_eq!(
+        error_code(json_post("{".into()).send().await.unwrap()).await,
+        (StatusCode::BAD_REQUEST, "invalid_json".into())
+    );
+    assert_eq!(
+        error_code(
+            json_post(r#"{"text":"a","x":1}"#.into())
+                .send()
+                .await
+                .unwrap()
+        )
+        .await,
+        (StatusCode::BAD_REQUEST, "validation_error".into())
+    );
+    assert_eq!(
+        error_code(json_post(r#"{"text":""}"#.into()).send().await.unwrap()).await,
+        (StatusCode::BAD_REQUEST, "validation_error".into())
+    );
+    assert_eq!(
+        error_code(
+            json_post(format!(r#"{{"text":"{}"}}"#, "a".repeat(501)))
+                .send()
+                .await
+                .unwrap()
+        )
+        .await,
+        (StatusCode::BAD_REQUEST, "validation_error".into())
+    );
+    let r = c
+        .post(url("/api/todos"))
+        .header("content-type", "text/plain")
+        .body(r#"{"text":"a"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_code(r).await,
+        (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type".into()
+        )
+    );
+    let r = json_post(format!(r#"{{"text":"{}"}}"#, "a".repeat(64 * 1024)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_code(r).await,
+        (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large".into())
+    );
+    assert_eq!(
+        error_code(c.get(url("/api/todos/abc")).send().await.unwrap()).await,
+        (StatusCode::BAD_REQUEST, "invalid_id".into())
+    );
+    assert_eq!(
+        error_code(c.get(url("/nope")).send().await.unwrap()).await,
+        (StatusCode::NOT_FOUND, "not_found".into())
+    );
+    assert_eq!(
+        error_code(c.delete(url("/api/todos")).send().await.unwrap()).await,
+        (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed".into())
+    );
 
-    let r = c.get(url("/metrics")).header("accept", "application/openmetrics-text; version=1.0.0").send().await.unwrap();
-    assert_eq!(r.headers()["content-type"], "application/openmetrics-text; version=1.0.0; charset=utf-8");
+    let r = c
+        .get(url("/metrics"))
+        .header("accept", "application/openmetrics-text; version=1.0.0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.headers()["content-type"],
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
     assert!(r.text().await.unwrap().contains("# {trace_id=\""));
 
     let task = app.stop();
-    tokio::time::timeout(Duration::from_secs(30), task).await.expect("serve returns after shutdown").unwrap().unwrap();
-    assert!(c.get(url("/health")).send().await.is_err(), "no longer accepting");
+    tokio::time::timeout(Duration::from_secs(30), task)
+        .await
+        .expect("serve returns after shutdown")
+        .unwrap()
+        .unwrap();
+    assert!(
+        c.get(url("/health")).send().await.is_err(),
+        "no longer accepting"
+    );
 }
 
 #[tokio::test]
@@ -68,17 +179,38 @@ async fn shutdown_lets_in_flight_requests_finish() {
     let (config, lines) = test_config();
     let mut app = serve(config, lines).await;
     let c = reqwest::Client::new();
-    let slow = tokio::spawn(c.post(app.url("/api/todos")).header("x-fault-delay", "300").json(&serde_json::json!({"text":"late"})).send());
+    let slow = tokio::spawn(
+        c.post(app.url("/api/todos"))
+            .header("x-fault-delay", "300")
+            .json(&serde_json::json!({"text":"late"}))
+            .send(),
+    );
     // The fault is counted just before the handler sleeps: from then on the request is in flight.
     let state = app.state.clone();
-    poll("the slow request to be in flight", Duration::from_secs(10), Duration::from_millis(5), async || {
-        sample(&state.render_metrics(false), r#"tp2devops_faults_injected_total{route="/api/todos",kind="latency"}"#).map(|_| ())
-    })
+    poll(
+        "the slow request to be in flight",
+        Duration::from_secs(10),
+        Duration::from_millis(5),
+        async || {
+            sample(
+                &state.render_metrics(false),
+                r#"tp2devops_faults_injected_total{route="/api/todos",kind="latency"}"#,
+            )
+            .map(|_| ())
+        },
+    )
     .await;
     let task = app.stop();
-    let r = slow.await.unwrap().expect("the in-flight request is answered");
+    let r = slow
+        .await
+        .unwrap()
+        .expect("the in-flight request is answered");
     assert_eq!(r.status(), StatusCode::CREATED);
-    tokio::time::timeout(Duration::from_secs(30), task).await.expect("serve returns").unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(30), task)
+        .await
+        .expect("serve returns")
+        .unwrap()
+        .unwrap();
 }
 
 #[tokio::test]
@@ -88,13 +220,30 @@ async fn shutdown_grace_bounds_a_stuck_request() {
     let mut app = serve(config, lines).await;
     let c = reqwest::Client::new();
     // 60 s: far beyond the grace and the timeout below, so only the grace can end the drain.
-    let stuck = tokio::spawn(c.get(app.url("/api/todos")).header("x-fault-delay", "60000").send());
+    let stuck = tokio::spawn(
+        c.get(app.url("/api/todos"))
+            .header("x-fault-delay", "60000")
+            .send(),
+    );
     let state = app.state.clone();
-    poll("the stuck request to be in flight", Duration::from_secs(10), Duration::from_millis(5), async || {
-        sample(&state.render_metrics(false), r#"tp2devops_faults_injected_total{route="/api/todos",kind="latency"}"#).map(|_| ())
-    })
+    poll(
+        "the stuck request to be in flight",
+        Duration::from_secs(10),
+        Duration::from_millis(5),
+        async || {
+            sample(
+                &state.render_metrics(false),
+                r#"tp2devops_faults_injected_total{route="/api/todos",kind="latency"}"#,
+            )
+            .map(|_| ())
+        },
+    )
     .await;
     let task = app.stop();
-    tokio::time::timeout(Duration::from_secs(20), task).await.expect("serve returns once the grace is over").unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(20), task)
+        .await
+        .expect("serve returns once the grace is over")
+        .unwrap()
+        .unwrap();
     stuck.abort();
 }

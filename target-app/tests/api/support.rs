@@ -47,27 +47,53 @@ pub fn test_app() -> TestApp {
 
 pub fn with_config(config: Config, lines: Lines) -> TestApp {
     let state = AppState::new(config);
-    TestApp { router: todo_api::app(state.clone()), state, lines }
+    TestApp {
+        router: todo_api::app(state.clone()),
+        state,
+        lines,
+    }
 }
 
 impl TestApp {
     pub async fn call(&self, req: Request<Body>) -> Resp {
-        let res = self.router.clone().oneshot(req).await.expect("router is infallible");
+        let res = self
+            .router
+            .clone()
+            .oneshot(req)
+            .await
+            .expect("router is infallible");
         let (parts, body) = res.into_parts();
         let body = body.collect().await.expect("body").to_bytes();
-        Resp { status: parts.status, headers: parts.headers, body }
+        Resp {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        }
     }
 
     pub async fn get(&self, uri: &str) -> Resp {
-        self.call(req(Method::GET, uri).body(Body::empty()).unwrap()).await
+        self.call(req(Method::GET, uri).body(Body::empty()).unwrap())
+            .await
     }
 
     pub async fn json(&self, method: Method, uri: &str, body: &str) -> Resp {
-        self.call(req(method, uri).header("content-type", "application/json").body(Body::from(body.to_string())).unwrap()).await
+        self.call(
+            req(method, uri)
+                .header("content-type", "application/json")
+                .body(Body::from(body.to_string()))
+                .unwrap(),
+        )
+        .await
     }
 
     pub async fn create(&self, text: &str) -> Value {
-        let r = self.json(Method::POST, "/api/todos", &serde_json::json!({ "text": text }).to_string()).await;
+        let r = self
+            .json(
+                Method::POST,
+                "/api/todos",
+                &serde_json::json!({ "text": text }).to_string(),
+            )
+            .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
         r.json()
     }
@@ -82,7 +108,14 @@ impl TestApp {
 }
 
 pub fn parse_lines(lines: &Lines) -> Vec<Value> {
-    lines.lock().unwrap().iter().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("log line is not JSON ({e}): {l}"))).collect()
+    lines
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("log line is not JSON ({e}): {l}"))
+        })
+        .collect()
 }
 
 pub fn req(method: Method, uri: &str) -> http::request::Builder {
@@ -101,7 +134,8 @@ impl Resp {
     }
 
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -111,18 +145,36 @@ impl Resp {
     /// Asserts the one error shape: JSON content type, exactly `error` and `message`, strings.
     pub fn assert_error(&self, status: StatusCode, code: &str) {
         assert_eq!(self.status, status, "{}", self.text());
-        assert!(self.header("content-type").is_some_and(|c| c.starts_with("application/json")), "content-type {:?}", self.header("content-type"));
+        assert!(
+            self.header("content-type")
+                .is_some_and(|c| c.starts_with("application/json")),
+            "content-type {:?}",
+            self.header("content-type")
+        );
         let v = self.json();
-        let obj = v.as_object().unwrap_or_else(|| panic!("error body is not an object: {v}"));
-        assert_eq!(obj.len(), 2, "error body has exactly error and message: {v}");
+        let obj = v
+            .as_object()
+            .unwrap_or_else(|| panic!("error body is not an object: {v}"));
+        assert_eq!(
+            obj.len(),
+            2,
+            "error body has exactly error and message: {v}"
+        );
         assert_eq!(obj["error"], code, "{v}");
-        assert!(obj["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
+        assert!(
+            obj["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{v}"
+        );
     }
 }
 
 /// Value of one sample line of the classic text format (`name{labels}` exactly as written).
 pub fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines().find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')).and_then(|v| v.split(' ').next()?.parse().ok()))
+    text.lines().find_map(|l| {
+        l.strip_prefix(series)
+            .and_then(|rest| rest.strip_prefix(' '))
+            .and_then(|v| v.split(' ').next()?.parse().ok())
+    })
 }
 
 /// The app served on 127.0.0.1:0; shut down (gracefully) on `stop` or drop.
@@ -135,14 +187,22 @@ pub struct Served {
 }
 
 pub async fn serve(config: Config, lines: Lines) -> Served {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1:0");
     let addr = listener.local_addr().unwrap();
     let state = AppState::new(config);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(todo_api::serve(listener, state.clone(), async move {
         let _ = rx.await;
     }));
-    Served { addr, state, lines, stop: Some(tx), task: Some(task) }
+    Served {
+        addr,
+        state,
+        lines,
+        stop: Some(tx),
+        task: Some(task),
+    }
 }
 
 impl Served {
@@ -190,7 +250,11 @@ pub fn find_bin(env: &str, names: &[&str]) -> PathBuf {
 /// A free loopback port for a child process that binds by itself. The port is released before
 /// the child binds it; another process could take it in between, which the child reports.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Kills and reaps the child when dropped (also when the test panics).
@@ -204,13 +268,21 @@ impl Drop for ChildGuard {
 }
 
 /// Polls `check` every `every` until it returns `Some`, or panics with `what` after `limit`.
-pub async fn poll<T>(what: &str, limit: Duration, every: Duration, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+pub async fn poll<T>(
+    what: &str,
+    limit: Duration,
+    every: Duration,
+    mut check: impl AsyncFnMut() -> Option<T>,
+) -> T {
     let deadline = tokio::time::Instant::now() + limit;
     loop {
         if let Some(v) = check().await {
             return v;
         }
-        assert!(tokio::time::Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
         tokio::time::sleep(every).await;
     }
 }
@@ -229,5 +301,7 @@ pub fn urlencode(s: &str) -> String {
 }
 
 pub fn is_hex(s: &str, len: usize) -> bool {
-    s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    s.len() == len
+        && s.bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
