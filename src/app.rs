@@ -301,17 +301,15 @@ async fn load(
     out: &mut dyn Write,
     mut shutdown: std::pin::Pin<&mut impl Future<Output = ()>>,
 ) -> anyhow::Result<Outcome> {
-    let addr = tokio::net::lookup_host((base.host.as_str(), base.port))
+    let addrs = executor::resolve(base)
         .await
-        .with_context(|| format!("resolving {}", base.host))?
-        .next()
-        .ok_or_else(|| anyhow!("{}: no address", base.host))?;
+        .with_context(|| format!("resolving {}", base.host))?;
     let mut telemetry = Telemetry::start(plan, run_id).await?;
     let common = Common::new(base, &plan.target.headers, run_id);
     let start = Instant::now() + Duration::from_millis(20);
     let shared = Arc::new(Shared::new(
         plan.clone(),
-        addr,
+        addrs,
         common,
         HeaderFaults::new(plan),
         telemetry.span_sender(),

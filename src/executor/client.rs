@@ -1,22 +1,76 @@
 //! One connection's request loop body: build the operation's request, send it on the keep-alive
 //! connection (reconnecting with backoff when the target is down), read the response, run the
-//! checks, record the outcome. Owned by one connection task (open model) or one VU.
+//! checks, record the result. Owned by one connection task (open model) or one VU.
+//!
+//! `target.request_timeout` bounds writing the request, waiting and reading the response. A
+//! request on a reused connection that the server closed before answering is sent again once
+//! on a fresh connection only when its method is idempotent (RFC 9110 §9.2.2), and counted as a
+//! retry; otherwise it is an `io` error.
 
+use std::cell::Cell;
+use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, SystemTime};
 
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep, sleep_until};
 
-use super::Shared;
-use super::http::{self, Buffers, Head};
+use super::http::{self, Buffers, Failure, Head};
+use super::local::Local;
 use super::request::{self, Parts, TraceIds, static_method, todo_request, write_request};
-use super::worker::Local;
-use crate::plan::{CaptureSource, Check, OpKind, RequestTemplate, TodoOp, Vars};
-use crate::recorder::{ErrorKind, Outcome, SpanRecord};
+use super::{RequestInfo, Shared, connect};
+use crate::plan::{CaptureSource, Check, Escape, OpKind, RequestTemplate, TodoOp, Vars};
+use crate::recorder::{ErrorKind, RequestRecord, SpanRecord};
 
 const BACKOFF_MIN: Duration = Duration::from_millis(10);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// Methods a client may resend on its own (RFC 9110 §9.2.2).
+fn idempotent(method: &str) -> bool {
+    matches!(
+        method,
+        "GET" | "HEAD" | "PUT" | "DELETE" | "OPTIONS" | "TRACE"
+    )
+}
+
+/// Counts a request in flight for as long as it lives (also when its task unwinds).
+struct InFlight<'a>(&'a Cell<u64>);
+
+impl<'a> InFlight<'a> {
+    fn new(c: &'a Cell<u64>) -> Self {
+        c.set(c.get() + 1);
+        InFlight(c)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.set(self.0.get().saturating_sub(1));
+    }
+}
+
+/// Races `fut` against `deadline` with the connection's one lazily reset timer: the timer is
+/// only re-armed when it fires before this request's deadline, so a request costs no
+/// timer-wheel insertion.
+async fn with_deadline<F: Future<Output = Result<Head, Failure>>>(
+    fut: F,
+    deadline: Instant,
+    timer: &mut Pin<Box<Sleep>>,
+) -> Result<Head, Failure> {
+    tokio::pin!(fut);
+    loop {
+        tokio::select! {
+            biased;
+            r = &mut fut => return r,
+            _ = timer.as_mut() => {
+                if Instant::now() >= deadline {
+                    return Err(Failure { kind: ErrorKind::Timeout, nothing_received: false });
+                }
+                timer.as_mut().reset(deadline);
+            }
+        }
+    }
+}
 
 pub struct Client {
     stream: Option<TcpStream>,
@@ -31,10 +85,12 @@ pub struct Client {
     timer: Pin<Box<Sleep>>,
     backoff: Duration,
     retry_at: Option<Instant>,
+    /// Index of the target address this client tries first.
+    addr_at: usize,
 }
 
 impl Client {
-    pub fn new(shared: &Shared) -> Client {
+    pub fn new(shared: &Shared, id: usize) -> Client {
         Client {
             stream: None,
             reused: false,
@@ -50,6 +106,7 @@ impl Client {
             )),
             backoff: Duration::ZERO,
             retry_at: None,
+            addr_at: id % shared.addrs.len().max(1),
         }
     }
 
@@ -57,19 +114,26 @@ impl Client {
         self.stream = None;
     }
 
+    async fn connect(&mut self, shared: &Shared) -> bool {
+        let t = shared.plan.target.connect_timeout;
+        match connect::connect(&shared.addrs, self.addr_at, t).await {
+            Some(s) => {
+                self.stream = Some(s);
+                self.reused = false;
+                true
+            }
+            None => {
+                // The next attempt starts at the next address.
+                self.addr_at = self.addr_at.wrapping_add(1);
+                false
+            }
+        }
+    }
+
     /// Opens the connection ahead of the first arrival so its connect time is not charged to
     /// the first request; a failure here is not a request and is not counted.
     pub async fn preconnect(&mut self, shared: &Shared) {
-        if let Ok(Ok(s)) = tokio::time::timeout(
-            shared.plan.target.connect_timeout,
-            TcpStream::connect(shared.addr),
-        )
-        .await
-        {
-            let _ = s.set_nodelay(true);
-            self.stream = Some(s);
-            self.reused = false;
-        }
+        self.connect(shared).await;
     }
 
     /// Runs one arrival of operation `op`.
@@ -83,6 +147,7 @@ impl Client {
         // A reference, not an Arc clone: the refcount is shared by all worker threads.
         let shared: &Shared = &st.shared;
         let operation = &shared.plan.mix.operations[op];
+        let infos = &shared.requests[op];
         match &operation.kind {
             OpKind::Todo(t) => {
                 let id = match request::needs_id(*t) {
@@ -114,11 +179,13 @@ impl Client {
                     return;
                 };
                 self.hdrs.clear();
+                self.render_dynamic(st, &infos[0]);
                 self.has_body = !self.body.is_empty();
                 let head = self
                     .send(
                         st,
                         op,
+                        &infos[0],
                         method,
                         method,
                         true,
@@ -131,17 +198,21 @@ impl Client {
                 if *t == TodoOp::Create
                     && let Some(h) = head
                     && (200..300).contains(&h.status)
-                    && let Some(id) = request::created_id(self.bufs.body(&h))
+                    && let Some(id) = request::created_id(&self.bufs.body)
                 {
                     st.pool.borrow_mut().push(id);
                 }
             }
             OpKind::Request(rt) => {
                 self.vars.values.clear();
-                let json = self.render(st, rt);
+                let Some(json) = self.render(st, rt, &infos[0]) else {
+                    self.refuse(st, op, intended);
+                    return;
+                };
                 self.send(
                     st,
                     op,
+                    &infos[0],
                     &rt.method,
                     static_method(&rt.method),
                     json,
@@ -156,12 +227,16 @@ impl Client {
                 self.vars.values.clear();
                 let mut at = intended;
                 let mut rel = released;
-                for step in steps {
-                    let json = self.render(st, &step.request);
+                for (step, info) in steps.iter().zip(infos) {
+                    let Some(json) = self.render(st, &step.request, info) else {
+                        self.refuse(st, op, at);
+                        break;
+                    };
                     let Some(h) = self
                         .send(
                             st,
                             op,
+                            info,
                             &step.request.method,
                             static_method(&step.request.method),
                             json,
@@ -185,21 +260,56 @@ impl Client {
         }
     }
 
-    /// Renders a generic request's path, headers and body; returns whether to add the JSON
-    /// content type.
-    fn render(&mut self, st: &Local, rt: &RequestTemplate) -> bool {
+    /// Records a request that could not be built (a captured value refused in a header).
+    fn refuse(&self, st: &Local, op: usize, intended: Instant) {
+        let at = intended.saturating_duration_since(st.shared.start);
+        st.rec.borrow_mut().record(&RequestRecord {
+            op,
+            status: None,
+            error: Some(ErrorKind::InvalidRequest),
+            rt_us: None,
+            st_us: None,
+            lag_us: 0,
+            late: false,
+            fault: None,
+            trace_id: [0; 16],
+            at_us: at.as_micros() as u64,
+            bytes_sent: 0,
+            bytes_received: 0,
+        });
+    }
+
+    /// Appends the target headers whose values change per request to `hdrs`.
+    fn render_dynamic(&mut self, st: &Local, info: &RequestInfo) {
+        if info.headers.dynamic.is_empty() {
+            return;
+        }
         let mut rng = st.rng.borrow_mut();
-        self.vars.seq = st.seq.get();
-        st.seq.set(self.vars.seq + 1);
-        self.path.clear();
-        rt.path.render(&self.vars, &mut *rng, &mut self.path);
-        self.hdrs.clear();
-        let mut has_ct = false;
-        for (k, v) in &rt.headers {
-            has_ct |= k.eq_ignore_ascii_case("content-type");
+        for (k, v) in &info.headers.dynamic {
             self.hdrs.extend_from_slice(k.as_bytes());
             self.hdrs.extend_from_slice(b": ");
             v.render(&self.vars, &mut *rng, &mut self.hdrs);
+            self.hdrs.extend_from_slice(b"\r\n");
+        }
+    }
+
+    /// Renders a generic request's path, headers and body; returns whether to add the JSON
+    /// content type, or None when a captured value cannot go into a header.
+    fn render(&mut self, st: &Local, rt: &RequestTemplate, info: &RequestInfo) -> Option<bool> {
+        self.vars.seq = st.seq.get();
+        st.seq.set(self.vars.seq + 1);
+        self.hdrs.clear();
+        self.render_dynamic(st, info);
+        let mut rng = st.rng.borrow_mut();
+        self.path.clear();
+        rt.path
+            .render_escaped(&self.vars, &mut *rng, &mut self.path, Escape::Path);
+        for (k, v) in &rt.headers {
+            self.hdrs.extend_from_slice(k.as_bytes());
+            self.hdrs.extend_from_slice(b": ");
+            if !v.render_escaped(&self.vars, &mut *rng, &mut self.hdrs, Escape::HeaderValue) {
+                return None;
+            }
             self.hdrs.extend_from_slice(b"\r\n");
         }
         self.body.clear();
@@ -207,14 +317,14 @@ impl Client {
         if let Some(b) = &rt.body {
             b.render(&self.vars, &mut *rng, &mut self.body);
         }
-        !has_ct
+        Some(!info.headers.has_content_type)
     }
 
     fn capture(&mut self, h: &Head, step: &crate::plan::FlowStep) {
         if step.captures.is_empty() {
             return;
         }
-        let body = self.bufs.body(h);
+        let body = &self.bufs.body;
         let json: Option<serde_json::Value> = step
             .captures
             .iter()
@@ -238,12 +348,13 @@ impl Client {
         }
     }
 
-    /// Sends the request in `path`/`hdrs`/`body` and records the outcome.
+    /// Sends the request in `path`/`hdrs`/`body` and records the result.
     #[allow(clippy::too_many_arguments)]
     async fn send(
         &mut self,
         st: &Local,
         op: usize,
+        info: &RequestInfo,
         method: &str,
         span_method: &'static str,
         json: bool,
@@ -270,6 +381,7 @@ impl Client {
             &shared.common,
             &Parts {
                 method,
+                fixed: &info.headers.fixed,
                 path: &self.path,
                 headers: &self.hdrs,
                 body,
@@ -279,20 +391,26 @@ impl Client {
             },
         );
         let fault_kind = fault.as_ref().map(|f| f.kind());
-        st.in_flight.set(st.in_flight.get() + 1);
-        let result = self.exchange(shared, method == "HEAD").await;
-        st.in_flight.set(st.in_flight.get() - 1);
+        let keep = if info.keep_body {
+            usize::try_from(shared.plan.target.max_body).unwrap_or(usize::MAX)
+        } else {
+            0
+        };
+        let result = {
+            let _in_flight = InFlight::new(&st.in_flight);
+            self.exchange(st, op, method, keep).await
+        };
         let done = Instant::now();
-        let (head, sent, error) = match result {
-            Ok((h, sent)) => {
+        let (head, sent, attempts, error) = match result {
+            Ok((h, sent, n)) => {
                 let e = match h.status {
                     400..=499 => Some(ErrorKind::Status4xx),
                     500.. => Some(ErrorKind::Status5xx),
                     _ => None,
                 };
-                (Some(h), sent, e)
+                (Some(h), sent, n, e)
             }
-            Err((kind, sent)) => (None, sent, Some(kind)),
+            Err((kind, sent, n)) => (None, sent, n, Some(kind)),
         };
         let got_answer = head.is_some() || error == Some(ErrorKind::Timeout);
         let rt = done.saturating_duration_since(intended);
@@ -301,14 +419,14 @@ impl Client {
             released.is_some_and(|r| sent.saturating_duration_since(r) > Duration::from_millis(1));
         let status = head.map(|h| h.status);
         let body_bytes: &[u8] = match &head {
-            Some(h) => self.bufs.body(h),
+            Some(_) => &self.bufs.body,
             None => &[],
         };
         let (mut pass, mut fail) = eval_checks(checks, status, body_bytes, rt);
         let (p2, f2) = eval_checks(step_checks, status, body_bytes, rt);
         pass += p2;
         fail += f2;
-        let outcome = Outcome {
+        let record = RequestRecord {
             op,
             status,
             error,
@@ -319,10 +437,12 @@ impl Client {
             fault: fault_kind,
             trace_id: ids.trace_id,
             at_us: at.as_micros() as u64,
+            bytes_sent: (self.wbuf.len() as u64).saturating_mul(attempts),
+            bytes_received: head.map_or(0, |h| (h.head_len as u64).saturating_add(h.body_bytes)),
         };
         {
             let mut rec = st.rec.borrow_mut();
-            rec.record(&outcome);
+            rec.record(&record);
             if pass + fail > 0 {
                 rec.checks(op, pass, fail);
             }
@@ -351,74 +471,90 @@ impl Client {
         head
     }
 
-    /// Connects when needed and exchanges `wbuf`; returns the head and the actual send time.
+    /// Connects when needed and exchanges `wbuf`; returns the head, the actual send time and
+    /// how many times the request was written.
+    #[allow(clippy::type_complexity)]
     async fn exchange(
         &mut self,
-        shared: &Shared,
-        head_only: bool,
-    ) -> Result<(Head, Instant), (ErrorKind, Instant)> {
-        for attempt in 0..2 {
+        st: &Local,
+        op: usize,
+        method: &str,
+        keep: usize,
+    ) -> Result<(Head, Instant, u64), (ErrorKind, Instant, u64)> {
+        let shared = &*st.shared;
+        let head_only = method == "HEAD";
+        let mut writes = 0u64;
+        loop {
             if self.stream.is_none() {
                 if let Some(t) = self.retry_at.take() {
                     sleep_until(t).await;
                 }
                 let t0 = Instant::now();
-                match tokio::time::timeout(
-                    shared.plan.target.connect_timeout,
-                    TcpStream::connect(shared.addr),
-                )
-                .await
-                {
-                    Ok(Ok(s)) => {
-                        let _ = s.set_nodelay(true);
-                        self.stream = Some(s);
-                        self.reused = false;
-                        self.backoff = Duration::ZERO;
-                    }
-                    _ => {
-                        self.backoff = (self.backoff * 2).clamp(BACKOFF_MIN, BACKOFF_MAX);
-                        self.retry_at = Some(Instant::now() + self.backoff);
-                        return Err((ErrorKind::Connect, t0));
-                    }
+                if self.connect(shared).await {
+                    self.backoff = Duration::ZERO;
+                } else {
+                    self.backoff = (self.backoff * 2).clamp(BACKOFF_MIN, BACKOFF_MAX);
+                    self.retry_at = Some(Instant::now() + self.backoff);
+                    return Err((ErrorKind::Connect, t0, writes));
                 }
             }
             let Some(stream) = self.stream.as_mut() else {
-                continue;
+                return Err((ErrorKind::Io, Instant::now(), writes));
             };
             let sent = Instant::now();
-            let deadline = sent + shared.plan.target.request_timeout;
-            match http::exchange(
-                stream,
-                &self.wbuf,
-                &mut self.bufs,
+            // A timeout too large to add is no timeout at all.
+            let deadline = sent
+                .checked_add(shared.plan.target.request_timeout)
+                .unwrap_or_else(|| sent + Duration::from_secs(86_400 * 365));
+            writes += 1;
+            let r = with_deadline(
+                http::exchange(stream, &self.wbuf, &mut self.bufs, head_only, keep),
                 deadline,
                 &mut self.timer,
-                head_only,
             )
-            .await
-            {
+            .await;
+            match r {
                 Ok(h) => {
                     if h.close {
                         self.stream = None;
                     } else {
                         self.reused = true;
                     }
-                    return Ok((h, sent));
+                    return Ok((h, sent, writes));
                 }
                 Err(f) => {
                     let was_reused = self.reused;
                     self.stream = None;
                     // A kept-alive connection the server closed while idle: nothing was
-                    // processed, so send once more on a fresh connection.
-                    if f.nothing_received && was_reused && attempt == 0 {
+                    // processed as far as we can tell, but only an idempotent request may be
+                    // sent again without the user asking.
+                    if f.nothing_received && was_reused && writes == 1 && idempotent(method) {
+                        st.rec.borrow_mut().retry(op);
                         continue;
                     }
-                    return Err((f.kind, sent));
+                    return Err((f.kind, sent, writes));
                 }
             }
         }
-        Err((ErrorKind::Io, Instant::now()))
     }
+}
+
+/// Records a panic caught while running one arrival of `op` (the run fails on it).
+pub fn record_panic(st: &Local, op: usize) {
+    st.rec.borrow_mut().record(&RequestRecord {
+        op,
+        status: None,
+        error: Some(ErrorKind::Panic),
+        rt_us: None,
+        st_us: None,
+        lag_us: 0,
+        late: false,
+        fault: None,
+        trace_id: [0; 16],
+        at_us: 0,
+        bytes_sent: 0,
+        bytes_received: 0,
+    });
 }
 
 /// (passed, failed) of `checks` for one response (`status` None = no response: all fail).

@@ -17,15 +17,28 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use crate::faults::HeaderFaults;
-use crate::plan::{LoadModel, Plan};
+use crate::plan::{CaptureSource, Check, LoadModel, OpKind, Plan, TodoOp};
 use crate::recorder::{SpanRecord, WorkerRecorder};
 
 mod client;
+pub mod connect;
 pub mod http;
+mod local;
 pub mod request;
 mod worker;
 
-pub use request::Common;
+pub use connect::resolve;
+pub use request::{Common, HeaderSet};
+
+/// What the executor needs per request template (an operation, or one step of a flow),
+/// worked out once per run.
+#[derive(Debug, Clone)]
+pub struct RequestInfo {
+    pub headers: HeaderSet,
+    /// Keep up to `target.max_body` bytes of the response body: a check reads it, a capture
+    /// parses it, or a created todo's id is taken from it. Otherwise nothing is kept.
+    pub keep_body: bool,
+}
 
 /// Run state sent from the app to the workers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,8 +55,11 @@ pub type Limiter = governor::DefaultDirectRateLimiter;
 /// Read-only state shared by all workers of a run.
 pub struct Shared {
     pub plan: Plan,
-    pub addr: SocketAddr,
+    /// Every address of the target host; connections rotate over them.
+    pub addrs: Vec<SocketAddr>,
     pub common: Common,
+    /// Per operation, per flow step (one entry for other operations).
+    pub requests: Vec<Vec<RequestInfo>>,
     pub names: Vec<Arc<str>>,
     /// Cumulative operation weights, for the weighted pick.
     pub cum_weights: Vec<u64>,
@@ -62,7 +78,7 @@ impl Shared {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         plan: Plan,
-        addr: SocketAddr,
+        addrs: Vec<SocketAddr>,
         common: Common,
         faults: HeaderFaults,
         spans: Option<mpsc::Sender<SpanRecord>>,
@@ -101,10 +117,17 @@ impl Shared {
             _ => None,
         };
         let faults_empty = faults.is_empty();
+        let requests = plan
+            .mix
+            .operations
+            .iter()
+            .map(|o| request_infos(&common, &o.kind, &o.checks))
+            .collect();
         Shared {
             plan,
-            addr,
+            addrs,
             common,
+            requests,
             names,
             cum_weights,
             faults,
@@ -126,6 +149,34 @@ impl Shared {
 
     pub fn total_weight(&self) -> u64 {
         self.cum_weights.last().copied().unwrap_or(0)
+    }
+}
+
+fn reads_body(checks: &[Check]) -> bool {
+    checks.iter().any(|c| matches!(c, Check::BodyContains(_)))
+}
+
+fn request_infos(common: &Common, kind: &OpKind, checks: &[Check]) -> Vec<RequestInfo> {
+    match kind {
+        OpKind::Todo(t) => vec![RequestInfo {
+            headers: common.headers_for(std::iter::empty()),
+            keep_body: *t == TodoOp::Create || reads_body(checks),
+        }],
+        OpKind::Request(rt) => vec![RequestInfo {
+            headers: common.headers_for(rt.headers.iter().map(|(n, _)| n.as_str())),
+            keep_body: reads_body(checks),
+        }],
+        OpKind::Flow(steps) => steps
+            .iter()
+            .map(|s| RequestInfo {
+                headers: common.headers_for(s.request.headers.iter().map(|(n, _)| n.as_str())),
+                keep_body: reads_body(checks)
+                    || reads_body(&s.checks)
+                    || s.captures
+                        .iter()
+                        .any(|c| matches!(c.from, CaptureSource::JsonPointer(_))),
+            })
+            .collect(),
     }
 }
 

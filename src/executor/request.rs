@@ -6,44 +6,89 @@
 use std::collections::VecDeque;
 use std::io::Write as _;
 
-use rand::Rng;
+use rand::{Rng, SeedableRng};
 
 use crate::faults::HeaderFault;
-use crate::plan::{BaseUrl, TodoOp};
+use crate::plan::{BaseUrl, Template, TodoOp};
 
 /// The request bytes common to every request of a run.
 #[derive(Debug, Clone)]
 pub struct Common {
     /// Path prefix of the base URL ("" or "/prefix").
     pub prefix: String,
-    /// `Host`, `User-Agent`, `baggage` and the target's headers, each ending in CRLF.
-    pub headers: Vec<u8>,
+    /// The generator's own headers, (lowercase name, whole line ending in CRLF): a user
+    /// header of the same name replaces one.
+    builtin: Vec<(&'static str, Vec<u8>)>,
+    /// `target.headers`.
+    target: Vec<(String, Template)>,
     /// `http://host:port` + prefix, for span URLs.
     pub origin: String,
 }
 
+/// The headers of one request template (an operation, or a step of a flow), resolved once per
+/// run: which built-in and target headers it keeps.
+#[derive(Debug, Clone, Default)]
+pub struct HeaderSet {
+    /// Lines that never change, each ending in CRLF.
+    pub fixed: Vec<u8>,
+    /// Target headers with per-request values (`{{seq}}`, random), rendered per request.
+    pub dynamic: Vec<(String, Template)>,
+    /// A user `Content-Type` is set (then the JSON one is not added).
+    pub has_content_type: bool,
+}
+
 impl Common {
-    pub fn new(base: &BaseUrl, target_headers: &[(String, String)], run_id: &str) -> Common {
-        let mut h = Vec::new();
+    pub fn new(base: &BaseUrl, target_headers: &[(String, Template)], run_id: &str) -> Common {
         let host = if base.port == 80 {
             base.host.clone()
         } else {
             format!("{}:{}", base.host, base.port)
         };
-        let _ = write!(
-            h,
-            "Host: {host}\r\nUser-Agent: trafficgen/{}\r\n",
-            env!("CARGO_PKG_VERSION")
-        );
-        let _ = write!(h, "baggage: synthetic=true,trafficgen.run_id={run_id}\r\n");
-        for (k, v) in target_headers {
-            let _ = write!(h, "{k}: {v}\r\n");
-        }
+        let builtin = vec![
+            ("host", format!("Host: {host}\r\n").into_bytes()),
+            (
+                "user-agent",
+                format!("User-Agent: trafficgen/{}\r\n", env!("CARGO_PKG_VERSION")).into_bytes(),
+            ),
+            (
+                "baggage",
+                format!("baggage: synthetic=true,trafficgen.run_id={run_id}\r\n").into_bytes(),
+            ),
+        ];
         Common {
             prefix: base.prefix.clone(),
-            headers: h,
+            builtin,
+            target: target_headers.to_vec(),
             origin: format!("http://{host}{}", base.prefix),
         }
+    }
+
+    /// The header set of a request whose own headers are named `own`.
+    pub fn headers_for<'a>(&self, own: impl Iterator<Item = &'a str> + Clone) -> HeaderSet {
+        let mut set = HeaderSet::default();
+        let overridden = |n: &str| own.clone().any(|o| o.eq_ignore_ascii_case(n));
+        let by_target = |n: &str| self.target.iter().any(|(t, _)| t.eq_ignore_ascii_case(n));
+        for (name, line) in &self.builtin {
+            if !overridden(name) && !by_target(name) {
+                set.fixed.extend_from_slice(line);
+            }
+        }
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(0);
+        for (name, value) in &self.target {
+            if overridden(name) {
+                continue;
+            }
+            if value.is_static() {
+                set.fixed.extend_from_slice(name.as_bytes());
+                set.fixed.extend_from_slice(b": ");
+                value.render(&Default::default(), &mut rng, &mut set.fixed);
+                set.fixed.extend_from_slice(b"\r\n");
+            } else {
+                set.dynamic.push((name.clone(), value.clone()));
+            }
+        }
+        set.has_content_type = overridden("content-type") || by_target("content-type");
+        set
     }
 }
 
@@ -96,6 +141,8 @@ impl TraceIds {
 /// Everything that varies per request.
 pub struct Parts<'a> {
     pub method: &'a str,
+    /// Built-in and static target header lines (`HeaderSet::fixed`).
+    pub fixed: &'a [u8],
     /// Path (with query) after the base URL's prefix.
     pub path: &'a [u8],
     /// Extra header lines, each ending in CRLF.
@@ -115,7 +162,7 @@ pub fn write_request(w: &mut Vec<u8>, common: &Common, p: &Parts<'_>) {
     w.extend_from_slice(common.prefix.as_bytes());
     w.extend_from_slice(p.path);
     w.extend_from_slice(b" HTTP/1.1\r\n");
-    w.extend_from_slice(&common.headers);
+    w.extend_from_slice(p.fixed);
     w.extend_from_slice(b"traceparent: 00-");
     put_hex(w, &p.ids.trace_id);
     w.push(b'-');
@@ -306,7 +353,8 @@ mod tests {
             port: 8081,
             prefix: String::new(),
         };
-        let common = Common::new(&base, &[("X-Team".into(), "qa".into())], "run1");
+        let common = Common::new(&base, &[("X-Team".into(), Template::literal("qa"))], "run1");
+        let set = common.headers_for(std::iter::empty());
         let mut w = Vec::new();
         let ids = TraceIds {
             trace_id: [0xab; 16],
@@ -324,6 +372,7 @@ mod tests {
             &common,
             &Parts {
                 method: "POST",
+                fixed: &set.fixed,
                 path: b"/api/todos",
                 headers: b"",
                 body: Some(b"{}"),
@@ -347,6 +396,34 @@ mod tests {
             "{s}"
         );
         assert!(s.ends_with("Content-Length: 2\r\n\r\n{}"));
+    }
+
+    #[test]
+    fn user_headers_replace_built_in_ones() {
+        let base = BaseUrl {
+            scheme: "http".into(),
+            host: "10.0.0.1".into(),
+            port: 80,
+            prefix: String::new(),
+        };
+        let common = Common::new(
+            &base,
+            &[("host".into(), Template::literal("shop.example"))],
+            "r",
+        );
+        let set = common.headers_for(["User-Agent", "Content-Type"].into_iter());
+        let s = String::from_utf8(set.fixed).unwrap();
+        assert_eq!(s.matches("ost:").count(), 1, "{s}");
+        assert!(s.contains("host: shop.example\r\n"), "{s}");
+        assert!(!s.contains("User-Agent"), "{s}");
+        assert!(set.has_content_type);
+        // A request's own Host replaces the target's.
+        let set = common.headers_for(["Host"].into_iter());
+        assert!(
+            !String::from_utf8(set.fixed)
+                .unwrap()
+                .contains("shop.example")
+        );
     }
 
     #[test]

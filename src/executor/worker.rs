@@ -5,6 +5,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
+use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,58 +16,15 @@ use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep_until};
 
-use super::client::Client;
+use futures_util::FutureExt as _;
+
+use super::client::{Client, record_panic};
+use super::local::{Arrival, Local};
 use super::request::Pool;
 use super::{Control, Shared, split};
 use crate::plan::{LoadModel, ThinkTime};
 use crate::recorder::WorkerRecorder;
 use crate::scheduler::{self, OpenSchedule, dispatch};
-
-/// A released arrival waiting for a connection.
-#[derive(Debug, Clone, Copy)]
-pub struct Arrival {
-    pub op: usize,
-    pub intended: Instant,
-    pub released: Instant,
-}
-
-/// The worker's state, shared by its tasks.
-pub struct Local {
-    pub shared: Arc<Shared>,
-    pub worker: usize,
-    pub rec: RefCell<WorkerRecorder>,
-    pub rng: RefCell<SmallRng>,
-    pub pool: RefCell<Pool>,
-    pub queue: RefCell<VecDeque<Arrival>>,
-    pub notify: Notify,
-    /// Connection tasks not busy with an arrival (also while they are still connecting): the
-    /// arrivals that can be waiting in the queue without anyone being late.
-    pub idle: Cell<u64>,
-    pub done: Cell<bool>,
-    pub in_flight: Cell<u64>,
-    pub vus: Cell<u64>,
-    /// Set once the app asks to stop: read per request instead of the watch channel, whose
-    /// `borrow` takes a lock shared by all workers.
-    pub stopping: Cell<bool>,
-    /// `{{seq}}` of templates: bumped per rendered request, per worker.
-    pub seq: Cell<u64>,
-}
-
-impl Local {
-    /// After a wake-up by the control channel (rare path): take its state now, whichever task
-    /// the runtime polls first.
-    fn note(&self, control: &watch::Receiver<Control>) {
-        if *control.borrow() != Control::Run {
-            self.stopping.set(true);
-        }
-    }
-
-    pub fn pick_op(&self) -> usize {
-        let total = self.shared.total_weight().max(1);
-        let draw = self.rng.borrow_mut().random_range(0..total);
-        self.shared.pick(draw)
-    }
-}
 
 /// Thread entry point.
 pub fn run(
@@ -87,7 +45,47 @@ pub fn run(
         }
     };
     let local = tokio::task::LocalSet::new();
-    local.block_on(&rt, main(w, shared, deltas, spares, control));
+    let (nops, keep) = (
+        shared.plan.mix.operations.len(),
+        shared.plan.output.keep_traces,
+    );
+    let last = deltas.clone();
+    let run = AssertUnwindSafe(|| local.block_on(&rt, main(w, shared, deltas, spares, control)));
+    if std::panic::catch_unwind(run).is_err() {
+        // The worker's unflushed figures are lost with it; what remains says the run failed.
+        let mut rec = WorkerRecorder::new(w, nops, keep);
+        rec.task_panic(0);
+        rec.finished = true;
+        let _ = last.send(rec);
+    }
+}
+
+/// Runs one arrival with a panic guard: a panic is recorded against the operation and the
+/// client is replaced (its connection state is unknown), so the run goes on and fails.
+async fn guarded(
+    st: &Local,
+    client: &mut Client,
+    op: usize,
+    intended: Instant,
+    released: Option<Instant>,
+) {
+    let r = AssertUnwindSafe(client.run_op(st, op, intended, released))
+        .catch_unwind()
+        .await;
+    if r.is_err() {
+        record_panic(st, op);
+        *client = Client::new(&st.shared, st.next_client_id());
+    }
+}
+
+/// Awaits every task of `set`; a task that panicked outside the per-arrival guard counts as
+/// a panic of the first operation.
+async fn join_all(st: &Local, set: &mut JoinSet<()>) {
+    while let Some(r) = set.join_next().await {
+        if r.is_err_and(|e| e.is_panic()) {
+            st.rec.borrow_mut().task_panic(0);
+        }
+    }
 }
 
 async fn main(
@@ -118,6 +116,7 @@ async fn main(
         vus: Cell::new(0),
         stopping: Cell::new(false),
         seq: Cell::new(0),
+        clients: Cell::new(0),
     });
     let watcher = {
         let (st, mut control) = (st.clone(), control.clone());
@@ -238,11 +237,11 @@ async fn open(st: &Rc<Local>, mut control: watch::Receiver<Control>) {
     }
     st.done.set(true);
     st.notify.notify_waiters();
-    while set.join_next().await.is_some() {}
+    join_all(st, &mut set).await;
 }
 
 async fn open_conn(st: Rc<Local>) {
-    let mut client = Client::new(&st.shared);
+    let mut client = Client::new(&st.shared, st.next_client_id());
     client.preconnect(&st.shared).await;
     loop {
         let next = loop {
@@ -256,7 +255,7 @@ async fn open_conn(st: Rc<Local>) {
         };
         let Some(a) = next else { return };
         st.idle.set(st.idle.get() - 1);
-        client.run_op(&st, a.op, a.intended, Some(a.released)).await;
+        guarded(&st, &mut client, a.op, a.intended, Some(a.released)).await;
         st.idle.set(st.idle.get() + 1);
     }
 }
@@ -276,7 +275,7 @@ async fn closed(st: &Rc<Local>, control: watch::Receiver<Control>) {
             set.spawn_local(vu(st.clone(), v, control.clone()));
         }
     }
-    while set.join_next().await.is_some() {}
+    join_all(st, &mut set).await;
 }
 
 async fn vu(st: Rc<Local>, v: u32, mut control: watch::Receiver<Control>) {
@@ -290,7 +289,7 @@ async fn vu(st: Rc<Local>, v: u32, mut control: watch::Receiver<Control>) {
     else {
         return;
     };
-    let mut client = Client::new(&shared);
+    let mut client = Client::new(&shared, st.next_client_id());
     let mut active = false;
     loop {
         if st.stopping.get() {
@@ -329,7 +328,7 @@ async fn vu(st: Rc<Local>, v: u32, mut control: watch::Receiver<Control>) {
             None => now,
         };
         let op = st.pick_op();
-        client.run_op(&st, op, intended, None).await;
+        guarded(&st, &mut client, op, intended, None).await;
         let think = match *think_time {
             ThinkTime::None => Duration::ZERO,
             ThinkTime::Fixed(d) => d,

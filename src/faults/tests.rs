@@ -36,6 +36,7 @@ fn plan(faults: Vec<FaultWindow>) -> Plan {
                 interval: Duration::from_millis(100),
             },
             max_connections: 1,
+            max_body: 1 << 20,
         },
         load: LoadModel::Open {
             start_rate: 1.0,

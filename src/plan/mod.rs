@@ -15,7 +15,7 @@ pub mod template;
 pub mod threshold;
 mod validate;
 
-pub use template::{Template, Vars};
+pub use template::{Escape, Template, Vars};
 pub use threshold::{Aggregation, Comparison, Threshold, ThresholdMetric};
 pub use validate::{
     COMMAND_LINE, Overrides, PlanError, build, build_from_str, build_with_env, defaults,
@@ -217,8 +217,11 @@ pub struct Target {
     /// `http://host:port` with no path; `None` starts the bundled todo-api in-process on an
     /// ephemeral loopback port with faults enabled.
     pub base_url: Option<BaseUrl>,
-    /// Headers added to every request (after the generator's own `traceparent`).
-    pub headers: Vec<(String, String)>,
+    /// Headers added to every request (after the generator's own `traceparent`), as
+    /// templates (constants and `env.` resolved; `seq` and random values per request). A name
+    /// given here replaces the generator's header of that name (`Host`, `User-Agent`, ...);
+    /// a request's own header replaces one of these.
+    pub headers: Vec<(String, Template)>,
     pub connect_timeout: Duration,
     /// Whole-request timeout, measured from the actual send.
     pub request_timeout: Duration,
@@ -226,6 +229,9 @@ pub struct Target {
     pub ready: Readiness,
     /// Upper bound on concurrent connections (open model) — the number of connection tasks.
     pub max_connections: u32,
+    /// Response body bytes kept per request for checks and captures; the rest is read,
+    /// counted in bytes received and discarded.
+    pub max_body: u64,
 }
 
 /// An HTTP/1.1 origin, already split for the hot path (the request line and Host header are

@@ -147,25 +147,101 @@ impl Template {
         self.parts.iter().all(|p| matches!(p, Part::Literal(_)))
     }
 
+    /// Whether any literal byte (text fixed at plan time: constants and `env.` values
+    /// included) matches `f`.
+    pub fn literal_has(&self, f: impl Fn(u8) -> bool) -> bool {
+        self.parts.iter().any(|p| match p {
+            Part::Literal(s) => s.bytes().any(&f),
+            _ => false,
+        })
+    }
+
+    /// Appends the rendered text to `out`, passing flow captures (text from a response)
+    /// through `escape`: percent-encoded in a path, refused in a header value. Returns false
+    /// when a captured value was refused (`out` is then incomplete).
+    pub fn render_escaped(
+        &self,
+        vars: &Vars,
+        rng: &mut impl Rng,
+        out: &mut Vec<u8>,
+        escape: Escape,
+    ) -> bool {
+        if escape == Escape::None || !self.parts.iter().any(|p| matches!(p, Part::Var(_))) {
+            self.render(vars, rng, out);
+            return true;
+        }
+        for p in &self.parts {
+            match p {
+                Part::Var(name) => {
+                    let v = vars.get(name).unwrap_or("").as_bytes();
+                    match escape {
+                        Escape::None => out.extend_from_slice(v),
+                        Escape::Path => percent_encode(v, out),
+                        Escape::HeaderValue => {
+                            if v.iter().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
+                                return false;
+                            }
+                            out.extend_from_slice(v);
+                        }
+                    }
+                }
+                other => render_part(other, vars, rng, out),
+            }
+        }
+        true
+    }
+
     /// Appends the rendered text to `out`.
     pub fn render(&self, vars: &Vars, rng: &mut impl Rng, out: &mut Vec<u8>) {
         for p in &self.parts {
-            match p {
-                Part::Literal(s) => out.extend_from_slice(s.as_bytes()),
-                Part::Var(name) => {
-                    if let Some(v) = vars.get(name) {
-                        out.extend_from_slice(v.as_bytes());
-                    }
-                }
-                Part::RandomInt(a, b) => write_int(out, rng.random_range(*a..=*b)),
-                Part::Uuid => write_uuid(out, rng.random::<u128>()),
-                Part::RandomString(n) => {
-                    for _ in 0..*n {
-                        out.push(ALPHANUMERIC[rng.random_range(0..ALPHANUMERIC.len())]);
-                    }
-                }
-                Part::Seq => write_int(out, vars.seq as i64),
+            render_part(p, vars, rng, out);
+        }
+    }
+}
+
+fn render_part(p: &Part, vars: &Vars, rng: &mut impl Rng, out: &mut Vec<u8>) {
+    match p {
+        Part::Literal(s) => out.extend_from_slice(s.as_bytes()),
+        Part::Var(name) => {
+            if let Some(v) = vars.get(name) {
+                out.extend_from_slice(v.as_bytes());
             }
+        }
+        Part::RandomInt(a, b) => write_int(out, rng.random_range(*a..=*b)),
+        Part::Uuid => write_uuid(out, rng.random::<u128>()),
+        Part::RandomString(n) => {
+            for _ in 0..*n {
+                out.push(ALPHANUMERIC[rng.random_range(0..ALPHANUMERIC.len())]);
+            }
+        }
+        Part::Seq => write_int(out, vars.seq as i64),
+    }
+}
+
+/// How captured values are written by `Template::render_escaped`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Escape {
+    None,
+    /// Everything but RFC 3986 `pchar` (unreserved, sub-delims, `:`, `@`), `/`, `?` and
+    /// existing `%XX` escapes percent-encoded: no space, CR, LF, `#` or non-ASCII byte can
+    /// reach the request line.
+    Path,
+    /// CR, LF or NUL refuse the value.
+    HeaderValue,
+}
+
+fn percent_encode(v: &[u8], out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for (i, &b) in v.iter().enumerate() {
+        // `/` and `?` stay so a captured `Location` can be the whole path; an existing
+        // `%XX` escape stays as it is.
+        let escape = b == b'%'
+            && v.get(i + 1..i + 3)
+                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit));
+        if b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?".contains(&b) || escape {
+            out.push(b);
+        } else {
+            out.extend_from_slice(&[b'%', HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]);
         }
     }
 }

@@ -77,6 +77,8 @@ pub mod defaults {
     pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
     pub const READY_INTERVAL: Duration = Duration::from_millis(100);
     pub const MAX_CONNECTIONS: u32 = 50;
+    /// Response body bytes kept per request for checks and captures (1 MiB).
+    pub const MAX_BODY: u64 = 1 << 20;
     pub const INTERVAL: Duration = Duration::from_secs(1);
     pub const KEEP_TRACES: usize = 10;
     pub const POOL_CAPACITY: usize = 1000;
@@ -236,9 +238,10 @@ fn check(
     if s.name.trim().is_empty() {
         errs.at(&s.name, "name", "the name must not be empty");
     }
-    let target = target::target(s.target.as_ref(), o, errs);
+    let constants = mix::constants(s.vars.as_ref(), env, errs);
+    let target = target::target(s.target.as_ref(), o, &constants, env, errs);
     let load = load::load(&s.load, target.max_connections, o, errs);
-    let mix = mix::mix(&s.mix, s.vars.as_ref(), env, errs);
+    let mix = mix::mix(&s.mix, &constants, env, errs);
     let op_names: Vec<String> = mix.operations.iter().map(|op| op.name.clone()).collect();
     // Cross-references to operation names are only checked when the mix was read whole.
     let ops = (!errs.damaged("mix")).then_some(op_names.as_slice());

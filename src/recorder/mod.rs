@@ -62,7 +62,7 @@ pub fn hex(bytes: &[u8]) -> String {
 
 /// What one finished request contributes.
 #[derive(Debug, Clone, Copy)]
-pub struct Outcome {
+pub struct RequestRecord {
     pub op: usize,
     pub status: Option<u16>,
     pub error: Option<ErrorKind>,
@@ -74,6 +74,8 @@ pub struct Outcome {
     pub fault: Option<&'static str>,
     pub trace_id: [u8; 16],
     pub at_us: u64,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
 }
 
 /// One operation's delta in a worker.
@@ -211,7 +213,7 @@ impl WorkerRecorder {
 
     /// Records a finished (or failed) request. Allocation-free except the first time a status
     /// code is seen.
-    pub fn record(&mut self, o: &Outcome) {
+    pub fn record(&mut self, o: &RequestRecord) {
         let Some(op) = self.ops.get_mut(o.op) else {
             return;
         };
@@ -230,6 +232,11 @@ impl WorkerRecorder {
         }
         if o.late {
             c.late += 1;
+        }
+        c.bytes_sent = c.bytes_sent.saturating_add(o.bytes_sent);
+        c.bytes_received = c.bytes_received.saturating_add(o.bytes_received);
+        if o.error == Some(ErrorKind::Panic) {
+            c.panics += 1;
         }
         match o.fault {
             Some("error") => c.faults_error += 1,
@@ -259,6 +266,18 @@ impl WorkerRecorder {
     pub fn dropped(&mut self, op: usize) {
         if let Some(o) = self.ops.get_mut(op) {
             o.counts.dropped += 1;
+        }
+    }
+    /// An automatic resend of an idempotent request (see `Counts::retries`).
+    pub fn retry(&mut self, op: usize) {
+        if let Some(o) = self.ops.get_mut(op) {
+            o.counts.retries += 1;
+        }
+    }
+    /// A panic outside any one request (a whole connection task or worker), charged to `op`.
+    pub fn task_panic(&mut self, op: usize) {
+        if let Some(o) = self.ops.get_mut(op) {
+            o.counts.panics += 1;
         }
     }
     pub fn empty_pool(&mut self, op: usize) {
@@ -385,14 +404,14 @@ impl Collector {
 mod tests {
     use super::*;
 
-    fn out(op: usize, status: Option<u16>, rt: u64) -> Outcome {
+    fn out(op: usize, status: Option<u16>, rt: u64) -> RequestRecord {
         let error = match status {
             Some(s) if s >= 500 => Some(ErrorKind::Status5xx),
             Some(s) if s >= 400 => Some(ErrorKind::Status4xx),
             Some(_) => None,
             None => Some(ErrorKind::Connect),
         };
-        Outcome {
+        RequestRecord {
             op,
             status,
             error,
@@ -403,6 +422,8 @@ mod tests {
             fault: None,
             trace_id: [rt as u8; 16],
             at_us: 0,
+            bytes_sent: 10,
+            bytes_received: 20,
         }
     }
 

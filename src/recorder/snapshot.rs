@@ -27,16 +27,24 @@ pub enum ErrorKind {
     Status4xx,
     /// A 5xx status.
     Status5xx,
+    /// A flow step's request could not be built: a captured value with CR, LF or NUL was to
+    /// go into a header value. Not sent.
+    InvalidRequest,
+    /// The generator itself panicked while handling the request (a bug): the run fails.
+    Panic,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 6] = [
+    pub const COUNT: usize = 8;
+    pub const ALL: [ErrorKind; ErrorKind::COUNT] = [
         ErrorKind::Connect,
         ErrorKind::Timeout,
         ErrorKind::Io,
         ErrorKind::Protocol,
         ErrorKind::Status4xx,
         ErrorKind::Status5xx,
+        ErrorKind::InvalidRequest,
+        ErrorKind::Panic,
     ];
     /// The `kind` label value and report key.
     pub fn as_str(self) -> &'static str {
@@ -47,6 +55,8 @@ impl ErrorKind {
             ErrorKind::Protocol => "protocol",
             ErrorKind::Status4xx => "status_4xx",
             ErrorKind::Status5xx => "status_5xx",
+            ErrorKind::InvalidRequest => "invalid_request",
+            ErrorKind::Panic => "panic",
         }
     }
     pub fn index(self) -> usize {
@@ -63,9 +73,20 @@ pub struct Counts {
     pub status_class: [u64; 5],
     /// Exact status codes seen, ascending (code, count); bounded by what HTTP allows.
     pub status: Vec<(u16, u64)>,
-    /// Failures by kind, in the order connect, timeout, io, protocol, status_4xx, status_5xx
-    /// (`ErrorKind::index()`).
-    pub errors: [u64; 6],
+    /// Failures by kind, in the order connect, timeout, io, protocol, status_4xx, status_5xx,
+    /// invalid_request, panic (`ErrorKind::index()`).
+    pub errors: [u64; ErrorKind::COUNT],
+    /// Requests sent again automatically (idempotent methods only) because a reused
+    /// connection was closed before any byte of the response arrived. Not in `requests`.
+    pub retries: u64,
+    /// Panics inside the generator (a request's handling or a whole connection task). Any
+    /// panic fails the run; a request that panicked is also in `errors` as `panic`.
+    pub panics: u64,
+    /// Request bytes written (head and body, retries included).
+    pub bytes_sent: u64,
+    /// Response bytes received: heads and decoded bodies, also the body bytes beyond
+    /// `target.max_body` that were read and discarded.
+    pub bytes_received: u64,
     /// Arrivals never sent: no connection free and the queue full (open model).
     pub dropped: u64,
     /// Arrivals sent later than 1 ms after their intended start because they waited for a free
@@ -161,9 +182,13 @@ impl Counts {
                 Err(i) => self.status.insert(i, (code, n)),
             }
         }
-        for i in 0..6 {
+        for i in 0..ErrorKind::COUNT {
             self.errors[i] += other.errors[i];
         }
+        self.retries += other.retries;
+        self.panics += other.panics;
+        self.bytes_sent += other.bytes_sent;
+        self.bytes_received += other.bytes_received;
         self.dropped += other.dropped;
         self.late += other.late;
         self.empty_pool += other.empty_pool;

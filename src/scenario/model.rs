@@ -47,9 +47,12 @@ pub struct Scenario {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TargetSpec {
-    /// `http://host:port[/prefix]`; absent = start the bundled todo-api on 127.0.0.1:0.
+    /// `http://host:port[/prefix]` (IPv6 literals in brackets: `http://[::1]:8080`); absent =
+    /// start the bundled todo-api on 127.0.0.1:0.
     pub url: Option<Sp<String>>,
-    /// Headers sent with every request.
+    /// Headers sent with every request. Values are templates (`Bearer {{env.TOKEN}}`). A name
+    /// given here replaces the generator's own header (`Host`, `User-Agent`, ...);
+    /// `Content-Length` and `Transfer-Encoding` are computed and cannot be set.
     pub headers: Option<Entries<Sp<String>>>,
     /// Default `2s`.
     pub connect_timeout: Option<Sp<Duration>>,
@@ -57,6 +60,9 @@ pub struct TargetSpec {
     pub request_timeout: Option<Sp<Duration>>,
     /// Concurrent connections (open model). Default 50.
     pub max_connections: Option<Sp<u32>>,
+    /// Response body bytes kept per request for checks and captures; the rest is read,
+    /// counted and discarded. Default 1048576 (1 MiB).
+    pub max_body: Option<Sp<u64>>,
     /// Readiness wait before the load starts.
     pub ready: Option<ReadySpec>,
 }

@@ -61,7 +61,7 @@ fn sub_counts(now: &Counts, before: &Counts) -> Counts {
     for i in 0..5 {
         d.status_class[i] = now.status_class[i].saturating_sub(before.status_class[i]);
     }
-    for i in 0..6 {
+    for i in 0..d.errors.len() {
         d.errors[i] = now.errors[i].saturating_sub(before.errors[i]);
     }
     d

@@ -32,6 +32,7 @@ pub fn plan(thresholds: Vec<Threshold>) -> Plan {
                 interval: Duration::from_millis(100),
             },
             max_connections: 8,
+            max_body: 1 << 20,
         },
         load: LoadModel::Open {
             start_rate: 100.0,

@@ -191,6 +191,7 @@ pub fn plan(
                 interval: Duration::from_millis(50),
             },
             max_connections: 20,
+            max_body: 1 << 20,
         },
         load,
         mix: Mix {

@@ -38,7 +38,7 @@ pub(crate) fn snapshot(finished: bool) -> Snapshot {
             requests: 4,
             status_class: [0, 2, 0, 0, 1],
             status: vec![(201, 2), (503, 1)],
-            errors: [0, 1, 0, 0, 0, 1],
+            errors: [0, 1, 0, 0, 0, 1, 0, 0],
             dropped: 5,
             late: 6,
             empty_pool: 0,
@@ -46,6 +46,7 @@ pub(crate) fn snapshot(finished: bool) -> Snapshot {
             checks_failed: 1,
             faults_latency: 1,
             faults_error: 1,
+            ..Counts::default()
         },
         // 0.5 ms, 2 ms, 20 ms, 3 s
         response_time: hist(&[500, 2_000, 20_000, 3_000_000]),

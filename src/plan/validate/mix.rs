@@ -11,11 +11,10 @@ use crate::scenario::model::{self, Entries, TodoOpName};
 
 pub(super) fn mix(
     m: &Sp<model::MixSpec>,
-    vars: Option<&Entries<Sp<String>>>,
+    constants: &[(String, String)],
     env: &dyn Fn(&str) -> Option<String>,
     errs: &mut Errors,
 ) -> Mix {
-    let constants = constants(vars, env, errs);
     let ops = &m.operations.value;
     if ops.is_empty() && !errs.damaged("mix.operations") {
         errs.at(&m.operations, "mix.operations", "the mix has no operations");
@@ -24,7 +23,7 @@ pub(super) fn mix(
     let mut first_seen: Vec<(String, u32)> = Vec::new();
     for (i, spec) in ops.iter().enumerate() {
         let field = format!("mix.operations[{i}]");
-        let Some(op) = operation(spec, &field, &constants, env, errs) else {
+        let Some(op) = operation(spec, &field, constants, env, errs) else {
             continue;
         };
         match first_seen.iter().find(|(n, _)| *n == op.name) {
@@ -63,7 +62,7 @@ pub(super) fn mix(
 }
 
 /// Scenario `vars:` resolved to text; values may use `{{env.NAME}}` and earlier vars.
-fn constants(
+pub(super) fn constants(
     vars: Option<&Entries<Sp<String>>>,
     env: &dyn Fn(&str) -> Option<String>,
     errs: &mut Errors,
@@ -197,7 +196,29 @@ fn todo_op(t: TodoOpName) -> TodoOp {
     }
 }
 
-fn template(s: &Sp<String>, field: &str, scope: &Scope, errs: &mut Errors) -> Template {
+/// A user header's name and (compiled) value: a token, not one the generator computes, no
+/// CR, LF or NUL in the literal text (captured values are checked when sent).
+pub(super) fn check_header(name: &Sp<String>, value: &Template, field: &str, errs: &mut Errors) {
+    if !is_token(name) {
+        errs.at(name, field, "not a valid header name");
+    } else if name.eq_ignore_ascii_case("content-length")
+        || name.eq_ignore_ascii_case("transfer-encoding")
+    {
+        errs.at(
+            name,
+            field,
+            format!(
+                "`{}` is computed by the generator from the body and cannot be set",
+                name.value
+            ),
+        );
+    }
+    if value.literal_has(|b| matches!(b, b'\r' | b'\n' | 0)) {
+        errs.at(name, field, "the value contains CR, LF or NUL");
+    }
+}
+
+pub(super) fn template(s: &Sp<String>, field: &str, scope: &Scope, errs: &mut Errors) -> Template {
     Template::compile(s, scope).unwrap_or_else(|e| {
         errs.inside(s, e.offset, field, format!("template: {}", e.message));
         Template::literal(s.value.clone())
@@ -228,13 +249,19 @@ fn request(
         );
     }
     let path = template(&r.path, &format!("{field}.path"), scope, errs);
+    if path.literal_has(|b| b.is_ascii_control() || b == b' ') {
+        errs.at(
+            &r.path,
+            format!("{field}.path"),
+            "the path contains a space or a control character (CR, LF, NUL, ...): percent-encode it",
+        );
+    }
     let mut headers = Vec::new();
     for (name, value) in r.headers.as_ref().map_or(&[][..], |h| &h.0) {
         let f = format!("{field}.headers.{}", name.value);
-        if !is_token(name) {
-            errs.at(name, &f, "not a valid header name");
-        }
-        headers.push((name.value.clone(), template(value, &f, scope, errs)));
+        let t = template(value, &f, scope, errs);
+        check_header(name, &t, &f, errs);
+        headers.push((name.value.clone(), t));
     }
     let body = r
         .body

@@ -1,10 +1,18 @@
 //! The `target:` section → `Target`, and the target URL grammar (`http://host[:port][/prefix]`).
 
+use super::mix::{check_header, template};
 use super::{Errors, Overrides, defaults, dur, positive};
+use crate::plan::template::Scope;
 use crate::plan::{BaseUrl, Readiness, Target};
 use crate::scenario::model;
 
-pub(super) fn target(t: Option<&model::TargetSpec>, o: &Overrides, errs: &mut Errors) -> Target {
+pub(super) fn target(
+    t: Option<&model::TargetSpec>,
+    o: &Overrides,
+    constants: &[(String, String)],
+    env: &dyn Fn(&str) -> Option<String>,
+    errs: &mut Errors,
+) -> Target {
     let base_url = match (&o.target_url, t.and_then(|t| t.url.as_ref())) {
         (Some(url), _) => parse_base_url(url)
             .map_err(|m| errs.flag("--target-url", m))
@@ -14,16 +22,17 @@ pub(super) fn target(t: Option<&model::TargetSpec>, o: &Overrides, errs: &mut Er
             .ok(),
         (None, None) => None,
     };
+    let scope = Scope {
+        constants,
+        captures: &[],
+        env,
+    };
     let mut headers = Vec::new();
     for (name, value) in t.and_then(|t| t.headers.as_ref()).map_or(&[][..], |h| &h.0) {
-        if !is_token(name) {
-            errs.at(
-                name,
-                format!("target.headers.{}", name.value),
-                "not a valid header name",
-            );
-        }
-        headers.push((name.value.clone(), value.value.clone()));
+        let field = format!("target.headers.{}", name.value);
+        let value = template(value, &field, &scope, errs);
+        check_header(name, &value, &field, errs);
+        headers.push((name.value.clone(), value));
     }
     let ready = t.and_then(|t| t.ready.as_ref());
     if let Some(p) = ready
@@ -76,6 +85,9 @@ pub(super) fn target(t: Option<&model::TargetSpec>, o: &Overrides, errs: &mut Er
             ),
         },
         max_connections: max_connections.map_or(defaults::MAX_CONNECTIONS, |m| m.value),
+        max_body: t
+            .and_then(|t| t.max_body.as_ref())
+            .map_or(defaults::MAX_BODY, |m| m.value),
     }
 }
 

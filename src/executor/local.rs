@@ -1,0 +1,72 @@
+//! The state one worker thread's tasks share (`Local`): its recorder, random generator, id
+//! pool, arrival queue and gauges. Its own module so the worker (which creates it) and the
+//! client (which reads it per request) both depend on it and not on each other.
+//! Single-threaded: `Rc`/`RefCell`/`Cell`, never a lock.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use rand::Rng;
+use rand::rngs::SmallRng;
+use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
+
+use super::request::Pool;
+use super::{Control, Shared};
+use crate::recorder::WorkerRecorder;
+
+/// A released arrival waiting for a connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Arrival {
+    pub op: usize,
+    pub intended: Instant,
+    pub released: Instant,
+}
+
+/// The worker's state, shared by its tasks.
+pub struct Local {
+    pub shared: Arc<Shared>,
+    pub worker: usize,
+    pub rec: RefCell<WorkerRecorder>,
+    pub rng: RefCell<SmallRng>,
+    pub pool: RefCell<Pool>,
+    pub queue: RefCell<VecDeque<Arrival>>,
+    pub notify: Notify,
+    /// Connection tasks not busy with an arrival (also while they are still connecting): the
+    /// arrivals that can be waiting in the queue without anyone being late.
+    pub idle: Cell<u64>,
+    pub done: Cell<bool>,
+    pub in_flight: Cell<u64>,
+    pub vus: Cell<u64>,
+    /// Set once the app asks to stop: read per request instead of the watch channel, whose
+    /// `borrow` takes a lock shared by all workers.
+    pub stopping: Cell<bool>,
+    /// `{{seq}}` of templates: bumped per rendered request, per worker.
+    pub seq: Cell<u64>,
+    /// Clients created so far (spreads their first target address).
+    pub clients: Cell<usize>,
+}
+
+impl Local {
+    /// After a wake-up by the control channel (rare path): take its state now, whichever task
+    /// the runtime polls first.
+    pub fn note(&self, control: &watch::Receiver<Control>) {
+        if *control.borrow() != Control::Run {
+            self.stopping.set(true);
+        }
+    }
+
+    pub fn next_client_id(&self) -> usize {
+        let n = self.clients.get();
+        self.clients.set(n.wrapping_add(1));
+        n.wrapping_mul(self.shared.workers)
+            .wrapping_add(self.worker)
+    }
+
+    pub fn pick_op(&self) -> usize {
+        let total = self.shared.total_weight().max(1);
+        let draw = self.rng.borrow_mut().random_range(0..total);
+        self.shared.pick(draw)
+    }
+}

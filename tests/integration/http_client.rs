@@ -1,0 +1,499 @@
+//! The HTTP/1.1 client against servers that misbehave like real ones, over loopback sockets:
+//! a table of raw responses read by `executor::http::exchange`, then whole runs against
+//! scripted servers (a server that drops the second request of each connection, header
+//! overrides and CRLF seen from the server side, `target.headers` templates, captured values
+//! in paths and headers, an endless body, an IPv6 target).
+
+use std::future::pending;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use trafficgen::executor::http::{self, Buffers, Failure, Head};
+use trafficgen::plan::{Overrides, Plan};
+use trafficgen::recorder::{Counts, ErrorKind};
+use trafficgen::report::Report;
+
+/// Reads one request head (and its Content-Length body) from `s`; None at EOF.
+async fn read_request(s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<String> {
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end + 4]).into_owned();
+            let len: usize = head
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse().ok())?
+                })
+                .unwrap_or(0);
+            while buf.len() < end + 4 + len {
+                let mut chunk = [0u8; 4096];
+                let n = s.read(&mut chunk).await.ok()?;
+                if n == 0 {
+                    return None;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            buf.drain(..end + 4 + len);
+            return Some(head);
+        }
+        let mut chunk = [0u8; 4096];
+        let n = s.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Serves `bytes` once to the first request of one connection, then closes.
+async fn one_shot(bytes: Vec<u8>) -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut s, _) = l.accept().await.unwrap();
+        let mut buf = Vec::new();
+        if read_request(&mut s, &mut buf).await.is_some() {
+            let _ = s.write_all(&bytes).await;
+            let _ = s.shutdown().await;
+        }
+        // Drain until the client closes so it sees our FIN, not a reset.
+        let mut sink = [0u8; 1024];
+        while matches!(s.read(&mut sink).await, Ok(n) if n > 0) {}
+    });
+    addr
+}
+
+#[derive(Debug)]
+enum Expect {
+    /// status, kept body, whether the connection must be closed after it
+    Ok(u16, &'static [u8], bool),
+    Err(ErrorKind),
+}
+
+async fn exchange_with(
+    resp: Vec<u8>,
+    method: &str,
+    keep: usize,
+) -> (Result<Head, Failure>, Buffers) {
+    let addr = one_shot(resp).await;
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let req = format!("{method} / HTTP/1.1\r\nHost: x\r\n\r\n");
+    let mut bufs = Buffers::default();
+    let r = tokio::time::timeout(
+        Duration::from_secs(10),
+        http::exchange(&mut s, req.as_bytes(), &mut bufs, method == "HEAD", keep),
+    )
+    .await
+    .expect("the exchange ends");
+    (r, bufs)
+}
+
+#[tokio::test]
+async fn raw_response_fixtures() {
+    let many_headers: String = (0..200).map(|i| format!("X-H{i}: {i}\r\n")).collect();
+    let huge_head = format!(
+        "HTTP/1.1 200 OK\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(300 * 1024)
+    );
+    let cases: Vec<(&str, Vec<u8>, &str, Expect)> = vec![
+        ("100 then 500", b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 500 Oops\r\nContent-Length: 2\r\n\r\nno".to_vec(), "GET", Expect::Ok(500, b"no", false)),
+        ("103 early hints then 200", b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec(), "GET", Expect::Ok(200, b"ok", false)),
+        ("101 not asked for", b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n".to_vec(), "GET", Expect::Err(ErrorKind::Protocol)),
+        ("200 headers", format!("HTTP/1.1 200 OK\r\n{many_headers}Content-Length: 1\r\n\r\nx").into_bytes(), "GET", Expect::Ok(200, b"x", false)),
+        ("head larger than the limit", huge_head.into_bytes(), "GET", Expect::Err(ErrorKind::Protocol)),
+        ("content-length", b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello".to_vec(), "GET", Expect::Ok(200, b"hello", false)),
+        ("chunked with extension and trailer", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;a=b\r\nhello\r\n1\r\n!\r\n0\r\nX-Trailer: t\r\n\r\n".to_vec(), "GET", Expect::Ok(200, b"hello!", false)),
+        ("transfer-encoding wins over content-length, then close", b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n".to_vec(), "GET", Expect::Ok(200, b"hello", true)),
+        ("conflicting content-lengths", b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!".to_vec(), "GET", Expect::Err(ErrorKind::Protocol)),
+        ("conflicting content-length list", b"HTTP/1.1 200 OK\r\nContent-Length: 5, 6\r\n\r\nhello!".to_vec(), "GET", Expect::Err(ErrorKind::Protocol)),
+        ("identical content-lengths", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok".to_vec(), "GET", Expect::Ok(200, b"ok", false)),
+        ("invalid content-length", b"HTTP/1.1 200 OK\r\nContent-Length: abc\r\n\r\n".to_vec(), "GET", Expect::Err(ErrorKind::Protocol)),
+        ("negative content-length", b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n".to_vec(), "GET", Expect::Err(ErrorKind::Protocol)),
+        ("malformed chunk size", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n".to_vec(), "GET", Expect::Err(ErrorKind::Protocol)),
+        ("chunk size overflow", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1ffffffffffffffff\r\nx\r\n".to_vec(), "GET", Expect::Err(ErrorKind::Protocol)),
+        ("chunk data longer than its size", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhello\r\n0\r\n\r\n".to_vec(), "GET", Expect::Err(ErrorKind::Protocol)),
+        ("HEAD has no body", b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n".to_vec(), "HEAD", Expect::Ok(200, b"", false)),
+        ("204 has no body", b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n".to_vec(), "GET", Expect::Ok(204, b"", false)),
+        ("304 has no body", b"HTTP/1.1 304 Not Modified\r\nContent-Length: 50\r\n\r\n".to_vec(), "GET", Expect::Ok(304, b"", false)),
+        ("connection close", b"HTTP/1.1 200 OK\r\nConnection: keep-alive, close\r\nContent-Length: 2\r\n\r\nok".to_vec(), "GET", Expect::Ok(200, b"ok", true)),
+        ("HTTP/1.0 body until close", b"HTTP/1.0 200 OK\r\n\r\nuntil the end".to_vec(), "GET", Expect::Ok(200, b"until the end", true)),
+        ("HTTP/1.0 keep-alive with length", b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nok".to_vec(), "GET", Expect::Ok(200, b"ok", false)),
+        ("HTTP/1.0 with transfer-encoding", b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n".to_vec(), "GET", Expect::Err(ErrorKind::Protocol)),
+        ("gzip not chunked: until close", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nraw".to_vec(), "GET", Expect::Ok(200, b"raw", true)),
+        ("truncated body", b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc".to_vec(), "GET", Expect::Err(ErrorKind::Io)),
+        ("truncated chunked body", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab".to_vec(), "GET", Expect::Err(ErrorKind::Io)),
+        ("garbage status line", b"SMTP ready\r\n\r\n".to_vec(), "GET", Expect::Err(ErrorKind::Protocol)),
+        ("closed after the headers", b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n".to_vec(), "GET", Expect::Err(ErrorKind::Io)),
+        ("extra bytes after the response", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\n".to_vec(), "GET", Expect::Ok(200, b"ok", true)),
+        ("NUL in a header value", b"HTTP/1.1 200 OK\r\nX: a\0b\r\nContent-Length: 0\r\n\r\n".to_vec(), "GET", Expect::Err(ErrorKind::Protocol)),
+    ];
+    for (name, resp, method, expect) in cases {
+        let (r, bufs) = exchange_with(resp, method, 1 << 20).await;
+        match (&expect, r) {
+            (Expect::Ok(status, body, close), Ok(h)) => {
+                assert_eq!(h.status, *status, "{name}");
+                assert_eq!(bufs.body, *body, "{name}");
+                assert_eq!(h.body_bytes, body.len() as u64, "{name}");
+                assert_eq!(h.close, *close, "{name}: close");
+            }
+            (Expect::Err(kind), Err(f)) => assert_eq!(f.kind, *kind, "{name}"),
+            (e, r) => panic!("{name}: expected {e:?}, got {r:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_closed_connection_without_any_response_is_retryable_and_says_so() {
+    let (r, _) = exchange_with(Vec::new(), "GET", 0).await;
+    let f = r.unwrap_err();
+    assert_eq!(f.kind, ErrorKind::Io);
+    assert!(f.nothing_received);
+    // An interim response is a byte of a response: not "nothing received".
+    let (r, _) = exchange_with(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec(), "GET", 0).await;
+    assert!(!r.unwrap_err().nothing_received);
+}
+
+#[tokio::test]
+async fn large_bodies_stream_through_and_only_max_body_bytes_are_kept() {
+    let size = 5 << 20;
+    let mut resp = format!("HTTP/1.1 200 OK\r\nContent-Length: {size}\r\n\r\n").into_bytes();
+    resp.extend(std::iter::repeat_n(b'x', size));
+    let (r, bufs) = exchange_with(resp, "GET", 1000).await;
+    let h = r.unwrap();
+    assert_eq!(h.body_bytes, size as u64);
+    assert_eq!(bufs.body.len(), 1000);
+    // The read buffer holds the head and at most one read's worth, never the body.
+    assert!(bufs.rbuf.capacity() < 64 * 1024, "{}", bufs.rbuf.capacity());
+    // Chunked, with many small chunks: linear and bounded as well.
+    let mut resp = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for _ in 0..100_000 {
+        resp.extend_from_slice(b"a\r\n0123456789\r\n");
+    }
+    resp.extend_from_slice(b"0\r\n\r\n");
+    let (r, bufs) = exchange_with(resp, "GET", 0).await;
+    assert_eq!(r.unwrap().body_bytes, 1_000_000);
+    assert!(bufs.body.is_empty());
+}
+
+// ---- whole runs against scripted servers ----
+
+/// What a scripted server does with the `n`-th request (0-based) of a connection.
+#[derive(Clone, Copy)]
+enum Act {
+    Answer,
+    /// Read the request, close without answering.
+    Drop,
+    /// Send headers and an endless chunked body.
+    Endless,
+    /// Answer with a JSON body carrying a CR LF in a value.
+    Evil,
+}
+
+/// A loopback server answering `/health` (readiness) and running `script` on the others;
+/// it keeps every request head it read.
+struct Scripted {
+    addr: SocketAddr,
+    heads: Arc<Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Scripted {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Scripted {
+    async fn start(bind: &str, script: fn(usize) -> Act) -> Scripted {
+        let l = TcpListener::bind(bind).await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let heads = Arc::new(Mutex::new(Vec::new()));
+        let h = heads.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut s, _)) = l.accept().await else {
+                    return;
+                };
+                let heads = h.clone();
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut n = 0;
+                    while let Some(head) = read_request(&mut s, &mut buf).await {
+                        if head.contains(" /health ") {
+                            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await;
+                            return;
+                        }
+                        heads.lock().unwrap().push(head);
+                        let act = script(n);
+                        n += 1;
+                        let r = match act {
+                            Act::Answer => s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").await,
+                            Act::Drop => return,
+                            Act::Evil => s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\n{\"v\":\"a\\r\\nEvil: 1\"}").await,
+                            Act::Endless => {
+                                let _ = s.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n").await;
+                                loop {
+                                    if s.write_all(b"400\r\n").await.is_err() || s.write_all(&[b'z'; 1024]).await.is_err() || s.write_all(b"\r\n").await.is_err() {
+                                        return;
+                                    }
+                                    tokio::time::sleep(Duration::from_millis(5)).await;
+                                }
+                            }
+                        };
+                        if r.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Scripted { addr, heads, task }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn count(&self, pred: impl Fn(&str) -> bool) -> u64 {
+        self.heads
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|h| pred(h))
+            .count() as u64
+    }
+}
+
+fn plan_from(yaml: &str, url: &str, env: &[(&str, &str)]) -> Plan {
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let o = Overrides {
+        target_url: Some(url.to_string()),
+        ..Default::default()
+    };
+    trafficgen::plan::build_from_str(yaml, "test.yaml", None, &o, &move |k| {
+        env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+    })
+    .unwrap_or_else(|e| panic!("{e:?}"))
+}
+
+async fn run(mut plan: Plan) -> Report {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("report.json");
+    plan.output.report = Some(path.clone());
+    let mut out = Vec::new();
+    trafficgen::app::run_plan(plan, 1, &mut out, pending())
+        .await
+        .expect("run");
+    Report::read(&path).unwrap()
+}
+
+fn counts<'a>(r: &'a Report, op: &str) -> &'a Counts {
+    &r.ops.iter().find(|(n, _)| n == op).unwrap().1.counts
+}
+
+const CLOSED: &str = "
+load:
+  model: closed
+  start_vus: 2
+  think_time: 2ms
+  stages:
+    - {duration: 1s, vus: 2}
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posts_are_never_resent_and_every_get_retry_is_counted() {
+    // Every connection answers its first request and drops the second unanswered.
+    let srv = Scripted::start(
+        "127.0.0.1:0",
+        |n| if n == 0 { Act::Answer } else { Act::Drop },
+    )
+    .await;
+    let yaml = format!(
+        "name: drops\n{CLOSED}mix:\n  operations:\n    - name: post\n      weight: 1\n      request: {{method: POST, path: /p, body: 'x'}}\n    - name: get\n      weight: 1\n      request: {{path: /g}}\n"
+    );
+    let report = run(plan_from(&yaml, &srv.url(), &[])).await;
+    let post = counts(&report, "post");
+    let get = counts(&report, "get");
+    let post_seen = srv.count(|h| h.starts_with("POST /p "));
+    let get_seen = srv.count(|h| h.starts_with("GET /g "));
+    assert!(post.requests > 5 && get.requests > 5, "{post:?} {get:?}");
+    assert_eq!(post.retries, 0);
+    assert_eq!(
+        post_seen, post.requests,
+        "each POST reached the server once"
+    );
+    assert!(post.errors[ErrorKind::Io.index()] > 0, "{post:?}");
+    assert!(get.retries > 0, "{get:?}");
+    assert_eq!(
+        get_seen,
+        get.requests + get.retries,
+        "every resend is counted"
+    );
+    assert_eq!(post.panics + get.panics, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_headers_replace_built_in_ones_and_target_headers_are_templates() {
+    let srv = Scripted::start("127.0.0.1:0", |_| Act::Answer).await;
+    let yaml = format!(
+        "name: headers
+target:
+  headers:
+    Host: shop.example
+    Authorization: 'Bearer {{{{env.TOKEN}}}}'
+    X-Req: 'n{{{{seq}}}}-{{{{random_int(1, 9)}}}}'
+{CLOSED}mix:
+  operations:
+    - name: put
+      request:
+        method: PUT
+        path: /h
+        headers: {{User-Agent: probe/1, Content-Type: text/plain, Connection: keep-alive}}
+        body: hi
+"
+    );
+    let report = run(plan_from(&yaml, &srv.url(), &[("TOKEN", "s3cret")])).await;
+    assert!(counts(&report, "put").requests > 0);
+    let heads = srv.heads.lock().unwrap().clone();
+    assert!(!heads.is_empty());
+    let mut seen_req = std::collections::BTreeSet::new();
+    for h in &heads {
+        let lines: Vec<&str> = h.lines().collect();
+        let named = |n: &str| {
+            lines
+                .iter()
+                .filter(|l| l.to_ascii_lowercase().starts_with(&format!("{n}:")))
+                .map(|l| l.split_once(':').unwrap().1.trim().to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(named("host"), ["shop.example"], "{h}");
+        assert_eq!(named("user-agent"), ["probe/1"], "{h}");
+        assert_eq!(named("content-type"), ["text/plain"], "{h}");
+        assert_eq!(named("connection"), ["keep-alive"], "{h}");
+        assert_eq!(named("content-length"), ["2"], "{h}");
+        assert_eq!(named("authorization"), ["Bearer s3cret"], "{h}");
+        let x = named("x-req");
+        assert_eq!(x.len(), 1, "{h}");
+        assert!(x[0].starts_with('n') && !x[0].contains('{'), "{h}");
+        seen_req.insert(x[0].clone());
+    }
+    assert!(seen_req.len() > 1, "rendered per request: {seen_req:?}");
+}
+
+#[test]
+fn crlf_nul_and_computed_headers_are_validation_errors() {
+    let bad = [
+        (
+            "target:\n  headers:\n    X-A: \"a\\r\\nEvil: 1\"\n",
+            "CR, LF or NUL",
+        ),
+        ("target:\n  headers:\n    Content-Length: '5'\n", "computed"),
+        (
+            "target:\n  headers:\n    X-E: '{{env.BAD}}'\n",
+            "CR, LF or NUL",
+        ),
+    ];
+    for (target, msg) in bad {
+        let yaml =
+            format!("name: v\n{target}{CLOSED}mix:\n  operations:\n    - request: {{path: /}}\n");
+        let o = Overrides::default();
+        let e = trafficgen::plan::build_from_str(&yaml, "t.yaml", None, &o, &|k| {
+            (k == "BAD").then(|| "x\ny".to_string())
+        })
+        .expect_err(target);
+        assert!(e.iter().any(|e| e.message.contains(msg)), "{target}: {e:?}");
+    }
+    for request in [
+        "{path: \"/a b\"}",
+        "{path: \"/a\\r\\nX: 1\"}",
+        "{path: /, headers: {Transfer-Encoding: chunked}}",
+        "{path: /, headers: {X: \"a\\nb\"}}",
+        "{path: /, headers: {\"Bad Name\": x}}",
+    ] {
+        let yaml = format!("name: v\n{CLOSED}mix:\n  operations:\n    - request: {request}\n");
+        let r =
+            trafficgen::plan::build_from_str(&yaml, "t.yaml", None, &Overrides::default(), &|_| {
+                None
+            });
+        assert!(r.is_err(), "{request} was accepted");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn captured_crlf_is_encoded_in_paths_and_refused_in_headers() {
+    let srv = Scripted::start("127.0.0.1:0", |_| Act::Evil).await;
+    let yaml = format!(
+        "name: capture
+{CLOSED}mix:
+  operations:
+    - name: journey
+      flow:
+        - name: get
+          request: {{path: /src}}
+          capture: {{v: /v}}
+        - name: path
+          request: {{path: '/p/{{{{v}}}}'}}
+        - name: header
+          request: {{path: /h, headers: {{X-V: '{{{{v}}}}'}}}}
+"
+    );
+    let report = run(plan_from(&yaml, &srv.url(), &[])).await;
+    let c = counts(&report, "journey");
+    let flows = srv.count(|h| h.starts_with("GET /src "));
+    assert!(flows > 0);
+    assert_eq!(
+        srv.count(|h| h.starts_with("GET /p/a%0D%0AEvil:%201 ")),
+        flows
+    );
+    assert_eq!(
+        srv.count(|h| h.lines().any(|l| l.starts_with("Evil"))),
+        0,
+        "no injected header line"
+    );
+    assert_eq!(
+        srv.count(|h| h.starts_with("GET /h ")),
+        0,
+        "the header step is never sent"
+    );
+    assert_eq!(c.errors[ErrorKind::InvalidRequest.index()], flows);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endless_body_ends_at_the_request_timeout() {
+    let srv = Scripted::start("127.0.0.1:0", |_| Act::Endless).await;
+    let yaml = format!(
+        "name: endless\ntarget: {{request_timeout: 300ms}}\n{CLOSED}mix:\n  operations:\n    - name: get\n      request: {{path: /e}}\n      checks: {{body_contains: nothing}}\n"
+    );
+    let report = run(plan_from(&yaml, &srv.url(), &[])).await;
+    let c = counts(&report, "get");
+    assert!(c.requests >= 2, "{c:?}");
+    assert_eq!(c.errors[ErrorKind::Timeout.index()], c.requests, "{c:?}");
+    assert!(c.bytes_received == 0, "no response completed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ipv6_literal_target() {
+    let srv = Scripted::start("[::1]:0", |_| Act::Answer).await;
+    let url = format!("http://[::1]:{}", srv.addr.port());
+    let yaml = format!(
+        "name: v6\n{CLOSED}mix:\n  operations:\n    - name: get\n      request: {{path: /six}}\n"
+    );
+    let report = run(plan_from(&yaml, &url, &[])).await;
+    let c = counts(&report, "get");
+    assert!(c.requests > 0);
+    assert_eq!(c.status, vec![(200, c.requests)]);
+    assert_eq!(srv.count(|h| h.starts_with("GET /six ")), c.requests);
+    let hosts = srv.count(|h| h.contains(&format!("Host: [::1]:{}\r\n", srv.addr.port())));
+    assert_eq!(hosts, c.requests);
+    assert_eq!(
+        c.bytes_received,
+        c.requests * (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n".len() as u64 + 2)
+    );
+}
