@@ -69,13 +69,15 @@ async fn guarded(
     intended: Instant,
     released: Option<Instant>,
 ) {
-    let r = AssertUnwindSafe(client.run_op(st, op, intended, released))
-        .catch_unwind()
-        .await;
-    if r.is_err() {
+    if panicked(client.run_op(st, op, intended, released)).await {
         record_panic(st, op);
         *client = Client::new(&st.shared, st.next_client_id());
     }
+}
+
+/// Polls `fut` to completion; true when it panicked (caught here, not propagated).
+async fn panicked(fut: impl std::future::Future<Output = ()>) -> bool {
+    AssertUnwindSafe(fut).catch_unwind().await.is_err()
 }
 
 /// Awaits every task of `set`; a task that panicked outside the per-arrival guard counts as
@@ -350,5 +352,16 @@ async fn vu(st: Rc<Local>, v: u32, mut control: watch::Receiver<Control>) {
     }
     if active {
         st.vus.set(st.vus.get() - 1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_arrival_is_caught_and_reported() {
+        assert!(panicked(async { panic!("a bug") }).await);
+        assert!(!panicked(async {}).await);
     }
 }

@@ -455,6 +455,21 @@ mod tests {
         assert_eq!(s.failed.len(), 2);
         assert_eq!(s.failed[0].error, Some(ErrorKind::Connect));
         assert_eq!(s.totals().requests, 6);
-        assert_eq!(s.achieved_rate, 6.0);
+        assert_eq!(
+            (s.totals().bytes_sent, s.totals().bytes_received),
+            (60, 120)
+        );
+        let mut w = WorkerRecorder::new(0, 2, 2);
+        w.record(&RequestRecord {
+            error: Some(ErrorKind::Panic),
+            ..out(1, None, 0)
+        });
+        w.task_panic(0);
+        w.retry(0);
+        c.absorb(&w);
+        let s = c.snapshot(Duration::from_secs(2), 0.0, vec![], false);
+        assert_eq!(s.totals().panics, 2);
+        assert_eq!(s.ops[1].counts.errors[ErrorKind::Panic.index()], 1);
+        assert_eq!(s.ops[0].counts.retries, 1);
     }
 }

@@ -1,5 +1,6 @@
 mod cli;
 mod http_client;
+mod http_parser;
 mod report;
 mod run_e2e;
 mod scenarios;
