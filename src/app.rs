@@ -181,7 +181,23 @@ fn base_string(b: &BaseUrl) -> String {
 async fn wait_ready(plan: &Plan, base: &str) -> bool {
     let r = &plan.target.ready;
     let url = format!("{base}{}", r.path);
-    let client = match reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder();
+    // The probe trusts what the load trusts (target.tls), not the platform's roots.
+    if let Some(b) = plan
+        .target
+        .base_url
+        .as_ref()
+        .filter(|b| b.scheme == "https")
+    {
+        match executor::tls::client_config(&plan.target.tls, &[b"http/1.1"]) {
+            Ok(c) => builder = builder.use_preconfigured_tls(c),
+            Err(e) => {
+                eprintln!("trafficgen: {}: {e}", b.host);
+                return false;
+            }
+        }
+    }
+    let client = match builder
         .timeout(
             r.interval
                 .max(Duration::from_millis(200))
@@ -316,7 +332,7 @@ async fn load(
         telemetry.sample_ratio(),
         workers,
         start,
-    ));
+    )?);
     let server_faults = ServerFaults::spawn(plan, base_url.to_string(), token, start);
     let (ctl, ctl_rx) = watch::channel(Control::Run);
     let (dtx, mut drx) = mpsc::unbounded_channel();

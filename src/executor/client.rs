@@ -12,12 +12,12 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, SystemTime};
 
-use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep, sleep_until};
 
 use super::http::{self, Buffers, Failure, Head};
 use super::local::Local;
 use super::request::{self, Parts, TraceIds, static_method, todo_request, write_request};
+use super::tls::{self, Stream};
 use super::{RequestInfo, Shared, connect};
 use crate::plan::{CaptureSource, Check, Escape, OpKind, RequestTemplate, TodoOp, Vars};
 use crate::recorder::{ErrorKind, RequestRecord, SpanRecord};
@@ -73,7 +73,7 @@ async fn with_deadline<F: Future<Output = Result<Head, Failure>>>(
 }
 
 pub struct Client {
-    stream: Option<TcpStream>,
+    stream: Option<Stream>,
     reused: bool,
     bufs: Buffers,
     wbuf: Vec<u8>,
@@ -114,26 +114,42 @@ impl Client {
         self.stream = None;
     }
 
-    async fn connect(&mut self, shared: &Shared) -> bool {
+    /// Opens a connection (TCP, then TLS for `https`), both within `connect_timeout`.
+    async fn connect(&mut self, st: &Local) -> Result<(), ErrorKind> {
+        let shared = &*st.shared;
         let t = shared.plan.target.connect_timeout;
-        match connect::connect(&shared.addrs, self.addr_at, t).await {
-            Some(s) => {
-                self.stream = Some(s);
-                self.reused = false;
-                true
+        let start = Instant::now();
+        let Some(tcp) = connect::connect(&shared.addrs, self.addr_at, t).await else {
+            // The next attempt starts at the next address.
+            self.addr_at = self.addr_at.wrapping_add(1);
+            return Err(ErrorKind::Connect);
+        };
+        let stream = match &shared.tls {
+            None => Stream::Plain(tcp),
+            Some(target) => {
+                let left = t.saturating_sub(start.elapsed());
+                match tokio::time::timeout(left, tls::handshake(target, tcp)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(reason)) => {
+                        st.tls_failed(reason);
+                        return Err(ErrorKind::Tls);
+                    }
+                    Err(_) => {
+                        st.tls_failed("no handshake within connect_timeout".into());
+                        return Err(ErrorKind::Tls);
+                    }
+                }
             }
-            None => {
-                // The next attempt starts at the next address.
-                self.addr_at = self.addr_at.wrapping_add(1);
-                false
-            }
-        }
+        };
+        self.stream = Some(stream);
+        self.reused = false;
+        Ok(())
     }
 
     /// Opens the connection ahead of the first arrival so its connect time is not charged to
     /// the first request; a failure here is not a request and is not counted.
-    pub async fn preconnect(&mut self, shared: &Shared) {
-        self.connect(shared).await;
+    pub async fn preconnect(&mut self, st: &Local) {
+        let _ = self.connect(st).await;
     }
 
     /// Runs one arrival of operation `op`.
@@ -490,13 +506,12 @@ impl Client {
                     sleep_until(t).await;
                 }
                 let t0 = Instant::now();
-                if self.connect(shared).await {
-                    self.backoff = Duration::ZERO;
-                } else {
+                if let Err(kind) = self.connect(st).await {
                     self.backoff = (self.backoff * 2).clamp(BACKOFF_MIN, BACKOFF_MAX);
                     self.retry_at = Some(Instant::now() + self.backoff);
-                    return Err((ErrorKind::Connect, t0, writes));
+                    return Err((kind, t0, writes));
                 }
+                self.backoff = Duration::ZERO;
             }
             let Some(stream) = self.stream.as_mut() else {
                 return Err((ErrorKind::Io, Instant::now(), writes));

@@ -46,6 +46,8 @@ pub struct Local {
     pub seq: Cell<u64>,
     /// Clients created so far (spreads their first target address).
     pub clients: Cell<usize>,
+    /// TLS failure reasons already printed by this worker (each is printed once).
+    pub tls_reasons: RefCell<Vec<String>>,
 }
 
 impl Local {
@@ -54,6 +56,15 @@ impl Local {
     pub fn note(&self, control: &watch::Receiver<Control>) {
         if *control.borrow() != Control::Run {
             self.stopping.set(true);
+        }
+    }
+
+    /// Prints a TLS handshake failure the first time this worker sees its reason.
+    pub fn tls_failed(&self, reason: String) {
+        let mut seen = self.tls_reasons.borrow_mut();
+        if !seen.contains(&reason) && seen.len() < 16 {
+            eprintln!("trafficgen: TLS handshake with the target failed: {reason}");
+            seen.push(reason);
         }
     }
 

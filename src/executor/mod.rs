@@ -25,6 +25,7 @@ pub mod connect;
 pub mod http;
 mod local;
 pub mod request;
+pub mod tls;
 mod worker;
 
 pub use connect::resolve;
@@ -60,6 +61,8 @@ pub struct Shared {
     pub common: Common,
     /// Per operation, per flow step (one entry for other operations).
     pub requests: Vec<Vec<RequestInfo>>,
+    /// TLS for an `https` target.
+    pub tls: Option<tls::TlsTarget>,
     pub names: Vec<Arc<str>>,
     /// Cumulative operation weights, for the weighted pick.
     pub cum_weights: Vec<u64>,
@@ -85,7 +88,7 @@ impl Shared {
         sample_ratio: f64,
         workers: usize,
         start: Instant,
-    ) -> Shared {
+    ) -> Result<Shared, tls::TlsError> {
         let names = plan
             .mix
             .operations
@@ -117,17 +120,28 @@ impl Shared {
             _ => None,
         };
         let faults_empty = faults.is_empty();
+        let tls = match &plan.target.base_url {
+            Some(base) => tls::target(base, &plan.target.tls)?,
+            None => None,
+        };
+        if tls.is_some() && plan.target.tls.insecure_skip_verify {
+            eprintln!(
+                "trafficgen: WARNING: target.tls.insecure_skip_verify is set: the target's \
+                 certificate is NOT verified; anyone on the path can read and change this traffic"
+            );
+        }
         let requests = plan
             .mix
             .operations
             .iter()
             .map(|o| request_infos(&common, &o.kind, &o.checks))
             .collect();
-        Shared {
+        Ok(Shared {
             plan,
             addrs,
             common,
             requests,
+            tls,
             names,
             cum_weights,
             faults,
@@ -137,7 +151,7 @@ impl Shared {
             workers: workers.max(1),
             start,
             limiter,
-        }
+        })
     }
 
     /// Weighted operation pick from a uniform draw in `0..total_weight()`.

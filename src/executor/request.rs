@@ -39,7 +39,8 @@ pub struct HeaderSet {
 
 impl Common {
     pub fn new(base: &BaseUrl, target_headers: &[(String, Template)], run_id: &str) -> Common {
-        let host = if base.port == 80 {
+        let default_port = if base.scheme == "https" { 443 } else { 80 };
+        let host = if base.port == default_port {
             base.host.clone()
         } else {
             format!("{}:{}", base.host, base.port)
@@ -59,7 +60,7 @@ impl Common {
             prefix: base.prefix.clone(),
             builtin,
             target: target_headers.to_vec(),
-            origin: format!("http://{host}{}", base.prefix),
+            origin: format!("{}://{host}{}", base.scheme, base.prefix),
         }
     }
 

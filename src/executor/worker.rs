@@ -119,6 +119,7 @@ async fn main(
         stopping: Cell::new(false),
         seq: Cell::new(0),
         clients: Cell::new(0),
+        tls_reasons: RefCell::new(Vec::new()),
     });
     let watcher = {
         let (st, mut control) = (st.clone(), control.clone());
@@ -244,7 +245,7 @@ async fn open(st: &Rc<Local>, mut control: watch::Receiver<Control>) {
 
 async fn open_conn(st: Rc<Local>) {
     let mut client = Client::new(&st.shared, st.next_client_id());
-    client.preconnect(&st.shared).await;
+    client.preconnect(&st).await;
     loop {
         let next = loop {
             if let Some(a) = st.queue.borrow_mut().pop_front() {

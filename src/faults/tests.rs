@@ -37,6 +37,7 @@ fn plan(faults: Vec<FaultWindow>) -> Plan {
             },
             max_connections: 1,
             max_body: 1 << 20,
+            tls: Default::default(),
         },
         load: LoadModel::Open {
             start_rate: 1.0,

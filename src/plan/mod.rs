@@ -232,13 +232,28 @@ pub struct Target {
     /// Response body bytes kept per request for checks and captures; the rest is read,
     /// counted in bytes received and discarded.
     pub max_body: u64,
+    /// TLS settings (used when the base URL is `https`).
+    pub tls: Tls,
+}
+
+/// TLS to an `https://` target (rustls; TLS 1.2 and 1.3).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tls {
+    /// Extra trusted CA certificates (PEM), besides the bundled Mozilla roots.
+    pub ca_file: Option<std::path::PathBuf>,
+    pub insecure_skip_verify: bool,
+    /// Client certificate chain and key (PEM) for mutual TLS.
+    pub client_cert: Option<std::path::PathBuf>,
+    pub client_key: Option<std::path::PathBuf>,
+    /// SNI and the name checked against the certificate; None = the URL's host.
+    pub server_name: Option<String>,
 }
 
 /// An HTTP/1.1 origin, already split for the hot path (the request line and Host header are
 /// pre-serialized from it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BaseUrl {
-    /// Only "http" is accepted in this version.
+    /// "http" or "https".
     pub scheme: String,
     pub host: String,
     pub port: u16,

@@ -259,8 +259,11 @@ impl WorkerRecorder {
             error: o.error,
             fault: o.fault,
         };
-        op.last = Some(raw);
-        self.traces.offer(raw);
+        // A zero trace id: nothing was sent (a refused step, a panic), nothing to point at.
+        if o.trace_id != [0; 16] {
+            op.last = Some(raw);
+            self.traces.offer(raw);
+        }
     }
 
     pub fn dropped(&mut self, op: usize) {
@@ -420,7 +423,7 @@ mod tests {
             lag_us: 0,
             late: false,
             fault: None,
-            trace_id: [rt as u8; 16],
+            trace_id: [rt as u8 + 1; 16],
             at_us: 0,
             bytes_sent: 10,
             bytes_received: 20,

@@ -32,10 +32,12 @@ pub enum ErrorKind {
     InvalidRequest,
     /// The generator itself panicked while handling the request (a bug): the run fails.
     Panic,
+    /// The TLS handshake failed (unknown issuer, name mismatch, expired certificate, alert).
+    Tls,
 }
 
 impl ErrorKind {
-    pub const COUNT: usize = 8;
+    pub const COUNT: usize = 9;
     pub const ALL: [ErrorKind; ErrorKind::COUNT] = [
         ErrorKind::Connect,
         ErrorKind::Timeout,
@@ -45,6 +47,7 @@ impl ErrorKind {
         ErrorKind::Status5xx,
         ErrorKind::InvalidRequest,
         ErrorKind::Panic,
+        ErrorKind::Tls,
     ];
     /// The `kind` label value and report key.
     pub fn as_str(self) -> &'static str {
@@ -57,8 +60,10 @@ impl ErrorKind {
             ErrorKind::Status5xx => "status_5xx",
             ErrorKind::InvalidRequest => "invalid_request",
             ErrorKind::Panic => "panic",
+            ErrorKind::Tls => "tls",
         }
     }
+    /// Position in `ALL` and in `Counts::errors` (the declaration order).
     pub fn index(self) -> usize {
         self as usize
     }
@@ -74,7 +79,7 @@ pub struct Counts {
     /// Exact status codes seen, ascending (code, count); bounded by what HTTP allows.
     pub status: Vec<(u16, u64)>,
     /// Failures by kind, in the order connect, timeout, io, protocol, status_4xx, status_5xx,
-    /// invalid_request, panic (`ErrorKind::index()`).
+    /// invalid_request, panic, tls (`ErrorKind::index()`).
     pub errors: [u64; ErrorKind::COUNT],
     /// Requests sent again automatically (idempotent methods only) because a reused
     /// connection was closed before any byte of the response arrived. Not in `requests`.

@@ -47,8 +47,8 @@ pub struct Scenario {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TargetSpec {
-    /// `http://host:port[/prefix]` (IPv6 literals in brackets: `http://[::1]:8080`); absent =
-    /// start the bundled todo-api on 127.0.0.1:0.
+    /// `http://host[:port][/prefix]` or `https://…` (IPv6 literals in brackets:
+    /// `http://[::1]:8080`); absent = start the bundled todo-api on 127.0.0.1:0.
     pub url: Option<Sp<String>>,
     /// Headers sent with every request. Values are templates (`Bearer {{env.TOKEN}}`). A name
     /// given here replaces the generator's own header (`Host`, `User-Agent`, ...);
@@ -63,8 +63,25 @@ pub struct TargetSpec {
     /// Response body bytes kept per request for checks and captures; the rest is read,
     /// counted and discarded. Default 1048576 (1 MiB).
     pub max_body: Option<Sp<u64>>,
+    /// TLS settings of an `https://` target.
+    pub tls: Option<TlsSpec>,
     /// Readiness wait before the load starts.
     pub ready: Option<ReadySpec>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSpec {
+    /// PEM file of CA certificates trusted besides the bundled Mozilla roots.
+    pub ca_file: Option<Sp<String>>,
+    /// Accept any server certificate (a warning is printed). Default false.
+    pub insecure_skip_verify: Option<Sp<bool>>,
+    /// PEM client certificate chain for mutual TLS (with `client_key`).
+    pub client_cert: Option<Sp<String>>,
+    /// PEM private key of `client_cert`.
+    pub client_key: Option<Sp<String>>,
+    /// Name sent as SNI and checked against the certificate; default the URL's host.
+    pub server_name: Option<Sp<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

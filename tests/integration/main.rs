@@ -1,6 +1,7 @@
 mod cli;
 mod http_client;
 mod http_parser;
+mod nginx_tls;
 mod report;
 mod run_e2e;
 mod scenarios;

@@ -33,6 +33,7 @@ pub fn plan(thresholds: Vec<Threshold>) -> Plan {
             },
             max_connections: 8,
             max_body: 1 << 20,
+            tls: Default::default(),
         },
         load: LoadModel::Open {
             start_rate: 100.0,

@@ -192,6 +192,7 @@ pub fn plan(
             },
             max_connections: 20,
             max_body: 1 << 20,
+            tls: Default::default(),
         },
         load,
         mix: Mix {

@@ -3,7 +3,7 @@
 use super::mix::{check_header, template};
 use super::{Errors, Overrides, defaults, dur, positive};
 use crate::plan::template::Scope;
-use crate::plan::{BaseUrl, Readiness, Target};
+use crate::plan::{BaseUrl, Readiness, Target, Tls};
 use crate::scenario::model;
 
 pub(super) fn target(
@@ -60,6 +60,7 @@ pub(super) fn target(
     if let Some(m) = max_connections.filter(|m| m.value == 0) {
         errs.at(m, "target.max_connections", "must be at least 1");
     }
+    let tls = tls(t.and_then(|t| t.tls.as_ref()), errs);
     Target {
         base_url,
         headers,
@@ -88,6 +89,41 @@ pub(super) fn target(
         max_body: t
             .and_then(|t| t.max_body.as_ref())
             .map_or(defaults::MAX_BODY, |m| m.value),
+        tls,
+    }
+}
+
+fn tls(t: Option<&model::TlsSpec>, errs: &mut Errors) -> Tls {
+    let Some(t) = t else {
+        return Tls::default();
+    };
+    let file = |f: &Option<crate::scenario::Sp<String>>, field: &str, errs: &mut Errors| {
+        let f = f.as_ref()?;
+        if !std::path::Path::new(&f.value).is_file() {
+            errs.at(f, field, format!("`{}` is not a readable file", f.value));
+        }
+        Some(std::path::PathBuf::from(&f.value))
+    };
+    let ca_file = file(&t.ca_file, "target.tls.ca_file", errs);
+    let client_cert = file(&t.client_cert, "target.tls.client_cert", errs);
+    let client_key = file(&t.client_key, "target.tls.client_key", errs);
+    match (&t.client_cert, &t.client_key) {
+        (Some(c), None) => errs.at(c, "target.tls.client_cert", "needs `client_key` too"),
+        (None, Some(k)) => errs.at(k, "target.tls.client_key", "needs `client_cert` too"),
+        _ => {}
+    }
+    let server_name = t.server_name.as_ref().map(|n| {
+        if rustls::pki_types::ServerName::try_from(n.value.as_str()).is_err() {
+            errs.at(n, "target.tls.server_name", "not a DNS name or IP address");
+        }
+        n.value.clone()
+    });
+    Tls {
+        ca_file,
+        insecure_skip_verify: t.insecure_skip_verify.as_ref().is_some_and(|b| b.value),
+        client_cert,
+        client_key,
+        server_name,
     }
 }
 
@@ -98,17 +134,18 @@ pub(crate) fn is_token(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
-/// `http://host[:port][/prefix]`.
+/// `http[s]://host[:port][/prefix]`.
 pub fn parse_base_url(url: &str) -> Result<BaseUrl, String> {
     let url = url.trim();
-    if url.starts_with("https://") {
+    let (scheme, rest, default_port) = if let Some(r) = url.strip_prefix("http://") {
+        ("http", r, 80)
+    } else if let Some(r) = url.strip_prefix("https://") {
+        ("https", r, 443)
+    } else {
         return Err(format!(
-            "`{url}`: https is not supported yet (TLS to the target is not implemented); use http://"
+            "`{url}` is not an http(s) URL (expected http://host:port or https://host:port)"
         ));
-    }
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| format!("`{url}` is not an http URL (expected http://host:port)"))?;
+    };
     let (authority, prefix) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, ""),
@@ -122,6 +159,9 @@ pub fn parse_base_url(url: &str) -> Result<BaseUrl, String> {
         let end = v6
             .find(']')
             .ok_or_else(|| format!("`{url}`: unclosed `[` in the host"))?;
+        if v6[..end].parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(format!("`{url}`: `{}` is not an IPv6 address", &v6[..end]));
+        }
         let port = v6[end + 1..].strip_prefix(':');
         (&authority[..end + 2], port)
     } else {
@@ -139,10 +179,10 @@ pub fn parse_base_url(url: &str) -> Result<BaseUrl, String> {
             .ok()
             .filter(|p| *p > 0)
             .ok_or_else(|| format!("`{url}`: `{p}` is not a port"))?,
-        None => 80,
+        None => default_port,
     };
     Ok(BaseUrl {
-        scheme: "http".into(),
+        scheme: scheme.into(),
         host: host.to_string(),
         port,
         prefix: prefix.trim_end_matches('/').to_string(),
