@@ -197,6 +197,16 @@ async fn wait_ready(plan: &Plan, base: &str) -> bool {
             }
         }
     }
+    // An HTTP/2-only cleartext target (h2c) is probed with prior knowledge too.
+    if plan.target.http_version == crate::plan::HttpVersion::Http2
+        && plan
+            .target
+            .base_url
+            .as_ref()
+            .is_some_and(|b| b.scheme == "http")
+    {
+        builder = builder.http2_prior_knowledge();
+    }
     let client = match builder
         .timeout(
             r.interval

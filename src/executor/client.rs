@@ -18,7 +18,7 @@ use super::http::{self, Buffers, Failure, Head};
 use super::local::Local;
 use super::request::{self, Parts, TraceIds, static_method, todo_request, write_request};
 use super::tls::{self, Stream};
-use super::{RequestInfo, Shared, connect};
+use super::{Proto, RequestInfo, Shared, connect, h2};
 use crate::plan::{CaptureSource, Check, Escape, OpKind, RequestTemplate, TodoOp, Vars};
 use crate::recorder::{ErrorKind, RequestRecord, SpanRecord};
 
@@ -87,6 +87,8 @@ pub struct Client {
     retry_at: Option<Instant>,
     /// Index of the target address this client tries first.
     addr_at: usize,
+    /// Requests go over the worker's HTTP/2 connections (`Local::h2`).
+    h2: bool,
 }
 
 impl Client {
@@ -107,6 +109,7 @@ impl Client {
             backoff: Duration::ZERO,
             retry_at: None,
             addr_at: id % shared.addrs.len().max(1),
+            h2: shared.proto == Proto::H2,
         }
     }
 
@@ -115,7 +118,7 @@ impl Client {
     }
 
     /// Opens a connection (TCP, then TLS for `https`), both within `connect_timeout`.
-    async fn connect(&mut self, st: &Local) -> Result<(), ErrorKind> {
+    async fn open(&mut self, st: &Local) -> Result<Stream, ErrorKind> {
         let shared = &*st.shared;
         let t = shared.plan.target.connect_timeout;
         let start = Instant::now();
@@ -141,6 +144,19 @@ impl Client {
                 }
             }
         };
+        Ok(stream)
+    }
+
+    /// Opens this client's HTTP/1.1 connection, or (HTTP/2) a pooled one of the worker.
+    async fn connect(&mut self, st: &Local) -> Result<(), ErrorKind> {
+        let stream = self.open(st).await?;
+        let shared = &*st.shared;
+        if shared.proto == Proto::H2 || (shared.proto == Proto::Auto && stream.is_h2()) {
+            self.h2 = true;
+            let conn = h2::handshake(stream).await.map_err(|f| f.kind)?;
+            st.h2.add(conn);
+            return Ok(());
+        }
         self.stream = Some(stream);
         self.reused = false;
         Ok(())
@@ -149,7 +165,76 @@ impl Client {
     /// Opens the connection ahead of the first arrival so its connect time is not charged to
     /// the first request; a failure here is not a request and is not counted.
     pub async fn preconnect(&mut self, st: &Local) {
+        if self.h2 && st.h2.pick(st.shared.plan.target.max_streams).is_some() {
+            return;
+        }
         let _ = self.connect(st).await;
+    }
+
+    /// One exchange over HTTP/2: a pooled connection with a free stream, or a new one.
+    async fn exchange_h2(
+        &mut self,
+        st: &Local,
+        keep: usize,
+    ) -> Result<(Head, Instant, u64), (ErrorKind, Instant, u64)> {
+        let shared = &*st.shared;
+        let max = shared.plan.target.max_streams;
+        let conn = loop {
+            if let Some(c) = st.h2.pick(max) {
+                break c;
+            }
+            if st.h2.opening.get() {
+                // One connection opens at a time per worker; its streams may serve us.
+                st.h2.opened.notified().await;
+                continue;
+            }
+            if let Some(t) = self.retry_at.take() {
+                sleep_until(t).await;
+            }
+            let t0 = Instant::now();
+            st.h2.opening.set(true);
+            let opened = self.connect(st).await;
+            st.h2.opening.set(false);
+            st.h2.opened.notify_waiters();
+            let picked = opened.and_then(|()| st.h2.pick(max).ok_or(ErrorKind::Io));
+            match picked {
+                Ok(c) => {
+                    self.backoff = Duration::ZERO;
+                    break c;
+                }
+                Err(kind) => {
+                    self.backoff = (self.backoff * 2).clamp(BACKOFF_MIN, BACKOFF_MAX);
+                    self.retry_at = Some(Instant::now() + self.backoff);
+                    return Err((kind, t0, 0));
+                }
+            }
+        };
+        let sent = Instant::now();
+        let deadline = sent
+            .checked_add(shared.plan.target.request_timeout)
+            .unwrap_or_else(|| sent + Duration::from_secs(86_400 * 365));
+        conn.streams.set(conn.streams.get() + 1);
+        let scheme = if shared.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let r = with_deadline(
+            h2::exchange(&conn, &self.wbuf, scheme, &mut self.bufs, keep),
+            deadline,
+            &mut self.timer,
+        )
+        .await;
+        conn.streams.set(conn.streams.get().saturating_sub(1));
+        match r {
+            Ok(h) => Ok((h, sent, 1)),
+            Err(f) => {
+                if f.kind != ErrorKind::Timeout && f.kind != ErrorKind::InvalidRequest {
+                    st.h2.forget(&conn);
+                }
+                Err((f.kind, sent, 1))
+            }
+        }
     }
 
     /// Runs one arrival of operation `op`.
@@ -498,6 +583,9 @@ impl Client {
         keep: usize,
     ) -> Result<(Head, Instant, u64), (ErrorKind, Instant, u64)> {
         let shared = &*st.shared;
+        if self.h2 {
+            return self.exchange_h2(st, keep).await;
+        }
         let head_only = method == "HEAD";
         let mut writes = 0u64;
         loop {
@@ -512,6 +600,10 @@ impl Client {
                     return Err((kind, t0, writes));
                 }
                 self.backoff = Duration::ZERO;
+                if self.h2 {
+                    // `auto`: the server chose HTTP/2 for this connection.
+                    return self.exchange_h2(st, keep).await;
+                }
             }
             let Some(stream) = self.stream.as_mut() else {
                 return Err((ErrorKind::Io, Instant::now(), writes));

@@ -46,6 +46,8 @@ pub struct Local {
     pub seq: Cell<u64>,
     /// Clients created so far (spreads their first target address).
     pub clients: Cell<usize>,
+    /// The worker's HTTP/2 connections, shared by its tasks.
+    pub h2: super::h2::Pool,
     /// TLS failure reasons already printed by this worker (each is printed once).
     pub tls_reasons: RefCell<Vec<String>>,
 }

@@ -17,11 +17,12 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use crate::faults::HeaderFaults;
-use crate::plan::{CaptureSource, Check, LoadModel, OpKind, Plan, TodoOp};
+use crate::plan::{CaptureSource, Check, HttpVersion, LoadModel, OpKind, Plan, TodoOp};
 use crate::recorder::{SpanRecord, WorkerRecorder};
 
 mod client;
 pub mod connect;
+pub mod h2;
 pub mod http;
 mod local;
 pub mod request;
@@ -39,6 +40,16 @@ pub struct RequestInfo {
     /// Keep up to `target.max_body` bytes of the response body: a check reads it, a capture
     /// parses it, or a created todo's id is taken from it. Otherwise nothing is kept.
     pub keep_body: bool,
+}
+
+/// The protocol of new connections (from `target.http_version` and the scheme).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proto {
+    H1,
+    /// HTTP/2 only: ALPN `h2` over TLS, prior knowledge (h2c) over plain TCP.
+    H2,
+    /// Over TLS, whatever the server selects from `h2`, `http/1.1`.
+    Auto,
 }
 
 /// Run state sent from the app to the workers.
@@ -63,6 +74,8 @@ pub struct Shared {
     pub requests: Vec<Vec<RequestInfo>>,
     /// TLS for an `https` target.
     pub tls: Option<tls::TlsTarget>,
+    /// What is spoken on new connections.
+    pub proto: Proto,
     pub names: Vec<Arc<str>>,
     /// Cumulative operation weights, for the weighted pick.
     pub cum_weights: Vec<u64>,
@@ -120,8 +133,23 @@ impl Shared {
             _ => None,
         };
         let faults_empty = faults.is_empty();
+        let https = plan
+            .target
+            .base_url
+            .as_ref()
+            .is_some_and(|b| b.scheme == "https");
+        let proto = match (plan.target.http_version, https) {
+            (HttpVersion::Http11, _) | (HttpVersion::Auto, false) => Proto::H1,
+            (HttpVersion::Http2, _) => Proto::H2,
+            (HttpVersion::Auto, true) => Proto::Auto,
+        };
+        let alpn: &[&[u8]] = match proto {
+            Proto::H1 => &[b"http/1.1"],
+            Proto::H2 => &[b"h2"],
+            Proto::Auto => &[b"h2", b"http/1.1"],
+        };
         let tls = match &plan.target.base_url {
-            Some(base) => tls::target(base, &plan.target.tls)?,
+            Some(base) => tls::target(base, &plan.target.tls, alpn)?,
             None => None,
         };
         if tls.is_some() && plan.target.tls.insecure_skip_verify {
@@ -142,6 +170,7 @@ impl Shared {
             common,
             requests,
             tls,
+            proto,
             names,
             cum_weights,
             faults,

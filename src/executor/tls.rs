@@ -93,12 +93,12 @@ pub fn client_config(tls: &Tls, alpn: &[&[u8]]) -> Result<ClientConfig, TlsError
     Ok(config)
 }
 
-/// The TLS side of an `https` base URL (None for `http`).
-pub fn target(base: &BaseUrl, tls: &Tls) -> Result<Option<TlsTarget>, TlsError> {
+/// The TLS side of an `https` base URL (None for `http`), offering `alpn` protocols.
+pub fn target(base: &BaseUrl, tls: &Tls, alpn: &[&[u8]]) -> Result<Option<TlsTarget>, TlsError> {
     if base.scheme != "https" {
         return Ok(None);
     }
-    let config = client_config(tls, &[b"http/1.1"])?;
+    let config = client_config(tls, alpn)?;
     let host = tls
         .server_name
         .clone()
@@ -116,6 +116,16 @@ pub fn target(base: &BaseUrl, tls: &Tls) -> Result<Option<TlsTarget>, TlsError> 
 pub enum Stream {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    /// The server chose HTTP/2 in the TLS handshake (ALPN `h2`).
+    pub fn is_h2(&self) -> bool {
+        match self {
+            Stream::Plain(_) => false,
+            Stream::Tls(s) => s.get_ref().1.alpn_protocol() == Some(b"h2"),
+        }
+    }
 }
 
 /// Completes the TLS handshake on `tcp`; the error is rustls' reason (unknown issuer, name

@@ -119,6 +119,7 @@ async fn main(
         stopping: Cell::new(false),
         seq: Cell::new(0),
         clients: Cell::new(0),
+        h2: Default::default(),
         tls_reasons: RefCell::new(Vec::new()),
     });
     let watcher = {

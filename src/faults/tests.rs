@@ -38,6 +38,8 @@ fn plan(faults: Vec<FaultWindow>) -> Plan {
             max_connections: 1,
             max_body: 1 << 20,
             tls: Default::default(),
+            http_version: Default::default(),
+            max_streams: 100,
         },
         load: LoadModel::Open {
             start_rate: 1.0,

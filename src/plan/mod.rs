@@ -234,6 +234,20 @@ pub struct Target {
     pub max_body: u64,
     /// TLS settings (used when the base URL is `https`).
     pub tls: Tls,
+    pub http_version: HttpVersion,
+    /// HTTP/2 streams in flight per connection before another connection is opened.
+    pub max_streams: u32,
+}
+
+/// Which HTTP the executor speaks (the scenario's `target.http_version`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum HttpVersion {
+    #[default]
+    Http11,
+    /// HTTP/2; over `http://` with prior knowledge (h2c).
+    Http2,
+    /// Over TLS: HTTP/2 when the server selects it by ALPN, else HTTP/1.1. Over `http://`: 1.1.
+    Auto,
 }
 
 /// TLS to an `https://` target (rustls; TLS 1.2 and 1.3).

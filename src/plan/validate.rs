@@ -79,6 +79,7 @@ pub mod defaults {
     pub const MAX_CONNECTIONS: u32 = 50;
     /// Response body bytes kept per request for checks and captures (1 MiB).
     pub const MAX_BODY: u64 = 1 << 20;
+    pub const MAX_STREAMS: u32 = 100;
     pub const INTERVAL: Duration = Duration::from_secs(1);
     pub const KEEP_TRACES: usize = 10;
     pub const POOL_CAPACITY: usize = 1000;

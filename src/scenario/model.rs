@@ -65,8 +65,24 @@ pub struct TargetSpec {
     pub max_body: Option<Sp<u64>>,
     /// TLS settings of an `https://` target.
     pub tls: Option<TlsSpec>,
+    /// `"1.1"` (default), `"2"` (HTTP/2; over `http://` with prior knowledge, h2c) or
+    /// `"auto"` (HTTP/2 when the server offers it in the TLS handshake, else 1.1).
+    pub http_version: Option<Sp<HttpVersionName>>,
+    /// HTTP/2: concurrent streams per connection before another connection is opened.
+    /// Default 100.
+    pub max_streams: Option<Sp<u32>>,
     /// Readiness wait before the load starts.
     pub ready: Option<ReadySpec>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+pub enum HttpVersionName {
+    #[serde(rename = "1.1")]
+    Http11,
+    #[serde(rename = "2")]
+    Http2,
+    #[serde(rename = "auto")]
+    Auto,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

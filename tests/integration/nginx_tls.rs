@@ -1,7 +1,8 @@
 //! HTTPS against a real nginx from Debian with certificates made by the test (`openssl`):
 //! the generator's counts equal nginx's access log; TLS 1.2 and 1.3; sessions resumed on
 //! reconnect; a wrong CA, a name mismatch and an expired certificate are `tls` errors and the
-//! run does not pass; mutual TLS with `ssl_verify_client on`.
+//! run does not pass; mutual TLS with `ssl_verify_client on`; HTTP/2 over TLS (ALPN, `2` and
+//! `auto`) and cleartext with prior knowledge (h2c), streams sharing connections.
 
 use std::future::pending;
 use std::path::{Path, PathBuf};
@@ -121,6 +122,11 @@ impl Drop for Nginx {
 
 impl Nginx {
     async fn start(dir: &Path, cert: &str, extra: &str) -> Nginx {
+        Self::start_with(dir, cert, extra, "ssl").await
+    }
+
+    /// `listen` takes `params` (`ssl`, `ssl http2`, `http2` for cleartext HTTP/2).
+    async fn start_with(dir: &Path, cert: &str, extra: &str, params: &str) -> Nginx {
         let port = free_port();
         let d = dir.display();
         std::fs::create_dir_all(dir.join("tmp")).unwrap();
@@ -133,11 +139,13 @@ events {{ worker_connections 256; }}
 http {{
   log_format p '$server_protocol $status $ssl_protocol $ssl_session_reused $request_uri';
   access_log {d}/access.log p;
+  log_format c '$connection $request_uri';
+  access_log {d}/conn.log c;
   client_body_temp_path {d}/tmp; proxy_temp_path {d}/tmp; fastcgi_temp_path {d}/tmp;
   uwsgi_temp_path {d}/tmp; scgi_temp_path {d}/tmp;
   keepalive_requests 100000;
   server {{
-    listen 127.0.0.1:{port} ssl;
+    listen 127.0.0.1:{port} {params};
     ssl_certificate {d}/{cert}.pem;
     ssl_certificate_key {d}/{cert}.key;
     {extra}
@@ -180,6 +188,17 @@ http {{
         );
     }
 
+    /// Distinct connections that carried requests other than the readiness probe.
+    fn connections(&self) -> usize {
+        let text = std::fs::read_to_string(self.dir.join("conn.log")).unwrap_or_default();
+        let set: std::collections::BTreeSet<&str> = text
+            .lines()
+            .filter(|l| !l.ends_with(" /health"))
+            .filter_map(|l| l.split(' ').next())
+            .collect();
+        set.len()
+    }
+
     /// Access-log lines of requests other than the readiness probe.
     fn log(&self) -> Vec<String> {
         std::fs::read_to_string(self.dir.join("access.log"))
@@ -203,6 +222,26 @@ fn certs() -> tempfile::TempDir {
 }
 
 async fn run(dir: &Path, port: u16, tls: &str, extra: &str) -> (Outcome, Option<Report>) {
+    run_vus(dir, port, tls, extra, 2).await
+}
+
+async fn run_vus(
+    dir: &Path,
+    port: u16,
+    tls: &str,
+    extra: &str,
+    vus: u32,
+) -> (Outcome, Option<Report>) {
+    run_url(dir, &format!("https://127.0.0.1:{port}"), tls, extra, vus).await
+}
+
+async fn run_url(
+    dir: &Path,
+    url: &str,
+    tls: &str,
+    extra: &str,
+    vus: u32,
+) -> (Outcome, Option<Report>) {
     let yaml = format!(
         "name: tls
 target:
@@ -210,10 +249,10 @@ target:
   {extra}
 load:
   model: closed
-  start_vus: 2
+  start_vus: {vus}
   think_time: 2ms
   stages:
-    - {{duration: 1s, vus: 2}}
+    - {{duration: 1s, vus: {vus}}}
 mix:
   operations:
     - name: get
@@ -223,14 +262,14 @@ thresholds:
 "
     );
     let o = Overrides {
-        target_url: Some(format!("https://127.0.0.1:{port}")),
+        target_url: Some(url.to_string()),
         ..Default::default()
     };
     let mut plan = trafficgen::plan::build_from_str(&yaml, "tls.yaml", None, &o, &|_| None)
         .unwrap_or_else(|e| panic!("{e:?}"));
     // A certificate the probe rejects never gets ready: give up soon.
     plan.target.ready.timeout = Duration::from_millis(500);
-    let path = dir.join(format!("report-{port}.json"));
+    let path = dir.join("report.json");
     let _ = std::fs::remove_file(&path);
     plan.output.report = Some(path.clone());
     let mut out = Vec::new();
@@ -247,7 +286,7 @@ fn counts(r: &Option<Report>) -> &Counts {
 /// The reason of a handshake with nginx at `port` under `tls` (None: it succeeded).
 async fn handshake(port: u16, tls: &trafficgen::plan::Tls) -> Option<String> {
     let base = trafficgen::plan::parse_base_url(&format!("https://127.0.0.1:{port}")).unwrap();
-    let t = trafficgen::executor::tls::target(&base, tls)
+    let t = trafficgen::executor::tls::target(&base, tls, &[b"http/1.1"])
         .unwrap()
         .unwrap();
     let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
@@ -417,4 +456,58 @@ async fn mutual_tls_with_ssl_verify_client_on() {
             .lines()
             .any(|l| l.starts_with("HTTP/1.1 400 ") && l.ends_with(" /health"))
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_over_tls_multiplexes_streams_and_nginx_logs_http_2() {
+    let certs = certs();
+    let d = certs.path();
+    let ca = file(d, "good-ca.pem");
+    let tls = format!("ca_file: '{ca}'");
+    for (params, version, expect) in [
+        ("ssl http2", "'2'", "HTTP/2.0"),
+        ("ssl http2", "auto", "HTTP/2.0"),
+        ("ssl", "auto", "HTTP/1.1"),
+        ("http2", "'2'", "HTTP/2.0"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        for f in ["server.pem", "server.key"] {
+            std::fs::copy(d.join(f), dir.path().join(f)).unwrap();
+        }
+        let nginx = Nginx::start_with(dir.path(), "server", "", params).await;
+        let extra = format!("http_version: {version}\n  max_streams: 4");
+        let (outcome, report) = if params.starts_with("ssl") {
+            run_vus(dir.path(), nginx.port, &tls, &extra, 8).await
+        } else {
+            run_url(
+                dir.path(),
+                &format!("http://127.0.0.1:{}", nginx.port),
+                "",
+                &extra,
+                8,
+            )
+            .await
+        };
+        let c = counts(&report);
+        let log = nginx.log();
+        assert_eq!(outcome, Outcome::Passed, "{version}: {c:?}");
+        assert!(c.requests > 10, "{c:?}");
+        assert_eq!(c.status, vec![(200, c.requests)], "{version}");
+        assert_eq!(
+            log.len() as u64,
+            c.requests,
+            "{version}: nginx saw every request once"
+        );
+        assert!(
+            log.iter().all(|l| l.starts_with(&format!("{expect} 200 "))),
+            "{version}: {log:?}"
+        );
+        // 8 VUs: 4 streams per HTTP/2 connection = 2 connections; HTTP/1.1 needs 8.
+        let conns = nginx.connections();
+        if expect == "HTTP/2.0" {
+            assert_eq!(conns, 2, "{version}: streams share connections");
+        } else {
+            assert_eq!(conns, 8, "{version}");
+        }
+    }
 }

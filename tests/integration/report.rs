@@ -34,6 +34,8 @@ pub fn plan(thresholds: Vec<Threshold>) -> Plan {
             max_connections: 8,
             max_body: 1 << 20,
             tls: Default::default(),
+            http_version: Default::default(),
+            max_streams: 100,
         },
         load: LoadModel::Open {
             start_rate: 100.0,

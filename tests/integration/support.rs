@@ -193,6 +193,8 @@ pub fn plan(
             max_connections: 20,
             max_body: 1 << 20,
             tls: Default::default(),
+            http_version: Default::default(),
+            max_streams: 100,
         },
         load,
         mix: Mix {

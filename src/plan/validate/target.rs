@@ -3,7 +3,7 @@
 use super::mix::{check_header, template};
 use super::{Errors, Overrides, defaults, dur, positive};
 use crate::plan::template::Scope;
-use crate::plan::{BaseUrl, Readiness, Target, Tls};
+use crate::plan::{BaseUrl, HttpVersion, Readiness, Target, Tls};
 use crate::scenario::model;
 
 pub(super) fn target(
@@ -61,6 +61,10 @@ pub(super) fn target(
         errs.at(m, "target.max_connections", "must be at least 1");
     }
     let tls = tls(t.and_then(|t| t.tls.as_ref()), errs);
+    let max_streams = t.and_then(|t| t.max_streams.as_ref());
+    if let Some(m) = max_streams.filter(|m| m.value == 0) {
+        errs.at(m, "target.max_streams", "must be at least 1");
+    }
     Target {
         base_url,
         headers,
@@ -90,6 +94,12 @@ pub(super) fn target(
             .and_then(|t| t.max_body.as_ref())
             .map_or(defaults::MAX_BODY, |m| m.value),
         tls,
+        http_version: match t.and_then(|t| t.http_version.as_ref()).map(|v| v.value) {
+            None | Some(model::HttpVersionName::Http11) => HttpVersion::Http11,
+            Some(model::HttpVersionName::Http2) => HttpVersion::Http2,
+            Some(model::HttpVersionName::Auto) => HttpVersion::Auto,
+        },
+        max_streams: max_streams.map_or(defaults::MAX_STREAMS, |m| m.value),
     }
 }
 
