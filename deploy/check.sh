@@ -28,12 +28,17 @@ tmp=$(mktemp -d)
 # it returns (stop_started); the EXIT trap stops whatever an interrupted check left.
 : >"$tmp/pids"
 started() { echo "$1" >>"$tmp/pids"; }
+alive() {  # running, not merely a zombie
+  local st; st=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
+  [ -n "$st" ] && [ "${st:0:1}" != Z ]
+}
 stop_started() {
   local pid
   while read -r pid; do kill "$pid" 2>/dev/null; done <"$tmp/pids"
   while read -r pid; do
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null
+    for _ in $(seq 50); do alive "$pid" || break; sleep 0.1; done
+    alive "$pid" && kill -9 "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null   # reaps it when it is this shell's child (the check's subshell)
   done <"$tmp/pids"
   return 0
 }
@@ -58,7 +63,7 @@ run() {
 need() { command -v "$1" >/dev/null 2>&1 || { echo "missing tool: $1 (see scripts/test.sh)" >&2; return 1; }; }
 
 PY=python3
-[ -x .venv-tools/bin/python ] && PY=.venv-tools/bin/python
+[ -x .venv-tools/bin/python ] && PY=$root/.venv-tools/bin/python
 PROMTOOL=${PROMTOOL_BIN:-$(command -v promtool || echo promtool)}
 PROMETHEUS=${PROMETHEUS_BIN:-$(command -v prometheus || echo prometheus)}
 KVALIDATE=$(command -v kubernetes-validate || echo .venv-tools/bin/kubernetes-validate)
@@ -245,7 +250,7 @@ fi
 none_left() {
   local pid left=0
   while read -r pid; do
-    if kill -0 "$pid" 2>/dev/null; then echo "still running: $(ps -o pid=,args= -p "$pid")"; left=1; fi
+    if alive "$pid"; then echo "still running: $(ps -o pid=,args= -p "$pid")"; left=1; fi
   done <"$tmp/pids"
   [ "$left" = 0 ] && echo "$(wc -l <"$tmp/pids") processes started by the checks, none left running"
   return $left
