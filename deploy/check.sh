@@ -126,6 +126,7 @@ for dir in deploy/k8s/base deploy/k8s/overlays/*/; do
   dir=${dir%/}
   run "kustomize (default load restrictor) + strict schemas + pod security: $dir" k8s_render "$dir"
 done
+run "run templates: summary, report line, instance, one N, coordinator, verdict policies" $PY deploy/checks/run_manifests.py
 # The checks must catch what they claim to: each file of checks/negative has one mistake, named
 # by its first line `# expect: TEXT`; control.yaml (their shared part) must pass.
 negative_k8s() {
