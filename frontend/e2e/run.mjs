@@ -195,7 +195,7 @@ async function main() {
   });
   const apiUrl = await poll("todo-api to print its address", () => {
     if (api.out.exited) fatal(`todo-api exited: ${JSON.stringify(api.out.exited)}\n${api.out.stderr}`);
-    return api.out.stderr.match(/listening on (http:\/\/[0-9.:]+)/)?.[1];
+    return api.out.stderr.match(/listening on (http:\/\/[0-9.:]+)\r?\n/)?.[1];
   });
   await poll("todo-api /ready", () => httpOk(`${apiUrl}/ready`));
 
