@@ -23,6 +23,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 
+const SERVICE = "tp2devops-frontend";
 const here = path.dirname(fileURLToPath(import.meta.url));
 const frontend = path.resolve(here, "..");
 const repo = path.resolve(frontend, "..");
@@ -466,6 +467,25 @@ async function main() {
   check(
     spans.every((x) => !String(x.attributes?.find?.((a) => a.key === "url.full")?.value?.stringValue).includes("/otlp/")),
     "the exporter's own POSTs are not traced",
+  );
+  // The dashboard's frontend panels select Tempo span-metrics series by the spans' service, name
+  // and kind; those values must be ones this browser really exports (Tempo cannot run here).
+  const dashboard = JSON.parse(readFileSync(path.join(repo, "dashboards", "todo-api.json"), "utf8"));
+  const exprs = dashboard.panels
+    .flatMap((p) => p.targets ?? [])
+    .map((t) => t.expr ?? "")
+    .filter((e) => e.includes("traces_spanmetrics_") && e.includes(`service="${SERVICE}"`));
+  const kinds = { SPAN_KIND_INTERNAL: 1, SPAN_KIND_SERVER: 2, SPAN_KIND_CLIENT: 3 };
+  const mine = spans.filter((x) => x.service === SERVICE);
+  const unmet = exprs.filter((e) => {
+    const name = /span_name="([^"]+)"/.exec(e)?.[1];
+    const kind = /span_kind="([^"]+)"/.exec(e)?.[1];
+    return !mine.some((x) => (!name || x.name === name) && (!kind || x.kind === kinds[kind]));
+  });
+  check(
+    exprs.length > 0 && unmet.length === 0,
+    `the dashboard's ${exprs.length} frontend span-metrics queries select spans the browser exported`,
+    unmet.join("\n       "),
   );
   // Chromium logs every non-2xx answer; the refused rename is the one expected there.
   const unexpected = consoleErrors.filter((m) => !/status of 400 \(Bad Request\)/.test(m));
