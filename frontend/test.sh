@@ -48,7 +48,13 @@ if [ -z "${SKIP_INSTALL:-}" ]; then
     export DEBIAN_FRONTEND=noninteractive
     $sudo_ apt-get update -qq
     # nginx is only run by the e2e test with its own config; the package's service is not used.
+    had_nginx=$(nginx_bin)
     $sudo_ apt-get install -y -qq --no-install-recommends chromium nginx >/dev/null
+    # Where no policy-rc.d forbids it, the package starts its own service on port 80: that one
+    # is ours (nginx was not there before), and the tests never use it.
+    if [ -z "$had_nginx" ] && [ -s /run/nginx.pid ]; then
+      $sudo_ kill -QUIT "$(cat /run/nginx.pid)" 2>/dev/null || true
+    fi
   fi
 fi
 if [ -z "${SKIP_INSTALL:-}" ] || [ ! -d node_modules ]; then
