@@ -494,6 +494,21 @@ async function main() {
     "the browser console shows only the refused rename's 400",
     consoleErrors.join("\n"),
   );
+
+  // Last: the todo-api goes away, nginx answers 502 with its own HTML page, and the page still
+  // says what happened (a stand-in code, nginx's text) instead of breaking.
+  api.child.kill("SIGTERM");
+  await poll("todo-api to exit", () => api.out.exited);
+  await act("filter with the todo-api down", 1, async () => {
+    await page.getByRole("button", { name: "Completed", exact: true }).click();
+    await page.getByRole("alert").waitFor();
+  });
+  const down = await page.getByRole("alert").innerText();
+  check(
+    down.includes("http_502") && down.includes("502 Bad Gateway") && calls.at(-1).status === 502,
+    "with the todo-api down, nginx's 502 page is shown as http_502 with its text",
+    down,
+  );
 }
 
 let timer;
