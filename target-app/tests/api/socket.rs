@@ -196,6 +196,8 @@ async fn shutdown_lets_in_flight_requests_finish() {
                 &state.render_metrics(false),
                 r#"tp2devops_faults_injected_total{route="/api/todos",kind="latency"}"#,
             )
+            // The series exists at 0 from the start: wait for the count.
+            .filter(|n| *n >= 1.0)
             .map(|_| ())
         },
     )
@@ -235,6 +237,8 @@ async fn shutdown_grace_bounds_a_stuck_request() {
                 &state.render_metrics(false),
                 r#"tp2devops_faults_injected_total{route="/api/todos",kind="latency"}"#,
             )
+            // The series exists at 0 from the start: wait for the count.
+            .filter(|n| *n >= 1.0)
             .map(|_| ())
         },
     )

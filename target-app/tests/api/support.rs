@@ -20,7 +20,8 @@ use tower::ServiceExt as _;
 /// Log lines collected in memory.
 pub type Lines = Arc<Mutex<Vec<String>>>;
 
-/// Config for tests: logs in memory, faults on, a fault token.
+/// Config for tests: logs in memory, faults on, a fault token, spans exported to memory (so
+/// trace ids are shown) and every route traced.
 pub fn test_config() -> (Config, Lines) {
     let lines: Lines = Arc::default();
     let config = Config {
@@ -29,6 +30,8 @@ pub fn test_config() -> (Config, Lines) {
         faults_enabled: true,
         fault_token: Some("secret-token".into()),
         log: LogOutput::Memory(lines.clone()),
+        span_memory: Some(Arc::default()),
+        trace_infra_routes: true,
         ..Config::default()
     };
     (config, lines)
