@@ -32,6 +32,9 @@ pub(crate) struct Activity {
     head_started: AtomicU64,
     /// Requests inside the service.
     busy: AtomicUsize,
+    /// Woken when the deadline's basis changes (a head starts, a request starts or ends), so
+    /// the watchdog never sleeps on a stale deadline.
+    pub changed: tokio::sync::Notify,
 }
 
 impl Activity {
@@ -41,6 +44,7 @@ impl Activity {
             last: AtomicU64::new(0),
             head_started: AtomicU64::new(NONE),
             busy: AtomicUsize::new(0),
+            changed: tokio::sync::Notify::new(),
         }
     }
 
@@ -57,10 +61,13 @@ impl Activity {
     fn read_some(&self) {
         let now = self.now_ms();
         self.last.store(now, Ordering::Relaxed);
-        if self.busy.load(Ordering::Acquire) == 0 {
-            let _ =
-                self.head_started
-                    .compare_exchange(NONE, now, Ordering::AcqRel, Ordering::Relaxed);
+        if self.busy.load(Ordering::Acquire) == 0
+            && self
+                .head_started
+                .compare_exchange(NONE, now, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.changed.notify_one();
         }
     }
 
@@ -72,12 +79,14 @@ impl Activity {
     pub fn request_started(&self) {
         self.busy.fetch_add(1, Ordering::AcqRel);
         self.head_started.store(NONE, Ordering::Release);
+        self.changed.notify_one();
     }
 
     /// The service answered; the idle clock starts again.
     pub fn request_finished(&self) {
         self.last.store(self.now_ms(), Ordering::Relaxed);
         self.busy.fetch_sub(1, Ordering::AcqRel);
+        self.changed.notify_one();
     }
 
     /// When the connection is to be closed if nothing changes: `head_timeout` after the first

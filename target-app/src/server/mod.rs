@@ -171,6 +171,7 @@ async fn connection(
         };
         tokio::select! {
             _ = &mut conn => return,
+            _ = activity.changed.notified() => {}
             _ = tokio::time::sleep_until(wake) => {
                 if activity
                     .deadline(head_timeout, idle_timeout)

@@ -6,6 +6,7 @@ mod bad_input;
 mod binary;
 mod config;
 mod faults;
+mod hardening;
 mod logs;
 mod metrics;
 mod otlp;

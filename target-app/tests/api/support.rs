@@ -193,6 +193,11 @@ pub async fn serve(config: Config, lines: Lines) -> Served {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind 127.0.0.1:0");
+    serve_on(listener, config, lines)
+}
+
+/// `serve` on a listener the test made (a larger backlog, say).
+pub fn serve_on(listener: tokio::net::TcpListener, config: Config, lines: Lines) -> Served {
     let addr = listener.local_addr().unwrap();
     let state = AppState::new(config);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
