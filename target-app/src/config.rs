@@ -76,6 +76,38 @@ pub enum OtlpProtocol {
     HttpProtobuf,
 }
 
+impl OtlpProtocol {
+    /// The protocol the environment asks for (`None`: unset), for an embedder that builds its
+    /// `Config` by hand but follows the standard variables. The per-signal variable wins.
+    pub fn from_env() -> Result<Option<OtlpProtocol>, ConfigError> {
+        Self::from_lookup(&|k: &str| std::env::var(k).ok())
+    }
+
+    fn from_lookup(
+        get: &impl Fn(&str) -> Option<String>,
+    ) -> Result<Option<OtlpProtocol>, ConfigError> {
+        let (name, v) = match get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL").filter(|v| !v.is_empty()) {
+            Some(v) => ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", Some(v)),
+            None => (
+                "OTEL_EXPORTER_OTLP_PROTOCOL",
+                get("OTEL_EXPORTER_OTLP_PROTOCOL"),
+            ),
+        };
+        let Some(v) = v.filter(|v| !v.trim().is_empty()) else {
+            return Ok(None);
+        };
+        match v.trim() {
+            "grpc" => Ok(Some(OtlpProtocol::Grpc)),
+            "http/protobuf" => Ok(Some(OtlpProtocol::HttpProtobuf)),
+            _ => Err(ConfigError {
+                name,
+                value: v,
+                reason: "supported: grpc, http/protobuf".into(),
+            }),
+        }
+    }
+}
+
 /// Where the JSON log lines go. Embedded in the generator: `Off`.
 #[derive(Debug, Clone)]
 pub enum LogOutput {
@@ -133,8 +165,11 @@ pub struct ConfigError {
 
 impl Config {
     /// Reads `PORT`, `HOST`, `MAX_TODOS`, `FAULTS_ENABLED`, `FAULT_TOKEN`, `LOG` (`stdout` |
-    /// `off`), `SHUTDOWN_GRACE_SECONDS`, `OTEL_SERVICE_NAME`, and turns span export on when
-    /// `OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set.
+    /// `off`), `LOG_QUEUE_LINES`, `SHUTDOWN_GRACE_SECONDS`, the connection bounds
+    /// (`HEADER_READ_TIMEOUT_SECONDS`, `IDLE_TIMEOUT_SECONDS`, `BODY_READ_TIMEOUT_SECONDS`,
+    /// `MAX_CONNECTIONS`, `MAX_HEADERS`), `TRACE_INFRA_ROUTES`, `OTEL_SERVICE_NAME`,
+    /// `OTEL_TRACES_SAMPLER(_ARG)`, `OTEL_EXPORTER_OTLP(_TRACES)_PROTOCOL`, and turns span export
+    /// on when `OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set.
     pub fn from_env() -> Result<Config, ConfigError> {
         Self::from_lookup(|k| std::env::var(k).ok())
     }
@@ -226,25 +261,8 @@ impl Config {
             c.trace_infra_routes = parse_bool("TRACE_INFRA_ROUTES", v)?;
         }
         c.sampler = sampler(get("OTEL_TRACES_SAMPLER"), get("OTEL_TRACES_SAMPLER_ARG"))?;
-        let (name, v) = match get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL").filter(|v| !v.is_empty()) {
-            Some(v) => ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", Some(v)),
-            None => (
-                "OTEL_EXPORTER_OTLP_PROTOCOL",
-                get("OTEL_EXPORTER_OTLP_PROTOCOL"),
-            ),
-        };
-        if let Some(v) = v.filter(|v| !v.trim().is_empty()) {
-            c.otlp_protocol = match v.trim() {
-                "grpc" => OtlpProtocol::Grpc,
-                "http/protobuf" => OtlpProtocol::HttpProtobuf,
-                _ => {
-                    return Err(ConfigError {
-                        name,
-                        value: v,
-                        reason: "supported: grpc, http/protobuf".into(),
-                    });
-                }
-            };
+        if let Some(p) = OtlpProtocol::from_lookup(&get)? {
+            c.otlp_protocol = p;
         }
         if let Some(v) = get("OTEL_SERVICE_NAME").filter(|v| !v.is_empty()) {
             c.service_name = v;

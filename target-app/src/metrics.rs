@@ -110,7 +110,8 @@ impl Metrics {
             .or_default();
     }
 
-    /// One request head hyper could not parse, answered with `status` before any route ran.
+    /// One request head hyper could not parse or that timed out, answered with `status` before
+    /// any route ran.
     pub fn observe_rejection(&self, status: u16) {
         *self.lock().rejected.entry(status).or_default() += 1;
     }
@@ -251,7 +252,7 @@ impl Metrics {
             om,
             "tp2devops_http_rejected",
             "counter",
-            "Requests whose head could not be parsed, answered before routing",
+            "Requests answered before routing: unparsable or timed-out heads",
         );
         for (status, n) in &s.rejected {
             let _ = writeln!(

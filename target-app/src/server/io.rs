@@ -95,17 +95,42 @@ impl Activity {
         &self,
         head_timeout: std::time::Duration,
         idle_timeout: std::time::Duration,
-    ) -> Option<Instant> {
+    ) -> Option<(Instant, Expiry)> {
         if self.busy.load(Ordering::Acquire) > 0 {
             return None;
         }
         let head = self.head_started.load(Ordering::Acquire);
         if head != NONE {
-            return self.at(head).checked_add(head_timeout);
+            return Some((self.at(head).checked_add(head_timeout)?, Expiry::Head));
         }
-        self.at(self.last.load(Ordering::Relaxed))
-            .checked_add(idle_timeout)
+        let idle = self
+            .at(self.last.load(Ordering::Relaxed))
+            .checked_add(idle_timeout)?;
+        Some((idle, Expiry::Idle))
     }
+}
+
+/// Which timeout a deadline is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Expiry {
+    /// A request head started and did not finish.
+    Head,
+    /// Nothing was asked.
+    Idle,
+}
+
+/// The answer to a head that did not finish in time (RFC 9110 allows a 408 before closing).
+pub(crate) fn head_timeout_answer() -> Vec<u8> {
+    let body = serde_json::json!({
+        "error": "request_timeout",
+        "message": "the request head did not arrive within the header read timeout",
+    })
+    .to_string();
+    format!(
+        "HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
 }
 
 /// hyper's automatic answers to a request head it could not parse, and what the API says
@@ -141,6 +166,11 @@ pub(crate) struct Io<T> {
 }
 
 impl<T> Io<T> {
+    /// The wrapped stream (to answer a timed-out head after hyper let go of it).
+    pub fn into_inner(self) -> T {
+        self.inner
+    }
+
     pub fn new(inner: T, activity: Arc<Activity>, on_rejection: OnRejection) -> Io<T> {
         Io {
             inner,

@@ -159,13 +159,13 @@ async fn connection(
         // idle keep-alive connection waits, which would merge the two).
         .header_read_timeout(None)
         .max_headers(config.max_headers);
-    let conn = builder.serve_connection(io, service);
-    tokio::pin!(conn);
+    // Not pinned in place: on a head timeout the socket is taken back with `into_parts` to
+    // answer 408 (the connection is `Unpin`, its service future is boxed by hyper).
+    let mut conn = builder.serve_connection(io, service);
     let mut watching_stop = true;
     loop {
-        let deadline = activity.deadline(head_timeout, idle_timeout);
-        let wake = match deadline {
-            Some(d) => d,
+        let wake = match activity.deadline(head_timeout, idle_timeout) {
+            Some((d, _)) => d,
             // A request is being handled: look again later.
             None => tokio::time::Instant::now() + head_timeout.min(idle_timeout),
         };
@@ -173,12 +173,16 @@ async fn connection(
             _ = &mut conn => return,
             _ = activity.changed.notified() => {}
             _ = tokio::time::sleep_until(wake) => {
-                if activity
-                    .deadline(head_timeout, idle_timeout)
-                    .is_some_and(|d| d <= tokio::time::Instant::now())
-                {
-                    // Dropping the connection closes the socket.
-                    return;
+                match activity.deadline(head_timeout, idle_timeout) {
+                    Some((d, expiry)) if d <= tokio::time::Instant::now() => {
+                        if expiry == io::Expiry::Head {
+                            answer_head_timeout(conn.into_parts().io.into_inner(), &state, peer)
+                                .await;
+                        }
+                        // Dropping the connection closes the socket.
+                        return;
+                    }
+                    _ => {}
                 }
             }
             changed = stop.changed(), if watching_stop => {
@@ -189,10 +193,40 @@ async fn connection(
                 let now = *stop.borrow_and_update();
                 match now {
                     Stop::Run => {}
-                    Stop::Graceful => conn.as_mut().graceful_shutdown(),
+                    Stop::Graceful => std::pin::Pin::new(&mut conn).graceful_shutdown(),
                     Stop::Abort => return,
                 }
             }
         }
     }
+}
+
+/// Answers `408 request_timeout` on a connection whose head did not finish in time, counts and
+/// logs it; bounded, since the client may not read.
+async fn answer_head_timeout(
+    io: io::Io<tokio::net::TcpStream>,
+    state: &AppState,
+    peer: SocketAddr,
+) {
+    use tokio::io::AsyncWriteExt as _;
+    let mut stream = io.into_inner();
+    let answer = io::head_timeout_answer();
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let _ = stream.write_all(&answer).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
+    state.inner.metrics.observe_rejection(408);
+    state.inner.log.log(
+        crate::logging::Level::Warn,
+        "request rejected",
+        vec![
+            ("status", serde_json::Value::from(408)),
+            ("error", serde_json::Value::from("request_timeout")),
+            (
+                "clientAddress",
+                serde_json::Value::from(peer.ip().to_string()),
+            ),
+        ],
+    );
 }

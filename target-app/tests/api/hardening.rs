@@ -112,13 +112,20 @@ async fn partial_headers_from_5000_connections_neither_block_health_nor_stay_ope
             }
         }
     }
-    // After it, every one is closed by the server.
+    // After it, every one gets a 408 in the JSON error shape and is closed by the server.
     let deadline = started + head_timeout + Duration::from_secs(20);
     for s in &mut partials {
         let left = deadline.saturating_duration_since(Instant::now());
         let got = read_to_close(s, left.max(Duration::from_millis(1))).await;
-        assert!(got.is_empty(), "{:?}", String::from_utf8_lossy(&got));
+        assert_eq!(assert_json_error(&got, 408), "request_timeout");
     }
+    assert_eq!(
+        sample(
+            &app.state.render_metrics(false),
+            r#"tp2devops_http_rejected_total{status_code="408"}"#
+        ),
+        Some(PARTIALS as f64)
+    );
     assert!(
         started.elapsed() >= head_timeout,
         "closed after, not before, the header timeout"
@@ -246,7 +253,8 @@ async fn unparsable_heads_are_answered_in_the_json_error_shape() {
     config.max_headers = 20;
     let app = serve(config, lines.clone()).await;
     let many: String = (0..30).map(|i| format!("X-H{i}: v\r\n")).collect();
-    let cases: [(String, u16, &str); 5] = [
+    let long_target = "a".repeat(70_000);
+    let cases: [(String, u16, &str); 6] = [
         ("GARBAGE\r\n\r\n".into(), 400, "bad_request"),
         ("GET /health HTTP/9.9\r\nHost: x\r\n\r\n".into(), 400, "bad_request"),
         (
@@ -264,6 +272,11 @@ async fn unparsable_heads_are_answered_in_the_json_error_shape() {
             format!("GET /health HTTP/1.1\r\nHost: x\r\n{many}\r\n"),
             431,
             "headers_too_large",
+        ),
+        (
+            format!("GET /{long_target} HTTP/1.1\r\nHost: x\r\n\r\n"),
+            414,
+            "uri_too_long",
         ),
     ];
     for (raw, status, code) in &cases {
