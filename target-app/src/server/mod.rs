@@ -140,12 +140,14 @@ async fn connection(
     let service_activity = activity.clone();
     let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
         let router = router.clone();
-        let activity = service_activity.clone();
-        activity.request_started();
+        service_activity.request_started();
+        // Made here, not inside the future: it ends the request even if hyper drops the
+        // future unpolled.
+        let finished = Finished(service_activity.clone());
         // Peer addresses feed the server span's client.address / client.port.
         req.extensions_mut().insert(ConnectInfo(peer));
         async move {
-            let _finished = Finished(activity);
+            let _finished = finished;
             let r: Result<axum::response::Response, Infallible> =
                 router.oneshot(req.map(axum::body::Body::new)).await;
             r
