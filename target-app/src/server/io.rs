@@ -293,6 +293,29 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Io<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
+    #[tokio::test(start_paused = true)]
+    async fn deadlines_follow_head_idle_and_busy() {
+        let (head, idle) = (Duration::from_secs(2), Duration::from_secs(10));
+        let a = Activity::new();
+        let t0 = Instant::now();
+        assert_eq!(a.deadline(head, idle), Some((t0 + idle, Expiry::Idle)));
+        tokio::time::advance(Duration::from_secs(1)).await;
+        a.read_some();
+        let head_at = t0 + Duration::from_secs(1) + head;
+        assert_eq!(a.deadline(head, idle), Some((head_at, Expiry::Head)));
+        // More bytes of the same head do not move its deadline.
+        tokio::time::advance(Duration::from_secs(1)).await;
+        a.read_some();
+        assert_eq!(a.deadline(head, idle), Some((head_at, Expiry::Head)));
+        a.request_started();
+        assert_eq!(a.deadline(head, idle), None, "no timeout while handled");
+        tokio::time::advance(Duration::from_secs(30)).await;
+        a.request_finished();
+        let done = t0 + Duration::from_secs(32);
+        assert_eq!(a.deadline(head, idle), Some((done + idle, Expiry::Idle)));
+    }
 
     #[test]
     fn canned_heads_become_json() {
