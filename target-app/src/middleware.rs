@@ -19,6 +19,11 @@ use crate::faults::{self, Fault};
 use crate::logging::Level;
 use crate::trace;
 
+/// The local address the request's connection was accepted on (set by `server`): the
+/// `server.port` when the `Host` header names none.
+#[derive(Clone, Copy)]
+pub(crate) struct LocalAddr(pub SocketAddr);
+
 /// What a handler needs of the request's telemetry.
 #[derive(Clone)]
 pub(crate) struct RequestCtx {
@@ -269,12 +274,19 @@ fn span_attributes(
         attrs.push(KeyValue::new("client.address", peer.ip().to_string()));
         attrs.push(KeyValue::new("client.port", i64::from(peer.port())));
     }
-    // Semantic conventions take server.address/port from the Host header (what the client
-    // dialled); the configured port is only a fallback (it is 0 when bound ephemerally).
-    let (address, port) = server_address(
-        headers.get("host").and_then(|v| v.to_str().ok()),
-        configured_port,
-    );
+    // Semantic conventions take server.address/port from what the client dialled: a proxy's
+    // X-Forwarded-Host first, else the Host header. The port falls back to the local port the
+    // connection came in on, then to the configured one (0 when bound ephemerally).
+    let dialled = headers
+        .get("x-forwarded-host")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .or_else(|| headers.get("host").and_then(|v| v.to_str().ok()));
+    let local_port = req
+        .extensions()
+        .get::<LocalAddr>()
+        .map_or(configured_port, |l| l.0.port());
+    let (address, port) = server_address(dialled, local_port);
     if let Some(a) = address {
         attrs.push(KeyValue::new("server.address", a));
     }

@@ -136,6 +136,7 @@ async fn connection(
             ],
         );
     });
+    let local = stream.local_addr().ok();
     let io = TokioIo::new(io::Io::new(stream, activity.clone(), on_rejection));
     let service_activity = activity.clone();
     let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
@@ -146,6 +147,10 @@ async fn connection(
         let finished = Finished(service_activity.clone());
         // Peer addresses feed the server span's client.address / client.port.
         req.extensions_mut().insert(ConnectInfo(peer));
+        if let Some(local) = local {
+            req.extensions_mut()
+                .insert(crate::middleware::LocalAddr(local));
+        }
         async move {
             let _finished = finished;
             let r: Result<axum::response::Response, Infallible> =
