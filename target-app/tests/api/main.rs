@@ -11,6 +11,7 @@ mod logql;
 mod logs;
 mod metrics;
 mod otlp;
+mod otlp_transport;
 mod prometheus;
 mod routes;
 mod sampling;

@@ -12,17 +12,17 @@ use crate::support::{ChildGuard, find_bin, free_port, poll};
 
 /// One span as rotel's detailed debug log prints it.
 #[derive(Debug, Default, Clone)]
-struct Span {
-    trace_id: String,
-    parent_id: String,
-    id: String,
-    name: String,
-    kind: String,
-    status: String,
-    attrs: BTreeMap<String, String>,
+pub(crate) struct Span {
+    pub trace_id: String,
+    pub parent_id: String,
+    pub id: String,
+    pub name: String,
+    pub kind: String,
+    pub status: String,
+    pub attrs: BTreeMap<String, String>,
 }
 
-fn strip_ansi(s: &str) -> String {
+pub(crate) fn strip_ansi(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut chars = s.chars();
     while let Some(c) = chars.next() {
@@ -39,7 +39,7 @@ fn strip_ansi(s: &str) -> String {
     out
 }
 
-fn parse_spans(text: &str) -> Vec<Span> {
+pub(crate) fn parse_spans(text: &str) -> Vec<Span> {
     let mut spans = Vec::new();
     let mut cur: Option<Span> = None;
     for line in text.lines() {
@@ -75,7 +75,7 @@ fn parse_spans(text: &str) -> Vec<Span> {
     spans
 }
 
-fn tp(trace: &str, parent: &str) -> String {
+pub(crate) fn tp(trace: &str, parent: &str) -> String {
     format!("00-{trace}-{parent}-01")
 }
 
@@ -87,7 +87,7 @@ const T_UPDATE: &str = "55555555555555555555555555555555";
 const T_DELETE: &str = "66666666666666666666666666666666";
 const T_NOWHERE: &str = "77777777777777777777777777777777";
 const T_EMBEDDED: &str = "88888888888888888888888888888888";
-const CALLER_SPAN: &str = "00f067aa0ba902b7";
+pub(crate) const CALLER_SPAN: &str = "00f067aa0ba902b7";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spans_reach_a_real_otlp_receiver() {
@@ -439,293 +439,4 @@ async fn spans_reach_a_real_otlp_receiver() {
             "{t} not in the logs:\n{logs}"
         );
     }
-}
-
-/// rotel listening on ephemeral loopback ports, printing the spans it receives into `out`.
-struct Rotel {
-    _child: ChildGuard,
-    grpc: u16,
-    http: u16,
-    out: std::path::PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-async fn start_rotel() -> Rotel {
-    let rotel = find_bin("ROTEL_BIN", &["rotel-agent"]);
-    let dir = tempfile::tempdir().unwrap();
-    let (grpc, http) = (free_port(), free_port());
-    let out_path = dir.path().join("rotel.out");
-    let out = std::fs::File::create(&out_path).unwrap();
-    let mut child = ChildGuard(
-        Command::new(&rotel)
-            .arg("start")
-            .args(["--otlp-grpc-endpoint", &format!("127.0.0.1:{grpc}")])
-            .args(["--otlp-http-endpoint", &format!("127.0.0.1:{http}")])
-            .args([
-                "--exporter",
-                "blackhole",
-                "--debug-log",
-                "traces",
-                "--debug-log-verbosity",
-                "detailed",
-            ])
-            .arg("--pid-file")
-            .arg(dir.path().join("rotel.pid"))
-            .arg("--log-file")
-            .arg(dir.path().join("rotel.log"))
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {}: {e}", rotel.display())),
-    );
-    for port in [grpc, http] {
-        poll(
-            "rotel to listen",
-            Duration::from_secs(30),
-            Duration::from_millis(50),
-            async || {
-                if let Some(status) = child.0.try_wait().unwrap() {
-                    panic!(
-                        "rotel exited ({status}):\n{}",
-                        std::fs::read_to_string(&out_path).unwrap_or_default()
-                    );
-                }
-                tokio::net::TcpStream::connect(("127.0.0.1", port))
-                    .await
-                    .ok()
-                    .map(|_| ())
-            },
-        )
-        .await;
-    }
-    Rotel {
-        _child: child,
-        grpc,
-        http,
-        out: out_path,
-        _dir: dir,
-    }
-}
-
-/// Runs the binary with `env`, sends `send` (given its base URL), stops it with SIGTERM.
-async fn run_app(env: &[(&str, String)], send: impl AsyncFnOnce(&str)) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_todo-api"));
-    cmd.env_clear()
-        .env("PORT", "0")
-        .env("HOST", "127.0.0.1")
-        .env("FAULTS_ENABLED", "true")
-        .env("LOG", "off")
-        // Far beyond the test: spans can only arrive through the shutdown flush.
-        .env("OTEL_BSP_SCHEDULE_DELAY", "600000");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut app = ChildGuard(
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the todo-api binary"),
-    );
-    let stderr = app.0.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = tx.send(line);
-        }
-    });
-    let listening = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the app says where it listens");
-    let base = listening
-        .split("listening on ")
-        .nth(1)
-        .unwrap_or_else(|| panic!("unexpected first line: {listening}"))
-        .trim()
-        .to_string();
-    send(&base).await;
-    let pid = app.0.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let status = poll(
-        "the app to exit after SIGTERM",
-        Duration::from_secs(30),
-        Duration::from_millis(50),
-        async || app.0.try_wait().unwrap(),
-    )
-    .await;
-    let rest: Vec<String> = rx.try_iter().collect();
-    assert!(status.success(), "exit status {status}: {rest:?}");
-}
-
-const T_GRPC: &str = "a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1";
-const T_GRPC_SIGNAL: &str = "a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2";
-const T_HTTP_SIGNAL: &str = "a3a3a3a3a3a3a3a3a3a3a3a3a3a3a3a3";
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn spans_reach_rotel_over_grpc_and_http_with_general_and_per_signal_endpoints() {
-    let rotel = start_rotel().await;
-    let c = reqwest::Client::new();
-    let faulted = |trace: &'static str| {
-        let c = c.clone();
-        async move |base: &str| {
-            // Not traced by default: no span of its own.
-            assert_eq!(
-                c.get(format!("{base}/health"))
-                    .send()
-                    .await
-                    .unwrap()
-                    .status(),
-                200
-            );
-            let r = c
-                .get(format!("{base}/api/todos"))
-                .header("traceparent", tp(trace, CALLER_SPAN))
-                .header("x-fault-status", "503")
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), 503);
-        }
-    };
-    run_app(
-        &[
-            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".into()),
-            (
-                "OTEL_EXPORTER_OTLP_ENDPOINT",
-                format!("http://127.0.0.1:{}", rotel.grpc),
-            ),
-            (
-                "OTEL_EXPORTER_OTLP_HEADERS",
-                "x-scope-orgid=tenant-1".into(),
-            ),
-        ],
-        faulted(T_GRPC),
-    )
-    .await;
-    run_app(
-        &[
-            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".into()),
-            (
-                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-                format!("http://127.0.0.1:{}", rotel.grpc),
-            ),
-        ],
-        faulted(T_GRPC_SIGNAL),
-    )
-    .await;
-    run_app(
-        &[
-            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".into()),
-            // The general endpoint points nowhere: the per-signal one must win.
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9".into()),
-            (
-                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-                format!("http://127.0.0.1:{}/v1/traces", rotel.http),
-            ),
-        ],
-        faulted(T_HTTP_SIGNAL),
-    )
-    .await;
-    let spans = poll(
-        "server spans of the three runs at rotel",
-        Duration::from_secs(30),
-        Duration::from_millis(100),
-        async || {
-            let text = strip_ansi(&std::fs::read_to_string(&rotel.out).unwrap_or_default());
-            let spans = parse_spans(&text);
-            [T_GRPC, T_GRPC_SIGNAL, T_HTTP_SIGNAL]
-                .iter()
-                .all(|t| {
-                    spans
-                        .iter()
-                        .any(|s| s.trace_id == *t && s.kind == "SPAN_KIND_SERVER")
-                })
-                .then_some(spans)
-        },
-    )
-    .await;
-    for t in [T_GRPC, T_GRPC_SIGNAL, T_HTTP_SIGNAL] {
-        let server = spans
-            .iter()
-            .find(|s| s.trace_id == t && s.kind == "SPAN_KIND_SERVER")
-            .unwrap();
-        assert_eq!(server.name, "GET /api/todos");
-        assert_eq!(server.status, "STATUS_CODE_ERROR");
-        for (k, v) in [
-            ("error.type", "Str(503)"),
-            ("http.request.method", "Str(GET)"),
-            ("http.route", "Str(/api/todos)"),
-            ("http.response.status_code", "Int(503)"),
-            ("url.path", "Str(/api/todos)"),
-            ("server.address", "Str(127.0.0.1)"),
-        ] {
-            assert_eq!(
-                server.attrs.get(k).map(String::as_str),
-                Some(v),
-                "{k} on {server:#?}"
-            );
-        }
-        assert!(server.attrs.contains_key("server.port"), "{server:#?}");
-    }
-    assert!(
-        !spans.iter().any(|s| s.name == "GET /health"),
-        "/health is not traced by default"
-    );
-}
-
-/// `OTEL_EXPORTER_OTLP_HEADERS` reaches the collector: an OTLP/HTTP endpoint of our own
-/// records the request headers of the export.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn otlp_headers_are_sent_with_the_export() {
-    let seen: std::sync::Arc<std::sync::Mutex<Vec<http::HeaderMap>>> = Default::default();
-    let record = seen.clone();
-    let collector = axum::Router::new().route(
-        "/v1/traces",
-        axum::routing::post(async move |headers: http::HeaderMap| {
-            record.lock().unwrap().push(headers);
-            (
-                [("content-type", "application/x-protobuf")],
-                Vec::<u8>::new(),
-            )
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let server = tokio::spawn(async move { axum::serve(listener, collector).await });
-    run_app(
-        &[
-            (
-                "OTEL_EXPORTER_OTLP_ENDPOINT",
-                format!("http://127.0.0.1:{port}"),
-            ),
-            (
-                "OTEL_EXPORTER_OTLP_HEADERS",
-                "x-scope-orgid=tenant-1,authorization=Bearer%20s3cret".into(),
-            ),
-        ],
-        async |base: &str| {
-            reqwest::get(format!("{base}/api/todos")).await.unwrap();
-        },
-    )
-    .await;
-    let got = poll(
-        "an export at the collector",
-        Duration::from_secs(30),
-        Duration::from_millis(50),
-        async || seen.lock().unwrap().first().cloned(),
-    )
-    .await;
-    server.abort();
-    assert_eq!(got["x-scope-orgid"], "tenant-1");
-    assert_eq!(got["authorization"], "Bearer s3cret");
 }
