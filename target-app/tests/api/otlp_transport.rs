@@ -76,14 +76,17 @@ async fn start_rotel() -> Rotel {
     }
 }
 
-/// Runs the binary with `env`, sends `send` (given its base URL), stops it with SIGTERM.
-async fn run_app(env: &[(&str, String)], send: impl AsyncFnOnce(&str)) {
+/// Runs the binary with `env`, sends `send` (given its base URL), stops it with SIGTERM;
+/// returns its log lines (stdout).
+async fn run_app(env: &[(&str, String)], send: impl AsyncFnOnce(&str)) -> Vec<serde_json::Value> {
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("app.out");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_todo-api"));
     cmd.env_clear()
         .env("PORT", "0")
         .env("HOST", "127.0.0.1")
         .env("FAULTS_ENABLED", "true")
-        .env("LOG", "off")
+        .env("LOG", "stdout")
         // Far beyond the test: spans can only arrive through the shutdown flush.
         .env("OTEL_BSP_SCHEDULE_DELAY", "600000");
     for (k, v) in env {
@@ -91,7 +94,7 @@ async fn run_app(env: &[(&str, String)], send: impl AsyncFnOnce(&str)) {
     }
     let mut app = ChildGuard(
         cmd.stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(std::fs::File::create(&log_path).unwrap())
             .stderr(Stdio::piped())
             .spawn()
             .expect("start the todo-api binary"),
@@ -133,6 +136,11 @@ async fn run_app(env: &[(&str, String)], send: impl AsyncFnOnce(&str)) {
     .await;
     let rest: Vec<String> = rx.try_iter().collect();
     assert!(status.success(), "exit status {status}: {rest:?}");
+    std::fs::read_to_string(&log_path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
 }
 
 const T_GRPC: &str = "a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1";
@@ -163,47 +171,68 @@ async fn spans_reach_rotel_over_grpc_and_http_with_general_and_per_signal_endpoi
                 .await
                 .unwrap();
             assert_eq!(r.status(), 503);
+            // An unsampled caller: nothing recorded, no id shown.
+            let r = c
+                .get(format!("{base}/api/todos"))
+                .header(
+                    "traceparent",
+                    "00-b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0-00f067aa0ba902b7-00",
+                )
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            // A root request (no traceparent): sampled by the default always_on.
+            let r = c.get(format!("{base}/api/todos/1")).send().await.unwrap();
+            assert_eq!(r.status(), 404);
         }
     };
-    run_app(
-        &[
-            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".into()),
-            (
-                "OTEL_EXPORTER_OTLP_ENDPOINT",
-                format!("http://127.0.0.1:{}", rotel.grpc),
-            ),
-            (
-                "OTEL_EXPORTER_OTLP_HEADERS",
-                "x-scope-orgid=tenant-1".into(),
-            ),
-        ],
-        faulted(T_GRPC),
-    )
-    .await;
-    run_app(
-        &[
-            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".into()),
-            (
-                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-                format!("http://127.0.0.1:{}", rotel.grpc),
-            ),
-        ],
-        faulted(T_GRPC_SIGNAL),
-    )
-    .await;
-    run_app(
-        &[
-            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".into()),
-            // The general endpoint points nowhere: the per-signal one must win.
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9".into()),
-            (
-                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-                format!("http://127.0.0.1:{}/v1/traces", rotel.http),
-            ),
-        ],
-        faulted(T_HTTP_SIGNAL),
-    )
-    .await;
+    let mut logs = Vec::new();
+    logs.extend(
+        run_app(
+            &[
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".into()),
+                (
+                    "OTEL_EXPORTER_OTLP_ENDPOINT",
+                    format!("http://127.0.0.1:{}", rotel.grpc),
+                ),
+                (
+                    "OTEL_EXPORTER_OTLP_HEADERS",
+                    "x-scope-orgid=tenant-1".into(),
+                ),
+            ],
+            faulted(T_GRPC),
+        )
+        .await,
+    );
+    logs.extend(
+        run_app(
+            &[
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".into()),
+                (
+                    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                    format!("http://127.0.0.1:{}", rotel.grpc),
+                ),
+            ],
+            faulted(T_GRPC_SIGNAL),
+        )
+        .await,
+    );
+    logs.extend(
+        run_app(
+            &[
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".into()),
+                // The general endpoint points nowhere: the per-signal one must win.
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9".into()),
+                (
+                    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                    format!("http://127.0.0.1:{}/v1/traces", rotel.http),
+                ),
+            ],
+            faulted(T_HTTP_SIGNAL),
+        )
+        .await,
+    );
     let spans = poll(
         "server spans of the three runs at rotel",
         Duration::from_secs(30),
@@ -248,6 +277,42 @@ async fn spans_reach_rotel_over_grpc_and_http_with_general_and_per_signal_endpoi
     assert!(
         !spans.iter().any(|s| s.name == "GET /health"),
         "/health is not traced by default"
+    );
+    // Every id a log line shows was exported: each (traceId, spanId) is a span rotel received
+    // (a root's server span included), and the unsampled caller's trace appears nowhere.
+    let shown: Vec<(String, String)> = logs
+        .iter()
+        .filter_map(|l| {
+            Some((
+                l.get("traceId")?.as_str()?.to_string(),
+                l["spanId"].as_str()?.to_string(),
+            ))
+        })
+        .collect();
+    // Per run: the faulted request (error + access line) and the root 404 (error + access).
+    assert_eq!(shown.len(), 3 * 4, "{logs:#?}");
+    // The batch may still be arriving for the last ids: poll until all are there.
+    poll(
+        "every shown id at rotel",
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        async || {
+            let text = strip_ansi(&std::fs::read_to_string(&rotel.out).unwrap_or_default());
+            let spans = parse_spans(&text);
+            shown
+                .iter()
+                .all(|(t, s)| spans.iter().any(|x| x.trace_id == *t && x.id == *s))
+                .then_some(())
+        },
+    )
+    .await;
+    let text = std::fs::read_to_string(&rotel.out).unwrap_or_default();
+    assert!(!text.contains("b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0"));
+    assert!(
+        !logs
+            .iter()
+            .any(|l| l.to_string().contains("b0b0b0b0b0b0b0b0")),
+        "no id of an unsampled trace in the logs"
     );
 }
 
