@@ -1,6 +1,7 @@
 //! OTLP transports at a real receiver: the todo-api binary exports to rotel over gRPC and over
-//! HTTP, with the general and the per-signal endpoint variables, and `OTEL_EXPORTER_OTLP_HEADERS`
-//! reaches an OTLP/HTTP endpoint of our own that records the export's request headers.
+//! HTTP, with the general and the per-signal endpoint variables (and every id its logs show is
+//! a span rotel received), and `OTEL_EXPORTER_OTLP_HEADERS` reaches OTLP/HTTP and OTLP/gRPC
+//! endpoints of our own that record the export's request headers (rotel does not show them).
 
 use std::io::BufRead as _;
 use std::process::{Command, Stdio};
@@ -319,7 +320,7 @@ async fn spans_reach_rotel_over_grpc_and_http_with_general_and_per_signal_endpoi
 /// `OTEL_EXPORTER_OTLP_HEADERS` reaches the collector: an OTLP/HTTP endpoint of our own
 /// records the request headers of the export.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn otlp_headers_are_sent_with_the_export() {
+async fn otlp_headers_are_sent_with_the_http_export() {
     let seen: std::sync::Arc<std::sync::Mutex<Vec<http::HeaderMap>>> = Default::default();
     let record = seen.clone();
     let collector = axum::Router::new().route(
@@ -361,4 +362,88 @@ async fn otlp_headers_are_sent_with_the_export() {
     server.abort();
     assert_eq!(got["x-scope-orgid"], "tenant-1");
     assert_eq!(got["authorization"], "Bearer s3cret");
+}
+
+/// The same over gRPC: an HTTP/2 endpoint of our own answers the OTLP trace export (an empty
+/// `ExportTraceServiceResponse`, `grpc-status: 0`) and records its request headers (gRPC
+/// metadata).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otlp_headers_are_sent_with_the_grpc_export() {
+    use http_body_util::BodyExt as _;
+    let seen: std::sync::Arc<std::sync::Mutex<Vec<(String, http::HeaderMap)>>> = Default::default();
+    let record = seen.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let record = record.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| {
+                        let record = record.clone();
+                        async move {
+                            record
+                                .lock()
+                                .unwrap()
+                                .push((req.uri().path().to_string(), req.headers().clone()));
+                            let _ = req.into_body().collect().await;
+                            let mut trailers = http::HeaderMap::new();
+                            trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+                            // One uncompressed, empty message: flag 0, length 0.
+                            let body = http_body_util::Full::new(bytes::Bytes::from_static(&[
+                                0, 0, 0, 0, 0,
+                            ]))
+                            .with_trailers(async move { Some(Ok(trailers)) });
+                            Ok::<_, std::convert::Infallible>(
+                                hyper::Response::builder()
+                                    .header("content-type", "application/grpc")
+                                    .body(body)
+                                    .unwrap(),
+                            )
+                        }
+                    },
+                );
+                let _ =
+                    hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                        .await;
+            });
+        }
+    });
+    run_app(
+        &[
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".into()),
+            (
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                format!("http://127.0.0.1:{port}"),
+            ),
+            (
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                "x-scope-orgid=tenant-2".into(),
+            ),
+        ],
+        async |base: &str| {
+            reqwest::get(format!("{base}/api/todos")).await.unwrap();
+        },
+    )
+    .await;
+    let (path, headers) = poll(
+        "a gRPC export at the endpoint",
+        Duration::from_secs(30),
+        Duration::from_millis(50),
+        async || seen.lock().unwrap().first().cloned(),
+    )
+    .await;
+    server.abort();
+    assert_eq!(
+        path,
+        "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+    );
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/grpc")
+    );
+    assert_eq!(headers["x-scope-orgid"], "tenant-2");
 }
