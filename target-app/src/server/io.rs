@@ -251,6 +251,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Io<T> {
     ) -> Poll<std::io::Result<usize>> {
         let this = &mut *self;
         std::task::ready!(this.poll_pending(cx))?;
+        // hyper flushes each answer before it parses the next head (`pipeline_flush` is off),
+        // so a canned head starts a write of its own (a pipelined test checks it).
         if buf.starts_with(b"HTTP/1.1 4")
             && let Some((answer, status, code)) = replacement(buf)
         {

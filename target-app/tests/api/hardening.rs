@@ -285,10 +285,23 @@ async fn unparsable_heads_are_answered_in_the_json_error_shape() {
         let got = read_to_close(&mut s, Duration::from_secs(10)).await;
         assert_eq!(&assert_json_error(&got, *status), code, "{raw:?}");
     }
+    // Pipelined behind a good request: the good one's answer, then the JSON 400.
+    let mut s = TcpStream::connect(app.addr).await.unwrap();
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\nGARBAGE\r\n\r\n")
+        .await
+        .unwrap();
+    let got = read_to_close(&mut s, Duration::from_secs(10)).await;
+    let text = String::from_utf8_lossy(&got).into_owned();
+    let second = text
+        .find(r#"{"status":"ok"}"#)
+        .map(|i| i + r#"{"status":"ok"}"#.len())
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(text.starts_with("HTTP/1.1 200 "), "{text}");
+    assert_eq!(assert_json_error(&got[second..], 400), "bad_request");
     let m = app.state.render_metrics(false);
     assert_eq!(
         sample(&m, r#"tp2devops_http_rejected_total{status_code="400"}"#),
-        Some(4.0),
+        Some(5.0),
         "{m}"
     );
     assert_eq!(
@@ -299,7 +312,7 @@ async fn unparsable_heads_are_answered_in_the_json_error_shape() {
         .into_iter()
         .filter(|l| l["msg"] == "request rejected" && l["level"] == "WARN")
         .count();
-    assert_eq!(warned, cases.len());
+    assert_eq!(warned, cases.len() + 1);
     // A good request on a fresh connection is still served normally.
     assert_eq!(
         reqwest::get(app.url("/health")).await.unwrap().status(),
