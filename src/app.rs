@@ -41,6 +41,10 @@ pub async fn run(cli: Cli, out: &mut dyn Write, shutdown: impl Future<Output = (
             .map_err(Into::into)
             .and_then(|r| writeln!(out, "{}", r.summary()).map_err(Into::into))
             .map(|_| Outcome::Passed),
+        Command::Report(ReportCmd::Html { report, output }) => Report::read(&report)
+            .and_then(|r| report::html::write(&r, &output))
+            .map_err(Into::into)
+            .map(|_| Outcome::Passed),
         Command::Verify { report, scenario } => verify_cmd(&report, &scenario, out).await,
     };
     r.unwrap_or_else(|e| {

@@ -53,6 +53,12 @@ pub enum ReportCmd {
     },
     /// Print a report's summary.
     Render { report: PathBuf },
+    /// Write a report as one self-contained HTML page (charts, tables, trace links).
+    Html {
+        report: PathBuf,
+        #[arg(short = 'o', long = "output")]
+        output: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]

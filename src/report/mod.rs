@@ -17,6 +17,7 @@ use crate::recorder::{Counts, TraceRef};
 mod build;
 mod file;
 pub mod hist;
+pub mod html;
 mod merge;
 mod schema;
 mod summary;

@@ -1,4 +1,5 @@
 mod cli;
+mod outputs;
 mod report;
 mod run_e2e;
 mod scenarios;
