@@ -41,6 +41,12 @@ pub async fn run(cli: Cli, out: &mut dyn Write, shutdown: impl Future<Output = (
             .map_err(Into::into)
             .and_then(|r| writeln!(out, "{}", r.summary()).map_err(Into::into))
             .map(|_| Outcome::Passed),
+        Command::Report(ReportCmd::Compare {
+            baseline,
+            new,
+            rules,
+            format,
+        }) => compare(&baseline, &new, &rules, format, out),
         Command::Report(ReportCmd::Html { report, output }) => Report::read(&report)
             .and_then(|r| report::html::write(&r, &output))
             .map_err(Into::into)
@@ -93,6 +99,37 @@ fn merge(
         Outcome::Passed
     } else {
         Outcome::ThresholdFailed
+    })
+}
+
+/// `report compare`: rules that do not parse exit 2, a failed rule exits 99.
+fn compare(
+    baseline: &Path,
+    new: &Path,
+    rules: &[String],
+    format: crate::cli::CompareFormat,
+    out: &mut dyn Write,
+) -> anyhow::Result<Outcome> {
+    let mut parsed = Vec::with_capacity(rules.len());
+    for r in rules {
+        match plan::compare::parse_line(r) {
+            Ok(rule) => parsed.push(rule),
+            Err(e) => {
+                eprintln!("trafficgen: --rule `{r}`: {e}");
+                return Ok(Outcome::Invalid);
+            }
+        }
+    }
+    let c = report::compare::compare(&Report::read(baseline)?, &Report::read(new)?, &parsed);
+    let text = match format {
+        crate::cli::CompareFormat::Text => report::compare::text(&c),
+        crate::cli::CompareFormat::Markdown => report::compare::markdown(&c),
+    };
+    write!(out, "{text}")?;
+    Ok(if c.regressed() {
+        Outcome::ThresholdFailed
+    } else {
+        Outcome::Passed
     })
 }
 

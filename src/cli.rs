@@ -53,12 +53,31 @@ pub enum ReportCmd {
     },
     /// Print a report's summary.
     Render { report: PathBuf },
+    /// Compare a run against a baseline run: per-operation deltas, and regression rules
+    /// (exit 99 when one fails).
+    Compare {
+        baseline: PathBuf,
+        new: PathBuf,
+        /// A regression rule, e.g. `response_time: p(95) < baseline * 1.10` (repeatable).
+        #[arg(long = "rule")]
+        rules: Vec<String>,
+        #[arg(long, value_enum, default_value_t = CompareFormat::Text)]
+        format: CompareFormat,
+    },
     /// Write a report as one self-contained HTML page (charts, tables, trace links).
     Html {
         report: PathBuf,
         #[arg(short = 'o', long = "output")]
         output: PathBuf,
     },
+}
+
+/// Output of `report compare`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CompareFormat {
+    Text,
+    /// GitHub-flavoured Markdown, for a pull-request comment or a job summary.
+    Markdown,
 }
 
 #[derive(Debug, Args)]

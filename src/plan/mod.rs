@@ -11,6 +11,7 @@
 
 use std::time::Duration;
 
+pub mod compare;
 pub mod template;
 pub mod threshold;
 mod validate;

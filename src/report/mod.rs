@@ -15,6 +15,7 @@ use crate::plan::Segment;
 use crate::recorder::{Counts, TraceRef};
 
 mod build;
+pub mod compare;
 mod file;
 pub mod hist;
 pub mod html;

@@ -238,3 +238,121 @@ fn html_report_draws_every_chart_in_chromium() {
     );
     assert!(shots.join("report-faults.png").is_file());
 }
+
+/// A report of one operation `get`: 1000 requests over 10 s with response times 1..=1000 × `ms`
+/// µs·1000 (so p50 = 500·ms, p95 = 950·ms, p99 = 990·ms), service time the same minus 1 ms,
+/// and `errors` 5xx.
+fn synthetic(run_id: &str, ms: u64, errors: u64) -> Report {
+    use trafficgen::recorder::Counts;
+    use trafficgen::report::{OpReport, hist};
+    let (mut r, mut s, l) = (hist::empty(), hist::empty(), hist::empty());
+    for v in 1..=1000u64 {
+        hist::record_n(&mut r, v * ms * 1000, 1);
+        hist::record_n(&mut s, (v * ms * 1000).saturating_sub(1000).max(1), 1);
+    }
+    let mut counts = Counts {
+        requests: 1000,
+        ..Counts::default()
+    };
+    counts.errors[5] = errors;
+    let op = OpReport::from_parts(counts, &r, &s, &l, 10.0);
+    Report {
+        run_id: run_id.into(),
+        scenario: "synthetic".into(),
+        duration_s: 10.0,
+        totals: op.clone(),
+        ops: vec![("get".into(), op)],
+        ..Report::default()
+    }
+}
+
+const RULES: [&str; 2] = [
+    "response_time: p(95) < baseline * 1.10",
+    "errors: rate < baseline + 0.5%",
+];
+
+#[test]
+fn compare_markdown_is_stable() {
+    let base = synthetic("base", 1, 10);
+    let new = synthetic("new", 2, 30);
+    let rules: Vec<_> = RULES
+        .iter()
+        .map(|r| trafficgen::plan::compare::parse_line(r).unwrap())
+        .collect();
+    let c = trafficgen::report::compare::compare(&base, &new, &rules);
+    assert!(c.regressed());
+    let expected = "\
+### ❌ trafficgen compare: `synthetic` — REGRESSION: 2 of 2 rule(s) failed
+
+Baseline run `base` → new run `new`.
+
+| | rule | baseline | new | bound | note |
+|---|---|---:|---:|---:|---|
+| ❌ | `response_time: p(95) < baseline * 1.10` | 950.27 ms | 1900.54 ms | 1045.30 ms | regression: 1900.54 ms is not < 1045.30 ms |
+| ❌ | `errors: rate < baseline + 0.5%` | 1.00% | 3.00% | 1.50% | regression: 3.00% is not < 1.50% |
+
+| operation | metric | baseline | new | change |
+|---|---|---:|---:|---:|
+| get | rate | 100.00/s | 100.00/s | +0.0% |
+| get | error rate | 1.00% | 3.00% | +2.00 pp |
+| get | response p50 | 500.22 ms | 1000.45 ms | +100.0% |
+| get | response p95 | 950.27 ms | 1900.54 ms | +100.0% |
+| get | response p99 | 990.21 ms | 1980.41 ms | +100.0% |
+| get | service p50 | 499.20 ms | 999.42 ms | +100.2% |
+| get | service p95 | 949.25 ms | 1899.52 ms | +100.1% |
+| get | service p99 | 989.18 ms | 1979.39 ms | +100.1% |
+| all | rate | 100.00/s | 100.00/s | +0.0% |
+| all | error rate | 1.00% | 3.00% | +2.00 pp |
+| all | response p50 | 500.22 ms | 1000.45 ms | +100.0% |
+| all | response p95 | 950.27 ms | 1900.54 ms | +100.0% |
+| all | response p99 | 990.21 ms | 1980.41 ms | +100.0% |
+| all | service p50 | 499.20 ms | 999.42 ms | +100.2% |
+| all | service p95 | 949.25 ms | 1899.52 ms | +100.1% |
+| all | service p99 | 989.18 ms | 1979.39 ms | +100.1% |
+
+Response time counts from the intended start (coordinated omission corrected), service time from the actual send.
+";
+    let got = trafficgen::report::compare::markdown(&c);
+    assert_eq!(got, expected, "\n{got}");
+}
+
+#[test]
+fn compare_exits_99_on_a_regression_and_0_on_an_improvement() {
+    let dir = out_dir("compare");
+    let slow = dir.join("slow.json");
+    let fast = dir.join("fast.json");
+    synthetic("slow", 2, 30).write(&slow).unwrap();
+    synthetic("fast", 1, 10).write(&fast).unwrap();
+    let run = |base: &Path, new: &Path, extra: &[&str]| {
+        let mut c = bin();
+        c.args(["report", "compare"]).arg(base).arg(new);
+        for r in RULES {
+            c.arg("--rule").arg(r);
+        }
+        c.args(extra).output().unwrap()
+    };
+    let regression = run(&fast, &slow, &[]);
+    assert_eq!(regression.status.code(), Some(99));
+    let text = String::from_utf8_lossy(&regression.stdout);
+    assert!(text.contains("REGRESSION: 2 of 2 rule(s) failed"), "{text}");
+    assert!(
+        text.contains("✗ response_time: p(95) < baseline * 1.10"),
+        "{text}"
+    );
+    let improvement = run(&slow, &fast, &["--format", "markdown"]);
+    assert_eq!(
+        improvement.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&improvement.stdout)
+    );
+    let md = String::from_utf8_lossy(&improvement.stdout);
+    assert!(md.starts_with("### ✅ trafficgen compare"), "{md}");
+    // The real run against itself: no regression.
+    let same = run(faults_report(), faults_report(), &[]);
+    assert_eq!(same.status.code(), Some(0));
+    // A rule that does not parse is a usage error.
+    let bad = run(&fast, &slow, &["--rule", "errors: rate < 1%"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("starts with `baseline`"));
+}
