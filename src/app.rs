@@ -47,6 +47,10 @@ pub async fn run(cli: Cli, out: &mut dyn Write, shutdown: impl Future<Output = (
             rules,
             format,
         }) => compare(&baseline, &new, &rules, format, out),
+        Command::Report(ReportCmd::Junit { report, output }) => Report::read(&report)
+            .and_then(|r| report::junit::write(&r, &output))
+            .map_err(Into::into)
+            .map(|_| Outcome::Passed),
         Command::Report(ReportCmd::Html { report, output }) => Report::read(&report)
             .and_then(|r| report::html::write(&r, &output))
             .map_err(Into::into)

@@ -64,6 +64,12 @@ pub enum ReportCmd {
         #[arg(long, value_enum, default_value_t = CompareFormat::Text)]
         format: CompareFormat,
     },
+    /// Write a report's thresholds, checks and assertions as JUnit XML.
+    Junit {
+        report: PathBuf,
+        #[arg(short = 'o', long = "output")]
+        output: PathBuf,
+    },
     /// Write a report as one self-contained HTML page (charts, tables, trace links).
     Html {
         report: PathBuf,

@@ -19,6 +19,7 @@ pub mod compare;
 mod file;
 pub mod hist;
 pub mod html;
+pub mod junit;
 mod merge;
 mod schema;
 mod summary;

@@ -356,3 +356,113 @@ fn compare_exits_99_on_a_regression_and_0_on_an_improvement() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("starts with `baseline`"));
 }
+
+/// Validates `xml` against our JUnit schema with Debian's xmllint; Err(xmllint's message).
+fn xmllint(xml: &Path) -> Result<(), String> {
+    let bin = std::env::var("XMLLINT_BIN").unwrap_or_else(|_| "xmllint".into());
+    let out = Std::new(&bin)
+        .arg("--noout")
+        .arg("--schema")
+        .arg(root().join("tests/fixtures/junit.xsd"))
+        .arg(xml)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("{bin}: {e} (scripts/test.sh installs libxml2-utils)");
+        });
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+#[test]
+fn junit_validates_and_names_every_threshold_check_and_assertion() {
+    use trafficgen::report::AssertionResult;
+    let dir = out_dir("junit");
+    let xml = dir.join("report-faults.xml");
+    let out = bin()
+        .args(["report", "junit"])
+        .arg(faults_report())
+        .arg("-o")
+        .arg(&xml)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    xmllint(&xml).unwrap();
+    let doc = std::fs::read_to_string(&xml).unwrap();
+    let mut r = Report::read(faults_report()).unwrap();
+    assert_eq!(r.thresholds.len(), 3);
+    for t in &r.thresholds {
+        let name = t.source.replace('<', "&lt;");
+        let case =
+            format!("<testcase name=\"{name}\" classname=\"trafficgen.report-faults.thresholds\"");
+        let at = doc
+            .find(&case)
+            .unwrap_or_else(|| panic!("no case for {}:\n{doc}", t.source));
+        // A failed threshold's case holds a <failure>, a passed one closes at once.
+        let rest = &doc[at + case.len()..];
+        assert_eq!(
+            rest.starts_with(" time=\"0\">\n      <failure"),
+            !t.passed,
+            "{}",
+            t.source
+        );
+    }
+    assert!(
+        doc.contains("<testcase name=\"checks{op:create}\""),
+        "{doc}"
+    );
+    let failed = r.thresholds.iter().filter(|t| !t.passed).count()
+        + usize::from(r.totals.counts.checks_failed > 0);
+    assert!(
+        doc.contains(&format!("tests=\"5\" failures=\"{failed}\"")),
+        "{doc}"
+    );
+
+    // Assertions, an aborted run and hostile text still give a valid document.
+    r.verify = vec![
+        AssertionResult {
+            name: "todo requests counted <all> & \"more\"".into(),
+            passed: false,
+            query: "sum(rate(x{a=\"b\"}[1m])) > 0".into(),
+            observed: Some(0.0),
+            expected: Some("> 0".into()),
+            attempts: 3,
+            message: "observed 0\u{1} < 1".into(),
+        },
+        AssertionResult {
+            name: "spans in tempo".into(),
+            passed: true,
+            query: "{}".into(),
+            observed: Some(4.0),
+            expected: None,
+            attempts: 1,
+            message: String::new(),
+        },
+    ];
+    r.aborted = Some("errors: rate<1% failed".into());
+    let xml2 = dir.join("hostile.xml");
+    trafficgen::report::junit::write(&r, &xml2).unwrap();
+    xmllint(&xml2).unwrap();
+    let doc = std::fs::read_to_string(&xml2).unwrap();
+    assert!(
+        doc.contains("<testcase name=\"todo requests counted &lt;all&gt; &amp; &quot;more&quot;\"")
+    );
+    assert!(doc.contains("<testcase name=\"spans in tempo\" classname=\"trafficgen.report-faults.verify\" time=\"0\"/>"));
+    assert!(doc.contains("type=\"aborted\""));
+
+    // The schema is not a rubber stamp: a case without its classname is rejected.
+    let broken = dir.join("broken.xml");
+    std::fs::write(
+        &broken,
+        doc.replacen(" classname=\"trafficgen.report-faults.run\"", "", 1),
+    )
+    .unwrap();
+    let e = xmllint(&broken).expect_err("a testcase without classname must not validate");
+    assert!(e.contains("classname"), "{e}");
+}
