@@ -114,17 +114,20 @@ fn compare(
     format: crate::cli::CompareFormat,
     out: &mut dyn Write,
 ) -> anyhow::Result<Outcome> {
-    let mut parsed = Vec::with_capacity(rules.len());
-    for r in rules {
+    let (baseline, new) = (Report::read(baseline)?, Report::read(new)?);
+    // The new run's scenario rules (kept in its report), then the command line's.
+    let mut parsed = Vec::with_capacity(rules.len() + new.config.compare.len());
+    let sources = new.config.compare.iter().map(|r| ("compare", r));
+    for (from, r) in sources.chain(rules.iter().map(|r| ("--rule", r))) {
         match plan::compare::parse_line(r) {
             Ok(rule) => parsed.push(rule),
             Err(e) => {
-                eprintln!("trafficgen: --rule `{r}`: {e}");
+                eprintln!("trafficgen: {from} `{r}`: {e}");
                 return Ok(Outcome::Invalid);
             }
         }
     }
-    let c = report::compare::compare(&Report::read(baseline)?, &Report::read(new)?, &parsed);
+    let c = report::compare::compare(&baseline, &new, &parsed);
     let text = match format {
         crate::cli::CompareFormat::Text => report::compare::text(&c),
         crate::cli::CompareFormat::Markdown => report::compare::markdown(&c),
@@ -454,6 +457,9 @@ async fn load(
         && let Err(e) = report.write(p)
     {
         eprintln!("trafficgen: {e}");
+    }
+    for m in report::write_extras(&report, &plan.output) {
+        eprintln!("trafficgen: {m}");
     }
     writeln!(out, "{}", report.summary())?;
     for m in telemetry.finish(&report).await {

@@ -104,6 +104,12 @@ pub struct RunArgs {
     /// Where to write the JSON report.
     #[arg(long, env = "TRAFFICGEN_REPORT")]
     pub report: Option<PathBuf>,
+    /// Where to write the self-contained HTML report.
+    #[arg(long, env = "TRAFFICGEN_HTML")]
+    pub html: Option<PathBuf>,
+    /// Where to write JUnit XML (one test case per threshold, check and assertion).
+    #[arg(long, env = "TRAFFICGEN_JUNIT")]
+    pub junit: Option<PathBuf>,
     /// No progress output (the summary is still printed).
     #[arg(long, env = "TRAFFICGEN_QUIET")]
     pub quiet: bool,
@@ -152,6 +158,8 @@ impl RunArgs {
             pushgateway: self.pushgateway.clone(),
             remote_write: self.remote_write.clone(),
             grafana_url: self.grafana_url.clone(),
+            html: self.html.clone(),
+            junit: self.junit.clone(),
         }
     }
 }

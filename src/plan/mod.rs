@@ -34,6 +34,8 @@ pub struct Plan {
     pub load: LoadModel,
     pub mix: Mix,
     pub thresholds: Vec<Threshold>,
+    /// Regression rules for `report compare` (scenario `compare:`), kept in the report.
+    pub compare: Vec<compare::CompareRule>,
     pub output: Output,
     /// Seed of every random choice (operation pick, Poisson gaps, template randoms).
     pub seed: u64,
@@ -406,6 +408,10 @@ pub struct Output {
     pub interval: Duration,
     /// How many slowest and failed requests' trace ids the report keeps (each).
     pub keep_traces: usize,
+    /// HTML report path (`output.html`, `--html`); `None` writes none.
+    pub html: Option<std::path::PathBuf>,
+    /// JUnit XML path (`output.junit`, `--junit`); `None` writes none.
+    pub junit: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

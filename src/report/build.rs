@@ -275,6 +275,7 @@ impl Report {
                     .iter()
                     .map(crate::verdict::eval::spec)
                     .collect(),
+                compare: plan.compare.iter().map(|c| c.source.clone()).collect(),
             },
         }
     }

@@ -291,6 +291,7 @@ pub fn merge(reports: &[Report]) -> Result<Report, ReportError> {
         config: ReportConfig {
             grafana_url: sorted.iter().find_map(|r| r.config.grafana_url.clone()),
             thresholds: Vec::new(),
+            compare: first.config.compare.clone(),
         },
     };
 

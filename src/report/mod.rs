@@ -21,10 +21,12 @@ pub mod hist;
 pub mod html;
 pub mod junit;
 mod merge;
+mod outputs;
 mod schema;
 mod summary;
 
 pub use merge::merge;
+pub use outputs::write_extras;
 pub use schema::json_schema;
 
 pub const VERSION: u32 = 1;
@@ -131,6 +133,10 @@ pub struct ReportConfig {
     /// The plan's thresholds, parsed, so `report merge` evaluates them again on merged data.
     #[serde(default)]
     pub thresholds: Vec<ThresholdSpec>,
+    /// The scenario's `compare:` rules (`key: expression`), which `report compare` applies
+    /// when this report is the new run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub compare: Vec<String>,
 }
 
 /// A serializable copy of `plan::Threshold` (the plan type holds no serde derives).

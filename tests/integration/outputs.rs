@@ -53,6 +53,10 @@ fn faults_report() -> &'static Path {
             .arg(root().join("tests/fixtures/report-faults.yaml"))
             .arg("--report")
             .arg(&path)
+            .arg("--html")
+            .arg(dir.join("report-faults.html"))
+            .arg("--junit")
+            .arg(dir.join("report-faults.xml"))
             .output()
             .unwrap();
         // The windowed threshold fails inside the latency window by design.
@@ -64,6 +68,21 @@ fn faults_report() -> &'static Path {
         );
         path
     })
+}
+
+#[test]
+fn run_writes_the_html_and_junit_files_it_was_asked_for() {
+    let dir = faults_report().parent().unwrap();
+    let page = std::fs::read_to_string(dir.join("report-faults.html")).unwrap();
+    let r = Report::read(faults_report()).unwrap();
+    assert_eq!(
+        page,
+        html::render(&r),
+        "--html writes the page of the final report"
+    );
+    let xml = std::fs::read_to_string(dir.join("report-faults.xml")).unwrap();
+    assert_eq!(xml, trafficgen::report::junit::render(&r));
+    xmllint(&dir.join("report-faults.xml")).unwrap();
 }
 
 #[test]
@@ -348,9 +367,20 @@ fn compare_exits_99_on_a_regression_and_0_on_an_improvement() {
     );
     let md = String::from_utf8_lossy(&improvement.stdout);
     assert!(md.starts_with("### ✅ trafficgen compare"), "{md}");
-    // The real run against itself: no regression.
+    // The real run against itself: no regression, and the scenario's own `compare:` rules
+    // (kept in the new report) are applied beside the command line's.
     let same = run(faults_report(), faults_report(), &[]);
-    assert_eq!(same.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&same.stdout);
+    assert_eq!(same.status.code(), Some(0), "{text}");
+    for rule in [
+        "✓ response_time: p(95) < baseline * 1.50",
+        "✓ errors{op:create}: rate < baseline + 5%",
+        "✓ errors{op:create}: count <= baseline * 2",
+        "✓ errors: rate < baseline + 0.5%",
+    ] {
+        assert!(text.contains(rule), "{rule}: {text}");
+    }
+    assert!(text.contains("no regression (5 rule(s) passed)"), "{text}");
     // A rule that does not parse is a usage error.
     let bad = run(&fast, &slow, &["--rule", "errors: rate < 1%"]);
     assert_eq!(bad.status.code(), Some(2));
