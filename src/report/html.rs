@@ -143,9 +143,13 @@ fn thresholds_table(out: &mut String, r: &Report) {
                 )
             })
             .map_or("", |_| " ms");
-        let observed = t
-            .observed
-            .map_or("no samples".to_string(), |v| format!("{v:.4}{unit}"));
+        // Shares (error, check, dropped rates) read better as percentages.
+        let share = spec.is_some_and(|s| s.aggregation == "rate" && s.metric != "requests");
+        let observed = match t.observed {
+            None => "no samples".to_string(),
+            Some(v) if share => format!("{:.2}%", v * 100.0),
+            Some(v) => format!("{v:.4}{unit}"),
+        };
         let window = charts::failing_window(t, spec.and_then(|s| s.window_s))
             .map_or(String::new(), |(a, b)| format!("{a:.1}s – {b:.1}s"));
         let _ = writeln!(
