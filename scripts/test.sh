@@ -5,7 +5,7 @@
 #   bash scripts/test.sh            # install + all tests
 #   SKIP_INSTALL=1 bash scripts/test.sh   # tests only (parts already installed)
 #
-# Real parts installed here (see ../shared/REAL-PARTS.md): Prometheus + promtool, Pushgateway,
+# Real parts installed here: Prometheus + promtool, Pushgateway,
 # Alertmanager + amtool (Debian), rotel as the OTLP receiver, kubernetes-validate and PyYAML
 # (PyPI, in .venv-tools), docker-compose v1 for `config -q` (Debian), and the npm packages that
 # type-check dashboards and validate Kubernetes objects (in .ci/node); Debian's chromium with
@@ -32,6 +32,9 @@ if [ -z "${SKIP_INSTALL:-}" ]; then
   if [ -f .ci/node/package.json ]; then
     (cd .ci/node && npm ci --no-audit --no-fund --loglevel=error)
   fi
+  # Code hygiene tools, pinned (built from crates.io once per machine).
+  command -v cargo-machete >/dev/null 2>&1 || cargo install --locked --quiet cargo-machete@0.9.2
+  command -v cargo-deny >/dev/null 2>&1 || cargo install --locked --quiet cargo-deny@0.20.2
   # HTML report browser test (tests/integration/outputs.rs): Debian's chromium driven by
   # playwright-core from npm (no browser download); xmllint checks the JUnit XML against our
   # own schema (tests/fixtures/junit.xsd).
@@ -52,6 +55,16 @@ export ROTEL_BIN="${ROTEL_BIN:-$ROTEL_BIN_DEFAULT}"
 export PATH="$root/.venv-tools/bin:$PATH"
 
 status=0
+echo "== rustfmt =="
+cargo fmt --all --check || status=1
+echo "== clippy (warnings are errors) =="
+cargo clippy --workspace --all-targets --locked -- -D warnings || status=1
+echo "== unused dependencies (cargo-machete) =="
+cargo machete || status=1
+# Advisories need the RustSec database from the network, which CI does not reach: licenses,
+# bans and sources only (policy in deny.toml).
+echo "== cargo deny check licenses bans sources =="
+cargo deny --locked check licenses bans sources || status=1
 echo "== cargo test (workspace) =="
 cargo test --workspace --locked -- --test-threads=2 || status=1
 

@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use super::{Output, Plan, Progress, Segment, Telemetry};
 use crate::scenario::Sp;
-use crate::scenario::model::{self, ProgressName};
+use crate::scenario::model;
 
 /// Command-line (and environment) values that replace the scenario's.
 ///
@@ -416,11 +416,8 @@ fn output(out: Option<&model::OutputSpec>, o: &Overrides, errs: &mut Errors) -> 
     Output {
         report,
         progress: o.progress.unwrap_or(
-            match out.and_then(|x| x.progress.as_ref()).map(|p| p.value) {
-                Some(ProgressName::Plain) => Progress::Plain,
-                Some(ProgressName::Quiet) => Progress::Quiet,
-                _ => Progress::Auto,
-            },
+            out.and_then(|x| x.progress.as_ref())
+                .map_or(Progress::Auto, |p| p.value),
         ),
         interval: dur(out.and_then(|x| x.interval.as_ref()), defaults::INTERVAL),
         keep_traces: out

@@ -148,6 +148,22 @@ impl Timeline {
         self.acc.prev_hist = Some(now_hist);
     }
 
+    /// Ends the timeline with the final snapshot and puts it into the report: the points (naming
+    /// only windows the report lists) and the header-injected count of each fault window.
+    pub fn apply(mut self, last: &Snapshot, report: &mut Report) {
+        self.finish(last);
+        let listed = report.faults.len();
+        for p in &mut self.points {
+            p.faults.retain(|&i| i < listed);
+        }
+        for (f, n) in report.faults.iter_mut().zip(&self.acc.injected) {
+            if f.injected.is_some() {
+                f.injected = Some(*n);
+            }
+        }
+        report.timeline = self.points;
+    }
+
     /// Emits the trailing partial second of the final snapshot, if it holds anything new.
     fn finish(&mut self, last: &Snapshot) {
         self.attribute_faults(last);
@@ -210,10 +226,10 @@ impl OpReport {
 }
 
 impl Report {
-    /// The report of a finished (or interrupted) run, thresholds not yet evaluated (`passed`
-    /// is true until `set_thresholds` / `set_verify` say otherwise).
-    pub fn build(plan: &Plan, last: &Snapshot, mut timeline: Timeline, meta: RunMeta) -> Report {
-        timeline.finish(last);
+    /// The report of a finished (or interrupted) run, not judged yet: thresholds, assertions
+    /// and the verdict are set later by the verdict stage.
+    /// The timeline comes from the run's timeline sink afterwards (`Timeline::apply`).
+    pub fn build(plan: &Plan, last: &Snapshot, meta: RunMeta) -> Report {
         // The load's duration: the final snapshot comes after the drain, which is not load, and
         // rates over the planned duration make the N segments' rates add up exactly.
         let planned = plan.load.duration();
@@ -241,11 +257,7 @@ impl Report {
             ops.push((op.name.clone(), r));
         }
         let totals = OpReport::from_parts(last.totals(), &all_r, &all_s, &all_l, duration_s);
-        let faults = fault_reports(plan, duration_s, &timeline.acc.injected);
-        // Timeline points may only name windows that the report lists.
-        for p in &mut timeline.points {
-            p.faults.retain(|&i| i < faults.len());
-        }
+        let faults = fault_reports(plan, duration_s);
         Report {
             version: VERSION,
             run_id: meta.run_id,
@@ -260,58 +272,47 @@ impl Report {
             segment: plan.segment,
             totals,
             ops,
-            timeline: timeline.points,
+            timeline: Vec::new(),
             faults,
             slowest: last.slowest.clone(),
             failed: last.failed.clone(),
             faulted: last.faulted.clone(),
             thresholds: Vec::new(),
             verify: Vec::new(),
-            passed: true,
+            passed: false,
+            verdict: super::VerdictRecord::default(),
             config: super::ReportConfig {
                 grafana_url: plan.verify.as_ref().and_then(|v| v.grafana_url.clone()),
-                thresholds: plan
-                    .thresholds
-                    .iter()
-                    .map(crate::verdict::eval::spec)
-                    .collect(),
+                thresholds: plan.thresholds.iter().map(|t| t.source.clone()).collect(),
                 compare: plan.compare.iter().map(|c| c.source.clone()).collect(),
             },
         }
     }
 
-    /// Stores the threshold results and recomputes `passed`.
+    /// Stores the threshold results (the verdict is set separately, from all results).
     pub fn set_thresholds(&mut self, results: Vec<super::ThresholdResult>) {
         self.thresholds = results;
-        self.recompute_passed();
     }
 
-    /// Stores the observability assertion results and recomputes `passed`.
+    /// Stores the observability assertion results.
     pub fn set_verify(&mut self, results: Vec<super::AssertionResult>) {
         self.verify = results;
-        self.recompute_passed();
     }
 
-    /// `passed` = every threshold and every assertion passed.
-    pub fn recompute_passed(&mut self) {
-        self.passed =
-            self.thresholds.iter().all(|t| t.passed) && self.verify.iter().all(|a| a.passed);
-    }
-
-    /// Any threshold failed (exit 99).
-    pub fn thresholds_failed(&self) -> bool {
-        self.thresholds.iter().any(|t| !t.passed)
+    /// Stores the verdict record; `passed` follows it.
+    pub fn set_verdict(&mut self, record: super::VerdictRecord) {
+        self.passed = record.state.is_pass();
+        self.verdict = record;
     }
 }
 
 /// The plan's fault windows that started before the load ended (windows are in start order, so
 /// the indexes stay those of the plan), their end clamped to the end of the load.
-fn fault_reports(plan: &Plan, duration_s: f64, injected: &[u64]) -> Vec<FaultReport> {
+fn fault_reports(plan: &Plan, duration_s: f64) -> Vec<FaultReport> {
     plan.faults
         .iter()
-        .enumerate()
-        .take_while(|(_, f)| f.start.as_secs_f64() < duration_s)
-        .map(|(i, f)| {
+        .take_while(|f| f.start.as_secs_f64() < duration_s)
+        .map(|f| {
             let start_s = f.start.as_secs_f64();
             let (kind, route) = match &f.kind {
                 FaultKind::Latency { .. } => ("latency", f.route.clone()),
@@ -329,7 +330,7 @@ fn fault_reports(plan: &Plan, duration_s: f64, injected: &[u64]) -> Vec<FaultRep
                 route,
                 share: f.share,
                 injected: match f.via {
-                    FaultVia::Header => Some(injected.get(i).copied().unwrap_or(0)),
+                    FaultVia::Header => Some(0),
                     FaultVia::Server => None,
                 },
             }

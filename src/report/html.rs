@@ -12,7 +12,9 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use super::summary::trace_link;
-use super::{OpReport, Report, ReportError};
+use super::{OpReport, Report, ReportError, VerdictState};
+use crate::plan::threshold;
+use crate::plan::{Aggregation, ThresholdMetric};
 use crate::recorder::{ErrorKind, TraceRef};
 
 pub mod charts;
@@ -134,24 +136,20 @@ fn thresholds_table(out: &mut String, r: &Report) {
          <tbody>\n",
     );
     for t in &r.thresholds {
-        let spec = r.config.thresholds.iter().find(|s| s.source == t.source);
-        let unit = spec
-            .filter(|s| {
-                matches!(
-                    s.metric.as_str(),
-                    "response_time" | "service_time" | "schedule_lag"
-                )
-            })
-            .map_or("", |_| " ms");
+        let parsed = threshold::parse_line(&t.source).ok();
+        let time = parsed.as_ref().is_some_and(|p| p.metric.is_time());
         // Shares (error, check, dropped rates) read better as percentages.
-        let share = spec.is_some_and(|s| s.aggregation == "rate" && s.metric != "requests");
+        let share = parsed.as_ref().is_some_and(|p| {
+            p.aggregation == Aggregation::Rate && p.metric != ThresholdMetric::Requests
+        });
         let observed = match t.observed {
             None => "no samples".to_string(),
             Some(v) if share => format!("{:.2}%", v * 100.0),
-            Some(v) => format!("{v:.4}{unit}"),
+            Some(v) if time => format!("{v:.4} ms"),
+            Some(v) => format!("{v:.4}"),
         };
-        let window = charts::failing_window(t, spec.and_then(|s| s.window_s))
-            .map_or(String::new(), |(a, b)| format!("{a:.1}s – {b:.1}s"));
+        let window =
+            charts::failing_window(t).map_or(String::new(), |(a, b)| format!("{a:.1}s – {b:.1}s"));
         let _ = writeln!(
             out,
             "<tr class=\"{}\"><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -273,12 +271,24 @@ fn traces_table(out: &mut String, id: &str, title: &str, list: &[TraceRef], r: &
 }
 
 fn header(out: &mut String, r: &Report) {
-    let verdict = if r.passed { "PASSED" } else { "FAILED" };
+    // The verdict's own line (the summary's last line), or pass/fail for unjudged reports.
+    let judged = r.verdict.state != VerdictState::NotJudged;
+    let pass = if judged {
+        r.verdict.state.is_pass()
+    } else {
+        r.passed
+    };
+    let line = match (judged, pass) {
+        (true, _) => r.verdict.message.as_str(),
+        (false, true) => "PASSED",
+        (false, false) => "FAILED",
+    };
     let _ = writeln!(
         out,
-        "<header><h1>{} <span id=\"verdict\" class=\"verdict {}\">{verdict}</span></h1>",
+        "<header><h1>{} <span id=\"verdict\" class=\"verdict {}\">{}</span></h1>",
         esc(&r.scenario),
-        verdict.to_lowercase()
+        if pass { "passed" } else { "failed" },
+        esc(line)
     );
     let merged = r.run_id.contains(',');
     let _ = writeln!(

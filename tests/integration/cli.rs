@@ -209,7 +209,11 @@ fn sigterm_mid_run_writes_an_interrupted_report() {
             .success()
     );
     let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(1), "interrupted runs exit 1");
+    assert_eq!(
+        status.code(),
+        Some(105),
+        "interrupted runs exit 105, never 0"
+    );
     let r: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&report).expect("report written")).unwrap();
     assert_eq!(r["interrupted"], true);

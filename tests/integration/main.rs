@@ -1,4 +1,5 @@
 mod cli;
+mod ends;
 mod outputs;
 mod report;
 mod run_e2e;

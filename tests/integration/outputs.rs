@@ -117,13 +117,18 @@ fn html_is_one_self_contained_file_with_every_section() {
     ] {
         assert!(page.contains(&format!("<table id=\"{id}\">")), "table {id}");
     }
-    assert!(page.contains("<span id=\"verdict\" class=\"verdict failed\">FAILED</span>"));
+    assert!(
+        page.contains(
+            "<span id=\"verdict\" class=\"verdict failed\">FAILED: 1 of 3 threshold(s) failed</span>"
+        ),
+        "the verdict's line"
+    );
     let failing = r
         .thresholds
         .iter()
         .find(|t| !t.passed)
         .expect("a failing threshold");
-    let (a, b) = html::charts::failing_window(failing, Some(2.0)).expect("its window");
+    let (a, b) = html::charts::failing_window(failing).expect("its window");
     assert!(
         page.contains(&format!("{a:.1}s – {b:.1}s")),
         "the failing window is named"

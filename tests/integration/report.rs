@@ -205,7 +205,7 @@ pub fn run(plan: &Plan, secs: u64, rate: u64, keep: impl Fn(u64) -> bool) -> Rep
         timeline.observe(&sim.snapshot(Duration::from_secs(s + 1), false));
     }
     let last = sim.snapshot(Duration::from_secs(secs), true);
-    Report::build(plan, &last, timeline, meta())
+    super::support::build_report(plan, &last, timeline, meta())
 }
 
 #[test]
@@ -217,7 +217,7 @@ fn build_computes_counts_percentiles_rate_and_histograms() {
         sim.record(0, v as f64, v * 1000, 0, if v <= 10 { 500 } else { 201 });
     }
     let last = sim.snapshot(Duration::from_secs(10), true);
-    let r = Report::build(&plan, &last, Timeline::new(&plan), meta());
+    let r = super::support::build_report(&plan, &last, Timeline::new(&plan), meta());
     let (name, create) = &r.ops[0];
     assert_eq!(name, "create");
     assert_eq!(create.counts.requests, 1000);
@@ -244,7 +244,12 @@ fn build_computes_counts_percentiles_rate_and_histograms() {
     assert_eq!(r.started_at, "2027-01-15T08:00:00Z");
     assert_eq!(r.slowest.len(), 5);
     assert_eq!(r.slowest[0].response_time_ms, 1000.0);
+    // Not judged until the verdict stage says so; with no threshold, nothing was judged.
+    assert!(!r.passed);
+    let mut r = r;
+    trafficgen::verdict::Verdict::of_report(&r).apply(&mut r);
     assert!(r.passed);
+    assert_eq!(r.verdict.state, report::VerdictState::NoThresholds);
 }
 
 #[test]
@@ -268,7 +273,7 @@ fn timeline_has_one_point_per_second_with_that_seconds_percentiles() {
         }
         tl.observe(&sim.snapshot(Duration::from_secs(sec + 1), false));
     }
-    let r = Report::build(
+    let r = super::support::build_report(
         &plan,
         &sim.snapshot(Duration::from_secs(3), true),
         tl,
@@ -307,7 +312,7 @@ fn timeline_points_carry_p95_service_time_lag_and_errors_by_kind() {
         }
         tl.observe(&sim.snapshot(Duration::from_secs(sec + 1), false));
     }
-    let r = Report::build(
+    let r = super::support::build_report(
         &plan,
         &sim.snapshot(Duration::from_secs(2), true),
         tl,
@@ -372,7 +377,7 @@ fn final_partial_second_and_fault_windows_are_reported() {
     let mut s = sim.snapshot(Duration::from_millis(1500), true);
     s.active_faults = vec![0];
     tl.observe(&s);
-    let r = Report::build(&plan, &s, tl, meta());
+    let r = super::support::build_report(&plan, &s, tl, meta());
     // The load ended at 1.5 s: the second window never started; the first ends with the load.
     assert_eq!(r.faults.len(), 1);
     assert_eq!(r.faults[0].kind, "error");
@@ -392,18 +397,21 @@ fn summary_lists_ops_errors_percentiles_thresholds_and_traces() {
     r.config.grafana_url = Some("http://grafana.local:3000/".into());
     r.set_thresholds(vec![
         report::ThresholdResult {
+            window: None,
             source: "response_time: p(95)<300".into(),
             passed: true,
             observed: Some(120.5),
             message: String::new(),
         },
         report::ThresholdResult {
+            window: None,
             source: "errors: rate<0.001".into(),
             passed: false,
             observed: Some(0.0103),
             message: "observed 0.0103 does not satisfy errors: rate<0.001".into(),
         },
     ]);
+    trafficgen::verdict::Verdict::of_report(&r).apply(&mut r);
     let s = r.summary();
     for needle in [
         "create: 167 requests",
@@ -420,7 +428,7 @@ fn summary_lists_ops_errors_percentiles_thresholds_and_traces() {
         "http://grafana.local:3000/explore?left=",
         // The run's range: 5 min before the start (1_800_000_000 s) to 15 min after the end.
         "%5B%221799999700000%22%2C%221800000960000%22%2C%22tempo%22",
-        "FAILED: 1 threshold(s)",
+        "FAILED: 1 of 2 threshold(s) failed",
     ] {
         assert!(s.contains(needle), "summary lacks {needle:?}:\n{s}");
     }
@@ -587,7 +595,7 @@ fn rates_are_over_the_load_not_the_drain_after_it() {
         sim.record(1, i as f64 * 100.0, 2_000, 0, 200);
     }
     // The final snapshot is taken after a 1.5 s drain.
-    let r = Report::build(
+    let r = super::support::build_report(
         &plan,
         &sim.snapshot(Duration::from_millis(61_500), true),
         Timeline::new(&plan),
@@ -596,7 +604,7 @@ fn rates_are_over_the_load_not_the_drain_after_it() {
     assert_eq!(r.duration_s, 60.0);
     assert!((r.totals.rate - 10.0).abs() < 1e-12, "{}", r.totals.rate);
     // A complete run whose last request finished just before the planned end: the plan's 60 s.
-    let r = Report::build(
+    let r = super::support::build_report(
         &plan,
         &sim.snapshot(Duration::from_millis(59_990), true),
         Timeline::new(&plan),
@@ -606,7 +614,7 @@ fn rates_are_over_the_load_not_the_drain_after_it() {
     // An interrupted run counts what it ran.
     let mut interrupted = meta();
     interrupted.interrupted = true;
-    let r = Report::build(
+    let r = super::support::build_report(
         &plan,
         &sim.snapshot(Duration::from_secs(30), true),
         Timeline::new(&plan),

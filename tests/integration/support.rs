@@ -241,3 +241,16 @@ pub async fn when_app_counted(app_addr: SocketAddr, n: u64) {
     }
     panic!("the app never counted {n} requests");
 }
+
+/// The report of a run as the run's finisher builds it: the report from the final snapshot,
+/// then the timeline sink's timeline put into it.
+pub fn build_report(
+    plan: &Plan,
+    last: &trafficgen::recorder::Snapshot,
+    timeline: trafficgen::report::Timeline,
+    meta: trafficgen::report::RunMeta,
+) -> trafficgen::report::Report {
+    let mut r = trafficgen::report::Report::build(plan, last, meta);
+    timeline.apply(last, &mut r);
+    r
+}

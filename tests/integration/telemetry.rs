@@ -126,12 +126,14 @@ pub(crate) fn report(run_id: &str) -> Report {
         faulted: vec![],
         thresholds: vec![
             ThresholdResult {
+                window: None,
                 source: "p95(response_time) < 500ms".into(),
                 passed: true,
                 observed: Some(20.0),
                 message: String::new(),
             },
             ThresholdResult {
+                window: None,
                 source: "error_rate < 1%".into(),
                 passed: false,
                 observed: Some(0.5),
@@ -148,6 +150,7 @@ pub(crate) fn report(run_id: &str) -> Report {
             message: String::new(),
         }],
         passed: false,
+        verdict: Default::default(),
         config: Default::default(),
     }
 }

@@ -7,6 +7,7 @@
 
 use serde::Serialize;
 
+use crate::plan::threshold;
 use crate::recorder::ErrorKind;
 use crate::report::{Report, ThresholdResult, TimelinePoint};
 
@@ -153,7 +154,7 @@ fn charts(p: &[TimelinePoint]) -> Vec<Chart> {
     vec![rate, latency, lag, errors, concurrency]
 }
 
-/// The chart a threshold's metric is drawn on.
+/// The chart a threshold's metric is drawn on (`ThresholdMetric::as_str` names).
 fn chart_of_metric(metric: &str) -> &'static str {
     match metric {
         "response_time" | "service_time" => "latency",
@@ -163,28 +164,22 @@ fn chart_of_metric(metric: &str) -> &'static str {
     }
 }
 
-/// The failing window of a windowed threshold, from its result message: the run's verdict
-/// writes "in the window 12.0s–42.0s", `report merge` writes "in the window ending at 42s"
-/// (the window's length then comes from the threshold's spec).
-// The result has no structured window field yet; parsing the two fixed message forms keeps
-// this stage off the verdict types while they are being reworked.
-pub fn failing_window(result: &ThresholdResult, window_s: Option<f64>) -> Option<(f64, f64)> {
+/// The failing window of a windowed threshold: the verdict's `window`, or for results of
+/// `report merge` (which name only the window's end: "in the window ending at 42s") that end
+/// minus the threshold's window length.
+pub fn failing_window(result: &ThresholdResult) -> Option<(f64, f64)> {
     if result.passed {
         return None;
     }
-    let msg = &result.message;
-    if let Some(i) = msg.find(" in the window ending at ") {
-        let rest = &msg[i + " in the window ending at ".len()..];
-        let end: f64 = rest.split('s').next()?.parse().ok()?;
-        let start = (end - window_s?).max(0.0);
-        return Some((start, end));
+    if let Some([a, b]) = result.window {
+        return Some((a, b));
     }
-    let i = msg.find(" in the window ")?;
-    let rest = &msg[i + " in the window ".len()..];
-    let (a, b) = rest.split_once("s–")?;
-    let start: f64 = a.parse().ok()?;
-    let end: f64 = b.split('s').next()?.parse().ok()?;
-    Some((start, end))
+    let msg = &result.message;
+    let i = msg.find(" in the window ending at ")?;
+    let rest = &msg[i + " in the window ending at ".len()..];
+    let end: f64 = rest.split('s').next()?.parse().ok()?;
+    let w = threshold::parse_line(&result.source).ok()?.window?;
+    Some(((end - w.as_secs_f64()).max(0.0), end))
 }
 
 /// The chart data of a report (merged reports included: their timeline is per-second sums).
@@ -201,13 +196,8 @@ pub fn chart_data(r: &Report) -> ChartData {
         })
         .collect();
     for t in &r.thresholds {
-        let spec = r.config.thresholds.iter().find(|s| s.source == t.source);
-        let window_s = spec.and_then(|s| s.window_s);
-        if let Some((start_s, end_s)) = failing_window(t, window_s) {
-            let metric = spec.map_or_else(
-                || t.source.split([':', '{']).next().unwrap_or("").trim(),
-                |s| s.metric.as_str(),
-            );
+        if let Some((start_s, end_s)) = failing_window(t) {
+            let metric = threshold::parse_line(&t.source).map_or("errors", |p| p.metric.as_str());
             bands.push(Band {
                 start_s,
                 end_s,

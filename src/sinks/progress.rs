@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::{Control, Sink};
 use crate::plan;
 use crate::recorder::Snapshot;
 
@@ -92,4 +93,14 @@ pub fn line(s: &Snapshot) -> String {
         l += &format!(", dropped {}, late {}", t.dropped, t.late);
     }
     l
+}
+
+impl Sink for Progress {
+    fn on_interval(&mut self, snapshot: &Snapshot, _: &mut Control) {
+        if snapshot.finished {
+            self.finish();
+        } else {
+            self.tick(snapshot);
+        }
+    }
 }
