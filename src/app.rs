@@ -110,7 +110,7 @@ fn compare(
     format: crate::cli::CompareFormat,
     out: &mut dyn Write,
 ) -> anyhow::Result<Exit> {
-    use crate::report::compare as cmp;
+    use crate::verdict::compare as cmp;
     let (baseline, new) = (Report::read(baseline)?, Report::read(new)?);
     // The new run's scenario rules (kept in its report), then the command line's.
     let mut parsed = Vec::with_capacity(rules.len() + new.config.compare.len());

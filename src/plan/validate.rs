@@ -1,8 +1,5 @@
 //! Scenario + command-line overrides → `Plan`, reporting every problem at once.
 //!
-//! (OWNER: scenario/plan helper. The signatures of `Overrides`, `PlanError` and `build`
-//! are the contract the engine side codes against; extend, don't break.)
-//!
 //! `build` reads the file, deserializes it (`scenario::parse`, which already collects every
 //! structural problem), then checks meaning section by section, each check adding to one list
 //! of located `PlanError`s sorted by position. Sections: this file (target, load, output,

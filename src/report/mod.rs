@@ -15,7 +15,6 @@ use crate::plan::Segment;
 use crate::recorder::{Counts, TraceRef};
 
 mod build;
-pub mod compare;
 mod file;
 pub mod hist;
 pub mod html;

@@ -1,5 +1,6 @@
 mod cli;
 mod ends;
+mod layering;
 mod outputs;
 mod report;
 mod run_e2e;

@@ -303,7 +303,7 @@ fn compare_markdown_is_stable() {
         .iter()
         .map(|r| trafficgen::plan::compare::parse_line(r).unwrap())
         .collect();
-    let c = trafficgen::report::compare::compare(&base, &new, &rules);
+    let c = trafficgen::verdict::compare::compare(&base, &new, &rules);
     assert!(c.regressed());
     let expected = "\
 ### ❌ trafficgen compare: `synthetic` — REGRESSION: 2 of 2 rule(s) failed
@@ -336,7 +336,7 @@ Baseline run `base` → new run `new`.
 
 Response time counts from the intended start (coordinated omission corrected), service time from the actual send.
 ";
-    let got = trafficgen::report::compare::markdown(&c);
+    let got = trafficgen::verdict::compare::markdown(&c);
     assert_eq!(got, expected, "\n{got}");
 }
 

@@ -1,14 +1,14 @@
 //! `report compare BASELINE NEW`: per-operation deltas of two reports (rates, error rates,
 //! response and service time percentiles) as a text table or as Markdown for a pull-request
-//! comment, and the regression rules (`plan::compare`) judged on the two runs. Values come
-//! from the reports' exact whole-run histograms, so merged reports compare like single ones.
+//! comment, and the regression rules (`plan::compare`) judged on the two runs like thresholds
+//! (hence here, beside them). Values come from the reports' exact whole-run histograms, so
+//! merged reports compare like single ones.
 
 use std::fmt::Write as _;
 
-use super::{OpReport, Report};
 use crate::plan::compare::CompareRule;
 use crate::plan::{Aggregation, ThresholdMetric};
-use crate::verdict;
+use crate::report::{OpReport, Report};
 
 /// One rule judged on the two runs.
 #[derive(Debug, Clone, PartialEq)]
@@ -98,7 +98,7 @@ fn unit_of(rule: &CompareRule) -> &'static str {
 }
 
 fn judge(rule: &CompareRule, base: &Report, new: &Report) -> RuleResult {
-    let observe = |r: &Report| verdict::whole_run(&rule.left, r, "");
+    let observe = |r: &Report| super::whole_run(&rule.left, r, "");
     let (b, n) = (observe(base), observe(new));
     let mut res = RuleResult {
         source: rule.source.clone(),
