@@ -110,6 +110,10 @@ pub struct RunArgs {
     /// Where to write JUnit XML (one test case per threshold, check and assertion).
     #[arg(long, env = "TRAFFICGEN_JUNIT")]
     pub junit: Option<PathBuf>,
+    /// Serve a live dashboard (the report's charts, updated every second) on this address;
+    /// beyond loopback TRAFFICGEN_DASHBOARD_TOKEN must be set and is asked of every client.
+    #[arg(long, env = "TRAFFICGEN_DASHBOARD")]
+    pub dashboard: Option<SocketAddr>,
     /// No progress output (the summary is still printed).
     #[arg(long, env = "TRAFFICGEN_QUIET")]
     pub quiet: bool,
@@ -160,6 +164,7 @@ impl RunArgs {
             grafana_url: self.grafana_url.clone(),
             html: self.html.clone(),
             junit: self.junit.clone(),
+            dashboard: self.dashboard,
         }
     }
 }

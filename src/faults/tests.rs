@@ -64,6 +64,8 @@ fn plan(faults: Vec<FaultWindow>) -> Plan {
             keep_traces: 5,
             html: None,
             junit: None,
+            dashboard: None,
+            dashboard_token: None,
         },
         seed: 1,
         faults,

@@ -373,4 +373,9 @@ pub struct Output {
     pub html: Option<std::path::PathBuf>,
     /// JUnit XML path (`output.junit`, `--junit`); `None` writes none.
     pub junit: Option<std::path::PathBuf>,
+    /// Serve the live dashboard here during the run (`--dashboard`); `None` = off.
+    pub dashboard: Option<std::net::SocketAddr>,
+    /// Required from the dashboard's clients when it listens beyond loopback
+    /// (`TRAFFICGEN_DASHBOARD_TOKEN`).
+    pub dashboard_token: Option<String>,
 }

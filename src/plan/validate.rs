@@ -54,6 +54,7 @@ pub struct Overrides {
     pub grafana_url: Option<String>,
     pub html: Option<PathBuf>,
     pub junit: Option<PathBuf>,
+    pub dashboard: Option<std::net::SocketAddr>,
 }
 
 /// One problem in a scenario, located in its file.
@@ -410,6 +411,18 @@ fn output(out: Option<&model::OutputSpec>, o: &Overrides, errs: &mut Errors) -> 
         "output.junit",
         errs,
     );
+    let dashboard_token = std::env::var("TRAFFICGEN_DASHBOARD_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty());
+    if let Some(a) = o.dashboard
+        && !a.ip().is_loopback()
+        && dashboard_token.is_none()
+    {
+        errs.flag(
+            "--dashboard",
+            format!("{a} is beyond loopback: set TRAFFICGEN_DASHBOARD_TOKEN to a secret token"),
+        );
+    }
     Output {
         report,
         progress: o.progress.unwrap_or(
@@ -422,5 +435,7 @@ fn output(out: Option<&model::OutputSpec>, o: &Overrides, errs: &mut Errors) -> 
             .map_or(defaults::KEEP_TRACES, |k| k.value as usize),
         html,
         junit,
+        dashboard: o.dashboard,
+        dashboard_token,
     }
 }

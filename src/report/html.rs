@@ -270,6 +270,16 @@ fn traces_table(out: &mut String, id: &str, title: &str, list: &[TraceRef], r: &
     out.push_str("</section>\n");
 }
 
+/// The live dashboard's header: the scenario and a running badge (no verdict, no totals yet).
+fn live_header(out: &mut String, r: &Report) {
+    let _ = writeln!(
+        out,
+        "<header><h1>{} <span id=\"verdict\" class=\"verdict running\">RUNNING</span></h1>\
+         </header>",
+        esc(&r.scenario)
+    );
+}
+
 fn header(out: &mut String, r: &Report) {
     // The verdict's own line (the summary's last line), or pass/fail for unjudged reports.
     let judged = r.verdict.state != VerdictState::NotJudged;
@@ -339,9 +349,33 @@ fn header(out: &mut String, r: &Report) {
 
 /// The whole page.
 pub fn render(r: &Report) -> String {
+    render_with(r, None)
+}
+
+/// The page of the live dashboard: the run so far, its script following `events` (a URL
+/// relative to the page) for new points.
+pub fn render_live(r: &Report, events: &str) -> String {
+    render_with(r, Some(events))
+}
+
+fn render_with(r: &Report, live: Option<&str>) -> String {
     let mut body = String::new();
-    header(&mut body, r);
-    let data = charts::chart_data(r);
+    if let Some(url) = live {
+        let _ = writeln!(
+            body,
+            "<script>window.trafficgenLive = {};</script>
+<p class=\"warn\" id=\"live\">Live: the \
+             charts follow the run (one point per second); the tables show the run so far, the \
+             final report has them all.</p>",
+            script_json(&url)
+        );
+    }
+    if live.is_some() {
+        live_header(&mut body, r);
+    } else {
+        header(&mut body, r);
+    }
+    let data = charts::chart_data_with(r, live.is_some());
     body.push_str(
         "<section><h2>Over time</h2><p class=\"note\">One point per second of load. \
         Shaded: fault windows (orange = latency, red = error); hatched: the failing window of a \

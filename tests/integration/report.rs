@@ -66,6 +66,8 @@ pub fn plan(thresholds: Vec<Threshold>) -> Plan {
             keep_traces: 5,
             html: None,
             junit: None,
+            dashboard: None,
+            dashboard_token: None,
         },
         seed: 1,
         faults: vec![],

@@ -206,6 +206,8 @@ pub fn plan(
             keep_traces: 5,
             html: None,
             junit: None,
+            dashboard: None,
+            dashboard_token: None,
         },
         seed: 42,
         faults: vec![],

@@ -80,7 +80,9 @@ fn series(label: &str, color: &'static str, dash: bool, values: Vec<Option<f64>>
     }
 }
 
-fn charts(p: &[TimelinePoint]) -> Vec<Chart> {
+/// `all_kinds`: a series per error kind even if it never happened (the live dashboard, whose
+/// charts must keep the same series as points arrive); else only the kinds seen.
+fn charts(p: &[TimelinePoint], all_kinds: bool) -> Vec<Chart> {
     let rate = Chart {
         id: "rate",
         title: "Request rate: target vs achieved",
@@ -121,7 +123,7 @@ fn charts(p: &[TimelinePoint]) -> Vec<Chart> {
     )];
     for k in ErrorKind::ALL {
         let i = k.index();
-        if p.iter().any(|x| x.errors_by_kind[i] > 0) {
+        if all_kinds || p.iter().any(|x| x.errors_by_kind[i] > 0) {
             error_series.push(series(
                 k.as_str(),
                 KIND_COLORS[i],
@@ -184,6 +186,11 @@ pub fn failing_window(result: &ThresholdResult) -> Option<(f64, f64)> {
 
 /// The chart data of a report (merged reports included: their timeline is per-second sums).
 pub fn chart_data(r: &Report) -> ChartData {
+    chart_data_with(r, false)
+}
+
+/// `chart_data` with a series for every error kind (see `charts`).
+pub fn chart_data_with(r: &Report, all_kinds: bool) -> ChartData {
     let mut bands: Vec<Band> = r
         .faults
         .iter()
@@ -209,7 +216,7 @@ pub fn chart_data(r: &Report) -> ChartData {
     }
     ChartData {
         t: r.timeline.iter().map(|p| p.t as f64).collect(),
-        charts: charts(&r.timeline),
+        charts: charts(&r.timeline, all_kinds),
         bands,
     }
 }

@@ -19,10 +19,11 @@
     return data.bands.filter(function (b) { return !b.chart || b.chart === id; });
   }
 
-  // Shades each band over the plot area; called before the series are drawn.
-  function drawBands(el, bands) {
+  // Shades each band over the plot area; called before the series are drawn. The bands are
+  // looked up at every draw: the live dashboard adds them as windows open.
+  function drawBands(el, id) {
     return function (u) {
-      var ctx = u.ctx, bb = u.bbox, drawn = 0;
+      var ctx = u.ctx, bb = u.bbox, drawn = 0, bands = bandsFor(id);
       var left = bb.left, right = bb.left + bb.width;
       ctx.save();
       ctx.font = Math.round(11 * devicePixelRatio) + "px sans-serif";
@@ -61,7 +62,6 @@
 
   function make(c) {
     var el = document.getElementById("chart-" + c.id);
-    var bands = bandsFor(c.id);
     var series = [{ label: "t (s)", value: function (u, v) { return v == null ? "–" : v + " s"; } }];
     c.series.forEach(function (s) {
       series.push({
@@ -86,21 +86,57 @@
       ],
       series: series,
       hooks: {
-        drawAxes: [drawBands(el, bands)],
+        drawAxes: [drawBands(el, c.id)],
         draw: [function () { el.dataset.drawn = "1"; }]
       }
     };
-    var points = 0;
-    c.series.forEach(function (s) {
-      s.values.forEach(function (v) { if (v != null) { points += 1; } });
-    });
-    el.dataset.points = String(points);
+    countPoints(c);
     el.dataset.series = String(c.series.length);
     charts[c.id] = new uPlot(opts, columns, el);
   }
 
+  // Non-null values of a chart, on its element (the browser test reads it).
+  function countPoints(c) {
+    var points = 0;
+    c.series.forEach(function (s) {
+      s.values.forEach(function (v) { if (v != null) { points += 1; } });
+    });
+    document.getElementById("chart-" + c.id).dataset.points = String(points);
+  }
+
+  // Live dashboard: each `point` event carries the new seconds' columns of every chart (same
+  // series, by label) and the fault windows so far.
+  function follow(url) {
+    var source = new EventSource(url);
+    source.addEventListener("point", function (ev) {
+      var m = JSON.parse(ev.data);
+      data.t = data.t.concat(m.t);
+      data.bands = m.bands;
+      m.charts.forEach(function (mc) {
+        var c = data.charts.find(function (x) { return x.id === mc.id; });
+        if (!c) { return; }
+        c.series.forEach(function (s) {
+          var ms = mc.series.find(function (x) { return x.label === s.label; });
+          s.values = s.values.concat(ms ? ms.values : m.t.map(function () { return null; }));
+        });
+        countPoints(c);
+        if (charts[c.id]) {
+          charts[c.id].setData([data.t].concat(c.series.map(function (s) { return s.values; })));
+        } else {
+          make(c);
+        }
+      });
+      document.body.dataset.livePoints = String(data.t.length);
+    });
+    window.trafficgenSource = source;
+  }
+
   if (data.t.length > 0) {
     data.charts.forEach(make);
+  }
+  if (window.trafficgenLive) {
+    document.body.dataset.livePoints = String(data.t.length);
+    follow(window.trafficgenLive);
   }
   window.addEventListener("resize", function () {
     Object.keys(charts).forEach(function (id) {
