@@ -1,4 +1,5 @@
 mod cli;
+mod dashboard;
 mod ends;
 mod layering;
 mod outputs;
