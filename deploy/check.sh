@@ -150,7 +150,7 @@ run "negative manifests rejected (prt:, scrapeProtocol, no seccomp, generator CP
 
 # ---- dashboards, Dockerfiles, cross-file consistency ----------------------------------------
 run "dashboards type-check (@grafana/schema)" node "$NODE_DIR/check-dashboards.mjs" dashboards
-run "hadolint Dockerfiles" "$HADOLINT" deploy/docker/Dockerfile.todo-api deploy/docker/Dockerfile.trafficgen
+run "hadolint Dockerfiles" "$HADOLINT" deploy/docker/Dockerfile.todo-api deploy/docker/Dockerfile.trafficgen deploy/docker/Dockerfile.frontend
 run "healthcheck.rs compiles" rustc --edition 2024 -o "$tmp/healthcheck" deploy/docker/healthcheck.rs
 run "consistency (pins, datasources, dashboards, ports, workflows, images, generator flags)" $PY deploy/checks/consistency.py
 run "PromQL selector extractor self-test" $PY deploy/checks/promql_selectors.py --self-test

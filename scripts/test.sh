@@ -68,6 +68,11 @@ cargo deny --locked check licenses bans sources || status=1
 echo "== cargo test (workspace) =="
 cargo test --workspace --locked -- --test-threads=2 || status=1
 
+# Frontend (issue 16): installs chromium + nginx (Debian) and its npm packages itself, then Vitest
+# and the Playwright e2e (chromium → nginx → todo-api); screenshots in artifacts/screenshots/.
+echo "== frontend/test.sh =="
+bash frontend/test.sh || status=1
+
 for check in deploy/check.sh; do
   if [ -f "$check" ]; then
     echo "== $check =="
