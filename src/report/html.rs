@@ -379,7 +379,7 @@ fn render_with(r: &Report, live: Option<&str>) -> String {
     body.push_str(
         "<section><h2>Over time</h2><p class=\"note\">One point per second of load. \
         Shaded: fault windows (orange = latency, red = error); hatched: the failing window of a \
-        windowed threshold. Drag to zoom, double-click to reset.</p>\n",
+        windowed threshold; dashed: latency threshold bounds (green held, red failed). Drag to zoom, double-click to reset.</p>\n",
     );
     for c in &data.charts {
         let _ = writeln!(

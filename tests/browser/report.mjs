@@ -106,7 +106,12 @@ try {
         }
         return n;
       });
+      // Threshold bounds inside the value range must have been drawn.
+      const spec0 = JSON.parse(document.getElementById("chart-data").textContent);
+      const inRange = (spec0.limits || []).filter((l) => l.chart === id &&
+        l.value >= u.scales.y.min && l.value <= u.scales.y.max).length;
       out[id] = {
+        limits: Number(el.dataset.limits), limitsInRange: inRange,
         hatch,
         drawn: el.dataset.drawn, bands: Number(el.dataset.bands),
         lengths: u.data.map((c) => c.length),
@@ -152,6 +157,7 @@ try {
     check(c.bands === faults + windows, `chart ${id}: ${c.bands} bands, expected ${faults} faults + ${windows} threshold windows`);
     check(c.hatch.length === windows && c.hatch.every((n) => n >= 20),
       `chart ${id}: threshold hatching ${JSON.stringify(c.hatch)} for ${windows} failing windows`);
+    check(c.limits === c.limitsInRange, `chart ${id}: ${c.limits} threshold lines drawn, ${c.limitsInRange} in range`);
     for (const [label, value] of MUST_DRAW[id]) {
       if (!report.timeline.some((p) => value(p) > 0)) { continue; }
       check((c.colour[label] || 0) >= 20, `chart ${id}: series "${label}" not visible (${c.colour[label] || 0} px)`);

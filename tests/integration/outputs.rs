@@ -188,6 +188,16 @@ fn chart_data_shades_faults_everywhere_and_the_failing_window_on_its_chart() {
         "{}",
         failing.message
     );
+    // Latency thresholds become bound lines on the latency chart (the rate one does not).
+    let limits: Vec<(&str, f64, bool)> = d
+        .limits
+        .iter()
+        .map(|l| (l.chart, l.value, l.passed))
+        .collect();
+    assert_eq!(
+        limits,
+        vec![("latency", 100.0, false), ("latency", 250.0, true)]
+    );
     // The error window shows as 5xx in the errors chart, and nowhere before it.
     let errors = d.charts.iter().find(|c| c.id == "errors").unwrap();
     let s5 = errors

@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 
-use crate::plan::threshold;
+use crate::plan::{ThresholdMetric, threshold};
 use crate::recorder::ErrorKind;
 use crate::report::{Report, ThresholdResult, TimelinePoint};
 
@@ -49,6 +49,18 @@ pub struct ChartData {
     pub t: Vec<f64>,
     pub charts: Vec<Chart>,
     pub bands: Vec<Band>,
+    /// Threshold bounds drawn as dashed horizontal lines (latency thresholds on all operations
+    /// or one, in ms): drawn when inside the chart's value range.
+    pub limits: Vec<Limit>,
+}
+
+/// A threshold's bound on a chart.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Limit {
+    pub chart: &'static str,
+    pub value: f64,
+    pub label: String,
+    pub passed: bool,
 }
 
 const BLUE: &str = "#2f6fdf";
@@ -214,9 +226,30 @@ pub fn chart_data_with(r: &Report, all_kinds: bool) -> ChartData {
             });
         }
     }
+    // Response and service time bounds go on the latency chart, lag bounds on the lag chart;
+    // rates and counts have no per-second line that matches their whole-run meaning.
+    let limits = r
+        .thresholds
+        .iter()
+        .filter_map(|t| {
+            let p = threshold::parse_line(&t.source).ok()?;
+            let chart = match p.metric {
+                ThresholdMetric::ResponseTime | ThresholdMetric::ServiceTime => "latency",
+                ThresholdMetric::ScheduleLag => "lag",
+                _ => return None,
+            };
+            Some(Limit {
+                chart,
+                value: p.value,
+                label: format!("{} {}", if t.passed { "✓" } else { "✗" }, t.source),
+                passed: t.passed,
+            })
+        })
+        .collect();
     ChartData {
         t: r.timeline.iter().map(|p| p.t as f64).collect(),
         charts: charts(&r.timeline, all_kinds),
         bands,
+        limits,
     }
 }

@@ -55,8 +55,28 @@
         ctx.fillText(b.label, x0 + 4 * devicePixelRatio, y);
         drawn += 1;
       });
+      // Threshold bounds inside the value range, dashed (red when the threshold failed).
+      var lines = 0;
+      (data.limits || []).filter(function (l) { return l.chart === id; }).forEach(function (l) {
+        var y = u.valToPos(l.value, "y", true);
+        if (!(y >= bb.top && y <= bb.top + bb.height)) { return; }
+        ctx.strokeStyle = l.passed ? "rgba(26, 152, 80, 0.9)" : "rgba(215, 25, 28, 0.9)";
+        ctx.lineWidth = devicePixelRatio;
+        ctx.setLineDash([3 * devicePixelRatio, 3 * devicePixelRatio]);
+        ctx.beginPath();
+        ctx.moveTo(left, y);
+        ctx.lineTo(right, y);
+        ctx.stroke();
+        ctx.setLineDash([]);
+        ctx.fillStyle = ctx.strokeStyle;
+        ctx.textAlign = "right";
+        ctx.fillText(l.label, right - 4 * devicePixelRatio, y - 3 * devicePixelRatio);
+        ctx.textAlign = "left";
+        lines += 1;
+      });
       ctx.restore();
       el.dataset.bands = String(drawn);
+      el.dataset.limits = String(lines);
     };
   }
 
