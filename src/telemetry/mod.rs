@@ -195,8 +195,8 @@ impl Telemetry {
     }
 
     /// Final values (incl. threshold and assertion state from the report), pushes, span flush,
-    /// then keeps `/metrics` up for the linger. Never fails the run: problems are printed to
-    /// stderr and returned as text.
+    /// then keeps `/metrics` up for the linger. Never fails the run: problems are returned as
+    /// text (the run prints them).
     pub async fn finish(mut self, report: &Report) -> Vec<String> {
         self.publish_report(report);
         let mut problems = Vec::new();
@@ -230,9 +230,6 @@ impl Telemetry {
                 }
             }
             server.stop().await;
-        }
-        for p in &problems {
-            eprintln!("trafficgen: telemetry: {p}");
         }
         problems
     }

@@ -68,6 +68,7 @@ fn report() -> Report {
         thresholds: vec![],
         verify: vec![],
         passed: true,
+        verdict: Default::default(),
         config: Default::default(),
     }
 }

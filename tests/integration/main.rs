@@ -1,7 +1,11 @@
 mod cli;
+mod dashboard;
+mod ends;
 mod http_client;
 mod http_parser;
+mod layering;
 mod nginx_tls;
+mod outputs;
 mod report;
 mod run_e2e;
 mod scenarios;

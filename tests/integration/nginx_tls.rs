@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use trafficgen::exit::Outcome;
+use trafficgen::exit::Exit;
 use trafficgen::plan::Overrides;
 use trafficgen::recorder::{Counts, ErrorKind};
-use trafficgen::report::Report;
+use trafficgen::report::{Report, VerdictState};
 
 use crate::telemetry::{Proc, binary, free_port};
 
@@ -221,7 +221,7 @@ fn certs() -> tempfile::TempDir {
     dir
 }
 
-async fn run(dir: &Path, port: u16, tls: &str, extra: &str) -> (Outcome, Option<Report>) {
+async fn run(dir: &Path, port: u16, tls: &str, extra: &str) -> (Exit, Option<Report>) {
     run_vus(dir, port, tls, extra, 2).await
 }
 
@@ -231,7 +231,7 @@ async fn run_vus(
     tls: &str,
     extra: &str,
     vus: u32,
-) -> (Outcome, Option<Report>) {
+) -> (Exit, Option<Report>) {
     run_url(dir, &format!("https://127.0.0.1:{port}"), tls, extra, vus).await
 }
 
@@ -241,7 +241,7 @@ async fn run_url(
     tls: &str,
     extra: &str,
     vus: u32,
-) -> (Outcome, Option<Report>) {
+) -> (Exit, Option<Report>) {
     let yaml = format!(
         "name: tls
 target:
@@ -323,7 +323,11 @@ async fn https_counts_equal_nginx_and_sessions_resume_on_tls_1_2_and_1_3() {
         let (outcome, report) = run(dir.path(), nginx.port, &format!("ca_file: '{ca}'"), "").await;
         let c = counts(&report);
         let log = nginx.log();
-        assert_eq!(outcome, Outcome::Passed, "{protocols}: {c:?}");
+        assert_eq!(
+            outcome,
+            Exit::Judged(VerdictState::Passed),
+            "{protocols}: {c:?}"
+        );
         assert!(c.requests > 10, "{c:?}");
         assert_eq!(
             log.len() as u64,
@@ -393,16 +397,16 @@ async fn bad_certificates_are_tls_errors_and_the_run_does_not_pass() {
                 .unwrap_or_default()
         );
         let (outcome, report) = run(dir.path(), nginx.port, &yaml_tls, "").await;
-        assert_ne!(outcome, Outcome::Passed, "{yaml_tls}");
+        assert_ne!(outcome, Exit::Judged(VerdictState::Passed), "{yaml_tls}");
         if tls.server_name.is_some() {
             // The probe checks the URL's host (valid); the load sends the wrong name.
             let c = counts(&report);
             assert!(c.requests > 0);
             assert_eq!(c.errors[ErrorKind::Tls.index()], c.requests, "{c:?}");
-            assert_eq!(outcome, Outcome::ThresholdFailed);
+            assert_eq!(outcome, Exit::Judged(VerdictState::ThresholdsFailed));
         } else {
             // The readiness probe already fails: the load never starts.
-            assert_eq!(outcome, Outcome::NotReady, "{yaml_tls}");
+            assert_eq!(outcome, Exit::NotReady, "{yaml_tls}");
         }
         assert!(
             nginx.log().is_empty(),
@@ -416,7 +420,7 @@ async fn bad_certificates_are_tls_errors_and_the_run_does_not_pass() {
     }
     let nginx = Nginx::start(dir.path(), "server", "").await;
     let (outcome, report) = run(dir.path(), nginx.port, "insecure_skip_verify: true", "").await;
-    assert_eq!(outcome, Outcome::Passed);
+    assert_eq!(outcome, Exit::Judged(VerdictState::Passed));
     assert_eq!(nginx.log().len() as u64, counts(&report).requests);
 }
 
@@ -441,13 +445,13 @@ async fn mutual_tls_with_ssl_verify_client_on() {
     );
     let (outcome, report) = run(dir.path(), nginx.port, &with, "").await;
     let c = counts(&report);
-    assert_eq!(outcome, Outcome::Passed, "{c:?}");
+    assert_eq!(outcome, Exit::Judged(VerdictState::Passed), "{c:?}");
     assert_eq!(c.status, vec![(200, c.requests)]);
     let served = nginx.log().len() as u64;
     assert_eq!(served, c.requests);
     // Without a client certificate nginx answers 400 (the readiness probe too): no load.
     let (outcome, report) = run(dir.path(), nginx.port, &format!("ca_file: '{ca}'"), "").await;
-    assert_eq!(outcome, Outcome::NotReady);
+    assert_eq!(outcome, Exit::NotReady);
     assert!(report.is_none());
     assert_eq!(nginx.log().len() as u64, served);
     let health = std::fs::read_to_string(nginx.dir.join("access.log")).unwrap();
@@ -490,7 +494,11 @@ async fn http2_over_tls_multiplexes_streams_and_nginx_logs_http_2() {
         };
         let c = counts(&report);
         let log = nginx.log();
-        assert_eq!(outcome, Outcome::Passed, "{version}: {c:?}");
+        assert_eq!(
+            outcome,
+            Exit::Judged(VerdictState::Passed),
+            "{version}: {c:?}"
+        );
         assert!(c.requests > 10, "{c:?}");
         assert_eq!(c.status, vec![(200, c.requests)], "{version}");
         assert_eq!(

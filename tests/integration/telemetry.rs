@@ -14,7 +14,7 @@ use trafficgen::report::{AssertionResult, OpReport, Report, ThresholdResult};
 use trafficgen::telemetry::metrics::Identity;
 use trafficgen::telemetry::{Config, Format, Telemetry};
 
-mod otlp;
+pub(crate) mod otlp;
 mod pushes;
 mod traces;
 
@@ -127,12 +127,14 @@ pub(crate) fn report(run_id: &str) -> Report {
         faulted: vec![],
         thresholds: vec![
             ThresholdResult {
+                window: None,
                 source: "p95(response_time) < 500ms".into(),
                 passed: true,
                 observed: Some(20.0),
                 message: String::new(),
             },
             ThresholdResult {
+                window: None,
                 source: "error_rate < 1%".into(),
                 passed: false,
                 observed: Some(0.5),
@@ -149,6 +151,7 @@ pub(crate) fn report(run_id: &str) -> Report {
             message: String::new(),
         }],
         passed: false,
+        verdict: Default::default(),
         config: Default::default(),
     }
 }

@@ -168,6 +168,7 @@ fn report(
         thresholds: vec![],
         verify: vec![],
         passed: true,
+        verdict: Default::default(),
         config: Default::default(),
     }
 }

@@ -4,10 +4,10 @@
 use super::{Errors, defaults, is_token};
 use crate::plan::template::{Scope, Template};
 use crate::plan::{
-    Capture, CaptureSource, Check, FlowStep, Mix, OpKind, Operation, RequestTemplate, TodoOp,
+    Capture, CaptureSource, Check, FlowStep, Mix, OpKind, Operation, RequestTemplate,
 };
 use crate::scenario::Sp;
-use crate::scenario::model::{self, Entries, TodoOpName};
+use crate::scenario::model::{self, Entries};
 
 pub(super) fn mix(
     m: &Sp<model::MixSpec>,
@@ -164,7 +164,7 @@ fn operation(
         w.value
     });
     let kind = if let Some(t) = &spec.todo {
-        OpKind::Todo(todo_op(t.value))
+        OpKind::Todo(t.value)
     } else if let Some(r) = &spec.request {
         let scope = Scope {
             constants,
@@ -183,17 +183,6 @@ fn operation(
         kind,
         checks,
     })
-}
-
-fn todo_op(t: TodoOpName) -> TodoOp {
-    match t {
-        TodoOpName::Create => TodoOp::Create,
-        TodoOpName::List => TodoOp::List,
-        TodoOpName::Get => TodoOp::Get,
-        TodoOpName::Update => TodoOp::Update,
-        TodoOpName::Toggle => TodoOp::Toggle,
-        TodoOpName::Delete => TodoOp::Delete,
-    }
 }
 
 /// A user header's name and (compiled) value: a token, not one the generator computes, no
