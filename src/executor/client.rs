@@ -89,6 +89,9 @@ pub struct Client {
     addr_at: usize,
     /// Requests go over the worker's HTTP/2 connections (`Local::h2`).
     h2: bool,
+    /// Connect and TLS handshake times (µs) of the connection opened since the last record:
+    /// charged to the request that waited for it.
+    opened: Option<(u64, Option<u64>)>,
 }
 
 impl Client {
@@ -110,6 +113,7 @@ impl Client {
             retry_at: None,
             addr_at: id % shared.addrs.len().max(1),
             h2: shared.proto == Proto::H2,
+            opened: None,
         }
     }
 
@@ -127,12 +131,21 @@ impl Client {
             self.addr_at = self.addr_at.wrapping_add(1);
             return Err(ErrorKind::Connect);
         };
+        let connected = Instant::now();
+        let connect_us = connected.saturating_duration_since(start).as_micros() as u64;
         let stream = match &shared.tls {
-            None => Stream::Plain(tcp),
+            None => {
+                self.opened = Some((connect_us, None));
+                Stream::Plain(tcp)
+            }
             Some(target) => {
                 let left = t.saturating_sub(start.elapsed());
                 match tokio::time::timeout(left, tls::handshake(target, tcp)).await {
-                    Ok(Ok(s)) => s,
+                    Ok(Ok(s)) => {
+                        let tls_us = connected.elapsed().as_micros() as u64;
+                        self.opened = Some((connect_us, Some(tls_us)));
+                        s
+                    }
                     Ok(Err(reason)) => {
                         st.tls_failed(reason);
                         return Err(ErrorKind::Tls);
@@ -169,6 +182,8 @@ impl Client {
             return;
         }
         let _ = self.connect(st).await;
+        // Not a request's time: no request waited for it.
+        self.opened = None;
     }
 
     /// One exchange over HTTP/2: a pooled connection with a free stream, or a new one.
@@ -377,6 +392,10 @@ impl Client {
             at_us: at.as_micros() as u64,
             bytes_sent: 0,
             bytes_received: 0,
+            connect_us: None,
+            tls_us: None,
+            ttfb_us: None,
+            receive_us: None,
         });
     }
 
@@ -502,6 +521,7 @@ impl Client {
             self.exchange(st, op, method, keep).await
         };
         let done = Instant::now();
+        let opened = self.opened.take();
         let (head, sent, attempts, error) = match result {
             Ok((h, sent, n)) => {
                 let e = match h.status {
@@ -540,6 +560,11 @@ impl Client {
             at_us: at.as_micros() as u64,
             bytes_sent: (self.wbuf.len() as u64).saturating_mul(attempts),
             bytes_received: head.map_or(0, |h| (h.head_len as u64).saturating_add(h.body_bytes)),
+            connect_us: opened.map(|o| o.0),
+            tls_us: opened.and_then(|o| o.1),
+            ttfb_us: head.map(|h| h.first_byte.saturating_duration_since(sent).as_micros() as u64),
+            receive_us: head
+                .map(|h| done.saturating_duration_since(h.first_byte).as_micros() as u64),
         };
         {
             let mut rec = st.rec.borrow_mut();
@@ -661,6 +686,10 @@ pub fn record_panic(st: &Local, op: usize) {
         at_us: 0,
         bytes_sent: 0,
         bytes_received: 0,
+        connect_us: None,
+        tls_us: None,
+        ttfb_us: None,
+        receive_us: None,
     });
 }
 

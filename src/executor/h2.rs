@@ -163,6 +163,7 @@ pub async fn exchange(
         out.send_data(body, true).map_err(|e| failure(&e, true))?;
     }
     let resp = resp.await.map_err(|e| failure(&e, false))?;
+    let first_byte = tokio::time::Instant::now();
     let (parts, mut body) = resp.into_parts();
     bufs.rbuf.clear();
     bufs.body.clear();
@@ -190,6 +191,7 @@ pub async fn exchange(
         close: false,
         body_bytes: total,
         interim: 0,
+        first_byte,
     })
 }
 

@@ -10,6 +10,7 @@
 //! (bench/README.md). Nothing here may panic on input: all arithmetic on sizes is checked.
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::Instant;
 
 use crate::recorder::ErrorKind;
 
@@ -34,6 +35,8 @@ pub struct Head {
     pub body_bytes: u64,
     /// Interim (1xx) responses skipped before this one.
     pub interim: u32,
+    /// When the first byte of the response arrived (for time to first byte).
+    pub first_byte: Instant,
 }
 
 /// A failed exchange.
@@ -372,6 +375,7 @@ pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     bufs.rbuf.clear();
     bufs.body.clear();
     let mut interim = 0u32;
+    let mut first_byte = None;
     // Head: read until a complete final head is at the start of rbuf.
     let (head_len, parsed) = loop {
         if !bufs.rbuf.is_empty() {
@@ -400,6 +404,9 @@ pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
                 nothing_received: bufs.rbuf.is_empty() && interim == 0,
             });
         }
+        if first_byte.is_none() {
+            first_byte = Some(Instant::now());
+        }
     };
     let mut head = Head {
         status: parsed.status,
@@ -407,6 +414,7 @@ pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
         close: parsed.close,
         body_bytes: 0,
         interim,
+        first_byte: first_byte.unwrap_or_else(Instant::now),
     };
     let mut framing = parsed.framing;
     // Body: decode what follows the head in rbuf, drop it, read more.

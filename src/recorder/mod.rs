@@ -13,7 +13,7 @@ use hdrhistogram::Histogram;
 
 pub mod snapshot;
 
-pub use snapshot::{Counts, ErrorKind, OpSnapshot, Snapshot, SpanRecord, TraceRef};
+pub use snapshot::{Counts, ErrorKind, OpSnapshot, Phases, Snapshot, SpanRecord, TraceRef};
 
 /// Histogram bounds, microseconds: 1 µs .. 5 min, 3 significant digits. Larger values saturate.
 pub const HIST_MAX_US: u64 = 300_000_000;
@@ -76,6 +76,11 @@ pub struct RequestRecord {
     pub at_us: u64,
     pub bytes_sent: u64,
     pub bytes_received: u64,
+    /// Phase durations of this request, microseconds (None: not part of it).
+    pub connect_us: Option<u64>,
+    pub tls_us: Option<u64>,
+    pub ttfb_us: Option<u64>,
+    pub receive_us: Option<u64>,
 }
 
 /// One operation's delta in a worker.
@@ -85,6 +90,7 @@ pub struct OpRecorder {
     pub response_time: Histogram<u64>,
     pub service_time: Histogram<u64>,
     pub lag: Histogram<u64>,
+    pub phases: Phases,
     pub last: Option<RawTrace>,
 }
 
@@ -95,6 +101,7 @@ impl OpRecorder {
             response_time: new_histogram(),
             service_time: new_histogram(),
             lag: new_histogram(),
+            phases: Phases::default(),
             last: None,
         }
     }
@@ -103,6 +110,7 @@ impl OpRecorder {
         self.response_time.reset();
         self.service_time.reset();
         self.lag.reset();
+        self.phases.reset();
         self.last = None;
     }
 }
@@ -250,6 +258,17 @@ impl WorkerRecorder {
             op.service_time.saturating_record(st);
         }
         op.lag.saturating_record(o.lag_us);
+        let ph = &mut op.phases;
+        for (h, v) in [
+            (&mut ph.connect, o.connect_us),
+            (&mut ph.tls, o.tls_us),
+            (&mut ph.ttfb, o.ttfb_us),
+            (&mut ph.receive, o.receive_us),
+        ] {
+            if let Some(v) = v {
+                h.saturating_record(v);
+            }
+        }
         let raw = RawTrace {
             trace_id: o.trace_id,
             op: o.op as u16,
@@ -328,6 +347,7 @@ impl Collector {
             let _ = acc.response_time.add(&o.response_time);
             let _ = acc.service_time.add(&o.service_time);
             let _ = acc.lag.add(&o.lag);
+            acc.phases.add(&o.phases);
             if o.last.is_some() {
                 acc.last = o.last;
             }
@@ -378,6 +398,7 @@ impl Collector {
                     service_time: o.service_time.clone(),
                     lag: o.lag.clone(),
                     last_trace: o.last.map(|t| t.to_ref(names)),
+                    phases: o.phases.clone(),
                 })
                 .collect(),
             target_rate,
@@ -427,6 +448,10 @@ mod tests {
             at_us: 0,
             bytes_sent: 10,
             bytes_received: 20,
+            connect_us: None,
+            tls_us: None,
+            ttfb_us: status.map(|_| rt / 2),
+            receive_us: status.map(|_| rt / 2),
         }
     }
 

@@ -136,6 +136,55 @@ pub struct OpSnapshot {
     pub lag: Histogram<u64>,
     /// The most recent completed request's trace (for exemplars).
     pub last_trace: Option<TraceRef>,
+    /// Where the time of a request went (connect, TLS handshake, first byte, receive).
+    pub phases: Phases,
+}
+
+/// Per-phase histograms, microseconds. `connect` and `tls` are recorded once per new
+/// connection (by the request that opened it); `ttfb` (write start → first response byte) and
+/// `receive` (first byte → last byte) per response. The target's name is resolved once per
+/// run, before the load, so there is no per-request DNS phase.
+#[derive(Debug, Clone)]
+pub struct Phases {
+    pub connect: Histogram<u64>,
+    pub tls: Histogram<u64>,
+    pub ttfb: Histogram<u64>,
+    pub receive: Histogram<u64>,
+}
+
+impl Default for Phases {
+    fn default() -> Self {
+        Phases {
+            connect: super::new_histogram(),
+            tls: super::new_histogram(),
+            ttfb: super::new_histogram(),
+            receive: super::new_histogram(),
+        }
+    }
+}
+
+impl Phases {
+    pub fn all(&self) -> [(&'static str, &Histogram<u64>); 4] {
+        [
+            ("connect", &self.connect),
+            ("tls", &self.tls),
+            ("ttfb", &self.ttfb),
+            ("receive", &self.receive),
+        ]
+    }
+    /// Adds `other` (same bounds on both sides, so `add` cannot fail).
+    pub fn add(&mut self, other: &Phases) {
+        let _ = self.connect.add(&other.connect);
+        let _ = self.tls.add(&other.tls);
+        let _ = self.ttfb.add(&other.ttfb);
+        let _ = self.receive.add(&other.receive);
+    }
+    pub fn reset(&mut self) {
+        self.connect.reset();
+        self.tls.reset();
+        self.ttfb.reset();
+        self.receive.reset();
+    }
 }
 
 /// The merged state at one interval tick (and at the end).

@@ -6,10 +6,11 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::{
-    FaultReport, Histograms, OpReport, Report, RunMeta, Timeline, TimelinePoint, VERSION, hist,
+    FaultReport, Histograms, OpReport, PhaseHistograms, PhasePercentiles, Report, RunMeta,
+    Timeline, TimelinePoint, VERSION, hist,
 };
 use crate::plan::{FaultKind, FaultVia, Plan};
-use crate::recorder::{Counts, Snapshot};
+use crate::recorder::{Counts, Phases, Snapshot};
 
 /// What the timeline remembers between ticks: the cumulative state of the last tick and the
 /// part of the current second not yet emitted. Bounded: one histogram, a few counters.
@@ -207,12 +208,48 @@ impl OpReport {
             response_time_ms: hist::percentiles(response),
             service_time_ms: hist::percentiles(service),
             lag_ms: hist::percentiles(lag),
+            phases_ms: Default::default(),
             histograms: Histograms {
                 response_time: hist::encode(response),
                 service_time: hist::encode(service),
                 lag: hist::encode(lag),
+                phases: Default::default(),
             },
         }
+    }
+
+    /// Sets the per-phase figures from their histograms.
+    pub fn set_phases(&mut self, p: &Phases) {
+        self.phases_ms = PhasePercentiles {
+            connect: hist::percentiles(&p.connect),
+            tls: hist::percentiles(&p.tls),
+            ttfb: hist::percentiles(&p.ttfb),
+            receive: hist::percentiles(&p.receive),
+        };
+        self.histograms.phases = PhaseHistograms {
+            connect: hist::encode(&p.connect),
+            tls: hist::encode(&p.tls),
+            ttfb: hist::encode(&p.ttfb),
+            receive: hist::encode(&p.receive),
+        };
+    }
+
+    /// The per-phase histograms decoded (empty for a report written before them).
+    pub fn decode_phases(&self) -> Result<Phases, String> {
+        let h = &self.histograms.phases;
+        let d = |s: &str| {
+            if s.is_empty() {
+                Ok(hist::empty())
+            } else {
+                hist::decode(s)
+            }
+        };
+        Ok(Phases {
+            connect: d(&h.connect)?,
+            tls: d(&h.tls)?,
+            ttfb: d(&h.ttfb)?,
+            receive: d(&h.receive)?,
+        })
     }
 
     /// The three histograms decoded.
@@ -242,21 +279,25 @@ impl Report {
             planned.as_secs_f64()
         };
         let (mut all_r, mut all_s, mut all_l) = (hist::empty(), hist::empty(), hist::empty());
+        let mut all_p = Phases::default();
         let mut ops = Vec::with_capacity(last.ops.len());
         for op in &last.ops {
+            all_p.add(&op.phases);
             hist::add(&mut all_r, &op.response_time);
             hist::add(&mut all_s, &op.service_time);
             hist::add(&mut all_l, &op.lag);
-            let r = OpReport::from_parts(
+            let mut r = OpReport::from_parts(
                 op.counts.clone(),
                 &op.response_time,
                 &op.service_time,
                 &op.lag,
                 duration_s,
             );
+            r.set_phases(&op.phases);
             ops.push((op.name.clone(), r));
         }
-        let totals = OpReport::from_parts(last.totals(), &all_r, &all_s, &all_l, duration_s);
+        let mut totals = OpReport::from_parts(last.totals(), &all_r, &all_s, &all_l, duration_s);
+        totals.set_phases(&all_p);
         let faults = fault_reports(plan, duration_s);
         Report {
             version: VERSION,

@@ -54,14 +54,26 @@ fn check_segments(reports: &[Report]) -> Result<(), ReportError> {
 fn merge_ops(parts: &[&OpReport], duration_s: f64) -> Result<OpReport, ReportError> {
     let mut counts = Counts::default();
     let (mut r, mut s, mut l) = (hist::empty(), hist::empty(), hist::empty());
+    let mut phases = crate::recorder::Phases::default();
     for p in parts {
         counts.add(&p.counts);
         let (pr, ps, pl) = p.decode_histograms().map_err(ReportError::Merge)?;
         hist::add(&mut r, &pr);
         hist::add(&mut s, &ps);
         hist::add(&mut l, &pl);
+        let pp = p.decode_phases().map_err(ReportError::Merge)?;
+        for (into, from) in [
+            (&mut phases.connect, &pp.connect),
+            (&mut phases.tls, &pp.tls),
+            (&mut phases.ttfb, &pp.ttfb),
+            (&mut phases.receive, &pp.receive),
+        ] {
+            hist::add(into, from);
+        }
     }
-    Ok(OpReport::from_parts(counts, &r, &s, &l, duration_s))
+    let mut op = OpReport::from_parts(counts, &r, &s, &l, duration_s);
+    op.set_phases(&phases);
+    Ok(op)
 }
 
 /// Per-second sums. Percentiles of a second cannot be added: the merge keeps the highest of the

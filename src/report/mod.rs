@@ -62,6 +62,30 @@ pub struct Histograms {
     pub response_time: String,
     pub service_time: String,
     pub lag: String,
+    /// Per-phase histograms (empty strings in reports written before them).
+    #[serde(default)]
+    pub phases: PhaseHistograms,
+}
+
+/// Serialized per-phase histograms (V2 + base64), microseconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct PhaseHistograms {
+    pub connect: String,
+    pub tls: String,
+    pub ttfb: String,
+    pub receive: String,
+}
+
+/// Where the time of requests went, ms: `connect` and `tls` per new connection (charged to
+/// the request that waited for it), `ttfb` from writing the request to the first response
+/// byte, `receive` from the first to the last byte. The name is resolved once before the load,
+/// so there is no per-request DNS figure.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct PhasePercentiles {
+    pub connect: Percentiles,
+    pub tls: Percentiles,
+    pub ttfb: Percentiles,
+    pub receive: Percentiles,
 }
 
 /// One operation's (or the whole run's) result.
@@ -73,6 +97,9 @@ pub struct OpReport {
     pub response_time_ms: Percentiles,
     pub service_time_ms: Percentiles,
     pub lag_ms: Percentiles,
+    /// Per-phase timings (all zero in reports written before them).
+    #[serde(default)]
+    pub phases_ms: PhasePercentiles,
     pub histograms: Histograms,
 }
 

@@ -52,6 +52,12 @@ fn op_block(out: &mut String, name: &str, r: &OpReport) {
     pct_line(out, "response", &r.response_time_ms);
     pct_line(out, "service", &r.service_time_ms);
     pct_line(out, "lag", &r.lag_ms);
+    let ph = &r.phases_ms;
+    let _ = writeln!(
+        out,
+        "    phases p95  connect {:.2}  tls {:.2}  ttfb {:.2}  receive {:.2}  ({} B sent, {} B received)",
+        ph.connect.p95, ph.tls.p95, ph.ttfb.p95, ph.receive.p95, c.bytes_sent, c.bytes_received
+    );
 }
 
 /// Epoch milliseconds of an RFC 3339 timestamp.

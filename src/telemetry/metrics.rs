@@ -247,7 +247,7 @@ pub fn op_families(id: &Identity, ops: Option<&[OpSnapshot]>) -> Vec<Family> {
     }
 
     type Pick = fn(&crate::recorder::Counts) -> u64;
-    let simple: [(&'static str, &'static str, Pick); 3] = [
+    let simple: [(&'static str, &'static str, Pick); 6] = [
         (
             "trafficgen_dropped",
             "Arrivals never sent: no connection free and the queue full.",
@@ -262,6 +262,21 @@ pub fn op_families(id: &Identity, ops: Option<&[OpSnapshot]>) -> Vec<Family> {
             "trafficgen_empty_pool",
             "Arrivals of a pool operation that found the id pool empty (not sent).",
             |c| c.empty_pool,
+        ),
+        (
+            "trafficgen_retries",
+            "Idempotent requests resent automatically after a reused connection closed.",
+            |c| c.retries,
+        ),
+        (
+            "trafficgen_sent_bytes",
+            "Request bytes written (head and body).",
+            |c| c.bytes_sent,
+        ),
+        (
+            "trafficgen_received_bytes",
+            "Response bytes received (heads and decoded bodies, kept or not).",
+            |c| c.bytes_received,
         ),
     ];
     for (name, help, pick) in simple {
@@ -408,6 +423,26 @@ const HISTOGRAMS: &[(&str, &str, HistPick)] = &[
         "Dispatch lag: actual send minus intended start.",
         |o| &o.lag,
     ),
+    (
+        "trafficgen_phase_connect_seconds",
+        "TCP connect time of a new connection (charged to the request that waited for it).",
+        |o| &o.phases.connect,
+    ),
+    (
+        "trafficgen_phase_tls_seconds",
+        "TLS handshake time of a new connection.",
+        |o| &o.phases.tls,
+    ),
+    (
+        "trafficgen_phase_ttfb_seconds",
+        "Time from writing the request to the first response byte.",
+        |o| &o.phases.ttfb,
+    ),
+    (
+        "trafficgen_phase_receive_seconds",
+        "Time from the first to the last response byte.",
+        |o| &o.phases.receive,
+    ),
 ];
 
 /// A borrowed or empty op.
@@ -431,6 +466,7 @@ impl<'a> OpView<'a> {
                 service_time: h(),
                 lag: h(),
                 last_trace: None,
+                phases: Default::default(),
             }),
         }
     }

@@ -191,6 +191,8 @@ enum Act {
     Endless,
     /// Answer with a JSON body carrying a CR LF in a value.
     Evil,
+    /// Wait 60 ms, send the head, wait 60 ms, send the body.
+    Slow,
 }
 
 /// A loopback server answering `/health` (readiness) and running `script` on the others;
@@ -233,6 +235,12 @@ impl Scripted {
                         let r = match act {
                             Act::Answer => s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").await,
                             Act::Drop => return,
+                            Act::Slow => {
+                                tokio::time::sleep(Duration::from_millis(60)).await;
+                                let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n").await;
+                                tokio::time::sleep(Duration::from_millis(60)).await;
+                                s.write_all(b"slow").await
+                            }
                             Act::Evil => s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\n{\"v\":\"a\\r\\nEvil: 1\"}").await,
                             Act::Endless => {
                                 let _ = s.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n").await;
@@ -496,4 +504,38 @@ async fn an_ipv6_literal_target() {
         c.bytes_received,
         c.requests * (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n".len() as u64 + 2)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phase_timings_and_bytes_per_operation() {
+    let srv = Scripted::start("127.0.0.1:0", |_| Act::Slow).await;
+    let yaml = format!(
+        "name: phases\n{CLOSED}mix:\n  operations:\n    - name: get\n      request: {{path: /slow}}\n"
+    );
+    let report = run(plan_from(&yaml, &srv.url(), &[])).await;
+    let op = &report.ops[0].1;
+    let c = &op.counts;
+    assert!(c.requests >= 4, "{c:?}");
+    let ph = &op.phases_ms;
+    assert!(ph.ttfb.p50 >= 55.0 && ph.ttfb.p50 < 1000.0, "{ph:?}");
+    assert!(ph.receive.p50 >= 55.0 && ph.receive.p50 < 1000.0, "{ph:?}");
+    assert!(
+        ph.connect.max > 0.0,
+        "the first request of each VU connected: {ph:?}"
+    );
+    assert_eq!(ph.tls.max, 0.0, "no TLS over http://");
+    assert_eq!(
+        report.totals.phases_ms, op.phases_ms,
+        "one operation: totals are its figures"
+    );
+    let head = b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n".len() as u64;
+    assert_eq!(c.bytes_received, c.requests * (head + 4));
+    let sent: u64 = srv
+        .heads
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|h| h.len() as u64)
+        .sum();
+    assert_eq!(c.bytes_sent, sent, "every byte the server read");
 }

@@ -340,6 +340,8 @@ async fn https_counts_equal_nginx_and_sessions_resume_on_tls_1_2_and_1_3() {
                 .all(|l| l.starts_with(&format!("HTTP/1.1 200 {expect} "))),
             "{protocols}: {log:?}"
         );
+        let ph = &report.as_ref().unwrap().ops[0].1.phases_ms;
+        assert!(ph.tls.max > 0.0 && ph.connect.max > 0.0, "{ph:?}");
         if reconnect {
             let resumed = log.iter().filter(|l| l.contains(" r /x")).count();
             assert!(

@@ -119,6 +119,7 @@ impl Sim {
                     service_time: h(),
                     lag: h(),
                     last_trace: None,
+                    phases: Default::default(),
                 })
                 .collect(),
             slowest: vec![],

@@ -61,6 +61,7 @@ pub(crate) fn snapshot(finished: bool) -> Snapshot {
             error: None,
             fault: None,
         }),
+        phases: Default::default(),
     };
     let list = OpSnapshot {
         name: "list".into(),
@@ -69,6 +70,7 @@ pub(crate) fn snapshot(finished: bool) -> Snapshot {
         service_time: hist(&[]),
         lag: hist(&[]),
         last_trace: None,
+        phases: Default::default(),
     };
     Snapshot {
         elapsed: Duration::from_secs(3),
