@@ -92,6 +92,11 @@ pub struct Client {
     /// Connect and TLS handshake times (µs) of the connection opened since the last record:
     /// charged to the request that waited for it.
     opened: Option<(u64, Option<u64>)>,
+    /// The path of the redirect the last response asked for (when it is to be followed).
+    redirect: Option<Vec<u8>>,
+    /// `target.cookies`: (name, value) pairs, and their `Cookie` line.
+    jar: Vec<(String, String)>,
+    cookie: Vec<u8>,
 }
 
 impl Client {
@@ -114,6 +119,9 @@ impl Client {
             addr_at: id % shared.addrs.len().max(1),
             h2: shared.proto == Proto::H2,
             opened: None,
+            redirect: None,
+            jar: Vec::new(),
+            cookie: Vec::new(),
         }
     }
 
@@ -264,6 +272,11 @@ impl Client {
         let shared: &Shared = &st.shared;
         let operation = &shared.plan.mix.operations[op];
         let infos = &shared.requests[op];
+        // Open model: each arrival is a new user with an empty jar; a VU keeps its own.
+        if !self.jar.is_empty() && matches!(shared.plan.load, crate::plan::LoadModel::Open { .. }) {
+            self.jar.clear();
+            self.cookie.clear();
+        }
         match &operation.kind {
             OpKind::Todo(t) => {
                 let id = match request::needs_id(*t) {
@@ -468,7 +481,9 @@ impl Client {
         }
     }
 
-    /// Sends the request in `path`/`hdrs`/`body` and records the result.
+    /// Sends the request in `path`/`hdrs`/`body`, following up to `info.follow` same-origin
+    /// redirects (each hop a request of its own; the checks judge the last response), and
+    /// records the results.
     #[allow(clippy::too_many_arguments)]
     async fn send(
         &mut self,
@@ -482,6 +497,129 @@ impl Client {
         released: Option<Instant>,
         checks: &[Check],
         step_checks: &[Check],
+    ) -> Option<Head> {
+        let (mut method, mut span_method, mut json) = (method, span_method, json);
+        let (mut at, mut rel, mut prefix) = (intended, released, true);
+        let mut hops = 0;
+        loop {
+            let follow = hops < info.follow;
+            let head = self
+                .send_one(
+                    st,
+                    op,
+                    info,
+                    method,
+                    span_method,
+                    json,
+                    at,
+                    rel,
+                    checks,
+                    step_checks,
+                    prefix,
+                    follow,
+                )
+                .await;
+            let Some(next) = self.redirect.take() else {
+                return head;
+            };
+            hops += 1;
+            // 301/302/303 turn a POST (or any non-GET) into a GET without body; 307/308 keep it.
+            if head.is_some_and(|h| matches!(h.status, 301..=303)) && method != "HEAD" {
+                (method, span_method, json) = ("GET", "GET", false);
+                self.has_body = false;
+            }
+            self.path.clear();
+            self.path.extend_from_slice(&next);
+            prefix = false;
+            at = Instant::now();
+            rel = None;
+        }
+    }
+
+    /// The same-origin path a redirect response points at (`/x`, or `scheme://host:port/x`
+    /// of the target itself); other locations are not followed.
+    fn location(&self, shared: &Shared, h: &Head) -> Option<Vec<u8>> {
+        let loc = http::header(&self.bufs.rbuf[..h.head_len], "location")?;
+        let loc = loc.trim_ascii();
+        if loc.starts_with(b"/") && !loc.starts_with(b"//") {
+            return Some(loc.to_vec());
+        }
+        let origin = shared.common.origin.as_bytes();
+        let origin = &origin[..origin.len() - shared.common.prefix.len()];
+        let rest = loc.strip_prefix(origin)?;
+        match rest.first() {
+            None => Some(b"/".to_vec()),
+            Some(b'/') => Some(rest.to_vec()),
+            Some(_) => None,
+        }
+    }
+
+    /// Takes the response's `Set-Cookie` values into the jar and rebuilds the `Cookie` line.
+    fn store_cookies(&mut self, h: &Head) {
+        let head = &self.bufs.rbuf[..h.head_len];
+        let mut slots = vec![httparse::EMPTY_HEADER; head.len() / 3 + 1];
+        let mut resp = httparse::Response::new(&mut slots);
+        if resp.parse(head).is_err() {
+            return;
+        }
+        let mut changed = false;
+        for hd in resp.headers.iter() {
+            if !hd.name.eq_ignore_ascii_case("set-cookie") {
+                continue;
+            }
+            let v = String::from_utf8_lossy(hd.value);
+            let mut parts = v.split(';');
+            let Some((name, value)) = parts.next().and_then(|p| p.split_once('=')) else {
+                continue;
+            };
+            let (name, value) = (name.trim(), value.trim());
+            if name.is_empty() || value.bytes().any(|b| b.is_ascii_control()) {
+                continue;
+            }
+            let expired = parts.any(|a| {
+                let a = a.trim().to_ascii_lowercase();
+                a == "max-age=0" || a.starts_with("max-age=-")
+            });
+            self.jar.retain(|(n, _)| n != name);
+            if !expired {
+                self.jar.push((name.to_string(), value.to_string()));
+            }
+            changed = true;
+        }
+        if changed {
+            self.cookie.clear();
+            if !self.jar.is_empty() {
+                self.cookie.extend_from_slice(b"Cookie: ");
+                for (i, (n, v)) in self.jar.iter().enumerate() {
+                    if i > 0 {
+                        self.cookie.extend_from_slice(b"; ");
+                    }
+                    self.cookie.extend_from_slice(n.as_bytes());
+                    self.cookie.push(b'=');
+                    self.cookie.extend_from_slice(v.as_bytes());
+                }
+                self.cookie.extend_from_slice(b"\r\n");
+            }
+        }
+    }
+
+    /// Sends one request and records it; when `follow` and the response is a redirect to
+    /// follow, its target is left in `self.redirect` and the checks are not run on it.
+    #[allow(clippy::too_many_arguments)]
+    async fn send_one(
+        &mut self,
+        st: &Local,
+        op: usize,
+        info: &RequestInfo,
+        method: &str,
+        span_method: &'static str,
+        json: bool,
+        intended: Instant,
+        released: Option<Instant>,
+        checks: &[Check],
+        step_checks: &[Check],
+        prefix: bool,
+        follow: bool,
     ) -> Option<Head> {
         let shared = &*st.shared;
         let at = intended.saturating_duration_since(shared.start);
@@ -504,6 +642,8 @@ impl Client {
                 fixed: &info.headers.fixed,
                 path: &self.path,
                 headers: &self.hdrs,
+                cookie: &self.cookie,
+                prefix,
                 body,
                 json,
                 ids,
@@ -539,14 +679,29 @@ impl Client {
         let late =
             released.is_some_and(|r| sent.saturating_duration_since(r) > Duration::from_millis(1));
         let status = head.map(|h| h.status);
+        if shared.plan.target.cookies
+            && let Some(h) = &head
+        {
+            self.store_cookies(h);
+        }
         let body_bytes: &[u8] = match &head {
             Some(_) => &self.bufs.body,
             None => &[],
         };
-        let (mut pass, mut fail) = eval_checks(checks, status, body_bytes, rt);
-        let (p2, f2) = eval_checks(step_checks, status, body_bytes, rt);
-        pass += p2;
-        fail += f2;
+        let redirect = match &head {
+            Some(h) if follow && matches!(h.status, 301..=303 | 307 | 308) => {
+                self.location(shared, h)
+            }
+            _ => None,
+        };
+        let (mut pass, mut fail) = (0, 0);
+        if redirect.is_none() {
+            (pass, fail) = eval_checks(checks, status, body_bytes, rt);
+            let (p2, f2) = eval_checks(step_checks, status, body_bytes, rt);
+            pass += p2;
+            fail += f2;
+        }
+        self.redirect = redirect;
         let record = RequestRecord {
             op,
             status,

@@ -40,6 +40,8 @@ pub struct RequestInfo {
     /// Keep up to `target.max_body` bytes of the response body: a check reads it, a capture
     /// parses it, or a created todo's id is taken from it. Otherwise nothing is kept.
     pub keep_body: bool,
+    /// Same-origin redirects to follow.
+    pub follow: u32,
 }
 
 /// The protocol of new connections (from `target.http_version` and the scheme).
@@ -162,7 +164,14 @@ impl Shared {
             .mix
             .operations
             .iter()
-            .map(|o| request_infos(&common, &o.kind, &o.checks))
+            .map(|o| {
+                let follow = o.follow_redirects.unwrap_or(plan.target.follow_redirects);
+                let mut infos = request_infos(&common, &o.kind, &o.checks);
+                for i in &mut infos {
+                    i.follow = follow;
+                }
+                infos
+            })
             .collect();
         Ok(Shared {
             plan,
@@ -204,10 +213,12 @@ fn request_infos(common: &Common, kind: &OpKind, checks: &[Check]) -> Vec<Reques
         OpKind::Todo(t) => vec![RequestInfo {
             headers: common.headers_for(std::iter::empty()),
             keep_body: *t == TodoOp::Create || reads_body(checks),
+            follow: 0,
         }],
         OpKind::Request(rt) => vec![RequestInfo {
             headers: common.headers_for(rt.headers.iter().map(|(n, _)| n.as_str())),
             keep_body: reads_body(checks),
+            follow: 0,
         }],
         OpKind::Flow(steps) => steps
             .iter()
@@ -218,6 +229,7 @@ fn request_infos(common: &Common, kind: &OpKind, checks: &[Check]) -> Vec<Reques
                     || s.captures
                         .iter()
                         .any(|c| matches!(c.from, CaptureSource::JsonPointer(_))),
+                follow: 0,
             })
             .collect(),
     }

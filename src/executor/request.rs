@@ -148,6 +148,10 @@ pub struct Parts<'a> {
     pub path: &'a [u8],
     /// Extra header lines, each ending in CRLF.
     pub headers: &'a [u8],
+    /// The `Cookie` line of the client's jar ("" for none).
+    pub cookie: &'a [u8],
+    /// Prepend the base URL's prefix to `path` (not for a redirect's `Location`).
+    pub prefix: bool,
     pub body: Option<&'a [u8]>,
     /// Add `Content-Type: application/json` when there is a body.
     pub json: bool,
@@ -160,7 +164,9 @@ pub fn write_request(w: &mut Vec<u8>, common: &Common, p: &Parts<'_>) {
     w.clear();
     w.extend_from_slice(p.method.as_bytes());
     w.push(b' ');
-    w.extend_from_slice(common.prefix.as_bytes());
+    if p.prefix {
+        w.extend_from_slice(common.prefix.as_bytes());
+    }
     w.extend_from_slice(p.path);
     w.extend_from_slice(b" HTTP/1.1\r\n");
     w.extend_from_slice(p.fixed);
@@ -174,6 +180,7 @@ pub fn write_request(w: &mut Vec<u8>, common: &Common, p: &Parts<'_>) {
         b"-00\r\n"
     });
     w.extend_from_slice(p.headers);
+    w.extend_from_slice(p.cookie);
     if let Some(f) = p.fault {
         if let Some(d) = f.delay_ms {
             let _ = write!(w, "X-Fault-Delay: {d}\r\n");
@@ -376,6 +383,8 @@ mod tests {
                 fixed: &set.fixed,
                 path: b"/api/todos",
                 headers: b"",
+                cookie: b"",
+                prefix: true,
                 body: Some(b"{}"),
                 json: true,
                 ids,

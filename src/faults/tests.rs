@@ -18,6 +18,7 @@ fn op(name: &str, kind: TodoOp) -> Operation {
         weight: 1,
         kind: OpKind::Todo(kind),
         checks: vec![],
+        follow_redirects: None,
     }
 }
 
@@ -40,6 +41,8 @@ fn plan(faults: Vec<FaultWindow>) -> Plan {
             tls: Default::default(),
             http_version: Default::default(),
             max_streams: 100,
+            follow_redirects: 0,
+            cookies: false,
         },
         load: LoadModel::Open {
             start_rate: 1.0,

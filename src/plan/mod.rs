@@ -225,6 +225,10 @@ pub struct Target {
     pub http_version: HttpVersion,
     /// HTTP/2 streams in flight per connection before another connection is opened.
     pub max_streams: u32,
+    /// Same-origin redirects followed per request (0: a 3xx is the response).
+    pub follow_redirects: u32,
+    /// Keep cookies per virtual user / flow arrival.
+    pub cookies: bool,
 }
 
 /// Which HTTP the executor speaks (the scenario's `target.http_version`).
@@ -341,6 +345,8 @@ pub struct Operation {
     pub weight: u32,
     pub kind: OpKind,
     pub checks: Vec<Check>,
+    /// Overrides `target.follow_redirects` for this operation.
+    pub follow_redirects: Option<u32>,
 }
 
 #[derive(Debug, Clone)]

@@ -74,6 +74,12 @@ pub struct TargetSpec {
     /// HTTP/2: concurrent streams per connection before another connection is opened.
     /// Default 100.
     pub max_streams: Option<Sp<u32>>,
+    /// Redirects followed per request (3xx with a same-origin `Location`); each hop is a
+    /// request of its own in the counts. Default 0: a 3xx is the response.
+    pub follow_redirects: Option<Sp<u32>>,
+    /// A cookie jar per virtual user (closed model) or per arrival of a flow (open model):
+    /// `Set-Cookie` values are sent back in `Cookie`. Default false.
+    pub cookies: Option<Sp<bool>>,
     /// Readiness wait before the load starts.
     pub ready: Option<ReadySpec>,
 }
@@ -225,6 +231,8 @@ pub struct OperationSpec {
     /// Steps run in order; captures feed later steps.
     pub flow: Option<Sp<Vec<Sp<FlowStepSpec>>>>,
     pub checks: Option<ChecksSpec>,
+    /// Redirects (3xx with a same-origin `Location`) followed; default `target.follow_redirects`.
+    pub follow_redirects: Option<Sp<u32>>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

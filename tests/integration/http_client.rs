@@ -193,6 +193,9 @@ enum Act {
     Evil,
     /// Wait 60 ms, send the head, wait 60 ms, send the body.
     Slow,
+    /// By path: `/start` → 302 `/next` (sets a cookie), `/next` → 307 `/final`, `/final` →
+    /// 200 `done`, `/away` → 302 to another origin.
+    Route,
 }
 
 /// A loopback server answering `/health` (readiness) and running `script` on the others;
@@ -229,12 +232,22 @@ impl Scripted {
                             let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await;
                             return;
                         }
+                        let path = head.split(' ').nth(1).unwrap_or("").to_string();
                         heads.lock().unwrap().push(head);
                         let act = script(n);
                         n += 1;
                         let r = match act {
                             Act::Answer => s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").await,
                             Act::Drop => return,
+                            Act::Route => {
+                                let r: &[u8] = match path.as_str() {
+                                    "/start" => b"HTTP/1.1 302 Found\r\nLocation: /next\r\nSet-Cookie: sid=abc; Path=/; HttpOnly\r\nContent-Length: 0\r\n\r\n",
+                                    "/next" => b"HTTP/1.1 307 Temporary Redirect\r\nLocation: /final\r\nContent-Length: 0\r\n\r\n",
+                                    "/final" => b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ndone",
+                                    _ => b"HTTP/1.1 302 Found\r\nLocation: http://example.invalid/x\r\nContent-Length: 0\r\n\r\n",
+                                };
+                                s.write_all(r).await
+                            }
                             Act::Slow => {
                                 tokio::time::sleep(Duration::from_millis(60)).await;
                                 let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n").await;
@@ -538,4 +551,65 @@ async fn phase_timings_and_bytes_per_operation() {
         .map(|h| h.len() as u64)
         .sum();
     assert_eq!(c.bytes_sent, sent, "every byte the server read");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirects_are_followed_as_requests_of_their_own_with_a_cookie_jar() {
+    let srv = Scripted::start("127.0.0.1:0", |_| Act::Route).await;
+    let yaml = format!(
+        "name: redirects
+target: {{follow_redirects: 3, cookies: true}}
+{CLOSED}mix:
+  operations:
+    - name: post
+      request: {{method: POST, path: /start, body: x}}
+      checks: {{status: 200, body_contains: done}}
+    - name: away
+      request: {{path: /away}}
+    - name: nofollow
+      follow_redirects: 0
+      request: {{path: /start}}
+"
+    );
+    let report = run(plan_from(&yaml, &srv.url(), &[])).await;
+    let post = counts(&report, "post");
+    let n = post
+        .status
+        .iter()
+        .find(|(s, _)| *s == 200)
+        .map_or(0, |(_, n)| *n);
+    assert!(n > 0, "{post:?}");
+    assert_eq!(
+        post.status,
+        vec![(200, n), (302, n), (307, n)],
+        "each hop is a request"
+    );
+    assert_eq!(post.requests, 3 * n);
+    assert_eq!(
+        (post.checks_passed, post.checks_failed),
+        (2 * n, 0),
+        "checks judge the last hop"
+    );
+    assert_eq!(srv.count(|h| h.starts_with("POST /start ")), n);
+    // 302 turns the POST into a GET; 307 keeps the GET.
+    assert_eq!(srv.count(|h| h.starts_with("GET /next ")), n);
+    assert_eq!(srv.count(|h| h.starts_with("GET /final ")), n);
+    assert_eq!(
+        srv.count(|h| h.starts_with("POST /next ") || h.starts_with("POST /final ")),
+        0
+    );
+    assert_eq!(
+        srv.count(|h| h.starts_with("GET /final ") && h.contains("\r\nCookie: sid=abc\r\n")),
+        n,
+        "the jar sends the cookie set by /start"
+    );
+    let away = counts(&report, "away");
+    assert_eq!(
+        away.status,
+        vec![(302, away.requests)],
+        "another origin is not followed"
+    );
+    let nofollow = counts(&report, "nofollow");
+    assert_eq!(nofollow.status, vec![(302, nofollow.requests)]);
+    assert_eq!(srv.count(|h| h.contains("example.invalid")), 0);
 }

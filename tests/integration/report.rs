@@ -36,6 +36,8 @@ pub fn plan(thresholds: Vec<Threshold>) -> Plan {
             tls: Default::default(),
             http_version: Default::default(),
             max_streams: 100,
+            follow_redirects: 0,
+            cookies: false,
         },
         load: LoadModel::Open {
             start_rate: 100.0,
@@ -57,6 +59,7 @@ pub fn plan(thresholds: Vec<Threshold>) -> Plan {
                     weight: 1,
                     kind: OpKind::Todo(k),
                     checks: vec![],
+                    follow_redirects: None,
                 })
                 .collect(),
             pool_capacity: 100,

@@ -227,6 +227,7 @@ async fn flows_capture_from_one_response_into_the_next_request() {
         weight: 1,
         kind: OpKind::Flow(flow),
         checks: vec![],
+        follow_redirects: None,
     };
     let dir = tempfile::tempdir().unwrap();
     let report_path = dir.path().join("report.json");

@@ -131,6 +131,7 @@ pub fn todo_op(name: &str, weight: u32, op: TodoOp) -> Operation {
         weight,
         kind: OpKind::Todo(op),
         checks: vec![],
+        follow_redirects: None,
     }
 }
 
@@ -195,6 +196,8 @@ pub fn plan(
             tls: Default::default(),
             http_version: Default::default(),
             max_streams: 100,
+            follow_redirects: 0,
+            cookies: false,
         },
         load,
         mix: Mix {

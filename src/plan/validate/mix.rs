@@ -182,6 +182,7 @@ fn operation(
         weight,
         kind,
         checks,
+        follow_redirects: spec.follow_redirects.as_ref().map(|f| f.value),
     })
 }
 

@@ -100,6 +100,10 @@ pub(super) fn target(
             Some(model::HttpVersionName::Auto) => HttpVersion::Auto,
         },
         max_streams: max_streams.map_or(defaults::MAX_STREAMS, |m| m.value),
+        follow_redirects: t
+            .and_then(|t| t.follow_redirects.as_ref())
+            .map_or(0, |m| m.value),
+        cookies: t.and_then(|t| t.cookies.as_ref()).is_some_and(|c| c.value),
     }
 }
 
