@@ -68,6 +68,31 @@ fn build_plan(path: &Path, overrides: &plan::Overrides) -> Result<Plan, Exit> {
     })
 }
 
+/// Quick mode: the flags as a one-operation scenario, validated like a file.
+fn quick_plan(q: &plan::quick::Quick, overrides: &plan::Overrides) -> Result<Plan, Exit> {
+    let text = plan::quick::scenario_text(q).map_err(|m| {
+        eprintln!("trafficgen run: {m}");
+        Exit::Invalid
+    })?;
+    // The load comes from the flags already; the URL too.
+    let o = plan::Overrides {
+        target_url: None,
+        rate: None,
+        vus: None,
+        duration: None,
+        ..overrides.clone()
+    };
+    plan::build_from_str(&text, plan::COMMAND_LINE, None, &o, &|n| {
+        std::env::var(n).ok()
+    })
+    .map_err(|errors| {
+        for e in &errors {
+            eprintln!("{e}");
+        }
+        Exit::Invalid
+    })
+}
+
 fn validate(path: &Path, out: &mut dyn Write) -> Exit {
     match build_plan(path, &plan::Overrides::default()) {
         Ok(p) => {
@@ -168,9 +193,19 @@ async fn run_scenario(
     out: &mut dyn Write,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<Exit> {
-    let plan = match build_plan(&args.scenario, &args.overrides()) {
-        Ok(p) => p,
-        Err(e) => return Ok(e),
+    let plan = match (&args.scenario, args.quick()) {
+        (_, Some(q)) => match quick_plan(&q, &args.overrides()) {
+            Ok(p) => p,
+            Err(e) => return Ok(e),
+        },
+        (Some(path), None) => match build_plan(path, &args.overrides()) {
+            Ok(p) => p,
+            Err(e) => return Ok(e),
+        },
+        (None, None) => {
+            eprintln!("trafficgen run: give a scenario file or --url");
+            return Ok(Exit::Invalid);
+        }
     };
     let workers = args
         .workers

@@ -88,7 +88,24 @@ pub enum CompareFormat {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    pub scenario: PathBuf,
+    /// The scenario file; or none with --url (quick mode).
+    #[arg(required_unless_present = "url")]
+    pub scenario: Option<PathBuf>,
+    /// Quick mode, without a scenario file: load this URL (with --rate or --vus, --duration).
+    #[arg(long, conflicts_with = "scenario")]
+    pub url: Option<String>,
+    /// Quick mode: the method (default GET).
+    #[arg(long, requires = "url")]
+    pub method: Option<String>,
+    /// Quick mode: a header `Name: value` (repeatable).
+    #[arg(long = "header", requires = "url")]
+    pub headers: Vec<String>,
+    /// Quick mode: the request body, or `@file` to read it from a file.
+    #[arg(long, requires = "url")]
+    pub body: Option<String>,
+    /// Quick mode: a threshold `METRIC: EXPR` (repeatable), e.g. `response_time: p(95)<300ms`.
+    #[arg(long = "threshold", requires = "url")]
+    pub thresholds: Vec<String>,
     /// Base URL of the target (http://host:port); without it the bundled todo-api runs in-process.
     #[arg(long, env = "TRAFFICGEN_TARGET_URL")]
     pub target_url: Option<String>,
@@ -141,6 +158,20 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
+    /// The quick-mode flags, when --url is given.
+    pub fn quick(&self) -> Option<crate::plan::quick::Quick> {
+        Some(crate::plan::quick::Quick {
+            url: self.url.clone()?,
+            method: self.method.clone(),
+            headers: self.headers.clone(),
+            body: self.body.clone(),
+            rate: self.rate,
+            vus: self.vus,
+            duration: self.duration,
+            thresholds: self.thresholds.clone(),
+        })
+    }
+
     pub fn overrides(&self) -> Overrides {
         Overrides {
             target_url: self.target_url.clone(),

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 pub mod compare;
 pub mod placeholders;
+pub mod quick;
 pub mod template;
 pub mod threshold;
 mod validate;

@@ -613,3 +613,87 @@ target: {{follow_redirects: 3, cookies: true}}
     assert_eq!(nofollow.status, vec![(302, nofollow.requests)]);
     assert_eq!(srv.count(|h| h.contains("example.invalid")), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quick_mode_runs_one_url_without_a_scenario_file() {
+    let app = crate::support::App::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let body = dir.path().join("body.json");
+    std::fs::write(&body, r#"{"text":"quick {{seq}}"}"#).unwrap();
+    let report = dir.path().join("report.json");
+    let args: Vec<String> = [
+        "run",
+        "--url",
+        &format!("http://{}/api/todos", app.addr),
+        "--method",
+        "POST",
+        "--header",
+        "Content-Type: application/json",
+        "--header",
+        "X-Quick: yes",
+        "--body",
+        &format!("@{}", body.display()),
+        "--vus",
+        "2",
+        "--duration",
+        "1s",
+        "--threshold",
+        "errors: rate<1%",
+        "--threshold",
+        "response_time{op:request}: p(99)<5s",
+        "--report",
+        &report.display().to_string(),
+        "--quiet",
+        "--workers",
+        "1",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let out = tokio::task::spawn_blocking(move || {
+        let mut c = assert_cmd::Command::cargo_bin("trafficgen").unwrap();
+        c.env_remove("TRAFFICGEN_TARGET_URL")
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .timeout(Duration::from_secs(60))
+            .args(&args)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = Report::read(&report).unwrap();
+    assert_eq!(r.thresholds.len(), 2);
+    let c = counts(&r, "request");
+    assert!(c.requests > 5, "{c:?}");
+    assert_eq!(
+        c.status,
+        vec![(201, c.requests)],
+        "JSON body and header reached the app"
+    );
+    let theirs = app.requests_total().await;
+    let posts: u64 = theirs
+        .iter()
+        .filter(|((m, r, s), _)| m == "POST" && r == "/api/todos" && *s == 201)
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(posts, c.requests);
+    // Without --rate/--vus it is a usage error.
+    let out = tokio::task::spawn_blocking(move || {
+        let mut c = assert_cmd::Command::cargo_bin("trafficgen").unwrap();
+        c.args(["run", "--url", "http://127.0.0.1:9/", "--duration", "1s"])
+            .timeout(Duration::from_secs(30))
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--rate R or --vus N"));
+}
