@@ -697,3 +697,46 @@ async fn quick_mode_runs_one_url_without_a_scenario_file() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--rate R or --vus N"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_timeout_covers_writing_to_a_server_that_never_reads() {
+    // Answers the readiness probe, then holds every other connection without reading it.
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let held = Arc::new(Mutex::new(Vec::new()));
+    let h = held.clone();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = l.accept().await else {
+                return;
+            };
+            let mut peek = [0u8; 64];
+            let n = s.peek(&mut peek).await.unwrap_or(0);
+            if peek[..n].starts_with(b"GET /health ") {
+                let mut buf = Vec::new();
+                let _ = read_request(&mut s, &mut buf).await;
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                    .await;
+            } else {
+                h.lock().unwrap().push(s);
+            }
+        }
+    });
+    let big = "x".repeat(8 << 20);
+    let yaml = format!(
+        "name: stuck\ntarget: {{request_timeout: 300ms}}\n{CLOSED}mix:\n  operations:\n    - name: post\n      request: {{method: POST, path: /p, body: '{big}'}}\n"
+    );
+    let start = tokio::time::Instant::now();
+    let report = run(plan_from(&yaml, &format!("http://{addr}"), &[])).await;
+    task.abort();
+    let c = counts(&report, "post");
+    assert!(c.requests >= 2, "{c:?}");
+    assert_eq!(c.errors[ErrorKind::Timeout.index()], c.requests, "{c:?}");
+    // 1 s of load, then at most the drain: nothing stays in flight past the timeout.
+    assert!(
+        start.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        start.elapsed()
+    );
+}
