@@ -7,96 +7,44 @@
 //! on a fresh connection only when its method is idempotent (RFC 9110 §9.2.2), and counted as a
 //! retry; otherwise it is an `io` error.
 
-use std::cell::Cell;
-use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, SystemTime};
 
-use tokio::time::{Instant, Sleep, sleep_until};
+use tokio::time::{Instant, Sleep};
 
-use super::http::{self, Buffers, Failure, Head};
-use super::local::Local;
+use super::http::{self, Buffers, Head};
+use super::local::{InFlight, Local};
 use super::request::{self, Parts, TraceIds, static_method, todo_request, write_request};
-use super::tls::{self, Stream};
-use super::{Proto, RequestInfo, Shared, connect, h2};
+use super::tls::Stream;
+use super::{Proto, RequestInfo, Shared};
 use crate::plan::{CaptureSource, Check, Escape, OpKind, RequestTemplate, TodoOp, Vars};
 use crate::recorder::{ErrorKind, RequestRecord, SpanRecord};
 
-const BACKOFF_MIN: Duration = Duration::from_millis(10);
-const BACKOFF_MAX: Duration = Duration::from_secs(1);
-
-/// Methods a client may resend on its own (RFC 9110 §9.2.2).
-fn idempotent(method: &str) -> bool {
-    matches!(
-        method,
-        "GET" | "HEAD" | "PUT" | "DELETE" | "OPTIONS" | "TRACE"
-    )
-}
-
-/// Counts a request in flight for as long as it lives (also when its task unwinds).
-struct InFlight<'a>(&'a Cell<u64>);
-
-impl<'a> InFlight<'a> {
-    fn new(c: &'a Cell<u64>) -> Self {
-        c.set(c.get() + 1);
-        InFlight(c)
-    }
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.0.set(self.0.get().saturating_sub(1));
-    }
-}
-
-/// Races `fut` against `deadline` with the connection's one lazily reset timer: the timer is
-/// only re-armed when it fires before this request's deadline, so a request costs no
-/// timer-wheel insertion.
-async fn with_deadline<F: Future<Output = Result<Head, Failure>>>(
-    fut: F,
-    deadline: Instant,
-    timer: &mut Pin<Box<Sleep>>,
-) -> Result<Head, Failure> {
-    tokio::pin!(fut);
-    loop {
-        tokio::select! {
-            biased;
-            r = &mut fut => return r,
-            _ = timer.as_mut() => {
-                if Instant::now() >= deadline {
-                    return Err(Failure { kind: ErrorKind::Timeout, nothing_received: false });
-                }
-                timer.as_mut().reset(deadline);
-            }
-        }
-    }
-}
-
 pub struct Client {
-    stream: Option<Stream>,
-    reused: bool,
-    bufs: Buffers,
-    wbuf: Vec<u8>,
-    path: Vec<u8>,
-    body: Vec<u8>,
-    has_body: bool,
-    hdrs: Vec<u8>,
-    vars: Vars,
-    timer: Pin<Box<Sleep>>,
-    backoff: Duration,
-    retry_at: Option<Instant>,
+    pub(super) stream: Option<Stream>,
+    pub(super) reused: bool,
+    pub(super) bufs: Buffers,
+    pub(super) wbuf: Vec<u8>,
+    pub(super) path: Vec<u8>,
+    pub(super) body: Vec<u8>,
+    pub(super) has_body: bool,
+    pub(super) hdrs: Vec<u8>,
+    pub(super) vars: Vars,
+    pub(super) timer: Pin<Box<Sleep>>,
+    pub(super) backoff: Duration,
+    pub(super) retry_at: Option<Instant>,
     /// Index of the target address this client tries first.
-    addr_at: usize,
+    pub(super) addr_at: usize,
     /// Requests go over the worker's HTTP/2 connections (`Local::h2`).
-    h2: bool,
+    pub(super) h2: bool,
     /// Connect and TLS handshake times (µs) of the connection opened since the last record:
     /// charged to the request that waited for it.
-    opened: Option<(u64, Option<u64>)>,
+    pub(super) opened: Option<(u64, Option<u64>)>,
     /// The path of the redirect the last response asked for (when it is to be followed).
-    redirect: Option<Vec<u8>>,
+    pub(super) redirect: Option<Vec<u8>>,
     /// `target.cookies`: (name, value) pairs, and their `Cookie` line.
-    jar: Vec<(String, String)>,
-    cookie: Vec<u8>,
+    pub(super) jar: Vec<(String, String)>,
+    pub(super) cookie: Vec<u8>,
 }
 
 impl Client {
@@ -127,137 +75,6 @@ impl Client {
 
     pub fn close(&mut self) {
         self.stream = None;
-    }
-
-    /// Opens a connection (TCP, then TLS for `https`), both within `connect_timeout`.
-    async fn open(&mut self, st: &Local) -> Result<Stream, ErrorKind> {
-        let shared = &*st.shared;
-        let t = shared.plan.target.connect_timeout;
-        let start = Instant::now();
-        let Some(tcp) = connect::connect(&shared.addrs, self.addr_at, t).await else {
-            // The next attempt starts at the next address.
-            self.addr_at = self.addr_at.wrapping_add(1);
-            return Err(ErrorKind::Connect);
-        };
-        let connected = Instant::now();
-        let connect_us = connected.saturating_duration_since(start).as_micros() as u64;
-        let stream = match &shared.tls {
-            None => {
-                self.opened = Some((connect_us, None));
-                Stream::Plain(tcp)
-            }
-            Some(target) => {
-                let left = t.saturating_sub(start.elapsed());
-                match tokio::time::timeout(left, tls::handshake(target, tcp)).await {
-                    Ok(Ok(s)) => {
-                        let tls_us = connected.elapsed().as_micros() as u64;
-                        self.opened = Some((connect_us, Some(tls_us)));
-                        s
-                    }
-                    Ok(Err(reason)) => {
-                        st.tls_failed(reason);
-                        return Err(ErrorKind::Tls);
-                    }
-                    Err(_) => {
-                        st.tls_failed("no handshake within connect_timeout".into());
-                        return Err(ErrorKind::Tls);
-                    }
-                }
-            }
-        };
-        Ok(stream)
-    }
-
-    /// Opens this client's HTTP/1.1 connection, or (HTTP/2) a pooled one of the worker.
-    async fn connect(&mut self, st: &Local) -> Result<(), ErrorKind> {
-        let stream = self.open(st).await?;
-        let shared = &*st.shared;
-        if shared.proto == Proto::H2 || (shared.proto == Proto::Auto && stream.is_h2()) {
-            self.h2 = true;
-            let conn = h2::handshake(stream).await.map_err(|f| f.kind)?;
-            st.h2.add(conn);
-            return Ok(());
-        }
-        self.stream = Some(stream);
-        self.reused = false;
-        Ok(())
-    }
-
-    /// Opens the connection ahead of the first arrival so its connect time is not charged to
-    /// the first request; a failure here is not a request and is not counted.
-    pub async fn preconnect(&mut self, st: &Local) {
-        if self.h2 && st.h2.pick(st.shared.plan.target.max_streams).is_some() {
-            return;
-        }
-        let _ = self.connect(st).await;
-        // Not a request's time: no request waited for it.
-        self.opened = None;
-    }
-
-    /// One exchange over HTTP/2: a pooled connection with a free stream, or a new one.
-    async fn exchange_h2(
-        &mut self,
-        st: &Local,
-        keep: usize,
-    ) -> Result<(Head, Instant, u64), (ErrorKind, Instant, u64)> {
-        let shared = &*st.shared;
-        let max = shared.plan.target.max_streams;
-        let conn = loop {
-            if let Some(c) = st.h2.pick(max) {
-                break c;
-            }
-            if st.h2.opening.get() {
-                // One connection opens at a time per worker; its streams may serve us.
-                st.h2.opened.notified().await;
-                continue;
-            }
-            if let Some(t) = self.retry_at.take() {
-                sleep_until(t).await;
-            }
-            let t0 = Instant::now();
-            st.h2.opening.set(true);
-            let opened = self.connect(st).await;
-            st.h2.opening.set(false);
-            st.h2.opened.notify_waiters();
-            let picked = opened.and_then(|()| st.h2.pick(max).ok_or(ErrorKind::Io));
-            match picked {
-                Ok(c) => {
-                    self.backoff = Duration::ZERO;
-                    break c;
-                }
-                Err(kind) => {
-                    self.backoff = (self.backoff * 2).clamp(BACKOFF_MIN, BACKOFF_MAX);
-                    self.retry_at = Some(Instant::now() + self.backoff);
-                    return Err((kind, t0, 0));
-                }
-            }
-        };
-        let sent = Instant::now();
-        let deadline = sent
-            .checked_add(shared.plan.target.request_timeout)
-            .unwrap_or_else(|| sent + Duration::from_secs(86_400 * 365));
-        conn.streams.set(conn.streams.get() + 1);
-        let scheme = if shared.tls.is_some() {
-            "https"
-        } else {
-            "http"
-        };
-        let r = with_deadline(
-            h2::exchange(&conn, &self.wbuf, scheme, &mut self.bufs, keep),
-            deadline,
-            &mut self.timer,
-        )
-        .await;
-        conn.streams.set(conn.streams.get().saturating_sub(1));
-        match r {
-            Ok(h) => Ok((h, sent, 1)),
-            Err(f) => {
-                if f.kind != ErrorKind::Timeout && f.kind != ErrorKind::InvalidRequest {
-                    st.h2.forget(&conn);
-                }
-                Err((f.kind, sent, 1))
-            }
-        }
     }
 
     /// Runs one arrival of operation `op`.
@@ -536,73 +353,6 @@ impl Client {
         }
     }
 
-    /// The same-origin path a redirect response points at (`/x`, or `scheme://host:port/x`
-    /// of the target itself); other locations are not followed.
-    fn location(&self, shared: &Shared, h: &Head) -> Option<Vec<u8>> {
-        let loc = http::header(&self.bufs.rbuf[..h.head_len], "location")?;
-        let loc = loc.trim_ascii();
-        if loc.starts_with(b"/") && !loc.starts_with(b"//") {
-            return Some(loc.to_vec());
-        }
-        let origin = shared.common.origin.as_bytes();
-        let origin = &origin[..origin.len() - shared.common.prefix.len()];
-        let rest = loc.strip_prefix(origin)?;
-        match rest.first() {
-            None => Some(b"/".to_vec()),
-            Some(b'/') => Some(rest.to_vec()),
-            Some(_) => None,
-        }
-    }
-
-    /// Takes the response's `Set-Cookie` values into the jar and rebuilds the `Cookie` line.
-    fn store_cookies(&mut self, h: &Head) {
-        let head = &self.bufs.rbuf[..h.head_len];
-        let mut slots = vec![httparse::EMPTY_HEADER; head.len() / 3 + 1];
-        let mut resp = httparse::Response::new(&mut slots);
-        if resp.parse(head).is_err() {
-            return;
-        }
-        let mut changed = false;
-        for hd in resp.headers.iter() {
-            if !hd.name.eq_ignore_ascii_case("set-cookie") {
-                continue;
-            }
-            let v = String::from_utf8_lossy(hd.value);
-            let mut parts = v.split(';');
-            let Some((name, value)) = parts.next().and_then(|p| p.split_once('=')) else {
-                continue;
-            };
-            let (name, value) = (name.trim(), value.trim());
-            if name.is_empty() || value.bytes().any(|b| b.is_ascii_control()) {
-                continue;
-            }
-            let expired = parts.any(|a| {
-                let a = a.trim().to_ascii_lowercase();
-                a == "max-age=0" || a.starts_with("max-age=-")
-            });
-            self.jar.retain(|(n, _)| n != name);
-            if !expired {
-                self.jar.push((name.to_string(), value.to_string()));
-            }
-            changed = true;
-        }
-        if changed {
-            self.cookie.clear();
-            if !self.jar.is_empty() {
-                self.cookie.extend_from_slice(b"Cookie: ");
-                for (i, (n, v)) in self.jar.iter().enumerate() {
-                    if i > 0 {
-                        self.cookie.extend_from_slice(b"; ");
-                    }
-                    self.cookie.extend_from_slice(n.as_bytes());
-                    self.cookie.push(b'=');
-                    self.cookie.extend_from_slice(v.as_bytes());
-                }
-                self.cookie.extend_from_slice(b"\r\n");
-            }
-        }
-    }
-
     /// Sends one request and records it; when `follow` and the response is a redirect to
     /// follow, its target is left in `self.redirect` and the checks are not run on it.
     #[allow(clippy::too_many_arguments)]
@@ -750,79 +500,6 @@ impl Client {
             });
         }
         head
-    }
-
-    /// Connects when needed and exchanges `wbuf`; returns the head, the actual send time and
-    /// how many times the request was written.
-    #[allow(clippy::type_complexity)]
-    async fn exchange(
-        &mut self,
-        st: &Local,
-        op: usize,
-        method: &str,
-        keep: usize,
-    ) -> Result<(Head, Instant, u64), (ErrorKind, Instant, u64)> {
-        let shared = &*st.shared;
-        if self.h2 {
-            return self.exchange_h2(st, keep).await;
-        }
-        let head_only = method == "HEAD";
-        let mut writes = 0u64;
-        loop {
-            if self.stream.is_none() {
-                if let Some(t) = self.retry_at.take() {
-                    sleep_until(t).await;
-                }
-                let t0 = Instant::now();
-                if let Err(kind) = self.connect(st).await {
-                    self.backoff = (self.backoff * 2).clamp(BACKOFF_MIN, BACKOFF_MAX);
-                    self.retry_at = Some(Instant::now() + self.backoff);
-                    return Err((kind, t0, writes));
-                }
-                self.backoff = Duration::ZERO;
-                if self.h2 {
-                    // `auto`: the server chose HTTP/2 for this connection.
-                    return self.exchange_h2(st, keep).await;
-                }
-            }
-            let Some(stream) = self.stream.as_mut() else {
-                return Err((ErrorKind::Io, Instant::now(), writes));
-            };
-            let sent = Instant::now();
-            // A timeout too large to add is no timeout at all.
-            let deadline = sent
-                .checked_add(shared.plan.target.request_timeout)
-                .unwrap_or_else(|| sent + Duration::from_secs(86_400 * 365));
-            writes += 1;
-            let r = with_deadline(
-                http::exchange(stream, &self.wbuf, &mut self.bufs, head_only, keep),
-                deadline,
-                &mut self.timer,
-            )
-            .await;
-            match r {
-                Ok(h) => {
-                    if h.close {
-                        self.stream = None;
-                    } else {
-                        self.reused = true;
-                    }
-                    return Ok((h, sent, writes));
-                }
-                Err(f) => {
-                    let was_reused = self.reused;
-                    self.stream = None;
-                    // A kept-alive connection the server closed while idle: nothing was
-                    // processed as far as we can tell, but only an idempotent request may be
-                    // sent again without the user asking.
-                    if f.nothing_received && was_reused && writes == 1 && idempotent(method) {
-                        st.rec.borrow_mut().retry(op);
-                        continue;
-                    }
-                    return Err((f.kind, sent, writes));
-                }
-            }
-        }
     }
 }
 

@@ -83,3 +83,19 @@ impl Local {
         self.shared.pick(draw)
     }
 }
+
+/// Counts a request in flight for as long as it lives (also when its task unwinds).
+pub(super) struct InFlight<'a>(&'a Cell<u64>);
+
+impl<'a> InFlight<'a> {
+    pub(super) fn new(c: &'a Cell<u64>) -> Self {
+        c.set(c.get() + 1);
+        InFlight(c)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.set(self.0.get().saturating_sub(1));
+    }
+}

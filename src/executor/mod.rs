@@ -22,11 +22,13 @@ use crate::recorder::{SpanRecord, WorkerRecorder};
 
 mod client;
 pub mod connect;
+mod follow;
 pub mod h2;
 pub mod http;
 mod local;
 pub mod request;
 pub mod tls;
+mod transport;
 mod worker;
 
 pub use connect::resolve;

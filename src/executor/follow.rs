@@ -1,0 +1,75 @@
+//! What a response asks of the next request: the same-origin target of a redirect to follow,
+//! and the cookies (`Set-Cookie`) the client's jar sends back.
+
+use super::Shared;
+use super::client::Client;
+use super::http::{self, Head};
+
+impl Client {
+    /// The same-origin path a redirect response points at (`/x`, or `scheme://host:port/x`
+    /// of the target itself); other locations are not followed.
+    pub(super) fn location(&self, shared: &Shared, h: &Head) -> Option<Vec<u8>> {
+        let loc = http::header(&self.bufs.rbuf[..h.head_len], "location")?;
+        let loc = loc.trim_ascii();
+        if loc.starts_with(b"/") && !loc.starts_with(b"//") {
+            return Some(loc.to_vec());
+        }
+        let origin = shared.common.origin.as_bytes();
+        let origin = &origin[..origin.len() - shared.common.prefix.len()];
+        let rest = loc.strip_prefix(origin)?;
+        match rest.first() {
+            None => Some(b"/".to_vec()),
+            Some(b'/') => Some(rest.to_vec()),
+            Some(_) => None,
+        }
+    }
+
+    /// Takes the response's `Set-Cookie` values into the jar and rebuilds the `Cookie` line.
+    pub(super) fn store_cookies(&mut self, h: &Head) {
+        let head = &self.bufs.rbuf[..h.head_len];
+        let mut slots = vec![httparse::EMPTY_HEADER; head.len() / 3 + 1];
+        let mut resp = httparse::Response::new(&mut slots);
+        if resp.parse(head).is_err() {
+            return;
+        }
+        let mut changed = false;
+        for hd in resp.headers.iter() {
+            if !hd.name.eq_ignore_ascii_case("set-cookie") {
+                continue;
+            }
+            let v = String::from_utf8_lossy(hd.value);
+            let mut parts = v.split(';');
+            let Some((name, value)) = parts.next().and_then(|p| p.split_once('=')) else {
+                continue;
+            };
+            let (name, value) = (name.trim(), value.trim());
+            if name.is_empty() || value.bytes().any(|b| b.is_ascii_control()) {
+                continue;
+            }
+            let expired = parts.any(|a| {
+                let a = a.trim().to_ascii_lowercase();
+                a == "max-age=0" || a.starts_with("max-age=-")
+            });
+            self.jar.retain(|(n, _)| n != name);
+            if !expired {
+                self.jar.push((name.to_string(), value.to_string()));
+            }
+            changed = true;
+        }
+        if changed {
+            self.cookie.clear();
+            if !self.jar.is_empty() {
+                self.cookie.extend_from_slice(b"Cookie: ");
+                for (i, (n, v)) in self.jar.iter().enumerate() {
+                    if i > 0 {
+                        self.cookie.extend_from_slice(b"; ");
+                    }
+                    self.cookie.extend_from_slice(n.as_bytes());
+                    self.cookie.push(b'=');
+                    self.cookie.extend_from_slice(v.as_bytes());
+                }
+                self.cookie.extend_from_slice(b"\r\n");
+            }
+        }
+    }
+}
