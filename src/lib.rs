@@ -10,6 +10,7 @@ pub mod recorder;
 pub mod report;
 pub mod scenario;
 pub mod scheduler;
+pub mod secrets;
 pub mod telemetry;
 pub mod verdict;
 pub mod verify;

@@ -73,6 +73,8 @@ fn put_hex8(w: &mut Vec<u8>, bytes: &[u8; 8]) {
 pub struct TraceIds {
     pub trace_id: [u8; 16],
     pub span_id: [u8; 8],
+    /// Drawn by `trace_sample_ratio`: export the generator's own client span (the
+    /// `traceparent` is marked sampled either way).
     pub sampled: bool,
 }
 
@@ -120,11 +122,9 @@ pub fn write_request(w: &mut Vec<u8>, common: &Common, p: &Parts<'_>) {
     put_hex(w, &p.ids.trace_id);
     w.push(b'-');
     put_hex8(w, &p.ids.span_id);
-    w.extend_from_slice(if p.ids.sampled {
-        b"-01\r\n"
-    } else {
-        b"-00\r\n"
-    });
+    // Always sampled (flags 01): downstream services record every trace the generator
+    // causes; `ids.sampled` only decides whether the generator exports its own client span.
+    w.extend_from_slice(b"-01\r\n");
     w.extend_from_slice(p.headers);
     if let Some(f) = p.fault {
         if let Some(d) = f.delay_ms {
@@ -347,6 +347,34 @@ mod tests {
             "{s}"
         );
         assert!(s.ends_with("Content-Length: 2\r\n\r\n{}"));
+    }
+
+    #[test]
+    fn every_request_is_marked_sampled() {
+        let base = BaseUrl {
+            scheme: "http".into(),
+            host: "h".into(),
+            port: 80,
+            prefix: String::new(),
+        };
+        let mut w = Vec::new();
+        let ids = TraceIds {
+            trace_id: [0xcd; 16],
+            span_id: [0x02; 8],
+            sampled: false,
+        };
+        let parts = Parts {
+            method: "GET",
+            path: b"/",
+            headers: b"",
+            body: None,
+            json: false,
+            ids,
+            fault: None,
+        };
+        write_request(&mut w, &Common::new(&base, &[], "r"), &parts);
+        let s = String::from_utf8(w).unwrap();
+        assert!(s.contains("-0202020202020202-01\r\n"), "{s}");
     }
 
     #[test]

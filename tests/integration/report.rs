@@ -170,6 +170,7 @@ impl Sim {
             slowest: self.slowest.clone(),
             failed: self.failed.clone(),
             faulted: vec![],
+            fault_injected: vec![],
             finished,
         }
     }
@@ -327,6 +328,8 @@ fn final_partial_second_and_fault_windows_are_reported() {
     sim.ops[0].counts.faults_error += 1;
     let mut s = sim.snapshot(Duration::from_millis(1500), true);
     s.active_faults = vec![0];
+    // Credited per window by the recorder when the request was recorded.
+    s.fault_injected = vec![1];
     tl.observe(&s);
     let r = Report::build(&plan, &s, tl, meta());
     // The load ended at 1.5 s: the second window never started; the first ends with the load.

@@ -80,6 +80,7 @@ pub(crate) fn snapshot(finished: bool) -> Snapshot {
         slowest: vec![],
         failed: vec![],
         faulted: vec![],
+        fault_injected: vec![],
         finished,
     }
 }
@@ -99,8 +100,8 @@ pub(crate) fn config(run_id: &str) -> Config {
             remote_write: None,
             trace_sample_ratio: 1.0,
         },
-        otlp_endpoint: None,
-        otlp_metrics: true,
+        otlp: Default::default(),
+        instance: "itest-host".into(),
     }
 }
 

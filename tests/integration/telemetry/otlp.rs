@@ -8,11 +8,19 @@ use std::time::{Duration, SystemTime};
 
 use trafficgen::recorder::{ErrorKind, SpanRecord};
 use trafficgen::telemetry::Telemetry;
+use trafficgen::telemetry::otlp_env::OtlpEnv;
 
 use super::{Proc, binary, config, free_port, report, snapshot};
 
-/// rotel on two ephemeral ports, logging what it receives to `dir/rotel.out`.
+/// rotel on two ephemeral ports, logging what it receives to `dir/rotel.out`: the process and
+/// its OTLP/HTTP base URL.
 pub(crate) async fn rotel(dir: &Path) -> (Proc, String) {
+    let (p, http, _grpc) = rotel_both(dir).await;
+    (p, http)
+}
+
+/// `rotel`, with its OTLP/HTTP base URL and its OTLP/gRPC endpoint.
+pub(crate) async fn rotel_both(dir: &Path) -> (Proc, String, String) {
     let bin = binary("ROTEL_BIN", "rotel-agent");
     let (grpc, http) = (free_port(), free_port());
     let out = std::fs::File::create(dir.join("rotel.out")).unwrap();
@@ -47,7 +55,7 @@ pub(crate) async fn rotel(dir: &Path) -> (Proc, String) {
             .send()
             .await;
         if matches!(r, Ok(ref r) if r.status().is_success()) {
-            return (p, base);
+            return (p, base, format!("http://127.0.0.1:{grpc}"));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -111,14 +119,35 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// The OTLP destinations the standard variables would give (`protocol` = the value of
+/// `OTEL_EXPORTER_OTLP_PROTOCOL`), without touching this process's environment.
+pub(crate) fn otlp_env(protocol: &str, endpoint: &str) -> OtlpEnv {
+    OtlpEnv::from_lookup(|k| match k {
+        "OTEL_EXPORTER_OTLP_ENDPOINT" => Some(endpoint.to_string()),
+        "OTEL_EXPORTER_OTLP_PROTOCOL" => Some(protocol.to_string()),
+        _ => None,
+    })
+    .unwrap()
+}
+
 #[tokio::test]
-async fn client_spans_and_metrics_reach_a_real_otlp_receiver() {
+async fn client_spans_and_metrics_reach_a_real_otlp_receiver_over_http() {
+    spans_and_metrics_reach_rotel("http/protobuf").await;
+}
+
+#[tokio::test]
+async fn client_spans_and_metrics_reach_a_real_otlp_receiver_over_grpc() {
+    spans_and_metrics_reach_rotel("grpc").await;
+}
+
+async fn spans_and_metrics_reach_rotel(protocol: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let (_rotel, endpoint) = rotel(dir.path()).await;
+    let (_rotel, http, grpc) = rotel_both(dir.path()).await;
+    let endpoint = if protocol == "grpc" { grpc } else { http };
 
     let mut cfg = config("otlp-1");
     cfg.outputs.trace_sample_ratio = 0.25;
-    cfg.otlp_endpoint = Some(endpoint);
+    cfg.otlp = otlp_env(protocol, &endpoint);
     let mut t = Telemetry::start_with(cfg).await.unwrap();
     assert_eq!(t.sample_ratio(), 0.25);
     let tx = t
@@ -153,8 +182,15 @@ async fn client_spans_and_metrics_reach_a_real_otlp_receiver() {
             "span id of {id}:\n{block}"
         );
         assert!(
-            block.contains(&format!("{} {}", r.method, r.op)),
-            "name of {id}:\n{block}"
+            block.lines().any(|l| {
+                l.trim_start().starts_with("Name")
+                    && l.trim_end().ends_with(&format!(": {}", r.method))
+            }),
+            "name of {id} (semantic conventions: the method alone):\n{block}"
+        );
+        assert!(
+            block.contains("server.address") && block.contains("server.port"),
+            "{block}"
         );
         assert!(block.contains("SPAN_KIND_CLIENT"), "kind of {id}:\n{block}");
         assert!(
