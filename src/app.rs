@@ -116,12 +116,18 @@ async fn verify_cmd(
         writeln!(
             out,
             "{} {}: {}",
-            if a.passed { "PASS" } else { "FAIL" },
+            if a.passed {
+                "PASS"
+            } else if a.skipped {
+                "SKIP"
+            } else {
+                "FAIL"
+            },
             a.name,
             a.message
         )?;
     }
-    Ok(if results.iter().all(|a| a.passed) {
+    Ok(if results.iter().all(|a| !a.failed()) {
         Outcome::Passed
     } else {
         Outcome::AssertionFailed
@@ -383,7 +389,8 @@ async fn load(
     timeline.observe(&last);
     let _ = live.observe(&last);
     telemetry.observe(&last);
-    for m in server_faults.stop().await {
+    let (messages, target_faults) = server_faults.stop_and_measure().await;
+    for m in messages {
         eprintln!("trafficgen: faults: {m}");
     }
     let meta = RunMeta {
@@ -395,6 +402,13 @@ async fn load(
         target_url: base_url.to_string(),
     };
     let mut report = Report::build(plan, &last, timeline, meta);
+    let header = last.totals();
+    report.target_faults = target_faults.map(|m| {
+        m.with_header(crate::faults::ByKind {
+            latency: header.faults_latency,
+            error: header.faults_error,
+        })
+    });
     report.thresholds = verdict::evaluate(plan, &report, &live);
     // Threshold state goes to /metrics before verify queries Prometheus, so an assertion on
     // `trafficgen_threshold_failing` sees this run's verdict.
@@ -403,7 +417,7 @@ async fn load(
         report.verify = verify::run(v, &report).await;
     }
     let thresholds_ok = report.thresholds.iter().all(|t| t.passed);
-    let verify_ok = report.verify.iter().all(|a| a.passed);
+    let verify_ok = report.verify.iter().all(|a| !a.failed());
     report.passed = thresholds_ok && verify_ok;
     if let Some(p) = &plan.output.report
         && let Err(e) = report.write(p)

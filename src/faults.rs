@@ -6,7 +6,14 @@
 //! `ServerFaults` is a control-plane task: one `POST /admin/faults` per rule at the window's
 //! start, with `duration_s` = the window's length so the rule expires on the server even if
 //! this process dies; `stop` deletes what is still there.
+//!
+//! Ground truth of server-side faults: when the plan has fault windows, the target's own
+//! `tp2devops_faults_injected_total` is read from its `/metrics` before the load (kept only if
+//! the answer arrived before the first request could leave) and after it (every response
+//! received); the difference, minus the generator's exact header faults, is what the
+//! server-side rules injected.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -275,6 +282,145 @@ struct Shared {
     /// Rule ids the server returned, in the order they were set.
     ids: Vec<String>,
     errors: Vec<String>,
+    /// The target's fault counter before the load (None: not read in time, or no counter).
+    before: Option<Counter>,
+}
+
+/// `tp2devops_faults_injected_total` by (route, kind).
+pub type Counter = BTreeMap<(String, String), f64>;
+
+/// Reads `tp2devops_faults_injected_total{route,kind}` from a Prometheus text exposition.
+/// `None` when the family is not there at all (not a todo-api, or an older one).
+pub fn parse_fault_counter(text: &str) -> Option<Counter> {
+    let mut out = Counter::new();
+    let mut family = false;
+    for line in text.lines() {
+        if line.starts_with("# TYPE tp2devops_faults_injected ")
+            || line.starts_with("# TYPE tp2devops_faults_injected_total ")
+        {
+            family = true;
+            continue;
+        }
+        let Some(rest) = line.strip_prefix("tp2devops_faults_injected_total") else {
+            continue;
+        };
+        family = true;
+        let (labels, value) = match rest.strip_prefix('{') {
+            Some(r) => match r.split_once("} ") {
+                Some(x) => x,
+                None => continue,
+            },
+            None => ("", rest.trim_start()),
+        };
+        let label = |k: &str| {
+            labels.split(',').find_map(|kv| {
+                let (n, v) = kv.trim().split_once('=')?;
+                (n == k).then(|| v.trim_matches('"').to_string())
+            })
+        };
+        let Some(v) = value
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<f64>().ok())
+        else {
+            continue;
+        };
+        *out.entry((
+            label("route").unwrap_or_default(),
+            label("kind").unwrap_or_default(),
+        ))
+        .or_insert(0.0) += v;
+    }
+    family.then_some(out)
+}
+
+async fn scrape_counter(client: &reqwest::Client, base: &str) -> Result<Option<Counter>, String> {
+    let url = format!("{base}/metrics");
+    let resp = client
+        .get(&url)
+        .header(reqwest::header::ACCEPT, "text/plain")
+        .send()
+        .await
+        .map_err(|e| format!("GET {url}: {}", e.without_url()))?;
+    if !resp.status().is_success() {
+        return Err(format!("GET {url}: HTTP {}", resp.status().as_u16()));
+    }
+    let text = resp
+        .text()
+        .await
+        .map_err(|e| format!("GET {url}: {}", e.without_url()))?;
+    Ok(parse_fault_counter(&text))
+}
+
+/// The target's fault counter over the run, next to the generator's header faults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Measured {
+    /// After − before per (route, kind), absent before = 0; routes whose count moved.
+    pub counted: Vec<(String, String, u64)>,
+}
+
+/// Faults by kind.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+pub struct ByKind {
+    pub latency: u64,
+    pub error: u64,
+}
+
+/// One route's count in the target's fault counter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema)]
+pub struct RouteFaults {
+    pub route: String,
+    /// "latency" | "error"
+    pub kind: String,
+    pub injected: u64,
+}
+
+/// What the target itself counted (`tp2devops_faults_injected_total`, value after the load
+/// minus value before it), split into the generator's header faults (exact, its own count)
+/// and the rest: what server-side rules injected (into this run's and any other traffic).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, schemars::JsonSchema)]
+pub struct TargetFaults {
+    /// Per route and kind, routes whose count moved.
+    pub routes: Vec<RouteFaults>,
+    /// Everything the target counted, by kind.
+    pub counted: ByKind,
+    /// The generator's header faults (its ground truth), by kind.
+    pub header: ByKind,
+    /// `counted − header`: injected by server-side rules.
+    pub server: ByKind,
+}
+
+impl Measured {
+    /// With the generator's header faults of the run.
+    pub fn with_header(&self, header: ByKind) -> TargetFaults {
+        let mut counted = ByKind::default();
+        for (_, kind, n) in &self.counted {
+            match kind.as_str() {
+                "latency" => counted.latency += n,
+                "error" => counted.error += n,
+                _ => {}
+            }
+        }
+        TargetFaults {
+            routes: self
+                .counted
+                .iter()
+                .map(|(route, kind, n)| RouteFaults {
+                    route: route.clone(),
+                    kind: kind.clone(),
+                    injected: *n,
+                })
+                .collect(),
+            counted,
+            header,
+            server: ByKind {
+                latency: counted.latency.saturating_sub(header.latency),
+                error: counted.error.saturating_sub(header.error),
+            },
+        }
+    }
 }
 
 /// Server-side fault windows: sets each rule through `POST {base}/admin/faults` at its start
@@ -305,10 +451,27 @@ impl ServerFaults {
             .unwrap_or_default();
         let shared = Arc::new(Mutex::new(Shared::default()));
         let rules = server_rules(plan);
-        let task = (!rules.is_empty()).then(|| {
+        let measure = !plan.faults.is_empty();
+        let task = (measure || !rules.is_empty()).then(|| {
             let (client, base, token, shared) =
                 (client.clone(), base.clone(), token.clone(), shared.clone());
             tokio::spawn(async move {
+                if measure {
+                    let read = scrape_counter(&client, &base).await;
+                    // Only an answer complete before the first request can leave is a
+                    // "before" value; a later one may already count this run's faults.
+                    let in_time = tokio::time::Instant::now() < start;
+                    let mut s = shared.lock().unwrap_or_else(|p| p.into_inner());
+                    match (read, in_time) {
+                        (Ok(c), true) => s.before = c,
+                        (Ok(_), false) => s.errors.push(
+                            "the target's fault counter was read too late to be a before-run \
+                             value: server-side faults are not measured"
+                                .to_string(),
+                        ),
+                        (Err(_), _) => {}
+                    }
+                }
                 for (offset, window, body) in rules {
                     tokio::time::sleep_until(start + offset).await;
                     let result = post_rule(&client, &base, token.as_deref(), &body).await;
@@ -339,7 +502,31 @@ impl ServerFaults {
     }
 
     /// Cancels pending windows and deletes the rules this run set. Errors are returned as text.
-    pub async fn stop(mut self) -> Vec<String> {
+    pub async fn stop(self) -> Vec<String> {
+        self.stop_and_measure().await.0
+    }
+
+    /// `stop`, and the target's fault counter over the run (after − before) when it could be
+    /// read both before the load and now (call it once every response has arrived).
+    pub async fn stop_and_measure(mut self) -> (Vec<String>, Option<Measured>) {
+        let before = self
+            .shared
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .before
+            .take();
+        let measured = match before {
+            Some(before) => match scrape_counter(&self.client, &self.base).await {
+                Ok(Some(after)) => Some(measured(&before, &after)),
+                _ => None,
+            },
+            None => None,
+        };
+        let errors = self.delete_rules().await;
+        (errors, measured)
+    }
+
+    async fn delete_rules(&mut self) -> Vec<String> {
         if let Some(task) = self.task.take() {
             task.abort();
             let _ = task.await;
@@ -412,6 +599,22 @@ async fn post_rule(
                 .or_else(|| id.as_u64().map(|n| n.to_string()))
         })
         .ok_or_else(|| format!("POST {url}: answer has no \"id\""))
+}
+
+fn measured(before: &Counter, after: &Counter) -> Measured {
+    let counted = after
+        .iter()
+        .filter_map(|((route, kind), a)| {
+            let b = before
+                .get(&(route.clone(), kind.clone()))
+                .copied()
+                .unwrap_or(0.0);
+            // A counter that went down means the target restarted: its count is all there is.
+            let n = if a >= &b { a - b } else { *a };
+            (n > 0.0).then(|| (route.clone(), kind.clone(), n.round() as u64))
+        })
+        .collect();
+    Measured { counted }
 }
 
 #[cfg(test)]

@@ -130,6 +130,10 @@ pub struct Assertion {
 pub enum AssertionKind {
     /// Instant PromQL query evaluated at the end of the run plus `verify::EVAL_DELAY`.
     Promql { query: String, expect: Expect },
+    /// The exact change of a PromQL value over the run: evaluated at the end of the run plus
+    /// `verify::EVAL_DELAY` minus evaluated just before the start (`verify::BEFORE_START`);
+    /// an empty result counts as 0 on either side.
+    PromqlDelta { query: String, expect: Expect },
     /// LogQL query over the run's time range.
     Logql { query: String, expect: Expect },
     /// TraceQL search over the run's time range.

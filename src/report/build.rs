@@ -224,6 +224,7 @@ impl Report {
             ops,
             timeline: timeline.points,
             faults,
+            target_faults: None,
             slowest: last.slowest.clone(),
             failed: last.failed.clone(),
             faulted: last.faulted.clone(),
@@ -256,7 +257,7 @@ impl Report {
     /// `passed` = every threshold and every assertion passed.
     pub fn recompute_passed(&mut self) {
         self.passed =
-            self.thresholds.iter().all(|t| t.passed) && self.verify.iter().all(|a| a.passed);
+            self.thresholds.iter().all(|t| t.passed) && self.verify.iter().all(|a| !a.failed());
     }
 
     /// Any threshold failed (exit 99).

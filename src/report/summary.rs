@@ -168,6 +168,18 @@ impl Report {
                 );
             }
         }
+        if let Some(t) = &self.target_faults {
+            let _ = writeln!(
+                out,
+                "  target counted {} latency / {} error faults: {} / {} by header, {} / {} server-side",
+                t.counted.latency,
+                t.counted.error,
+                t.header.latency,
+                t.header.error,
+                t.server.latency,
+                t.server.error
+            );
+        }
         if !self.thresholds.is_empty() {
             out.push_str("\nthresholds:\n");
             for t in &self.thresholds {
@@ -197,6 +209,10 @@ impl Report {
         if !self.verify.is_empty() {
             out.push_str("\nassertions:\n");
             for a in &self.verify {
+                if a.skipped {
+                    let _ = writeln!(out, "  – {}  skipped: {}", a.name, a.message);
+                    continue;
+                }
                 let mark = if a.passed { '✓' } else { '✗' };
                 let observed = a.observed.map_or("-".to_string(), |v| format!("{v}"));
                 let expected = a.expected.as_deref().unwrap_or("-");
@@ -215,13 +231,19 @@ impl Report {
         trace_lines(&mut out, "failed requests", &self.failed, self);
         trace_lines(&mut out, "faulted requests", &self.faulted, self);
         let failed_t = self.thresholds.iter().filter(|t| !t.passed).count();
-        let failed_a = self.verify.iter().filter(|a| !a.passed).count();
+        let failed_a = self.verify.iter().filter(|a| a.failed()).count();
+        let skipped = self.verify.iter().filter(|a| a.skipped).count();
+        let skipped = if skipped > 0 {
+            format!(" ({skipped} assertion(s) skipped, not checked)")
+        } else {
+            String::new()
+        };
         if self.passed {
-            out.push_str("\nPASSED\n");
+            let _ = writeln!(out, "\nPASSED{skipped}");
         } else {
             let _ = writeln!(
                 out,
-                "\nFAILED: {failed_t} threshold(s), {failed_a} assertion(s) failed"
+                "\nFAILED: {failed_t} threshold(s), {failed_a} assertion(s) failed{skipped}"
             );
         }
         out

@@ -212,7 +212,7 @@ impl Telemetry {
             assertions: report
                 .verify
                 .iter()
-                .map(|a| (a.name.clone(), !a.passed))
+                .map(|a| (a.name.clone(), a.failed()))
                 .collect(),
             finished: true,
         };

@@ -6,6 +6,14 @@
 //! The engine stores the results in the report and exits 100 when one failed;
 //! `trafficgen verify REPORT --scenario S` calls the same `run` with the saved report.
 //!
+//! Real stacks: each backend's URL can be overridden and given headers from the environment
+//! (`TRAFFICGEN_<BACKEND>_URL`, `TRAFFICGEN_<BACKEND>_HEADERS`, backends `PROMETHEUS`, `LOKI`,
+//! `TEMPO`), and `TRAFFICGEN_VERIFY_BACKENDS=prometheus,…` runs only the assertions of those
+//! backends: the others are reported as skipped (not passed) and counted apart in the verdict.
+//! A backend that refuses the connection or whose name does not resolve fails its assertions
+//! at once with the cause; only answers that may still change (no data yet, 5xx, timeouts) are
+//! polled until the deadline.
+//!
 //! Times: instant queries are evaluated at the end of the run + `EVAL_DELAY` and range queries
 //! end there: late enough for the last scrape after the load (the generator's `/metrics` linger,
 //! scrape intervals up to a minute), fixed so that re-verifying a report later asks about the
@@ -26,18 +34,112 @@ use crate::report::{AssertionResult, Report};
 
 pub mod clients;
 
-use clients::{Answer, Clients};
+use clients::{Answer, Backend, Clients};
+
+/// Which backends `verify` checks, and URL overrides, from the environment.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Selection {
+    /// `None` = every backend; else only these (`TRAFFICGEN_VERIFY_BACKENDS`).
+    pub only: Option<Vec<Backend>>,
+    /// `TRAFFICGEN_PROMETHEUS_URL`, `_LOKI_URL`, `_TEMPO_URL` (same order as `Backend`).
+    pub urls: [Option<String>; 3],
+}
+
+/// The variable that selects backends.
+pub const BACKENDS_VAR: &str = "TRAFFICGEN_VERIFY_BACKENDS";
+
+impl Selection {
+    pub fn from_lookup(lookup: &impl Fn(&str) -> Option<String>) -> Result<Selection, String> {
+        let mut sel = Selection::default();
+        if let Some(list) = lookup(BACKENDS_VAR).filter(|l| !l.trim().is_empty()) {
+            let mut only = Vec::new();
+            for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+                let b = Backend::ALL
+                    .into_iter()
+                    .find(|b| b.as_str().eq_ignore_ascii_case(name))
+                    .ok_or_else(|| {
+                        format!(
+                            "{BACKENDS_VAR}: unknown backend {name:?} (prometheus, loki, tempo)"
+                        )
+                    })?;
+                only.push(b);
+            }
+            sel.only = Some(only);
+        }
+        for b in Backend::ALL {
+            sel.urls[b as usize] = lookup(b.url_var())
+                .map(|u| u.trim().to_string())
+                .filter(|u| !u.is_empty());
+        }
+        Ok(sel)
+    }
+
+    fn selected(&self, b: Backend) -> bool {
+        self.only.as_ref().is_none_or(|o| o.contains(&b))
+    }
+
+    fn apply(&self, v: &Verify) -> Verify {
+        let mut v = v.clone();
+        let [p, l, t] = &self.urls;
+        if p.is_some() {
+            v.prometheus_url = p.clone();
+        }
+        if l.is_some() {
+            v.loki_url = l.clone();
+        }
+        if t.is_some() {
+            v.tempo_url = t.clone();
+        }
+        v
+    }
+}
+
+/// The backend an assertion queries.
+pub fn backend_of(kind: &AssertionKind) -> Backend {
+    match kind {
+        AssertionKind::Promql { .. } | AssertionKind::PromqlDelta { .. } => Backend::Prometheus,
+        AssertionKind::Logql { .. } => Backend::Loki,
+        AssertionKind::Traceql { .. } | AssertionKind::Traces { .. } => Backend::Tempo,
+    }
+}
 
 /// Instant queries are evaluated this long after the end of the run (see the module doc).
 pub const EVAL_DELAY: Duration = Duration::from_secs(60);
 
-/// Runs every assertion, polling each until it passes or `verify.deadline` passes.
+/// `promql_delta` takes its "before" value this long before the run's start: a scrape
+/// stamped then cannot have seen a request of this run (scrapes are stamped when they start,
+/// and the first request leaves after `started_at`).
+pub const BEFORE_START: Duration = Duration::from_secs(1);
+
+/// Runs every selected assertion, polling each until it passes or `verify.deadline` passes;
+/// headers, URL overrides and the backend selection come from the environment.
 pub async fn run(verify: &Verify, report: &Report) -> Vec<AssertionResult> {
-    run_with(verify, report, &Clients::default()).await
+    let lookup = |k: &str| std::env::var(k).ok();
+    let setup =
+        Clients::from_lookup(lookup).and_then(|c| Selection::from_lookup(&lookup).map(|s| (c, s)));
+    match setup {
+        Ok((clients, selection)) => run_selected(verify, report, &clients, &selection).await,
+        Err(e) => verify
+            .assertions
+            .iter()
+            .map(|a| failed(a, String::new(), 0, e.clone()))
+            .collect(),
+    }
 }
 
-/// `run` with a given client (tests).
+/// `run` with a given client and every backend (tests).
 pub async fn run_with(verify: &Verify, report: &Report, clients: &Clients) -> Vec<AssertionResult> {
+    run_selected(verify, report, clients, &Selection::default()).await
+}
+
+/// `run` with a given client and selection.
+pub async fn run_selected(
+    verify: &Verify,
+    report: &Report,
+    clients: &Clients,
+    selection: &Selection,
+) -> Vec<AssertionResult> {
+    let verify = &selection.apply(verify);
     let ctx = match RunContext::from_report(report) {
         Ok(c) => c,
         Err(e) => {
@@ -60,6 +162,21 @@ pub async fn run_with(verify: &Verify, report: &Report, clients: &Clients) -> Ve
     let deadline = tokio::time::Instant::now() + verify.deadline;
     let mut results: Vec<Option<AssertionResult>> = vec![None; verify.assertions.len()];
     let mut done = vec![false; verify.assertions.len()];
+    for (i, a) in verify.assertions.iter().enumerate() {
+        let b = backend_of(&a.kind);
+        if !selection.selected(b) {
+            done[i] = true;
+            results[i] = Some(AssertionResult {
+                skipped: true,
+                ..failed(
+                    a,
+                    String::new(),
+                    0,
+                    format!("{} is not in {BACKENDS_VAR}", b.as_str()),
+                )
+            });
+        }
+    }
     loop {
         for (i, a) in verify.assertions.iter().enumerate() {
             if done[i] {
@@ -76,6 +193,7 @@ pub async fn run_with(verify: &Verify, report: &Report, clients: &Clients) -> Ve
                 expected: outcome.expected,
                 attempts,
                 message: outcome.message,
+                skipped: false,
             });
         }
         let now = tokio::time::Instant::now();
@@ -95,6 +213,9 @@ pub async fn run_with(verify: &Verify, report: &Report, clients: &Clients) -> Ve
         .into_iter()
         .map(|r| {
             let mut r = r.expect("every assertion had at least one attempt");
+            if r.skipped {
+                return r;
+            }
             let tries = if r.attempts == 1 {
                 "1 attempt".to_string()
             } else {
@@ -123,6 +244,7 @@ fn failed(a: &Assertion, query: String, attempts: u32, message: String) -> Asser
         expected: None,
         attempts,
         message,
+        skipped: false,
     }
 }
 
@@ -167,8 +289,8 @@ impl RunContext {
     }
 
     /// Replaces `${run_id}`, `${scenario}`, `${range}` (start of the run → evaluation time,
-    /// whole seconds rounded up, e.g. `153s` for a 93 s run: `increase(x[${range}])` evaluated
-    /// at the end + `EVAL_DELAY` covers the whole run),
+    /// i.e. the run's length + `EVAL_DELAY`, whole seconds rounded up, e.g. `153s` for a 93 s
+    /// run: `increase(x[${range}])` evaluated at the end + `EVAL_DELAY` covers the whole run),
     /// `${start}`/`${end}` (RFC 3339), `${start_unix}`/`${end_unix}` and
     /// `${fault_N_start}`/`${fault_N_end}` (unix seconds of window N, for PromQL's `@`).
     /// Unknown `${…}` stay as they are.
@@ -432,7 +554,7 @@ async fn attempt(
 ) -> Outcome {
     let eval = ctx.eval_time();
     let (query, url, kind) = match &a.kind {
-        AssertionKind::Promql { query, .. } => (
+        AssertionKind::Promql { query, .. } | AssertionKind::PromqlDelta { query, .. } => (
             ctx.substitute(query),
             &verify.prometheus_url,
             "prometheus_url",
@@ -479,6 +601,20 @@ async fn attempt(
                 .promql(url, &query, eval.unix_timestamp_nanos() as f64 / 1e9)
                 .await
         }
+        AssertionKind::PromqlDelta { .. } => {
+            let before = (ctx.started - BEFORE_START).unix_timestamp_nanos() as f64 / 1e9;
+            let after = eval.unix_timestamp_nanos() as f64 / 1e9;
+            match clients.promql(url, &query, before).await {
+                Err(e) => Err(e),
+                Ok(b) => clients.promql(url, &query, after).await.map(|a| {
+                    // Absent = 0 on both sides: a counter born during the run started at 0.
+                    clients::Answer {
+                        value: Some(a.value.unwrap_or(0.0) - b.value.unwrap_or(0.0)),
+                        items: a.items,
+                    }
+                }),
+            }
+        }
         AssertionKind::Logql { .. } => {
             clients
                 .logql(
@@ -502,6 +638,7 @@ async fn attempt(
         AssertionKind::Traces { .. } => unreachable!("handled above"),
     };
     let (AssertionKind::Promql { expect, .. }
+    | AssertionKind::PromqlDelta { expect, .. }
     | AssertionKind::Logql { expect, .. }
     | AssertionKind::Traceql { expect, .. }) = &a.kind
     else {
@@ -509,8 +646,8 @@ async fn attempt(
     };
     match answer {
         Err(e) => {
-            // 400 = the backend rejected the query (syntax): asking again cannot help.
-            let final_ = matches!(e, clients::QueryError::Status { status: 400, .. });
+            // A rejected query (400) or a backend nobody answers for: asking again cannot help.
+            let final_ = e.is_final();
             Outcome {
                 passed: false,
                 final_,
@@ -567,8 +704,15 @@ async fn traces(
     }
     let mut good = 0usize;
     let mut problems = Vec::new();
+    let mut final_ = false;
     for r in &refs {
         match clients.trace(url, &r.trace_id).await {
+            Err(e) if e.is_final() => {
+                // Nobody answers: the other ids would fail the same way.
+                problems.push(e.to_string());
+                final_ = true;
+                break;
+            }
             Err(e) => problems.push(format!("{}: {e}", r.trace_id)),
             Ok(spans) => match (want, clients::slowest_span(&spans)) {
                 (None, _) => good += 1,
@@ -598,7 +742,7 @@ async fn traces(
     };
     Outcome {
         passed: problems.is_empty(),
-        final_: false,
+        final_,
         query,
         observed: Some(good as f64),
         expected: Some(expected),

@@ -341,6 +341,12 @@ fn assertion(
 ) -> Option<Assertion> {
     let queries = [
         ("promql", &a.promql, &v.prometheus_url, "prometheus_url"),
+        (
+            "promql_delta",
+            &a.promql_delta,
+            &v.prometheus_url,
+            "prometheus_url",
+        ),
         ("logql", &a.logql, &v.loki_url, "loki_url"),
         ("traceql", &a.traceql, &v.tempo_url, "tempo_url"),
     ];
@@ -349,7 +355,7 @@ fn assertion(
         errs.at(
             a,
             field,
-            "give exactly one of `promql`, `logql`, `traceql` or `traces`",
+            "give exactly one of `promql`, `promql_delta`, `logql`, `traceql` or `traces`",
         );
         return None;
     }
@@ -463,6 +469,10 @@ fn assertion(
         (q.value.clone(), |query, expect| AssertionKind::Promql {
             query,
             expect,
+        })
+    } else if let Some(q) = &a.promql_delta {
+        (q.value.clone(), |query, expect| {
+            AssertionKind::PromqlDelta { query, expect }
         })
     } else if let Some(q) = &a.logql {
         (q.value.clone(), |query, expect| AssertionKind::Logql {
