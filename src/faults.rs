@@ -451,7 +451,9 @@ impl ServerFaults {
             .unwrap_or_default();
         let shared = Arc::new(Mutex::new(Shared::default()));
         let rules = server_rules(plan);
-        let measure = !plan.faults.is_empty();
+        // Only with time to read it before the first request (the run loop starts the load a
+        // little after spawning this).
+        let measure = !plan.faults.is_empty() && start > tokio::time::Instant::now();
         let task = (measure || !rules.is_empty()).then(|| {
             let (client, base, token, shared) =
                 (client.clone(), base.clone(), token.clone(), shared.clone());
