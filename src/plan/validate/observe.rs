@@ -130,6 +130,19 @@ pub(super) fn faults(
                     }
                     _ => {}
                 }
+                if let Some(sp) = &w.span
+                    && !crate::faults::TODO_SPANS.contains(&sp.value.as_str())
+                {
+                    errs.at(
+                        sp,
+                        format!("{field}.span"),
+                        crate::scenario::suggest::unknown_message(
+                            "span",
+                            &sp.value,
+                            &crate::faults::TODO_SPANS,
+                        ),
+                    );
+                }
                 FaultKind::Latency {
                     delay: w.delay.as_ref().map_or(Duration::ZERO, |d| d.value.0),
                     jitter: w.jitter.as_ref().map_or(Duration::ZERO, |d| d.value.0),
