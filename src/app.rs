@@ -314,6 +314,8 @@ async fn load(
         .ok_or_else(|| anyhow!("{}: no address", base.host))?;
     let mut telemetry = Telemetry::start(plan, run_id).await?;
     let common = Common::new(base, &plan.target.headers, run_id);
+    // The target's fault counter before any request: server-side faults are its change.
+    let fault_counter = crate::faults::read_counter(plan, base_url).await;
     let start = Instant::now() + Duration::from_millis(20);
     let shared = Arc::new(Shared::new(
         plan.clone(),
@@ -325,7 +327,8 @@ async fn load(
         workers,
         start,
     ));
-    let server_faults = ServerFaults::spawn(plan, base_url.to_string(), token, start);
+    let mut server_faults = ServerFaults::spawn(plan, base_url.to_string(), token, start);
+    server_faults.set_before(fault_counter);
     let (ctl, ctl_rx) = watch::channel(Control::Run);
     let (dtx, mut drx) = mpsc::unbounded_channel();
     let ws = executor::start(shared, dtx, ctl_rx).context("starting workers")?;

@@ -8,9 +8,8 @@
 //! this process dies; `stop` deletes what is still there.
 //!
 //! Ground truth of server-side faults: when the plan has fault windows, the target's own
-//! `tp2devops_faults_injected_total` is read from its `/metrics` before the load (kept only if
-//! the answer arrived before the first request could leave) and after it (every response
-//! received); the difference, minus the generator's exact header faults, is what the
+//! `tp2devops_faults_injected_total` is read from its `/metrics` before the load (`read_counter`,
+//! awaited before the first request is scheduled) and after it (every response received); the difference, minus the generator's exact header faults, is what the
 //! server-side rules injected.
 
 use std::collections::BTreeMap;
@@ -348,6 +347,22 @@ pub fn parse_fault_counter(text: &str) -> Option<Counter> {
     family.then_some(out)
 }
 
+/// The target's fault counter now, when the plan has fault windows (call it before the load
+/// starts); `None` when there are none, or the target has no such counter.
+pub async fn read_counter(plan: &Plan, base_url: &str) -> Option<Counter> {
+    if plan.faults.is_empty() {
+        return None;
+    }
+    let client = reqwest::Client::builder()
+        .timeout(API_TIMEOUT)
+        .build()
+        .ok()?;
+    scrape_counter(&client, base_url.trim_end_matches('/'))
+        .await
+        .ok()
+        .flatten()
+}
+
 async fn scrape_counter(client: &reqwest::Client, base: &str) -> Result<Option<Counter>, String> {
     let url = format!("{base}/metrics");
     let resp = client
@@ -465,29 +480,10 @@ impl ServerFaults {
             .unwrap_or_default();
         let shared = Arc::new(Mutex::new(Shared::default()));
         let rules = server_rules(plan);
-        // Only with time to read it before the first request (the run loop starts the load a
-        // little after spawning this).
-        let measure = !plan.faults.is_empty() && start > tokio::time::Instant::now();
-        let task = (measure || !rules.is_empty()).then(|| {
+        let task = (!rules.is_empty()).then(|| {
             let (client, base, token, shared) =
                 (client.clone(), base.clone(), token.clone(), shared.clone());
             tokio::spawn(async move {
-                if measure {
-                    let read = scrape_counter(&client, &base).await;
-                    // Only an answer complete before the first request can leave is a
-                    // "before" value; a later one may already count this run's faults.
-                    let in_time = tokio::time::Instant::now() < start;
-                    let mut s = shared.lock().unwrap_or_else(|p| p.into_inner());
-                    match (read, in_time) {
-                        (Ok(c), true) => s.before = c,
-                        (Ok(_), false) => s.errors.push(
-                            "the target's fault counter was read too late to be a before-run \
-                             value: server-side faults are not measured"
-                                .to_string(),
-                        ),
-                        (Err(_), _) => {}
-                    }
-                }
                 for (offset, window, body) in rules {
                     tokio::time::sleep_until(start + offset).await;
                     let result = post_rule(&client, &base, token.as_deref(), &body).await;
@@ -506,6 +502,12 @@ impl ServerFaults {
             base,
             token,
         }
+    }
+
+    /// The target's fault counter before the load, read by `read_counter`: makes
+    /// `stop_and_measure` report the counter's change over the run.
+    pub fn set_before(&mut self, before: Option<Counter>) {
+        self.shared.lock().unwrap_or_else(|p| p.into_inner()).before = before;
     }
 
     /// Rule ids set so far (for the report and tests).

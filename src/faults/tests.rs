@@ -513,9 +513,15 @@ async fn server_side_faults_are_the_target_counter_minus_header_faults() {
         *delay = Duration::from_millis(1);
     }
     let p = plan(vec![w]);
-    let start = tokio::time::Instant::now() + Duration::from_millis(300);
-    let faults = ServerFaults::spawn(&p, base.clone(), Some("secret".into()), start);
-    tokio::time::sleep_until(start).await;
+    let before = read_counter(&p, &base).await;
+    assert!(before.is_some(), "a todo-api has the counter");
+    let mut faults = ServerFaults::spawn(
+        &p,
+        base.clone(),
+        Some("secret".into()),
+        tokio::time::Instant::now(),
+    );
+    faults.set_before(before);
     for _ in 0..200 {
         if !faults.rule_ids().is_empty() {
             break;

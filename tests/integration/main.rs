@@ -7,3 +7,4 @@ mod support;
 mod telemetry;
 mod verdict;
 mod verify;
+mod verify_exact;
