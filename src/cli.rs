@@ -55,11 +55,12 @@ pub enum ReportCmd {
     Render { report: PathBuf },
 }
 
+/// URL flags hide their environment values in `--help`: URLs may carry credentials.
 #[derive(Debug, Args)]
 pub struct RunArgs {
     pub scenario: PathBuf,
     /// Base URL of the target (http://host:port); without it the bundled todo-api runs in-process.
-    #[arg(long, env = "TRAFFICGEN_TARGET_URL")]
+    #[arg(long, env = "TRAFFICGEN_TARGET_URL", hide_env_values = true)]
     pub target_url: Option<String>,
     /// Open model: one constant rate (requests/s) instead of the scenario's stages.
     #[arg(long, env = "TRAFFICGEN_RATE")]
@@ -91,11 +92,11 @@ pub struct RunArgs {
     pub metrics_addr: Option<SocketAddr>,
     #[arg(long, env = "TRAFFICGEN_METRICS_LINGER", value_parser = parse_duration)]
     pub metrics_linger: Option<Duration>,
-    #[arg(long, env = "TRAFFICGEN_PUSHGATEWAY")]
+    #[arg(long, env = "TRAFFICGEN_PUSHGATEWAY", hide_env_values = true)]
     pub pushgateway: Option<String>,
-    #[arg(long, env = "TRAFFICGEN_REMOTE_WRITE")]
+    #[arg(long, env = "TRAFFICGEN_REMOTE_WRITE", hide_env_values = true)]
     pub remote_write: Option<String>,
-    #[arg(long, env = "TRAFFICGEN_GRAFANA_URL")]
+    #[arg(long, env = "TRAFFICGEN_GRAFANA_URL", hide_env_values = true)]
     pub grafana_url: Option<String>,
 }
 

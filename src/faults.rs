@@ -540,7 +540,13 @@ impl ServerFaults {
             },
             None => None,
         };
-        let errors = self.delete_rules().await;
+        let secrets: Vec<String> = self.token.iter().cloned().collect();
+        let errors = self
+            .delete_rules()
+            .await
+            .into_iter()
+            .map(|e| crate::secrets::scrub(&e, &secrets))
+            .collect();
         (errors, measured)
     }
 
@@ -564,7 +570,7 @@ impl ServerFaults {
                 Ok(r)
                     if r.status().is_success() || r.status() == reqwest::StatusCode::NOT_FOUND => {}
                 Ok(r) => errors.push(format!("DELETE {url}: HTTP {}", r.status().as_u16())),
-                Err(e) => errors.push(format!("DELETE {url}: {e}")),
+                Err(e) => errors.push(format!("DELETE {url}: {}", e.without_url())),
             }
         }
         errors
@@ -590,7 +596,10 @@ async fn post_rule(
     if let Some(t) = token {
         req = req.bearer_auth(t);
     }
-    let resp = req.send().await.map_err(|e| format!("POST {url}: {e}"))?;
+    let resp = req
+        .send()
+        .await
+        .map_err(|e| format!("POST {url}: {}", e.without_url()))?;
     let status = resp.status();
     let text = resp
         .text()

@@ -3,6 +3,7 @@ mod report;
 mod run_e2e;
 mod scenarios;
 mod scheduler;
+mod secrets;
 mod support;
 mod telemetry;
 mod verdict;
