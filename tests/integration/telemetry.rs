@@ -14,6 +14,7 @@ use trafficgen::report::{AssertionResult, OpReport, Report, ThresholdResult};
 use trafficgen::telemetry::metrics::Identity;
 use trafficgen::telemetry::{Config, Format, Telemetry};
 
+mod links;
 mod otlp;
 mod pushes;
 mod traces;
