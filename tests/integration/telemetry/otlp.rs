@@ -242,3 +242,63 @@ async fn without_an_endpoint_nothing_is_sampled() {
     assert!(t.span_sender().is_none());
     assert_eq!(t.sample_ratio(), 0.0);
 }
+
+/// `OTEL_EXPORTER_OTLP_HEADERS` reach the collector, over HTTP (as headers) and over gRPC (as
+/// metadata): an in-test server on each transport records what arrives (rotel does not show
+/// request headers).
+#[tokio::test]
+async fn otlp_headers_reach_the_collector_over_http_and_grpc() {
+    use axum::http::HeaderMap;
+    use std::sync::Mutex;
+    let seen: Arc<Mutex<Vec<(String, HeaderMap)>>> = Arc::default();
+    let s = seen.clone();
+    let app =
+        axum::Router::new().fallback(move |uri: axum::http::Uri, headers: HeaderMap| async move {
+            s.lock().unwrap().push((uri.path().to_string(), headers));
+            // Enough for the exporter to finish its call; what it thinks of it is not the point.
+            (
+                [("content-type", "application/x-protobuf")],
+                axum::body::Bytes::new(),
+            )
+        });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    for protocol in ["http/protobuf", "grpc"] {
+        let mut cfg = config("hdr-1");
+        cfg.otlp = OtlpEnv::from_lookup(|k| match k {
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT" => Some(if protocol == "grpc" {
+                format!("http://{addr}")
+            } else {
+                format!("http://{addr}/v1/traces")
+            }),
+            "OTEL_EXPORTER_OTLP_PROTOCOL" => Some(protocol.to_string()),
+            "OTEL_EXPORTER_OTLP_HEADERS" => {
+                Some("Authorization=Bearer%20otlp-t0ken,X-Scope-OrgID=tenant-9".to_string())
+            }
+            _ => None,
+        })
+        .unwrap();
+        let t = Telemetry::start_with(cfg).await.unwrap();
+        t.span_sender()
+            .unwrap()
+            .try_send(record(9, "GET", "list", Some(200), None))
+            .unwrap();
+        // The export may be refused by this stand-in (not a real collector): only headers count.
+        let _ = t.finish(&report("hdr-1")).await;
+        let seen = seen.lock().unwrap();
+        let want = if protocol == "grpc" {
+            "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+        } else {
+            "/v1/traces"
+        };
+        let (_, h) = seen.iter().find(|(p, _)| p == want).unwrap_or_else(|| {
+            panic!(
+                "{protocol}: no export reached {want}: {:?}",
+                seen.iter().map(|x| &x.0).collect::<Vec<_>>()
+            )
+        });
+        assert_eq!(h["authorization"], "Bearer otlp-t0ken", "{protocol}");
+        assert_eq!(h["x-scope-orgid"], "tenant-9", "{protocol}");
+    }
+}
