@@ -35,7 +35,7 @@ pub enum TelemetryError {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
-    #[error("{0}")]
+    #[error(transparent)]
     Env(#[from] otlp_env::OtlpEnvError),
     #[error("{0}")]
     Other(String),

@@ -302,3 +302,30 @@ async fn otlp_headers_reach_the_collector_over_http_and_grpc() {
         assert_eq!(h["x-scope-orgid"], "tenant-9", "{protocol}");
     }
 }
+
+/// An OTLP setting the generator cannot honour stops the run before any load, naming the
+/// variable (no silent "0 spans delivered").
+#[test]
+fn an_unsupported_otlp_protocol_is_a_start_up_error() {
+    let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/smoke.yaml");
+    for (var, value) in [
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+        ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "udp"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_trafficgen"))
+            .args(["run", scenario, "--quiet"])
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1")
+            .env(var, value)
+            .env("OTEL_TRACES_EXPORTER", "otlp")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        let msg = format!("{var}=\"{value}\" is not supported");
+        assert_eq!(stderr.matches(&msg).count(), 1, "{stderr}");
+        assert!(
+            !String::from_utf8_lossy(&out.stdout).contains("requests"),
+            "no load ran"
+        );
+    }
+}
