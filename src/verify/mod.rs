@@ -162,6 +162,8 @@ pub async fn run_selected(
     let deadline = tokio::time::Instant::now() + verify.deadline;
     let mut results: Vec<Option<AssertionResult>> = vec![None; verify.assertions.len()];
     let mut done = vec![false; verify.assertions.len()];
+    // Failed in a way asking again cannot change (reported at once, not after the deadline).
+    let mut final_ = vec![false; verify.assertions.len()];
     for (i, a) in verify.assertions.iter().enumerate() {
         let b = backend_of(&a.kind);
         if !selection.selected(b) {
@@ -185,6 +187,7 @@ pub async fn run_selected(
             let attempts = results[i].as_ref().map_or(0, |r| r.attempts) + 1;
             let outcome = attempt(a, verify, report, &ctx, clients).await;
             done[i] = outcome.passed || outcome.final_;
+            final_[i] = !outcome.passed && outcome.final_;
             results[i] = Some(AssertionResult {
                 name: a.name.clone(),
                 passed: outcome.passed,
@@ -211,7 +214,8 @@ pub async fn run_selected(
     let waited = verify.deadline;
     results
         .into_iter()
-        .map(|r| {
+        .zip(final_)
+        .map(|(r, final_)| {
             let mut r = r.expect("every assertion had at least one attempt");
             if r.skipped {
                 return r;
@@ -223,6 +227,11 @@ pub async fn run_selected(
             };
             r.message = if r.passed {
                 format!("{} ({tries})", r.message)
+            } else if final_ {
+                format!(
+                    "{} (failed after {tries}: asking again cannot help)",
+                    r.message
+                )
             } else {
                 format!(
                     "{} (failed after {tries}, deadline {}s)",
