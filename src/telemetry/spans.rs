@@ -38,6 +38,8 @@ pub const CHANNEL_CAPACITY: usize = 8192;
 pub const BATCH: usize = 512;
 /// A partial batch is exported after this long.
 pub const BATCH_DELAY: Duration = Duration::from_millis(500);
+/// How often the span channel is drained.
+pub const DRAIN_EVERY: Duration = Duration::from_millis(50);
 /// One export call's bound (the transport's own timeout).
 pub const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -280,35 +282,44 @@ async fn batcher(
 ) {
     let scope = scope();
     let mut batch = Vec::with_capacity(BATCH);
-    let mut due = None::<tokio::time::Instant>;
+    // Drained on a tick rather than awaited record by record: a receiver parked in `recv()`
+    // is woken by every `try_send`, a cross-thread wake-up per exported span that cost about
+    // as much as building and exporting the span (measured at 5 000 requests/s, ratio 0.1).
+    let mut tick = tokio::time::interval(DRAIN_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut since_flush = tokio::time::Instant::now();
     loop {
-        let timer = async move {
-            match due {
-                Some(t) => tokio::time::sleep_until(t).await,
-                None => std::future::pending().await,
-            }
-        };
         tokio::select! {
-            rec = rx.recv() => match rec {
-                Some(rec) => {
+            _ = tick.tick() => {}
+            _ = &mut stopped => break,
+        }
+        let mut closed = false;
+        loop {
+            match rx.try_recv() {
+                Ok(rec) => {
                     batch.push(span_data(&rec, &run_id, &scope));
-                    due.get_or_insert_with(|| tokio::time::Instant::now() + BATCH_DELAY);
                     if batch.len() >= BATCH {
-                        due = None;
                         if out.send(std::mem::take(&mut batch)).await.is_err() {
                             return;
                         }
+                        since_flush = tokio::time::Instant::now();
                     }
                 }
-                None => break,
-            },
-            _ = timer => {
-                due = None;
-                if out.send(std::mem::take(&mut batch)).await.is_err() {
-                    return;
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    closed = true;
+                    break;
                 }
             }
-            _ = &mut stopped => break,
+        }
+        if closed {
+            break;
+        }
+        if !batch.is_empty() && since_flush.elapsed() >= BATCH_DELAY {
+            if out.send(std::mem::take(&mut batch)).await.is_err() {
+                return;
+            }
+            since_flush = tokio::time::Instant::now();
         }
     }
     // Executors may still hold senders (their shared state outlives the load): stop
