@@ -53,6 +53,37 @@ pub enum ReportCmd {
     },
     /// Print a report's summary.
     Render { report: PathBuf },
+    /// Compare a run against a baseline run: per-operation deltas, and regression rules
+    /// (exit 99 when one fails).
+    Compare {
+        baseline: PathBuf,
+        new: PathBuf,
+        /// A regression rule, e.g. `response_time: p(95) < baseline * 1.10` (repeatable).
+        #[arg(long = "rule")]
+        rules: Vec<String>,
+        #[arg(long, value_enum, default_value_t = CompareFormat::Text)]
+        format: CompareFormat,
+    },
+    /// Write a report's thresholds, checks and assertions as JUnit XML.
+    Junit {
+        report: PathBuf,
+        #[arg(short = 'o', long = "output")]
+        output: PathBuf,
+    },
+    /// Write a report as one self-contained HTML page (charts, tables, trace links).
+    Html {
+        report: PathBuf,
+        #[arg(short = 'o', long = "output")]
+        output: PathBuf,
+    },
+}
+
+/// Output of `report compare`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CompareFormat {
+    Text,
+    /// GitHub-flavoured Markdown, for a pull-request comment or a job summary.
+    Markdown,
 }
 
 /// URL flags hide their environment values in `--help`: URLs may carry credentials.
@@ -74,6 +105,16 @@ pub struct RunArgs {
     /// Where to write the JSON report.
     #[arg(long, env = "TRAFFICGEN_REPORT")]
     pub report: Option<PathBuf>,
+    /// Where to write the self-contained HTML report.
+    #[arg(long, env = "TRAFFICGEN_HTML")]
+    pub html: Option<PathBuf>,
+    /// Where to write JUnit XML (one test case per threshold, check and assertion).
+    #[arg(long, env = "TRAFFICGEN_JUNIT")]
+    pub junit: Option<PathBuf>,
+    /// Serve a live dashboard (the report's charts, updated every second) on this address;
+    /// beyond loopback TRAFFICGEN_DASHBOARD_TOKEN must be set and is asked of every client.
+    #[arg(long, env = "TRAFFICGEN_DASHBOARD")]
+    pub dashboard: Option<SocketAddr>,
     /// No progress output (the summary is still printed).
     #[arg(long, env = "TRAFFICGEN_QUIET")]
     pub quiet: bool,
@@ -122,47 +163,17 @@ impl RunArgs {
             pushgateway: self.pushgateway.clone(),
             remote_write: self.remote_write.clone(),
             grafana_url: self.grafana_url.clone(),
+            html: self.html.clone(),
+            junit: self.junit.clone(),
+            dashboard: self.dashboard,
         }
     }
 }
 
-/// `250ms`, `30s`, `2m`, `1h30m`, `1.5s`; a bare number is seconds.
+/// A duration in the scenario file's grammar (`250ms`, `30s`, `1m30s`, `500us`, `0`), so flags,
+/// `TRAFFICGEN_*` variables and scenario files accept the same values with the same errors.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    if let Ok(secs) = s.parse::<f64>() {
-        return secs_to_duration(secs, s);
-    }
-    let mut total = 0.0f64;
-    let mut rest = s;
-    if rest.is_empty() {
-        return Err("empty duration".into());
-    }
-    while !rest.is_empty() {
-        let num_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(|| format!("{s}: missing unit (ms, s, m, h)"))?;
-        let n: f64 = rest[..num_end]
-            .parse()
-            .map_err(|_| format!("{s}: not a duration"))?;
-        rest = &rest[num_end..];
-        let unit_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let mult = match &rest[..unit_end] {
-            "ms" => 0.001,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            u => return Err(format!("{s}: unknown unit {u:?} (ms, s, m, h)")),
-        };
-        total += n * mult;
-        rest = &rest[unit_end..];
-    }
-    secs_to_duration(total, s)
-}
-
-fn secs_to_duration(secs: f64, s: &str) -> Result<Duration, String> {
-    Duration::try_from_secs_f64(secs).map_err(|_| format!("{s}: not a valid duration"))
+    s.parse::<crate::scenario::units::Duration>().map(|d| d.0)
 }
 
 /// `i/N` with 0 <= i < N.
@@ -193,7 +204,10 @@ mod tests {
         assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
         assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("500us"), Ok(Duration::from_micros(500)));
+        // The scenario file's rules: a unit is required, larger units first.
+        assert!(parse_duration("2").is_err());
+        assert!(parse_duration("30s1m").is_err());
         assert!(parse_duration("5x").is_err());
         assert_eq!(parse_segment("1/4"), Ok(Segment { index: 1, count: 4 }));
         assert!(parse_segment("4/4").is_err());

@@ -20,20 +20,6 @@ use serde::Serialize;
 
 use crate::plan::{FaultKind, FaultVia, FaultWindow, OpKind, Plan, TodoOp};
 
-/// The todo-api's span names a latency fault may target (`span`, `X-Fault-Span`): its
-/// operation spans and the children of `create_todo` (the telemetry contract's span tree). A
-/// name outside it would silently slow the handler instead, so plans reject it.
-pub const TODO_SPANS: [&str; 8] = [
-    "create_todo",
-    "list_todos",
-    "get_todo",
-    "update_todo",
-    "delete_todo",
-    "validation",
-    "todo_creation",
-    "metrics_update",
-];
-
 /// Fault headers for one request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HeaderFault {

@@ -2,7 +2,9 @@
 //!
 //! Owns: masking the credentials of a URL (`http://user:password@host` → `http://user:***@host`),
 //! the names of headers whose values are credentials, and scrubbing known secret values out of
-//! any text (error messages of HTTP clients quote URLs and sometimes answers). Every output —
+//! any text (error messages of HTTP clients quote URLs and sometimes answers), and reading
+//! header lists (`key=value,…`, the `OTEL_EXPORTER_OTLP_HEADERS` format) whose values are
+//! often credentials, without ever quoting a value in an error. Every output —
 //! progress, errors, summary, report, metrics — goes through one of these where it can carry a
 //! URL, a header or a token.
 
@@ -108,6 +110,65 @@ fn url_encode(s: &str) -> String {
         }
     }
     out
+}
+
+/// `key1=value1,key2=value2` (the W3C baggage-like format of `OTEL_EXPORTER_OTLP_HEADERS`;
+/// values URL-decoded). The messages never contain a value.
+pub fn parse_headers(text: &str) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    for (i, part) in text.split(',').enumerate() {
+        let part = part.trim();
+        if part.is_empty() {
+            continue;
+        }
+        let Some((k, v)) = part.split_once('=') else {
+            return Err(format!("entry {} has no '=' (expected key=value)", i + 1));
+        };
+        let k = percent_decode(k.trim()).ok_or_else(|| format!("entry {}: bad %-escape", i + 1))?;
+        let v = percent_decode(v.trim()).ok_or_else(|| format!("entry {}: bad %-escape", i + 1))?;
+        if k.is_empty()
+            || !k
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        {
+            return Err(format!("entry {}: {k:?} is not a header name", i + 1));
+        }
+        if v.bytes().any(|b| b == b'\r' || b == b'\n') {
+            return Err(format!("entry {}: the value contains a line break", i + 1));
+        }
+        out.push((k, v));
+    }
+    Ok(out)
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The header map both transports take (gRPC as metadata).
+pub fn header_map(headers: &[(String, String)]) -> Result<reqwest::header::HeaderMap, String> {
+    let mut map = reqwest::header::HeaderMap::new();
+    for (k, v) in headers {
+        let name = reqwest::header::HeaderName::from_bytes(k.as_bytes())
+            .map_err(|_| format!("{k:?} is not a header name"))?;
+        let value = reqwest::header::HeaderValue::from_str(v)
+            .map_err(|_| format!("the value of {k} is not a valid header value"))?;
+        map.append(name, value);
+    }
+    Ok(map)
 }
 
 #[cfg(test)]

@@ -11,10 +11,14 @@
 
 use std::time::Duration;
 
+pub mod compare;
+pub mod placeholders;
 pub mod template;
 pub mod threshold;
 mod validate;
 
+// Unit enums are the scenario model's own types (one type per concept; see scenario::model).
+pub use crate::scenario::model::{Arrivals, FaultVia, Progress, TodoOp, TraceSet};
 pub use template::{Template, Vars};
 pub use threshold::{Aggregation, Comparison, Threshold, ThresholdMetric};
 pub use validate::{
@@ -33,6 +37,8 @@ pub struct Plan {
     pub load: LoadModel,
     pub mix: Mix,
     pub thresholds: Vec<Threshold>,
+    /// Regression rules for `report compare` (scenario `compare:`), kept in the report.
+    pub compare: Vec<compare::CompareRule>,
     pub output: Output,
     /// Seed of every random choice (operation pick, Poisson gaps, template randoms).
     pub seed: u64,
@@ -91,16 +97,19 @@ pub enum FaultKind {
     Error { status: u16 },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FaultVia {
-    /// `X-Fault-Delay` / `X-Fault-Status` / `X-Fault-Span` on the chosen requests: the
-    /// generator knows exactly which requests were faulted.
-    Header,
-    /// A time-boxed rule set through the todo-api's `/admin/faults` API (bearer token from the
-    /// environment variable `token_env`, default `TRAFFICGEN_FAULT_TOKEN`; set automatically
-    /// for the embedded todo-api): affects all traffic, like a real incident.
-    Server,
-}
+/// The todo-api's span names a latency fault may target (`span`, `X-Fault-Span`): its
+/// operation spans and the children of `create_todo` (the telemetry contract's span tree). A
+/// name outside it would silently slow the handler instead, so plans reject it.
+pub const TODO_SPANS: [&str; 8] = [
+    "create_todo",
+    "list_todos",
+    "get_todo",
+    "update_todo",
+    "delete_todo",
+    "validation",
+    "todo_creation",
+    "metrics_update",
+];
 
 /// Assertions checked against the observability stack after the load.
 #[derive(Debug, Clone, PartialEq)]
@@ -145,13 +154,6 @@ pub enum AssertionKind {
         limit: usize,
         slowest_span: Option<String>,
     },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TraceSet {
-    Slowest,
-    Failed,
-    Faulted,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -298,14 +300,6 @@ pub struct VuStage {
     pub target: u32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Arrivals {
-    /// Evenly spaced at 1/rate.
-    Constant,
-    /// Exponential gaps (seeded), for bursty but on-average-exact load.
-    Poisson,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum ThinkTime {
     None,
@@ -340,22 +334,6 @@ pub enum OpKind {
     Request(RequestTemplate),
     /// Steps run in order by one arrival; captures from a response feed later steps.
     Flow(Vec<FlowStep>),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TodoOp {
-    /// POST /api/todos; the new id joins the pool.
-    Create,
-    /// GET /api/todos (with `limit`).
-    List,
-    /// GET /api/todos/{id} from the pool.
-    Get,
-    /// PUT /api/todos/{id} with new text.
-    Update,
-    /// PATCH /api/todos/{id} flipping `completed`.
-    Toggle,
-    /// DELETE /api/todos/{id}; the id leaves the pool.
-    Delete,
 }
 
 #[derive(Debug, Clone)]
@@ -409,14 +387,13 @@ pub struct Output {
     pub interval: Duration,
     /// How many slowest and failed requests' trace ids the report keeps (each).
     pub keep_traces: usize,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Progress {
-    /// A bar on a TTY, plain periodic lines otherwise.
-    Auto,
-    /// Plain lines only.
-    Plain,
-    /// Nothing until the summary.
-    Quiet,
+    /// HTML report path (`output.html`, `--html`); `None` writes none.
+    pub html: Option<std::path::PathBuf>,
+    /// JUnit XML path (`output.junit`, `--junit`); `None` writes none.
+    pub junit: Option<std::path::PathBuf>,
+    /// Serve the live dashboard here during the run (`--dashboard`); `None` = off.
+    pub dashboard: Option<std::net::SocketAddr>,
+    /// Required from the dashboard's clients when it listens beyond loopback
+    /// (`TRAFFICGEN_DASHBOARD_TOKEN`).
+    pub dashboard_token: Option<String>,
 }

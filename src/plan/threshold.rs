@@ -1,7 +1,8 @@
 //! Threshold expressions (`p(95)<300`, `rate<0.01`, `count>100`), parsed once into `Threshold`.
 //!
 //! Owns the grammar and the parsed form; evaluation against recorded data belongs to `verdict`.
-//! (OWNER: scenario/plan helper.)
+//! Reports keep each threshold's `source` line; `report merge` parses it again here
+//! (`parse_line`), so there is one threshold type and one grammar.
 //!
 //! In a scenario, thresholds are a mapping from a key to one expression or a list of them
 //! (each a string or `{threshold, abort_on_fail, delay_abort_eval}`); on one line (the report,
@@ -88,6 +89,20 @@ pub enum Comparison {
     Ge,
     Eq,
     Ne,
+}
+
+impl std::fmt::Display for Aggregation {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self {
+            Aggregation::Percentile(p) => write!(f, "p({p})"),
+            Aggregation::Avg => f.write_str("avg"),
+            Aggregation::Min => f.write_str("min"),
+            Aggregation::Max => f.write_str("max"),
+            Aggregation::Med => f.write_str("med"),
+            Aggregation::Rate => f.write_str("rate"),
+            Aggregation::Count => f.write_str("count"),
+        }
+    }
 }
 
 impl Comparison {

@@ -15,9 +15,10 @@ use crate::recorder::{Counts, Snapshot};
 /// part of the current second not yet emitted. Bounded: one histogram, a few counters.
 #[derive(Debug, Default)]
 pub(crate) struct TimelineAcc {
-    /// Cumulative totals and response-time histogram (all operations) at the last emitted point.
+    /// Cumulative totals and response/service/lag histograms (all operations) at the last
+    /// emitted point.
     prev_counts: Counts,
-    prev_hist: Option<Histogram<u64>>,
+    prev_hist: Option<HistogramSet>,
     /// Header-injected requests of each plan fault window (cumulative).
     injected: Vec<u64>,
     /// Windows active during the not yet emitted second.
@@ -25,12 +26,24 @@ pub(crate) struct TimelineAcc {
     last_target_rate: f64,
 }
 
-fn response_total(snapshot: &Snapshot) -> Histogram<u64> {
-    let mut h = hist::empty();
+/// Response, service and lag histograms summed over all operations.
+fn histogram_totals(snapshot: &Snapshot) -> HistogramSet {
+    let (mut r, mut s, mut l) = (hist::empty(), hist::empty(), hist::empty());
     for op in &snapshot.ops {
-        hist::add(&mut h, &op.response_time);
+        hist::add(&mut r, &op.response_time);
+        hist::add(&mut s, &op.service_time);
+        hist::add(&mut l, &op.lag);
     }
-    h
+    (r, s, l)
+}
+
+/// The value at quantile `q` in ms, 0 for an empty histogram.
+fn q_ms(h: &Histogram<u64>, q: f64) -> f64 {
+    if h.is_empty() {
+        0.0
+    } else {
+        hist::ms(h.value_at_quantile(q))
+    }
 }
 
 impl Timeline {
@@ -73,41 +86,64 @@ impl Timeline {
 
     fn emit(&mut self, snapshot: &Snapshot, t: u64) {
         let now = snapshot.totals();
-        let now_hist = response_total(snapshot);
-        let second = match &self.acc.prev_hist {
-            Some(prev) => hist::delta(&now_hist, prev),
+        let now_hist = histogram_totals(snapshot);
+        let (second, service, lag) = match &self.acc.prev_hist {
+            Some((pr, ps, pl)) => (
+                hist::delta(&now_hist.0, pr),
+                hist::delta(&now_hist.1, ps),
+                hist::delta(&now_hist.2, pl),
+            ),
             None => now_hist.clone(),
         };
         let prev = &self.acc.prev_counts;
-        let errors = now
-            .errors
-            .iter()
-            .sum::<u64>()
-            .saturating_sub(prev.errors.iter().sum::<u64>());
+        let mut errors_by_kind = [0u64; 6];
+        for (i, e) in errors_by_kind.iter_mut().enumerate() {
+            *e = now.errors[i].saturating_sub(prev.errors[i]);
+        }
+        let errors = errors_by_kind.iter().sum();
         let mut faults = std::mem::take(&mut self.acc.pending_faults);
         faults.sort_unstable();
-        let (p50_ms, p99_ms) = if second.is_empty() {
-            (0.0, 0.0)
-        } else {
-            (
-                hist::ms(second.value_at_quantile(0.5)),
-                hist::ms(second.value_at_quantile(0.99)),
-            )
-        };
         self.points.push(TimelinePoint {
             t,
             target_rate: snapshot.target_rate,
             requests: now.requests.saturating_sub(prev.requests),
             errors,
             dropped: now.dropped.saturating_sub(prev.dropped),
-            p50_ms,
-            p99_ms,
+            p50_ms: q_ms(&second, 0.5),
+            p99_ms: q_ms(&second, 0.99),
             in_flight: snapshot.in_flight,
             vus: snapshot.vus,
             faults,
+            p95_ms: q_ms(&second, 0.95),
+            service_p50_ms: q_ms(&service, 0.5),
+            service_p95_ms: q_ms(&service, 0.95),
+            service_p99_ms: q_ms(&service, 0.99),
+            lag_p99_ms: q_ms(&lag, 0.99),
+            lag_max_ms: if lag.is_empty() {
+                0.0
+            } else {
+                hist::ms(lag.max())
+            },
+            errors_by_kind,
         });
         self.acc.prev_counts = now;
         self.acc.prev_hist = Some(now_hist);
+    }
+
+    /// Ends the timeline with the final snapshot and puts it into the report: the points (naming
+    /// only windows the report lists) and the header-injected count of each fault window.
+    pub fn apply(mut self, last: &Snapshot, report: &mut Report) {
+        self.finish(last);
+        let listed = report.faults.len();
+        for p in &mut self.points {
+            p.faults.retain(|&i| i < listed);
+        }
+        for (f, n) in report.faults.iter_mut().zip(&self.acc.injected) {
+            if f.injected.is_some() {
+                f.injected = Some(*n);
+            }
+        }
+        report.timeline = self.points;
     }
 
     /// Emits the trailing partial second of the final snapshot, if it holds anything new.
@@ -172,10 +208,10 @@ impl OpReport {
 }
 
 impl Report {
-    /// The report of a finished (or interrupted) run, thresholds not yet evaluated (`passed`
-    /// is true until `set_thresholds` / `set_verify` say otherwise).
-    pub fn build(plan: &Plan, last: &Snapshot, mut timeline: Timeline, meta: RunMeta) -> Report {
-        timeline.finish(last);
+    /// The report of a finished (or interrupted) run, not judged yet: thresholds, assertions
+    /// and the verdict are set later by the verdict stage.
+    /// The timeline comes from the run's timeline sink afterwards (`Timeline::apply`).
+    pub fn build(plan: &Plan, last: &Snapshot, meta: RunMeta) -> Report {
         // The load's duration: the final snapshot comes after the drain, which is not load, and
         // rates over the planned duration make the N segments' rates add up exactly.
         let planned = plan.load.duration();
@@ -203,11 +239,7 @@ impl Report {
             ops.push((op.name.clone(), r));
         }
         let totals = OpReport::from_parts(last.totals(), &all_r, &all_s, &all_l, duration_s);
-        let faults = fault_reports(plan, duration_s, &timeline.acc.injected);
-        // Timeline points may only name windows that the report lists.
-        for p in &mut timeline.points {
-            p.faults.retain(|&i| i < faults.len());
-        }
+        let faults = fault_reports(plan, duration_s);
         Report {
             version: VERSION,
             run_id: meta.run_id,
@@ -222,7 +254,7 @@ impl Report {
             segment: plan.segment,
             totals,
             ops,
-            timeline: timeline.points,
+            timeline: Vec::new(),
             faults,
             target_faults: None,
             slowest: last.slowest.clone(),
@@ -230,50 +262,40 @@ impl Report {
             faulted: last.faulted.clone(),
             thresholds: Vec::new(),
             verify: Vec::new(),
-            passed: true,
+            passed: false,
+            verdict: super::VerdictRecord::default(),
             config: super::ReportConfig {
                 grafana_url: plan.verify.as_ref().and_then(|v| v.grafana_url.clone()),
-                thresholds: plan
-                    .thresholds
-                    .iter()
-                    .map(crate::verdict::eval::spec)
-                    .collect(),
+                thresholds: plan.thresholds.iter().map(|t| t.source.clone()).collect(),
+                compare: plan.compare.iter().map(|c| c.source.clone()).collect(),
             },
         }
     }
 
-    /// Stores the threshold results and recomputes `passed`.
+    /// Stores the threshold results (the verdict is set separately, from all results).
     pub fn set_thresholds(&mut self, results: Vec<super::ThresholdResult>) {
         self.thresholds = results;
-        self.recompute_passed();
     }
 
-    /// Stores the observability assertion results and recomputes `passed`.
+    /// Stores the observability assertion results.
     pub fn set_verify(&mut self, results: Vec<super::AssertionResult>) {
         self.verify = results;
-        self.recompute_passed();
     }
 
-    /// `passed` = every threshold and every assertion passed.
-    pub fn recompute_passed(&mut self) {
-        self.passed =
-            self.thresholds.iter().all(|t| t.passed) && self.verify.iter().all(|a| !a.failed());
-    }
-
-    /// Any threshold failed (exit 99).
-    pub fn thresholds_failed(&self) -> bool {
-        self.thresholds.iter().any(|t| !t.passed)
+    /// Stores the verdict record; `passed` follows it.
+    pub fn set_verdict(&mut self, record: super::VerdictRecord) {
+        self.passed = record.state.is_pass();
+        self.verdict = record;
     }
 }
 
 /// The plan's fault windows that started before the load ended (windows are in start order, so
 /// the indexes stay those of the plan), their end clamped to the end of the load.
-fn fault_reports(plan: &Plan, duration_s: f64, injected: &[u64]) -> Vec<FaultReport> {
+fn fault_reports(plan: &Plan, duration_s: f64) -> Vec<FaultReport> {
     plan.faults
         .iter()
-        .enumerate()
-        .take_while(|(_, f)| f.start.as_secs_f64() < duration_s)
-        .map(|(i, f)| {
+        .take_while(|f| f.start.as_secs_f64() < duration_s)
+        .map(|f| {
             let start_s = f.start.as_secs_f64();
             let (kind, route) = match &f.kind {
                 FaultKind::Latency { .. } => ("latency", f.route.clone()),
@@ -291,7 +313,7 @@ fn fault_reports(plan: &Plan, duration_s: f64, injected: &[u64]) -> Vec<FaultRep
                 route,
                 share: f.share,
                 injected: match f.via {
-                    FaultVia::Header => Some(injected.get(i).copied().unwrap_or(0)),
+                    FaultVia::Header => Some(0),
                     FaultVia::Server => None,
                 },
             }

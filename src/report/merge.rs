@@ -1,16 +1,13 @@
 //! `report merge`: the reports of the N segments of one distributed run → one exact result.
 //! Counters are summed and histograms added bucket by bucket, so every percentile of the merge
-//! is the percentile of the whole load. Thresholds are evaluated again on the merged data.
+//! is the percentile of the whole load. Data only: the verdict stage evaluates the thresholds
+//! again on the merged result (`verdict::judge_merged`).
 
 use std::collections::BTreeMap;
 
-use super::{
-    OpReport, Report, ReportConfig, ReportError, ThresholdResult, ThresholdSpec, TimelinePoint,
-    hist,
-};
-use crate::plan::{Segment, Threshold};
+use super::{OpReport, Report, ReportConfig, ReportError, TimelinePoint, VerdictRecord, hist};
+use crate::plan::Segment;
 use crate::recorder::{Counts, TraceRef};
-use crate::verdict::{self, eval};
 
 fn check_segments(reports: &[Report]) -> Result<(), ReportError> {
     let first = reports
@@ -83,6 +80,15 @@ fn merge_timelines(reports: &[Report]) -> Vec<TimelinePoint> {
             m.dropped += p.dropped;
             m.p50_ms = m.p50_ms.max(p.p50_ms);
             m.p99_ms = m.p99_ms.max(p.p99_ms);
+            m.p95_ms = m.p95_ms.max(p.p95_ms);
+            m.service_p50_ms = m.service_p50_ms.max(p.service_p50_ms);
+            m.service_p95_ms = m.service_p95_ms.max(p.service_p95_ms);
+            m.service_p99_ms = m.service_p99_ms.max(p.service_p99_ms);
+            m.lag_p99_ms = m.lag_p99_ms.max(p.lag_p99_ms);
+            m.lag_max_ms = m.lag_max_ms.max(p.lag_max_ms);
+            for (into, e) in m.errors_by_kind.iter_mut().zip(p.errors_by_kind) {
+                *into += e;
+            }
             m.in_flight += p.in_flight;
             m.vus += p.vus;
             for &f in &p.faults {
@@ -110,90 +116,6 @@ fn merge_traces(lists: impl Iterator<Item = Vec<TraceRef>>, by_time: bool) -> Ve
     }
     all.truncate(keep);
     all
-}
-
-/// Windowed count/rate thresholds over all operations, from the merged per-second timeline.
-fn timeline_window(t: &Threshold, merged: &Report) -> Option<ThresholdResult> {
-    let w = t.window?.as_secs();
-    if eval::is_latency(t.metric)
-        || t.op.is_some()
-        || matches!(t.metric, crate::plan::ThresholdMetric::Checks)
-        || w == 0
-    {
-        return None;
-    }
-    let pts = &merged.timeline;
-    let mut worst: Option<(f64, u64)> = None;
-    let mut windows = 0;
-    let empty = hist::empty();
-    for end in pts.iter().filter(|p| p.t >= w) {
-        let mut c = Counts::default();
-        for p in pts.iter().filter(|p| p.t + w > end.t && p.t <= end.t) {
-            c.requests += p.requests;
-            c.errors[0] += p.errors;
-            c.dropped += p.dropped;
-        }
-        windows += 1;
-        let sample = eval::Sample {
-            counts: &c,
-            response: &empty,
-            service: &empty,
-            lag: &empty,
-            secs: w as f64,
-        };
-        if let Ok(v) = eval::observe(t, &sample)
-            && worst.is_none_or(|(b, _)| eval::worse(t.comparison, t.value, v, b))
-        {
-            worst = Some((v, end.t));
-        }
-    }
-    if windows == 0 {
-        return None;
-    }
-    Some(match worst {
-        Some((v, end)) => eval::judge(t, Ok(v), &format!(" in the window ending at {end}s")),
-        None => eval::judge(t, Err(format!("no samples in any {w}s window")), ""),
-    })
-}
-
-/// A threshold the merged data cannot evaluate exactly (window percentiles, per-op windows):
-/// the worst of the segments' results.
-fn worst_of_segments(
-    source: &str,
-    spec: Option<&ThresholdSpec>,
-    reports: &[Report],
-) -> ThresholdResult {
-    let results: Vec<&ThresholdResult> = reports
-        .iter()
-        .flat_map(|r| r.thresholds.iter().filter(|t| t.source == source))
-        .collect();
-    let passed = results.iter().all(|t| t.passed);
-    let parsed = spec.and_then(eval::from_spec);
-    let mut observed = None;
-    for r in &results {
-        let (Some(v), Some(t)) = (r.observed, &parsed) else {
-            continue;
-        };
-        if observed.is_none_or(|o| eval::worse(t.comparison, t.value, v, o)) {
-            observed = Some(v);
-        }
-    }
-    let failing: Vec<&str> = results
-        .iter()
-        .filter(|t| !t.passed)
-        .map(|t| t.message.as_str())
-        .collect();
-    ThresholdResult {
-        source: source.to_string(),
-        passed: passed && !results.is_empty(),
-        observed,
-        message: format!(
-            "worst of the {} segments (not exactly mergeable){}{}",
-            results.len(),
-            if failing.is_empty() { "" } else { ": " },
-            failing.join("; ")
-        ),
-    }
 }
 
 /// Merges the reports of the N segments of one distributed run into one exact result
@@ -295,46 +217,22 @@ pub fn merge(reports: &[Report]) -> Result<Report, ReportError> {
         faulted: merge_traces(sorted.iter().map(|r| r.faulted.clone()), true),
         thresholds: Vec::new(),
         verify: sorted.iter().flat_map(|r| r.verify.clone()).collect(),
-        passed: true,
+        passed: false,
+        verdict: VerdictRecord::default(),
         config: ReportConfig {
             grafana_url: sorted.iter().find_map(|r| r.config.grafana_url.clone()),
             thresholds: Vec::new(),
+            compare: first.config.compare.clone(),
         },
     };
 
-    // Every threshold of any segment, in first-seen order: parsed ones from the config, and
-    // results without a parsed form (older writers) by their source only.
-    let mut specs: Vec<ThresholdSpec> = Vec::new();
+    // Every threshold line of any segment, in first-seen order.
     for r in &sorted {
-        for s in &r.config.thresholds {
-            if !specs.iter().any(|x| x.source == s.source) {
-                specs.push(s.clone());
+        for line in &r.config.thresholds {
+            if !merged.config.thresholds.contains(line) {
+                merged.config.thresholds.push(line.clone());
             }
         }
     }
-    let mut unparsed: Vec<String> = Vec::new();
-    for r in &sorted {
-        for t in &r.thresholds {
-            if !specs.iter().any(|x| x.source == t.source) && !unparsed.contains(&t.source) {
-                unparsed.push(t.source.clone());
-            }
-        }
-    }
-    let mut results: Vec<ThresholdResult> = specs
-        .iter()
-        .map(|spec| {
-            let Some(t) = eval::from_spec(spec) else {
-                return worst_of_segments(&spec.source, Some(spec), reports);
-            };
-            if t.window.is_none() {
-                return verdict::whole_run(&t, &merged, "");
-            }
-            timeline_window(&t, &merged)
-                .unwrap_or_else(|| worst_of_segments(&spec.source, Some(spec), reports))
-        })
-        .collect();
-    results.extend(unparsed.iter().map(|s| worst_of_segments(s, None, reports)));
-    merged.config.thresholds = specs;
-    merged.set_thresholds(results);
     Ok(merged)
 }

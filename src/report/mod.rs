@@ -3,8 +3,8 @@
 //! `trafficgen verify REPORT`. Histograms are stored as HdrHistogram V2 (base64), so the reports
 //! of N segments merge into one exact result.
 //!
-//! (CONTRACT: the types and function signatures below are what the engine, telemetry and verify
-//! code against. OWNER: report helper — fills in the bodies, may add fields and functions.)
+//! The report is data: it never evaluates thresholds or decides the verdict (that is
+//! `verdict`, which fills `thresholds`, `verify` and `verdict` through the setters below).
 
 use std::time::SystemTime;
 
@@ -17,6 +17,8 @@ use crate::recorder::{Counts, TraceRef};
 mod build;
 mod file;
 pub mod hist;
+pub mod html;
+pub mod junit;
 mod merge;
 mod schema;
 mod summary;
@@ -24,7 +26,8 @@ mod summary;
 pub use merge::merge;
 pub use schema::json_schema;
 
-pub const VERSION: u32 = 1;
+/// 2: thresholds kept as source lines; the `verdict` record.
+pub const VERSION: u32 = 2;
 
 /// Facts of the run the snapshot does not hold.
 #[derive(Debug, Clone)]
@@ -88,6 +91,25 @@ pub struct TimelinePoint {
     pub vus: u64,
     /// Indexes into the report's `faults` of the windows active in this second.
     pub faults: Vec<usize>,
+    /// Response time p95 of this second, ms (0 when absent: reports written before it).
+    #[serde(default)]
+    pub p95_ms: f64,
+    /// Service time (from the actual send) p50/p95/p99 of this second, ms.
+    #[serde(default)]
+    pub service_p50_ms: f64,
+    #[serde(default)]
+    pub service_p95_ms: f64,
+    #[serde(default)]
+    pub service_p99_ms: f64,
+    /// Schedule lag (actual send − intended start) p99 and max of this second, ms.
+    #[serde(default)]
+    pub lag_p99_ms: f64,
+    #[serde(default)]
+    pub lag_max_ms: f64,
+    /// This second's failures by kind, in `ErrorKind::ALL` order (connect, timeout, io,
+    /// protocol, status_4xx, status_5xx); they add up to `errors`.
+    #[serde(default)]
+    pub errors_by_kind: [u64; 6],
 }
 
 /// One threshold's result.
@@ -98,6 +120,9 @@ pub struct ThresholdResult {
     /// The observed value (worst window for windowed thresholds); `None` = no samples (fails).
     pub observed: Option<f64>,
     pub message: String,
+    /// Windowed thresholds: the worst window, `[start_s, end_s]` since the start of the load.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<[f64; 2]>,
 }
 
 /// What the report keeps of the plan for later stages (`report render`, `report merge`).
@@ -106,25 +131,79 @@ pub struct ReportConfig {
     /// Grafana base URL (scenario `verify.grafana_url` / `--grafana-url`) for trace links.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grafana_url: Option<String>,
-    /// The plan's thresholds, parsed, so `report merge` evaluates them again on merged data.
+    /// The plan's thresholds as `key: expression` lines (`Threshold::source`), so `report
+    /// merge` parses them again with the plan's own parser and evaluates them on merged data.
     #[serde(default)]
-    pub thresholds: Vec<ThresholdSpec>,
+    pub thresholds: Vec<String>,
+    /// The scenario's `compare:` rules (`key: expression`), which `report compare` applies
+    /// when this report is the new run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub compare: Vec<String>,
 }
 
-/// A serializable copy of `plan::Threshold` (the plan type holds no serde derives).
+/// How a run (or a merge, or a re-verify) was judged: the state, the exit code it maps to
+/// (`exit::code`) and the summary's last line. Set only from a `verdict::Verdict`, so the
+/// summary, the report and the exit code cannot disagree.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct ThresholdSpec {
-    pub source: String,
-    /// response_time | service_time | schedule_lag | errors | requests | checks | dropped
-    pub metric: String,
-    pub op: Option<String>,
-    /// p(N) as "p95" style `percentile` + "percentile"; else avg | min | max | med | rate | count
-    pub aggregation: String,
-    pub percentile: Option<f64>,
-    /// lt | le | gt | ge | eq | ne
-    pub comparison: String,
-    pub value: f64,
-    pub window_s: Option<f64>,
+pub struct VerdictRecord {
+    pub state: VerdictState,
+    pub exit_code: u8,
+    /// The summary's last line, e.g. `PASSED` or `FAILED: 1 threshold(s) failed`.
+    pub message: String,
+}
+
+impl Default for VerdictRecord {
+    /// Not judged yet (a report being built).
+    fn default() -> Self {
+        VerdictRecord {
+            state: VerdictState::NotJudged,
+            exit_code: 1,
+            message: "NOT JUDGED".into(),
+        }
+    }
+}
+
+/// The states a verdict can be in (their exit codes are in `exit.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum VerdictState {
+    /// The load ran to its end and every threshold and assertion held.
+    Passed,
+    /// The load ran to its end; the scenario sets no threshold and no assertion, so nothing
+    /// was judged (exit 0, as k6 does, but said as such).
+    NoThresholds,
+    ThresholdsFailed,
+    VerifyFailed,
+    ThresholdsAndVerifyFailed,
+    /// A threshold with `abort_on_fail` stopped the run.
+    Aborted,
+    /// SIGINT/SIGTERM stopped the run before the load ended.
+    Interrupted,
+    /// The generator itself failed (a worker panicked, the report could not be written).
+    GeneratorFailed,
+    /// Set on a report that has not been judged yet.
+    NotJudged,
+}
+
+impl VerdictState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerdictState::Passed => "passed",
+            VerdictState::NoThresholds => "no_thresholds",
+            VerdictState::ThresholdsFailed => "thresholds_failed",
+            VerdictState::VerifyFailed => "verify_failed",
+            VerdictState::ThresholdsAndVerifyFailed => "thresholds_and_verify_failed",
+            VerdictState::Aborted => "aborted",
+            VerdictState::Interrupted => "interrupted",
+            VerdictState::GeneratorFailed => "generator_failed",
+            VerdictState::NotJudged => "not_judged",
+        }
+    }
+
+    /// The states CI may read as a pass.
+    pub fn is_pass(self) -> bool {
+        matches!(self, VerdictState::Passed | VerdictState::NoThresholds)
+    }
 }
 
 /// One observability assertion's result (filled by `verify`).
@@ -196,8 +275,11 @@ pub struct Report {
     pub faulted: Vec<TraceRef>,
     pub thresholds: Vec<ThresholdResult>,
     pub verify: Vec<AssertionResult>,
-    /// All thresholds and assertions passed.
+    /// `verdict.state` is a pass (`passed` or `no_thresholds`).
     pub passed: bool,
+    /// The verdict: state, exit code and the summary's last line.
+    #[serde(default)]
+    pub verdict: VerdictRecord,
     #[serde(default)]
     pub config: ReportConfig,
 }
@@ -227,7 +309,8 @@ impl Default for Report {
             faulted: Vec::new(),
             thresholds: Vec::new(),
             verify: Vec::new(),
-            passed: true,
+            passed: false,
+            verdict: VerdictRecord::default(),
             config: ReportConfig::default(),
         }
     }

@@ -185,16 +185,10 @@ impl Report {
             for t in &self.thresholds {
                 let mark = if t.passed { '✓' } else { '✗' };
                 // Times are shown in ms; counts and rates as they are.
-                let unit = self
-                    .config
-                    .thresholds
-                    .iter()
-                    .find(|s| s.source == t.source)
-                    .filter(|s| {
-                        matches!(
-                            s.metric.as_str(),
-                            "response_time" | "service_time" | "schedule_lag"
-                        ) && s.aggregation != "count"
+                let unit = crate::plan::threshold::parse_line(&t.source)
+                    .ok()
+                    .filter(|p| {
+                        p.metric.is_time() && p.aggregation != crate::plan::Aggregation::Count
                     })
                     .map_or("", |_| " ms");
                 let observed = t
@@ -230,22 +224,8 @@ impl Report {
         trace_lines(&mut out, "slowest requests", &self.slowest, self);
         trace_lines(&mut out, "failed requests", &self.failed, self);
         trace_lines(&mut out, "faulted requests", &self.faulted, self);
-        let failed_t = self.thresholds.iter().filter(|t| !t.passed).count();
-        let failed_a = self.verify.iter().filter(|a| a.failed()).count();
-        let skipped = self.verify.iter().filter(|a| a.skipped).count();
-        let skipped = if skipped > 0 {
-            format!(" ({skipped} assertion(s) skipped, not checked)")
-        } else {
-            String::new()
-        };
-        if self.passed {
-            let _ = writeln!(out, "\nPASSED{skipped}");
-        } else {
-            let _ = writeln!(
-                out,
-                "\nFAILED: {failed_t} threshold(s), {failed_a} assertion(s) failed{skipped}"
-            );
-        }
+        // The last line is the verdict's own (see `verdict::Verdict::line`).
+        let _ = writeln!(out, "\n{}", self.verdict.message);
         out
     }
 }

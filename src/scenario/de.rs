@@ -1,10 +1,10 @@
 //! A serde `Deserializer` over the located `Node` tree.
 //!
 //! It knows the dotted field path and the position of every node, so each error is located
-//! precisely. It also lets `load` collect *every* problem instead of the first: unknown fields
-//! are reported (with a "did you mean" suggestion) and skipped, and after any other error the
-//! offending node is removed and the document deserialized again, until it succeeds (see
-//! `scenario::load`).
+//! precisely. It also lets `scenario::parse` collect *every* problem instead of the first:
+//! unknown fields are reported (with a "did you mean" suggestion) and skipped, and after any
+//! other error the offending node is removed and the document deserialized again, until it
+//! succeeds.
 
 use std::cell::RefCell;
 use std::collections::HashSet;

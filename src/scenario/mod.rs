@@ -1,5 +1,5 @@
-//! Scenario file → raw model, with source positions kept for line/column errors.
-//! (OWNER: plan helper. CONTRACT: `json_schema`.)
+//! Scenario file → raw model, with source positions kept for line/column errors. Also the JSON
+//! Schema of the format (`json_schema`, printed by `trafficgen schema`).
 //!
 //! Stage (1) of the data flow: text → `node::Node` tree (serde-saphyr) → `model::Scenario`
 //! (our located deserializer, `de`). Meaning is checked later by `plan::build`.
@@ -10,8 +10,6 @@ pub mod model;
 pub mod node;
 pub mod suggest;
 pub mod units;
-
-use std::path::Path;
 
 use serde::Deserialize;
 
@@ -27,36 +25,6 @@ pub struct Problem {
     /// Dotted field path (`load.stages[1].rate`); empty for the document itself.
     pub path: String,
     pub message: String,
-}
-
-/// Why a scenario could not be read.
-#[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    #[error("cannot read {path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("{}", .problems.iter().map(|p| format!("{file}:{p}", file = .file)).collect::<Vec<_>>().join("\n"))]
-    Invalid {
-        file: String,
-        problems: Vec<Problem>,
-    },
-}
-
-/// Reads and deserializes the scenario at `path` (no semantic checks; see `plan::build`).
-pub fn load(path: &Path) -> Result<Scenario, LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
-        path: path.display().to_string(),
-        source,
-    })?;
-    match parse(&text) {
-        (Some(s), problems) if problems.is_empty() => Ok(s),
-        (_, problems) => Err(LoadError::Invalid {
-            file: path.display().to_string(),
-            problems,
-        }),
-    }
 }
 
 /// Deserializes `text`, collecting every problem. Returns the model when it could be built

@@ -42,6 +42,9 @@ pub struct Scenario {
     pub telemetry: Option<TelemetrySpec>,
     /// Report file, progress output, snapshot interval.
     pub output: Option<OutputSpec>,
+    /// Regression rules of `trafficgen report compare` against a baseline run:
+    /// `metric{op:NAME}: "p(95) < baseline * 1.10"` (one expression or a list).
+    pub compare: Option<Entries<Sp<ThresholdList>>>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -72,6 +75,11 @@ pub struct ReadySpec {
     pub interval: Option<Sp<Duration>>,
 }
 
+// `ModelName` and `FaultKindName` are only the tags of `plan::LoadModel` and `plan::FaultKind`,
+// whose variants carry the resolved data (stages, delays, statuses) that the file spreads over
+// several fields: two types on purpose. The unit enums below are shared with the plan as they
+// are (`plan` re-exports them), so there is one type per concept.
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ModelName {
@@ -81,8 +89,10 @@ pub enum ModelName {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum ArrivalsName {
+pub enum Arrivals {
+    /// Evenly spaced at 1/rate.
     Constant,
+    /// Exponential gaps (seeded), for bursty but on-average-exact load.
     Poisson,
 }
 
@@ -99,7 +109,7 @@ pub struct LoadSpec {
     /// constant rate; write `start_rate: 0` to ramp up from nothing.
     pub start_rate: Option<Sp<Rate>>,
     /// Open model: `constant` (default) or `poisson` arrivals.
-    pub arrivals: Option<Sp<ArrivalsName>>,
+    pub arrivals: Option<Sp<Arrivals>>,
     /// Open model: most requests in flight. Default `target.max_connections`.
     pub max_in_flight: Option<Sp<u32>>,
     /// Open model: arrivals that may wait for a free connection; beyond it they are dropped.
@@ -131,26 +141,32 @@ pub struct MixSpec {
     pub operations: Sp<Vec<Sp<OperationSpec>>>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum TodoOpName {
+pub enum TodoOp {
+    /// POST /api/todos; the new id joins the pool.
     Create,
+    /// GET /api/todos (with `limit`).
     List,
+    /// GET /api/todos/{id} from the pool.
     Get,
+    /// PUT /api/todos/{id} with new text.
     Update,
+    /// PATCH /api/todos/{id} flipping `completed`.
     Toggle,
+    /// DELETE /api/todos/{id}; the id leaves the pool.
     Delete,
 }
 
-impl TodoOpName {
+impl TodoOp {
     pub fn as_str(self) -> &'static str {
         match self {
-            TodoOpName::Create => "create",
-            TodoOpName::List => "list",
-            TodoOpName::Get => "get",
-            TodoOpName::Update => "update",
-            TodoOpName::Toggle => "toggle",
-            TodoOpName::Delete => "delete",
+            TodoOp::Create => "create",
+            TodoOp::List => "list",
+            TodoOp::Get => "get",
+            TodoOp::Update => "update",
+            TodoOp::Toggle => "toggle",
+            TodoOp::Delete => "delete",
         }
     }
 }
@@ -164,7 +180,7 @@ pub struct OperationSpec {
     /// Relative weight in the mix. Default 1.
     pub weight: Option<Sp<u32>>,
     /// A built-in todo-api operation.
-    pub todo: Option<Sp<TodoOpName>>,
+    pub todo: Option<Sp<TodoOp>>,
     /// One generic request.
     pub request: Option<Sp<RequestSpec>>,
     /// Steps run in order; captures feed later steps.
@@ -215,8 +231,13 @@ pub enum FaultKindName {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum FaultViaName {
+pub enum FaultVia {
+    /// `X-Fault-Delay` / `X-Fault-Status` / `X-Fault-Span` on the chosen requests: the
+    /// generator knows exactly which requests were faulted.
     Header,
+    /// A time-boxed rule set through the todo-api's `/admin/faults` API (bearer token from the
+    /// environment variable `token_env`, default `TRAFFICGEN_FAULT_TOKEN`; set automatically
+    /// for the embedded todo-api): affects all traffic, like a real incident.
     Server,
 }
 
@@ -245,7 +266,7 @@ pub struct FaultSpec {
     /// Share of matching requests affected. Default `100%`.
     pub share: Option<Sp<Share>>,
     /// `header` (default; per-request fault headers) or `server` (the todo-api's fault API).
-    pub via: Option<Sp<FaultViaName>>,
+    pub via: Option<Sp<FaultVia>>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -265,7 +286,7 @@ pub struct VerifySpec {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum TraceSetName {
+pub enum TraceSet {
     Slowest,
     Failed,
     Faulted,
@@ -285,7 +306,7 @@ pub struct AssertionSpec {
     pub logql: Option<Sp<String>>,
     pub traceql: Option<Sp<String>>,
     /// The kept trace ids of this kind exist in Tempo.
-    pub traces: Option<Sp<TraceSetName>>,
+    pub traces: Option<Sp<TraceSet>>,
     /// `traces`: how many ids to look up. Default 5.
     pub limit: Option<Sp<u32>>,
     /// `traces`: this span must be the slowest child of each trace.
@@ -314,9 +335,12 @@ pub struct TelemetrySpec {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum ProgressName {
+pub enum Progress {
+    /// A bar on a TTY, plain periodic lines otherwise.
     Auto,
+    /// Plain lines only.
     Plain,
+    /// Nothing until the summary.
     Quiet,
 }
 
@@ -326,9 +350,13 @@ pub struct OutputSpec {
     /// JSON report path.
     pub report: Option<Sp<String>>,
     /// `auto` (default), `plain` or `quiet`.
-    pub progress: Option<Sp<ProgressName>>,
+    pub progress: Option<Sp<Progress>>,
     /// Snapshot and progress interval. Default `1s`.
     pub interval: Option<Sp<Duration>>,
     /// Slowest and failed trace ids kept (each). Default 10.
     pub keep_traces: Option<Sp<u32>>,
+    /// Self-contained HTML report path (charts over time, tables, trace links).
+    pub html: Option<Sp<String>>,
+    /// JUnit XML path: one test case per threshold, check and assertion.
+    pub junit: Option<Sp<String>>,
 }

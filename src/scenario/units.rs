@@ -128,7 +128,9 @@ impl std::str::FromStr for Duration {
             total += n * scale;
             rest = &rest[unit_end..];
         }
-        Ok(Duration(std::time::Duration::from_secs_f64(total)))
+        std::time::Duration::try_from_secs_f64(total)
+            .map(Duration)
+            .map_err(|_| format!("`{s}` is too long for a duration"))
     }
 }
 

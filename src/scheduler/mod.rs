@@ -57,7 +57,6 @@ pub fn cumulative(start_rate: f64, stages: &[RateStage], t: f64) -> f64 {
 #[derive(Debug, Clone)]
 pub struct OpenSchedule {
     stages: Vec<RateStage>,
-    start_rate: f64,
     /// Stage being walked, its start time, rate at its start and Λ at its start.
     stage: usize,
     stage_at: f64,
@@ -80,7 +79,6 @@ impl OpenSchedule {
         };
         OpenSchedule {
             stages: stages.to_vec(),
-            start_rate,
             stage: 0,
             stage_at: 0.0,
             stage_from: start_rate,
@@ -112,12 +110,6 @@ impl OpenSchedule {
             self.stage_from = r1;
             self.stage_lambda += total;
         }
-    }
-
-    /// Total planned arrivals of a constant schedule (Poisson: the expectation).
-    pub fn expected_total(&self) -> f64 {
-        let d: f64 = self.stages.iter().map(|s| s.duration.as_secs_f64()).sum();
-        cumulative(self.start_rate, &self.stages, d)
     }
 }
 

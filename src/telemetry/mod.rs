@@ -221,7 +221,7 @@ impl Telemetry {
 
     /// Final values (incl. threshold and assertion state from the report), pushes, span flush,
     /// then keeps `/metrics` up for the linger. Never fails the run: problems are returned as
-    /// text (credentials masked) for the caller to print.
+    /// text (credentials masked; the run prints them).
     pub async fn finish(mut self, report: &Report) -> Vec<String> {
         self.publish_report(report);
         let mut problems = Vec::new();

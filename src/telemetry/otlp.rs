@@ -47,7 +47,7 @@ impl OtlpMetrics {
             protocol: signal.protocol.as_str(),
             message,
         };
-        let headers = super::spans::header_map(&signal.headers).map_err(build)?;
+        let headers = crate::secrets::header_map(&signal.headers).map_err(build)?;
         let exporter = match signal.protocol {
             Protocol::Grpc => opentelemetry_otlp::MetricExporter::builder()
                 .with_tonic()

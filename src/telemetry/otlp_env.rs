@@ -182,7 +182,7 @@ fn signal(
         None => (GENERAL.headers, get(GENERAL.headers)),
     };
     let headers = match headers_text {
-        Some(t) => parse_headers(&t).map_err(|message| OtlpEnvError::Headers {
+        Some(t) => secrets::parse_headers(&t).map_err(|message| OtlpEnvError::Headers {
             var: headers_var,
             message,
         })?,
@@ -207,52 +207,6 @@ fn check_url(var: &'static str, url: String) -> Result<String, OtlpEnvError> {
             message: format!("{:?} is not a URL: {e}", secrets::mask_url(&url)),
         }),
     }
-}
-
-/// `key1=value1,key2=value2` (the W3C baggage-like format of `OTEL_EXPORTER_OTLP_HEADERS`;
-/// values URL-decoded). The messages never contain a value.
-pub fn parse_headers(text: &str) -> Result<Vec<(String, String)>, String> {
-    let mut out = Vec::new();
-    for (i, part) in text.split(',').enumerate() {
-        let part = part.trim();
-        if part.is_empty() {
-            continue;
-        }
-        let Some((k, v)) = part.split_once('=') else {
-            return Err(format!("entry {} has no '=' (expected key=value)", i + 1));
-        };
-        let k = percent_decode(k.trim()).ok_or_else(|| format!("entry {}: bad %-escape", i + 1))?;
-        let v = percent_decode(v.trim()).ok_or_else(|| format!("entry {}: bad %-escape", i + 1))?;
-        if k.is_empty()
-            || !k
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-        {
-            return Err(format!("entry {}: {k:?} is not a header name", i + 1));
-        }
-        if v.bytes().any(|b| b == b'\r' || b == b'\n') {
-            return Err(format!("entry {}: the value contains a line break", i + 1));
-        }
-        out.push((k, v));
-    }
-    Ok(out)
-}
-
-fn percent_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 #[cfg(test)]

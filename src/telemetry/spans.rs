@@ -148,25 +148,12 @@ pub fn span_data(rec: &SpanRecord, run_id: &str, scope: &InstrumentationScope) -
     }
 }
 
-/// The header map both transports take (gRPC as metadata).
-pub fn header_map(headers: &[(String, String)]) -> Result<reqwest::header::HeaderMap, String> {
-    let mut map = reqwest::header::HeaderMap::new();
-    for (k, v) in headers {
-        let name = reqwest::header::HeaderName::from_bytes(k.as_bytes())
-            .map_err(|_| format!("{k:?} is not a header name"))?;
-        let value = reqwest::header::HeaderValue::from_str(v)
-            .map_err(|_| format!("the value of {k} is not a valid header value"))?;
-        map.append(name, value);
-    }
-    Ok(map)
-}
-
 fn exporter(signal: &Signal) -> Result<opentelemetry_otlp::SpanExporter, SpanExportError> {
     let build = |message: String| SpanExportError::Build {
         protocol: signal.protocol.as_str(),
         message,
     };
-    let headers = header_map(&signal.headers).map_err(build)?;
+    let headers = crate::secrets::header_map(&signal.headers).map_err(build)?;
     let built = match signal.protocol {
         Protocol::Grpc => opentelemetry_otlp::SpanExporter::builder()
             .with_tonic()

@@ -5,7 +5,7 @@ use hdrhistogram::Histogram;
 
 use crate::plan::{Aggregation, Comparison, Threshold, ThresholdMetric};
 use crate::recorder::Counts;
-use crate::report::{ThresholdResult, ThresholdSpec};
+use crate::report::ThresholdResult;
 
 /// The data a threshold is evaluated on.
 pub struct Sample<'a> {
@@ -18,41 +18,9 @@ pub struct Sample<'a> {
     pub secs: f64,
 }
 
-pub fn metric_name(m: ThresholdMetric) -> &'static str {
-    match m {
-        ThresholdMetric::ResponseTime => "response_time",
-        ThresholdMetric::ServiceTime => "service_time",
-        ThresholdMetric::Errors => "errors",
-        ThresholdMetric::Requests => "requests",
-        ThresholdMetric::Checks => "checks",
-        ThresholdMetric::Dropped => "dropped",
-        ThresholdMetric::ScheduleLag => "schedule_lag",
-    }
-}
-
-/// True for the metrics evaluated from histograms.
-pub fn is_latency(m: ThresholdMetric) -> bool {
-    matches!(
-        m,
-        ThresholdMetric::ResponseTime | ThresholdMetric::ServiceTime | ThresholdMetric::ScheduleLag
-    )
-}
-
-fn agg_name(a: Aggregation) -> String {
-    match a {
-        Aggregation::Percentile(p) => format!("p({p})"),
-        Aggregation::Avg => "avg".into(),
-        Aggregation::Min => "min".into(),
-        Aggregation::Max => "max".into(),
-        Aggregation::Med => "med".into(),
-        Aggregation::Rate => "rate".into(),
-        Aggregation::Count => "count".into(),
-    }
-}
-
 /// The observed value, or why there is none (no samples, or an aggregation that does not apply).
 pub fn observe(t: &Threshold, s: &Sample) -> Result<f64, String> {
-    let name = metric_name(t.metric);
+    let name = t.metric.as_str();
     let no_samples = || {
         let filter =
             t.op.as_ref()
@@ -65,11 +33,11 @@ pub fn observe(t: &Threshold, s: &Sample) -> Result<f64, String> {
     let not_applicable = || {
         Err(format!(
             "aggregation {} does not apply to `{name}`",
-            agg_name(t.aggregation)
+            t.aggregation
         ))
     };
     let c = s.counts;
-    if is_latency(t.metric) {
+    if t.metric.is_time() {
         let h = match t.metric {
             ThresholdMetric::ResponseTime => s.response,
             ThresholdMetric::ServiceTime => s.service,
@@ -132,6 +100,7 @@ pub fn judge(t: &Threshold, observed: Result<f64, String>, context: &str) -> Thr
                 passed,
                 observed: Some(v),
                 message,
+                window: None,
             }
         }
         Err(why) => ThresholdResult {
@@ -139,82 +108,9 @@ pub fn judge(t: &Threshold, observed: Result<f64, String>, context: &str) -> Thr
             passed: false,
             observed: None,
             message: format!("FAILED: {why}{context}"),
+            window: None,
         },
     }
-}
-
-fn cmp_name(c: Comparison) -> &'static str {
-    match c {
-        Comparison::Lt => "lt",
-        Comparison::Le => "le",
-        Comparison::Gt => "gt",
-        Comparison::Ge => "ge",
-        Comparison::Eq => "eq",
-        Comparison::Ne => "ne",
-    }
-}
-
-pub fn spec(t: &Threshold) -> ThresholdSpec {
-    let (aggregation, percentile) = match t.aggregation {
-        Aggregation::Percentile(p) => ("percentile".to_string(), Some(p)),
-        a => (agg_name(a), None),
-    };
-    ThresholdSpec {
-        source: t.source.clone(),
-        metric: metric_name(t.metric).to_string(),
-        op: t.op.clone(),
-        aggregation,
-        percentile,
-        comparison: cmp_name(t.comparison).to_string(),
-        value: t.value,
-        window_s: t.window.map(|w| w.as_secs_f64()),
-    }
-}
-
-/// The inverse of `spec` (abort settings do not matter after the run).
-pub fn from_spec(s: &ThresholdSpec) -> Option<Threshold> {
-    let metric = [
-        ThresholdMetric::ResponseTime,
-        ThresholdMetric::ServiceTime,
-        ThresholdMetric::Errors,
-        ThresholdMetric::Requests,
-        ThresholdMetric::Checks,
-        ThresholdMetric::Dropped,
-        ThresholdMetric::ScheduleLag,
-    ]
-    .into_iter()
-    .find(|m| metric_name(*m) == s.metric)?;
-    let aggregation = match s.aggregation.as_str() {
-        "percentile" => Aggregation::Percentile(s.percentile?),
-        "avg" => Aggregation::Avg,
-        "min" => Aggregation::Min,
-        "max" => Aggregation::Max,
-        "med" => Aggregation::Med,
-        "rate" => Aggregation::Rate,
-        "count" => Aggregation::Count,
-        _ => return None,
-    };
-    let comparison = [
-        Comparison::Lt,
-        Comparison::Le,
-        Comparison::Gt,
-        Comparison::Ge,
-        Comparison::Eq,
-        Comparison::Ne,
-    ]
-    .into_iter()
-    .find(|c| cmp_name(*c) == s.comparison)?;
-    Some(Threshold {
-        source: s.source.clone(),
-        metric,
-        op: s.op.clone(),
-        aggregation,
-        comparison,
-        value: s.value,
-        window: s.window_s.map(std::time::Duration::from_secs_f64),
-        abort_on_fail: false,
-        delay_abort_eval: std::time::Duration::ZERO,
-    })
 }
 
 /// Whether `a` is a worse observation than `b` for this comparison (closer to failing).

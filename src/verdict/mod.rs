@@ -8,9 +8,14 @@
 use crate::plan::{Plan, Threshold};
 use crate::report::{Report, ThresholdResult};
 
+pub mod compare;
 pub mod eval;
+mod judge;
+mod merged;
 mod window;
 
+pub use judge::{RunEnd, Verdict};
+pub use merged::{judge_merged, merge_reports};
 pub use window::Live;
 
 /// Evaluates every threshold of the plan on the final report (windowed ones from `live`).
@@ -60,13 +65,15 @@ fn windowed(
                 worst.start.as_secs_f64(),
                 worst.end.as_secs_f64()
             );
-            eval::judge(t, Ok(worst.value), &ctx)
+            let mut r = eval::judge(t, Ok(worst.value), &ctx);
+            r.window = Some([worst.start.as_secs_f64(), worst.end.as_secs_f64()]);
+            r
         }
         None => eval::judge(
             t,
             Err(format!(
                 "no samples: metric `{}` recorded nothing in any of the {} windows of {ws}s",
-                eval::metric_name(t.metric),
+                t.metric.as_str(),
                 state.windows
             )),
             "",

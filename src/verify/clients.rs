@@ -150,7 +150,7 @@ impl Clients {
         backend: Backend,
         headers: &[(String, String)],
     ) -> Result<Clients, String> {
-        let map = crate::telemetry::spans::header_map(headers)?;
+        let map = crate::secrets::header_map(headers)?;
         self.headers[backend as usize] = map;
         Ok(self)
     }
@@ -161,7 +161,7 @@ impl Clients {
         let mut c = Clients::default();
         for b in Backend::ALL {
             if let Some(text) = lookup(b.headers_var()).filter(|t| !t.trim().is_empty()) {
-                let h = crate::telemetry::otlp_env::parse_headers(&text)
+                let h = crate::secrets::parse_headers(&text)
                     .map_err(|m| format!("{}: {m}", b.headers_var()))?;
                 c = c
                     .with_headers(b, &h)

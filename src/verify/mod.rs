@@ -341,34 +341,8 @@ impl RunContext {
     }
 }
 
-/// The fixed placeholder names `RunContext::substitute` knows (besides `fault_N_start` and
-/// `fault_N_end`); `plan::build` rejects any other `${…}` in a query.
-pub const PLACEHOLDERS: &[&str] = &[
-    "run_id",
-    "scenario",
-    "range",
-    "start",
-    "end",
-    "start_unix",
-    "end_unix",
-];
-
-/// Whether `${name}` is substituted.
-pub fn is_placeholder(name: &str) -> bool {
-    PLACEHOLDERS.contains(&name) || fault_var(name).is_some()
-}
-
-/// `fault_3_start` → (3, false); `fault_0_end` → (0, true).
-fn fault_var(name: &str) -> Option<(usize, bool)> {
-    let rest = name.strip_prefix("fault_")?;
-    let (n, which) = rest.split_once('_')?;
-    let end = match which {
-        "start" => false,
-        "end" => true,
-        _ => return None,
-    };
-    Some((n.parse().ok()?, end))
-}
+use crate::plan::placeholders::fault_var;
+pub use crate::plan::placeholders::{PLACEHOLDERS, is_placeholder};
 
 /// The generator's own count for `g`, from the report.
 pub fn ground_truth(report: &Report, g: &GroundRef) -> Result<f64, String> {

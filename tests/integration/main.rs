@@ -1,4 +1,8 @@
 mod cli;
+mod dashboard;
+mod ends;
+mod layering;
+mod outputs;
 mod report;
 mod run_e2e;
 mod scenarios;

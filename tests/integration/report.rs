@@ -58,11 +58,16 @@ pub fn plan(thresholds: Vec<Threshold>) -> Plan {
             pool_capacity: 100,
         },
         thresholds,
+        compare: vec![],
         output: Output {
             report: None,
             progress: Progress::Quiet,
             interval: Duration::from_secs(1),
             keep_traces: 5,
+            html: None,
+            junit: None,
+            dashboard: None,
+            dashboard_token: None,
         },
         seed: 1,
         faults: vec![],
@@ -203,7 +208,7 @@ pub fn run(plan: &Plan, secs: u64, rate: u64, keep: impl Fn(u64) -> bool) -> Rep
         timeline.observe(&sim.snapshot(Duration::from_secs(s + 1), false));
     }
     let last = sim.snapshot(Duration::from_secs(secs), true);
-    Report::build(plan, &last, timeline, meta())
+    super::support::build_report(plan, &last, timeline, meta())
 }
 
 #[test]
@@ -215,7 +220,7 @@ fn build_computes_counts_percentiles_rate_and_histograms() {
         sim.record(0, v as f64, v * 1000, 0, if v <= 10 { 500 } else { 201 });
     }
     let last = sim.snapshot(Duration::from_secs(10), true);
-    let r = Report::build(&plan, &last, Timeline::new(&plan), meta());
+    let r = super::support::build_report(&plan, &last, Timeline::new(&plan), meta());
     let (name, create) = &r.ops[0];
     assert_eq!(name, "create");
     assert_eq!(create.counts.requests, 1000);
@@ -242,7 +247,12 @@ fn build_computes_counts_percentiles_rate_and_histograms() {
     assert_eq!(r.started_at, "2027-01-15T08:00:00Z");
     assert_eq!(r.slowest.len(), 5);
     assert_eq!(r.slowest[0].response_time_ms, 1000.0);
+    // Not judged until the verdict stage says so; with no threshold, nothing was judged.
+    assert!(!r.passed);
+    let mut r = r;
+    trafficgen::verdict::Verdict::of_report(&r).apply(&mut r);
     assert!(r.passed);
+    assert_eq!(r.verdict.state, report::VerdictState::NoThresholds);
 }
 
 #[test]
@@ -266,7 +276,7 @@ fn timeline_has_one_point_per_second_with_that_seconds_percentiles() {
         }
         tl.observe(&sim.snapshot(Duration::from_secs(sec + 1), false));
     }
-    let r = Report::build(
+    let r = super::support::build_report(
         &plan,
         &sim.snapshot(Duration::from_secs(3), true),
         tl,
@@ -289,6 +299,47 @@ fn timeline_has_one_point_per_second_with_that_seconds_percentiles() {
         r.timeline[1].p50_ms
     );
     assert!((r.timeline[2].p99_ms - 10.0).abs() < 0.05);
+}
+
+#[test]
+fn timeline_points_carry_p95_service_time_lag_and_errors_by_kind() {
+    let plan = plan(vec![]);
+    let mut sim = Sim::new();
+    let mut tl = Timeline::new(&plan);
+    // Second 1: 100 × 10 ms, no lag. Second 2: 100 × 400 ms of which 300 ms waited for a
+    // connection (service time 100 ms); 7 of them 503.
+    for (sec, us, lag) in [(0u64, 10_000u64, 0u64), (1, 400_000, 300_000)] {
+        for i in 0..100 {
+            let status = if sec == 1 && i < 7 { 503 } else { 200 };
+            sim.record(1, (sec * 1000 + i) as f64, us, lag, status);
+        }
+        tl.observe(&sim.snapshot(Duration::from_secs(sec + 1), false));
+    }
+    let r = super::support::build_report(
+        &plan,
+        &sim.snapshot(Duration::from_secs(2), true),
+        tl,
+        meta(),
+    );
+    let near = |a: f64, b: f64| (a - b).abs() <= b * 0.002 + 0.01;
+    let (a, b) = (&r.timeline[0], &r.timeline[1]);
+    assert!(
+        near(a.p95_ms, 10.0) && near(a.service_p95_ms, 10.0),
+        "{a:?}"
+    );
+    assert!(a.lag_p99_ms <= 0.01, "{a:?}");
+    assert_eq!(a.errors_by_kind, [0; 6]);
+    assert!(near(b.p95_ms, 400.0), "{b:?}");
+    for s in [b.service_p50_ms, b.service_p95_ms, b.service_p99_ms] {
+        assert!(near(s, 100.0), "service {s} in {b:?}");
+    }
+    assert!(
+        near(b.lag_p99_ms, 300.0) && near(b.lag_max_ms, 300.0),
+        "{b:?}"
+    );
+    let mut kinds = [0; 6];
+    kinds[ErrorKind::Status5xx.index()] = 7;
+    assert_eq!((b.errors_by_kind, b.errors), (kinds, 7));
 }
 
 #[test]
@@ -331,7 +382,7 @@ fn final_partial_second_and_fault_windows_are_reported() {
     // Credited per window by the recorder when the request was recorded.
     s.fault_injected = vec![1];
     tl.observe(&s);
-    let r = Report::build(&plan, &s, tl, meta());
+    let r = super::support::build_report(&plan, &s, tl, meta());
     // The load ended at 1.5 s: the second window never started; the first ends with the load.
     assert_eq!(r.faults.len(), 1);
     assert_eq!(r.faults[0].kind, "error");
@@ -351,18 +402,21 @@ fn summary_lists_ops_errors_percentiles_thresholds_and_traces() {
     r.config.grafana_url = Some("http://grafana.local:3000/".into());
     r.set_thresholds(vec![
         report::ThresholdResult {
+            window: None,
             source: "response_time: p(95)<300".into(),
             passed: true,
             observed: Some(120.5),
             message: String::new(),
         },
         report::ThresholdResult {
+            window: None,
             source: "errors: rate<0.001".into(),
             passed: false,
             observed: Some(0.0103),
             message: "observed 0.0103 does not satisfy errors: rate<0.001".into(),
         },
     ]);
+    trafficgen::verdict::Verdict::of_report(&r).apply(&mut r);
     let s = r.summary();
     for needle in [
         "create: 167 requests",
@@ -379,7 +433,7 @@ fn summary_lists_ops_errors_percentiles_thresholds_and_traces() {
         "http://grafana.local:3000/explore?left=",
         // The run's range: 5 min before the start (1_800_000_000 s) to 15 min after the end.
         "%5B%221799999700000%22%2C%221800000960000%22%2C%22tempo%22",
-        "FAILED: 1 threshold(s)",
+        "FAILED: 1 of 2 threshold(s) failed",
     ] {
         assert!(s.contains(needle), "summary lacks {needle:?}:\n{s}");
     }
@@ -546,7 +600,7 @@ fn rates_are_over_the_load_not_the_drain_after_it() {
         sim.record(1, i as f64 * 100.0, 2_000, 0, 200);
     }
     // The final snapshot is taken after a 1.5 s drain.
-    let r = Report::build(
+    let r = super::support::build_report(
         &plan,
         &sim.snapshot(Duration::from_millis(61_500), true),
         Timeline::new(&plan),
@@ -555,7 +609,7 @@ fn rates_are_over_the_load_not_the_drain_after_it() {
     assert_eq!(r.duration_s, 60.0);
     assert!((r.totals.rate - 10.0).abs() < 1e-12, "{}", r.totals.rate);
     // A complete run whose last request finished just before the planned end: the plan's 60 s.
-    let r = Report::build(
+    let r = super::support::build_report(
         &plan,
         &sim.snapshot(Duration::from_millis(59_990), true),
         Timeline::new(&plan),
@@ -565,7 +619,7 @@ fn rates_are_over_the_load_not_the_drain_after_it() {
     // An interrupted run counts what it ran.
     let mut interrupted = meta();
     interrupted.interrupted = true;
-    let r = Report::build(
+    let r = super::support::build_report(
         &plan,
         &sim.snapshot(Duration::from_secs(30), true),
         Timeline::new(&plan),

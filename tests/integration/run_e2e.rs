@@ -5,10 +5,11 @@
 use std::collections::BTreeMap;
 use std::future::pending;
 
-use trafficgen::exit::Outcome;
+use trafficgen::exit::Exit;
 use trafficgen::plan::TodoOp;
 use trafficgen::recorder::ErrorKind;
 use trafficgen::report::Report;
+use trafficgen::report::VerdictState;
 
 use crate::support::{self, App};
 
@@ -47,7 +48,7 @@ async fn per_operation_and_status_counts_equal_the_apps_counters() {
         .expect("run");
     assert_eq!(
         outcome,
-        Outcome::Passed,
+        Exit::Judged(VerdictState::NoThresholds),
         "{}",
         String::from_utf8_lossy(&out)
     );
@@ -109,7 +110,11 @@ async fn interrupted_run_writes_the_report_and_says_so() {
     let outcome = trafficgen::app::run_plan(plan, 1, &mut out, support::when_app_counted(addr, 30))
         .await
         .expect("run");
-    assert_eq!(outcome, Outcome::Error, "an interrupted run is not a pass");
+    assert_eq!(
+        outcome,
+        Exit::Judged(VerdictState::Interrupted),
+        "an interrupted run is not a pass"
+    );
     let report = Report::read(&report_path).expect("report written");
     assert!(report.interrupted);
     assert!(
@@ -145,7 +150,7 @@ async fn target_down_mid_run_counts_errors_and_still_reports() {
     let outcome = outcome.expect("run");
     assert_eq!(
         outcome,
-        Outcome::Passed,
+        Exit::Judged(VerdictState::NoThresholds),
         "no thresholds: errors alone do not fail the run"
     );
     let report = Report::read(&report_path).expect("report written");
@@ -237,7 +242,7 @@ async fn flows_capture_from_one_response_into_the_next_request() {
     let outcome = trafficgen::app::run_plan(plan, 1, &mut out, pending())
         .await
         .expect("run");
-    assert_eq!(outcome, Outcome::Passed);
+    assert_eq!(outcome, Exit::Judged(VerdictState::NoThresholds));
     let report = Report::read(&report_path).unwrap();
     let c = &report.ops[0].1.counts;
     assert_eq!(c.requests, 60, "20 flows of 3 steps");

@@ -198,11 +198,16 @@ pub fn plan(
             pool_capacity: 1000,
         },
         thresholds: vec![],
+        compare: vec![],
         output: Output {
             report,
             progress: Progress::Quiet,
             interval: Duration::from_millis(250),
             keep_traces: 5,
+            html: None,
+            junit: None,
+            dashboard: None,
+            dashboard_token: None,
         },
         seed: 42,
         faults: vec![],
@@ -237,4 +242,17 @@ pub async fn when_app_counted(app_addr: SocketAddr, n: u64) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     panic!("the app never counted {n} requests");
+}
+
+/// The report of a run as the run's finisher builds it: the report from the final snapshot,
+/// then the timeline sink's timeline put into it.
+pub fn build_report(
+    plan: &Plan,
+    last: &trafficgen::recorder::Snapshot,
+    timeline: trafficgen::report::Timeline,
+    meta: trafficgen::report::RunMeta,
+) -> trafficgen::report::Report {
+    let mut r = trafficgen::report::Report::build(plan, last, meta);
+    timeline.apply(last, &mut r);
+    r
 }

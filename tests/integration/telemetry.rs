@@ -15,7 +15,7 @@ use trafficgen::telemetry::metrics::Identity;
 use trafficgen::telemetry::{Config, Format, Telemetry};
 
 mod links;
-mod otlp;
+pub(crate) mod otlp;
 mod pushes;
 mod traces;
 
@@ -129,12 +129,14 @@ pub(crate) fn report(run_id: &str) -> Report {
         faulted: vec![],
         thresholds: vec![
             ThresholdResult {
+                window: None,
                 source: "p95(response_time) < 500ms".into(),
                 passed: true,
                 observed: Some(20.0),
                 message: String::new(),
             },
             ThresholdResult {
+                window: None,
                 source: "error_rate < 1%".into(),
                 passed: false,
                 observed: Some(0.5),
@@ -152,6 +154,7 @@ pub(crate) fn report(run_id: &str) -> Report {
             skipped: false,
         }],
         passed: false,
+        verdict: Default::default(),
         config: Default::default(),
     }
 }

@@ -168,7 +168,7 @@ fn a_threshold_without_samples_fails_and_says_so() {
     ]);
     let mut sim = Sim::new();
     sim.ops[0].counts.requests = 0;
-    let r = Report::build(
+    let r = super::support::build_report(
         &plan,
         &sim.snapshot(Duration::from_secs(5), true),
         Timeline::new(&plan),
@@ -236,7 +236,7 @@ fn a_spike_inside_one_window_fails_the_windowed_threshold_while_the_whole_run_pa
     assert!(abort.is_none(), "no abort_on_fail threshold: {abort:?}");
     // Bounded memory: the ring of the 1 m window holds at most 60 ticks after 600.
     assert!(live.retained_ticks() <= 2 * 61, "{}", live.retained_ticks());
-    let r = Report::build(
+    let r = super::support::build_report(
         &plan,
         &sim.snapshot(Duration::from_secs(600), true),
         Timeline::new(&plan),
@@ -280,7 +280,7 @@ fn a_run_shorter_than_the_window_is_evaluated_whole_and_says_so() {
                 .is_none()
         );
     }
-    let r = Report::build(
+    let r = super::support::build_report(
         &plan,
         &sim.snapshot(Duration::from_secs(5), true),
         Timeline::new(&plan),
@@ -381,7 +381,7 @@ fn merge_re_evaluates_thresholds_on_the_merged_data() {
         .collect();
     // Each segment has 500 requests: its `count>=1000` fails.
     assert!(parts.iter().all(|r| !r.thresholds[0].passed && !r.passed));
-    let merged = report::merge(&parts).unwrap();
+    let merged = verdict::merge_reports(&parts).unwrap();
     assert_eq!(merged.thresholds[0].observed, Some(1000.0));
     assert!(merged.thresholds[0].passed);
     // The windowed count comes from the merged per-second timeline: 200 per 2 s window.
@@ -393,6 +393,8 @@ fn merge_re_evaluates_thresholds_on_the_merged_data() {
     );
     assert!(merged.thresholds[1].passed);
     assert!(merged.passed);
+    assert_eq!(merged.verdict.state, report::VerdictState::Passed);
+    assert_eq!(merged.verdict.exit_code, 0);
 }
 
 #[test]
@@ -427,7 +429,7 @@ fn window_memory_is_bounded_whatever_the_interval_and_window() {
         live.observe(&sim.snapshot(Duration::from_secs(s + 1), false));
     }
     assert!(live.retained_ticks() <= 601, "{}", live.retained_ticks());
-    let r = Report::build(
+    let r = super::support::build_report(
         &plan,
         &sim.snapshot(Duration::from_secs(7200), true),
         Timeline::new(&plan),

@@ -169,6 +169,7 @@ fn report(
         thresholds: vec![],
         verify: vec![],
         passed: true,
+        verdict: Default::default(),
         config: Default::default(),
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::{Errors, Overrides, defaults, pos};
 use crate::plan::{Arrivals, LoadModel, RateStage, ThinkTime, VuStage};
 use crate::scenario::Sp;
-use crate::scenario::model::{self, ArrivalsName, ModelName, ThinkTimeSpec};
+use crate::scenario::model::{self, ModelName, ThinkTimeSpec};
 
 pub(super) fn load(
     l: &Sp<model::LoadSpec>,
@@ -149,10 +149,7 @@ pub(super) fn load(
             LoadModel::Open {
                 start_rate,
                 stages: rs,
-                arrivals: match l.arrivals.as_ref().map(|a| a.value) {
-                    Some(ArrivalsName::Poisson) => Arrivals::Poisson,
-                    _ => Arrivals::Constant,
-                },
+                arrivals: l.arrivals.as_ref().map_or(Arrivals::Constant, |a| a.value),
                 max_in_flight,
                 max_queue: l
                     .max_queue

@@ -4,10 +4,10 @@
 use super::{Errors, defaults, is_token};
 use crate::plan::template::{Scope, Template};
 use crate::plan::{
-    Capture, CaptureSource, Check, FlowStep, Mix, OpKind, Operation, RequestTemplate, TodoOp,
+    Capture, CaptureSource, Check, FlowStep, Mix, OpKind, Operation, RequestTemplate,
 };
 use crate::scenario::Sp;
-use crate::scenario::model::{self, Entries, TodoOpName};
+use crate::scenario::model::{self, Entries};
 
 pub(super) fn mix(
     m: &Sp<model::MixSpec>,
@@ -165,7 +165,7 @@ fn operation(
         w.value
     });
     let kind = if let Some(t) = &spec.todo {
-        OpKind::Todo(todo_op(t.value))
+        OpKind::Todo(t.value)
     } else if let Some(r) = &spec.request {
         let scope = Scope {
             constants,
@@ -184,17 +184,6 @@ fn operation(
         kind,
         checks,
     })
-}
-
-fn todo_op(t: TodoOpName) -> TodoOp {
-    match t {
-        TodoOpName::Create => TodoOp::Create,
-        TodoOpName::List => TodoOp::List,
-        TodoOpName::Get => TodoOp::Get,
-        TodoOpName::Update => TodoOp::Update,
-        TodoOpName::Toggle => TodoOp::Toggle,
-        TodoOpName::Delete => TodoOp::Delete,
-    }
 }
 
 fn template(s: &Sp<String>, field: &str, scope: &Scope, errs: &mut Errors) -> Template {

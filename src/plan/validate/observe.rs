@@ -7,12 +7,10 @@ use super::expect::parse_expect;
 use super::{Errors, defaults};
 use crate::plan::threshold::{self, Threshold};
 use crate::plan::{
-    Assertion, AssertionKind, Expect, FaultKind, FaultVia, FaultWindow, Tolerance, TraceSet, Verify,
+    Assertion, AssertionKind, Expect, FaultKind, FaultVia, FaultWindow, Tolerance, Verify,
 };
 use crate::scenario::Sp;
-use crate::scenario::model::{
-    self, Entries, FaultKindName, FaultViaName, ToleranceSpec, TraceSetName,
-};
+use crate::scenario::model::{self, Entries, FaultKindName, ToleranceSpec};
 use crate::scenario::suggest::suggest;
 
 pub(super) fn unknown_op(name: &str, ops: &[String]) -> String {
@@ -110,10 +108,7 @@ pub(super) fn faults(
                 ),
             );
         }
-        let via = match w.via.as_ref().map(|v| v.value) {
-            Some(FaultViaName::Server) => FaultVia::Server,
-            _ => FaultVia::Header,
-        };
+        let via = w.via.as_ref().map_or(FaultVia::Header, |v| v.value);
         let kind = match w.kind.value {
             FaultKindName::Latency => {
                 if let Some(s) = &w.status {
@@ -131,7 +126,7 @@ pub(super) fn faults(
                     _ => {}
                 }
                 if let Some(sp) = &w.span
-                    && !crate::faults::TODO_SPANS.contains(&sp.value.as_str())
+                    && !crate::plan::TODO_SPANS.contains(&sp.value.as_str())
                 {
                     errs.at(
                         sp,
@@ -139,7 +134,7 @@ pub(super) fn faults(
                         crate::scenario::suggest::unknown_message(
                             "span",
                             &sp.value,
-                            &crate::faults::TODO_SPANS,
+                            &crate::plan::TODO_SPANS,
                         ),
                     );
                 }
@@ -253,7 +248,7 @@ pub(crate) fn check_url(url: &str, allow_https: bool) -> Result<(), String> {
 }
 
 // The list lives with the substitution (verify owns it); `fault_N_start`/`fault_N_end` too.
-use crate::verify::PLACEHOLDERS;
+use crate::plan::placeholders::{PLACEHOLDERS, is_placeholder};
 
 fn check_placeholders(q: &Sp<String>, field: &str, errs: &mut Errors) {
     let mut rest = q.as_str();
@@ -264,7 +259,7 @@ fn check_placeholders(q: &Sp<String>, field: &str, errs: &mut Errors) {
             return;
         };
         let name = &after[..end];
-        if !crate::verify::is_placeholder(name) {
+        if !is_placeholder(name) {
             let hint = suggest(name, PLACEHOLDERS)
                 .map_or(String::new(), |s| format!(", did you mean `${{{s}}}`?"));
             let known = PLACEHOLDERS.join(", ");
@@ -421,11 +416,7 @@ fn assertion(
             }
             l.value as usize
         });
-        let which = match which.value {
-            TraceSetName::Slowest => TraceSet::Slowest,
-            TraceSetName::Failed => TraceSet::Failed,
-            TraceSetName::Faulted => TraceSet::Faulted,
-        };
+        let which = which.value;
         let label = format!(
             "traces {}",
             ["slowest", "failed", "faulted"][which as usize]

@@ -17,7 +17,7 @@ use super::{Proc, binary, free_port, wait_ready};
 /// Whether the todo-api binary of this branch honours `OTEL_EXPORTER_OTLP_PROTOCOL=grpc`. Until
 /// it does, the gRPC variant sends the generator's telemetry over gRPC and the todo-api's over
 /// HTTP (set to true once the todo-api speaks gRPC: both then use gRPC).
-const TODO_API_SPEAKS_GRPC: bool = false;
+const TODO_API_SPEAKS_GRPC: bool = true;
 
 /// The todo-api binary built by cargo next to this test binary (`cargo test --workspace`
 /// builds it; `cargo build -p todo-api` otherwise).

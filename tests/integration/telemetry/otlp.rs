@@ -321,8 +321,10 @@ fn an_unsupported_otlp_protocol_is_a_start_up_error() {
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{stderr}");
-        let msg = format!("{var}=\"{value}\" is not supported");
-        assert_eq!(stderr.matches(&msg).count(), 1, "{stderr}");
+        assert!(
+            stderr.contains(var) && stderr.contains(value),
+            "the error names the variable and its value: {stderr}"
+        );
         assert!(
             !String::from_utf8_lossy(&out.stdout).contains("requests"),
             "no load ran"

@@ -1,0 +1,66 @@
+//! Judging a finished load: the report from the final snapshot, what the sinks kept
+//! (`complete`), the observability assertions, the one `Verdict`, then the outputs in a fixed
+//! order — report file, summary, the sinks' `finish`. The verdict is written into the report
+//! before anything is output, so the file, the summary's last line and the exit code agree.
+
+use std::io::Write;
+
+use tracing::Instrument as _;
+
+use super::Loaded;
+use crate::plan::Plan;
+use crate::report::Report;
+use crate::sinks::Sink;
+use crate::verdict::Verdict;
+use crate::verify;
+
+pub async fn finish(
+    plan: &Plan,
+    loaded: Loaded,
+    sinks: &mut [Box<dyn Sink>],
+    out: &mut dyn Write,
+) -> Verdict {
+    for m in &loaded.fault_messages {
+        eprintln!("trafficgen: faults: {m}");
+    }
+    let mut report = Report::build(plan, &loaded.last, loaded.meta);
+    let header = loaded.last.totals();
+    report.target_faults = loaded.target_faults.map(|m| {
+        m.with_header(crate::faults::ByKind {
+            latency: header.faults_latency,
+            error: header.faults_error,
+        })
+    });
+    for s in sinks.iter_mut() {
+        s.complete(&mut report);
+    }
+    for s in sinks.iter_mut() {
+        s.before_verify(&report);
+    }
+    if let Some(v) = &plan.verify {
+        let results = verify::run(v, &report)
+            .instrument(tracing::info_span!(
+                "verify",
+                assertions = v.assertions.len()
+            ))
+            .await;
+        report.set_verify(results);
+    }
+    let mut verdict = Verdict::decide(loaded.end, &report.thresholds, &report.verify);
+    verdict.apply(&mut report);
+    if let Some(path) = &plan.output.report
+        && let Err(e) = report.write(path)
+    {
+        eprintln!("trafficgen: {e}");
+        verdict = verdict.failed(format!("the report was not written: {e}"));
+        verdict.apply(&mut report);
+    }
+    // A closed stdout must not change the verdict or skip the flush below.
+    let _ = writeln!(out, "{}", report.summary());
+    for s in sinks.iter_mut() {
+        for m in s.finish(&report).await {
+            eprintln!("trafficgen: {m}");
+        }
+    }
+    verdict
+}

@@ -1,0 +1,208 @@
+//! The run loop: one resolved plan against one ready target. Starts the workers and the
+//! server-side fault timeline, merges the workers' recorder deltas, and at every interval hands
+//! the merged snapshot to the sinks; stops on SIGINT/SIGTERM, on a sink's request (an
+//! `abort_on_fail` threshold) or when the workers are done; then judges the run (`finish`).
+//!
+//! It knows no sink by name: outputs are added in `sinks::for_run`, never here.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use tokio::sync::{mpsc, watch};
+use tokio::time::{Instant, sleep_until};
+
+use crate::executor::{self, Common, Control as WorkerControl, Shared};
+use crate::faults::{self, HeaderFaults, ServerFaults};
+use crate::plan::{LoadModel, Plan};
+use crate::recorder::{Collector, Snapshot, SpanRecord};
+use crate::report::RunMeta;
+use crate::scheduler;
+use crate::sinks::{Control, Event, Sink};
+use crate::target::Target;
+use crate::verdict::RunEnd;
+
+mod finish;
+
+pub use finish::finish;
+
+/// Where sampled client spans go (from the telemetry, before it becomes a sink).
+pub struct SpanHook {
+    pub sender: Option<mpsc::Sender<SpanRecord>>,
+    pub sample_ratio: f64,
+}
+
+/// What the load left for judging.
+pub struct Loaded {
+    pub last: Snapshot,
+    pub meta: RunMeta,
+    pub end: RunEnd,
+    /// Problems of the server-side fault timeline, for stderr.
+    pub fault_messages: Vec<String>,
+    /// The target's fault counter over the load (when it has one and the plan has windows).
+    pub target_faults: Option<faults::Measured>,
+}
+
+/// Drives the plan's load against `target` and feeds `sinks`. `shutdown` resolves on the
+/// first SIGINT/SIGTERM.
+pub async fn load(
+    plan: &Plan,
+    target: &Target,
+    run_id: &str,
+    workers: usize,
+    spans: SpanHook,
+    sinks: &mut [Box<dyn Sink>],
+    mut shutdown: Pin<&mut impl Future<Output = ()>>,
+) -> anyhow::Result<Loaded> {
+    let addr = target.resolve().await?;
+    let common = Common::new(&target.base, &plan.target.headers, run_id);
+    // The target's fault counter before any request: server-side faults are its change.
+    let fault_counter = faults::read_counter(plan, &target.url).await;
+    let start = Instant::now() + Duration::from_millis(20);
+    let shared = Arc::new(Shared::new(
+        plan.clone(),
+        addr,
+        common,
+        HeaderFaults::new(plan),
+        spans.sender,
+        spans.sample_ratio,
+        workers,
+        start,
+    ));
+    let mut server_faults =
+        ServerFaults::spawn(plan, target.url.clone(), target.fault_token.clone(), start);
+    server_faults.set_before(fault_counter);
+    let (ctl, ctl_rx) = watch::channel(WorkerControl::Run);
+    let (dtx, mut drx) = mpsc::unbounded_channel();
+    let ws = executor::start(shared, dtx, ctl_rx).context("starting workers")?;
+    let started_at = SystemTime::now();
+    let names: Vec<String> = plan.mix.operations.iter().map(|o| o.name.clone()).collect();
+    let mut collector = Collector::new(names, workers, plan.output.keep_traces);
+    let mut control = Control::default();
+    let interval = plan.output.interval.max(Duration::from_millis(10));
+    // Tick a little after the workers' flushes so each snapshot holds the whole interval.
+    let offset = (interval / 10).min(Duration::from_millis(50));
+    let mut n = 1u32;
+    let drain = plan.target.request_timeout.min(Duration::from_secs(10)) + Duration::from_secs(1);
+    let far = Duration::from_secs(86_400 * 365);
+    let mut abort_at = start
+        .checked_add(plan.load.duration().saturating_add(drain))
+        .unwrap_or_else(|| start + far);
+    let (mut interrupted, mut aborted, mut abort_sent) = (false, None::<String>, false);
+    let mut active: Vec<usize> = Vec::new();
+    loop {
+        let tick = interval
+            .checked_mul(n)
+            .and_then(|d| start.checked_add(d + offset))
+            .unwrap_or_else(|| start + far);
+        tokio::select! {
+            biased;
+            d = drx.recv() => match d {
+                Some(mut d) => {
+                    collector.absorb(&d);
+                    if let Some(back) = ws.recycle.get(d.worker) && !d.finished {
+                        d.reset();
+                        let _ = back.send(d);
+                    }
+                }
+                None => break,
+            },
+            _ = &mut shutdown, if !interrupted => {
+                interrupted = true;
+                let _ = ctl.send(WorkerControl::Stop);
+                abort_at = abort_at.min(Instant::now() + drain);
+                emit(sinks, &Event::Stopping("interrupted (SIGINT/SIGTERM)".into()));
+            }
+            _ = sleep_until(tick) => {
+                let elapsed = interval * n;
+                n = n.saturating_add(1);
+                let now_active = faults::active_windows(&plan.faults, elapsed);
+                fault_events(sinks, &active, &now_active);
+                active = now_active.clone();
+                let snap = collector.snapshot(elapsed, target_rate(plan, elapsed), now_active, false);
+                for s in sinks.iter_mut() {
+                    s.on_interval(&snap, &mut control);
+                }
+                if let Some(reason) = control.take_abort() && aborted.is_none() {
+                    eprintln!("trafficgen: aborting: {reason}");
+                    emit(sinks, &Event::Stopping(reason.clone()));
+                    aborted = Some(reason);
+                    let _ = ctl.send(WorkerControl::Stop);
+                    abort_at = abort_at.min(Instant::now() + drain);
+                }
+            }
+            _ = sleep_until(abort_at), if !abort_sent => {
+                abort_sent = true;
+                let _ = ctl.send(WorkerControl::Abort);
+            }
+        }
+    }
+    let mut panicked = Vec::new();
+    for (i, t) in ws.threads.into_iter().enumerate() {
+        if let Ok(Err(_)) = tokio::task::spawn_blocking(move || t.join()).await {
+            panicked.push(i);
+        }
+    }
+    fault_events(sinks, &active, &[]);
+    let elapsed = Instant::now().saturating_duration_since(start);
+    let last = collector.snapshot(elapsed, 0.0, vec![], true);
+    for s in sinks.iter_mut() {
+        s.on_interval(&last, &mut control);
+    }
+    let (fault_messages, target_faults) = server_faults.stop_and_measure().await;
+    let end = if !panicked.is_empty() {
+        RunEnd::GeneratorFailed(format!(
+            "worker thread(s) {panicked:?} panicked; their requests are missing from the counts"
+        ))
+    } else if interrupted {
+        RunEnd::Interrupted
+    } else if let Some(reason) = &aborted {
+        RunEnd::Aborted(reason.clone())
+    } else {
+        RunEnd::Completed
+    };
+    let meta = RunMeta {
+        run_id: run_id.to_string(),
+        started_at,
+        ended_at: SystemTime::now(),
+        interrupted,
+        aborted,
+        target_url: target.url.clone(),
+    };
+    Ok(Loaded {
+        last,
+        meta,
+        end,
+        fault_messages,
+        target_faults,
+    })
+}
+
+fn emit(sinks: &mut [Box<dyn Sink>], event: &Event) {
+    for s in sinks.iter_mut() {
+        s.on_event(event);
+    }
+}
+
+/// Events for the fault windows that opened or closed between two ticks.
+fn fault_events(sinks: &mut [Box<dyn Sink>], before: &[usize], now: &[usize]) {
+    for &i in now.iter().filter(|i| !before.contains(i)) {
+        emit(sinks, &Event::FaultOpened(i));
+    }
+    for &i in before.iter().filter(|i| !now.contains(i)) {
+        emit(sinks, &Event::FaultClosed(i));
+    }
+}
+
+/// The planned request rate of this process at `elapsed`.
+fn target_rate(plan: &Plan, elapsed: Duration) -> f64 {
+    let share = plan.segment.count.max(1) as f64;
+    match &plan.load {
+        LoadModel::Open {
+            start_rate, stages, ..
+        } => scheduler::rate_at(*start_rate, stages, elapsed.as_secs_f64()) / share,
+        LoadModel::Closed { max_rate, .. } => max_rate.map(|r| r / share).unwrap_or(0.0),
+    }
+}
