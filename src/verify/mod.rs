@@ -22,9 +22,6 @@
 
 use std::time::Duration;
 
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
-
 use crate::plan::{
     Assertion, AssertionKind, Expect, Expected, GroundMetric, GroundRef, Tolerance, TraceSet,
     Verify,
@@ -33,75 +30,11 @@ use crate::recorder::Counts;
 use crate::report::{AssertionResult, Report};
 
 pub mod clients;
+mod context;
+mod select;
 
-use clients::{Answer, Backend, Clients};
-
-/// Which backends `verify` checks, and URL overrides, from the environment.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Selection {
-    /// `None` = every backend; else only these (`TRAFFICGEN_VERIFY_BACKENDS`).
-    pub only: Option<Vec<Backend>>,
-    /// `TRAFFICGEN_PROMETHEUS_URL`, `_LOKI_URL`, `_TEMPO_URL` (same order as `Backend`).
-    pub urls: [Option<String>; 3],
-}
-
-/// The variable that selects backends.
-pub const BACKENDS_VAR: &str = "TRAFFICGEN_VERIFY_BACKENDS";
-
-impl Selection {
-    pub fn from_lookup(lookup: &impl Fn(&str) -> Option<String>) -> Result<Selection, String> {
-        let mut sel = Selection::default();
-        if let Some(list) = lookup(BACKENDS_VAR).filter(|l| !l.trim().is_empty()) {
-            let mut only = Vec::new();
-            for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-                let b = Backend::ALL
-                    .into_iter()
-                    .find(|b| b.as_str().eq_ignore_ascii_case(name))
-                    .ok_or_else(|| {
-                        format!(
-                            "{BACKENDS_VAR}: unknown backend {name:?} (prometheus, loki, tempo)"
-                        )
-                    })?;
-                only.push(b);
-            }
-            sel.only = Some(only);
-        }
-        for b in Backend::ALL {
-            sel.urls[b as usize] = lookup(b.url_var())
-                .map(|u| u.trim().to_string())
-                .filter(|u| !u.is_empty());
-        }
-        Ok(sel)
-    }
-
-    fn selected(&self, b: Backend) -> bool {
-        self.only.as_ref().is_none_or(|o| o.contains(&b))
-    }
-
-    fn apply(&self, v: &Verify) -> Verify {
-        let mut v = v.clone();
-        let [p, l, t] = &self.urls;
-        if p.is_some() {
-            v.prometheus_url = p.clone();
-        }
-        if l.is_some() {
-            v.loki_url = l.clone();
-        }
-        if t.is_some() {
-            v.tempo_url = t.clone();
-        }
-        v
-    }
-}
-
-/// The backend an assertion queries.
-pub fn backend_of(kind: &AssertionKind) -> Backend {
-    match kind {
-        AssertionKind::Promql { .. } | AssertionKind::PromqlDelta { .. } => Backend::Prometheus,
-        AssertionKind::Logql { .. } => Backend::Loki,
-        AssertionKind::Traceql { .. } | AssertionKind::Traces { .. } => Backend::Tempo,
-    }
-}
+pub use context::{PLACEHOLDERS, RunContext, is_placeholder};
+pub use select::{BACKENDS_VAR, Selection, backend_of};
 
 /// Instant queries are evaluated this long after the end of the run (see the module doc).
 pub const EVAL_DELAY: Duration = Duration::from_secs(60);
@@ -110,6 +43,8 @@ pub const EVAL_DELAY: Duration = Duration::from_secs(60);
 /// stamped then cannot have seen a request of this run (scrapes are stamped when they start,
 /// and the first request leaves after `started_at`).
 pub const BEFORE_START: Duration = Duration::from_secs(1);
+
+use clients::{Answer, Clients};
 
 /// Runs every selected assertion, polling each until it passes or `verify.deadline` passes;
 /// headers, URL overrides and the backend selection come from the environment.
@@ -256,93 +191,6 @@ fn failed(a: &Assertion, query: String, attempts: u32, message: String) -> Asser
         skipped: false,
     }
 }
-
-/// The run's names and times, for substitution and query ranges.
-#[derive(Debug, Clone)]
-pub struct RunContext {
-    pub run_id: String,
-    pub scenario: String,
-    /// RFC 3339 as in the report.
-    pub start_text: String,
-    pub end_text: String,
-    pub started: OffsetDateTime,
-    pub ended: OffsetDateTime,
-    /// Fault windows as (start, end), absolute.
-    pub faults: Vec<(OffsetDateTime, OffsetDateTime)>,
-}
-
-impl RunContext {
-    pub fn from_report(r: &Report) -> Result<RunContext, String> {
-        let parse = |s: &str| OffsetDateTime::parse(s, &Rfc3339).map_err(|e| format!("{s:?}: {e}"));
-        let started = parse(&r.started_at)?;
-        let ended = parse(&r.ended_at)?;
-        let at = |s: f64| started + Duration::from_secs_f64(s.max(0.0));
-        Ok(RunContext {
-            run_id: r.run_id.clone(),
-            scenario: r.scenario.clone(),
-            start_text: r.started_at.clone(),
-            end_text: r.ended_at.clone(),
-            started,
-            ended,
-            faults: r
-                .faults
-                .iter()
-                .map(|f| (at(f.start_s), at(f.end_s)))
-                .collect(),
-        })
-    }
-
-    /// The instant queries are evaluated at (and range queries end at).
-    pub fn eval_time(&self) -> OffsetDateTime {
-        self.ended + EVAL_DELAY
-    }
-
-    /// Replaces `${run_id}`, `${scenario}`, `${range}` (start of the run → evaluation time,
-    /// i.e. the run's length + `EVAL_DELAY`, whole seconds rounded up, e.g. `153s` for a 93 s
-    /// run: `increase(x[${range}])` evaluated at the end + `EVAL_DELAY` covers the whole run),
-    /// `${start}`/`${end}` (RFC 3339), `${start_unix}`/`${end_unix}` and
-    /// `${fault_N_start}`/`${fault_N_end}` (unix seconds of window N, for PromQL's `@`).
-    /// Unknown `${…}` stay as they are.
-    pub fn substitute(&self, query: &str) -> String {
-        let eval = self.eval_time();
-        let range = ((eval - self.started).as_seconds_f64().ceil() as i64).max(1);
-        let unix = |t: OffsetDateTime| format!("{:.3}", t.unix_timestamp_nanos() as f64 / 1e9);
-        let mut out = String::with_capacity(query.len());
-        let mut rest = query;
-        while let Some(i) = rest.find("${") {
-            out.push_str(&rest[..i]);
-            let Some(len) = rest[i..].find('}') else {
-                rest = &rest[i..];
-                break;
-            };
-            let name = &rest[i + 2..i + len];
-            let value = match name {
-                "run_id" => Some(self.run_id.clone()),
-                "scenario" => Some(self.scenario.clone()),
-                "range" => Some(format!("{range}s")),
-                "start" => Some(self.start_text.clone()),
-                "end" => Some(self.end_text.clone()),
-                "start_unix" => Some(unix(self.started)),
-                "end_unix" => Some(unix(self.ended)),
-                _ => fault_var(name).and_then(|(n, end)| {
-                    self.faults
-                        .get(n)
-                        .map(|&(s, e)| unix(if end { e } else { s }))
-                }),
-            };
-            match value {
-                Some(v) => out.push_str(&v),
-                None => out.push_str(&rest[i..i + len + 1]),
-            }
-            rest = &rest[i + len + 1..];
-        }
-        out.push_str(rest);
-        out
-    }
-}
-
-use crate::plan::placeholders::fault_var;
-pub use crate::plan::placeholders::{PLACEHOLDERS, is_placeholder};
 
 /// The generator's own count for `g`, from the report.
 pub fn ground_truth(report: &Report, g: &GroundRef) -> Result<f64, String> {
