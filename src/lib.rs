@@ -18,6 +18,8 @@
 //! run        the run loop (load) and the judging of its end (finish)
 //! target     the embedded todo-api and readiness waiting
 //! faults     the fault timeline: per-request headers and the target's fault API
+//! coord      a run as one process: alone, or a segment of a coordinated distributed run;
+//!            the summary file and report log line written last
 //! app        subcommand dispatch; exit: the exit code table; cli: the command line
 //! ```
 //!
@@ -36,6 +38,7 @@
 //! - *segment*: one process's share of a distributed run (`--segment i/N`).
 pub mod app;
 pub mod cli;
+pub mod coord;
 pub mod executor;
 pub mod exit;
 pub mod faults;

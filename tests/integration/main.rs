@@ -1,4 +1,5 @@
 mod cli;
+mod distributed;
 mod ends;
 mod report;
 mod run_e2e;

@@ -1,0 +1,297 @@
+//! The coordinator's side (segment 0): an axum server on the coordinator port. It takes the
+//! registrations, announces one start once all N segments registered, and collects the
+//! segments' final reports. Segment 0 registers and delivers through the same functions as
+//! the HTTP handlers, so every segment passes the same checks.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use axum::extract::{DefaultBodyLimit, State as AxState};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use tokio::sync::{oneshot, watch};
+use tokio::time::Instant;
+
+use super::CoordError;
+use super::protocol::{self, Joined, Refused, Register, Start};
+use crate::report::Report;
+
+/// How far ahead of the last registration the start is announced: enough for every segment's
+/// next poll (every 100 ms) to see it and for its workers to be ready.
+const START_AHEAD: Duration = Duration::from_secs(2);
+/// A report of a long soak carries its whole per-second timeline and histograms.
+const MAX_BODY: usize = 256 * 1024 * 1024;
+
+pub struct Server {
+    shared: Arc<Shared>,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+    pub addr: SocketAddr,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    /// Bumped on every change, so the coordinator's waits wake up.
+    changed: watch::Sender<u64>,
+}
+
+struct State {
+    count: u32,
+    fingerprint: String,
+    run_id: String,
+    seed: u64,
+    /// Registered segments and the token of the process that registered each.
+    registered: BTreeMap<u32, String>,
+    refused: Vec<String>,
+    start: Option<Start>,
+    reports: BTreeMap<u32, Report>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn bump(&self) {
+        self.changed.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    fn register(&self, r: &Register) -> Result<Joined, String> {
+        let mut s = self.lock();
+        let refuse = |s: &mut State, why: String| {
+            s.refused.push(format!("segment {}: {why}", r.index));
+            Err(why)
+        };
+        if r.count != s.count {
+            let why = format!(
+                "segment {}/{} does not belong to this run of {} segments",
+                r.index, r.count, s.count
+            );
+            return refuse(&mut s, why);
+        }
+        if r.index >= s.count {
+            let why = format!("segment index {} out of range 0..{}", r.index, s.count);
+            return refuse(&mut s, why);
+        }
+        if r.fingerprint != s.fingerprint {
+            let why = format!(
+                "segment {}'s resolved scenario differs from the coordinator's (fingerprint {} ≠ {}): every segment must run the same scenario with the same load flags",
+                r.index, r.fingerprint, s.fingerprint
+            );
+            return refuse(&mut s, why);
+        }
+        match s.registered.get(&r.index) {
+            Some(_) if s.registered[&r.index] != r.token => {
+                let why = format!(
+                    "segment {} is already registered by another process",
+                    r.index
+                );
+                return refuse(&mut s, why);
+            }
+            Some(_) => {}
+            None => {
+                s.registered.insert(r.index, r.token.clone());
+                if s.registered.len() == s.count as usize && s.start.is_none() {
+                    let at = SystemTime::now()
+                        .checked_add(START_AHEAD)
+                        .unwrap_or_else(SystemTime::now);
+                    s.start = Some(Start {
+                        run_id: s.run_id.clone(),
+                        start_unix_ms: protocol::unix_ms(at),
+                        seed: s.seed,
+                    });
+                }
+                drop(s);
+                self.bump();
+                s = self.lock();
+            }
+        }
+        Ok(Joined {
+            start: s.start.clone(),
+        })
+    }
+
+    fn deliver(&self, report: Report) -> Result<(), String> {
+        let mut s = self.lock();
+        let seg = report.segment;
+        if seg.count != s.count || seg.index >= s.count {
+            return Err(format!(
+                "report of segment {}/{} does not belong to this run of {} segments",
+                seg.index, seg.count, s.count
+            ));
+        }
+        if report.run_id != s.run_id {
+            return Err(format!(
+                "report of segment {} is of run {}, not {}",
+                seg.index, report.run_id, s.run_id
+            ));
+        }
+        s.reports.insert(seg.index, report);
+        drop(s);
+        self.bump();
+        Ok(())
+    }
+}
+
+fn refused(why: String) -> Response {
+    (StatusCode::CONFLICT, Json(Refused { error: why })).into_response()
+}
+
+async fn register(AxState(shared): AxState<Arc<Shared>>, Json(r): Json<Register>) -> Response {
+    match shared.register(&r) {
+        Ok(j) => Json(j).into_response(),
+        Err(why) => refused(why),
+    }
+}
+
+async fn report(AxState(shared): AxState<Arc<Shared>>, Json(r): Json<Report>) -> Response {
+    match shared.deliver(r) {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(why) => refused(why),
+    }
+}
+
+/// `0, 2` — the segments of `0..count` for which `has` is false.
+fn missing(count: u32, has: impl Fn(u32) -> bool) -> String {
+    (0..count)
+        .filter(|&i| !has(i))
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl Server {
+    /// Listens on `port` on all interfaces (the other segments connect from their own hosts).
+    pub async fn bind(
+        port: u16,
+        count: u32,
+        fingerprint: String,
+        run_id: String,
+        seed: u64,
+    ) -> Result<Server, CoordError> {
+        let listener = tokio::net::TcpListener::bind(("0.0.0.0", port))
+            .await
+            .map_err(|e| CoordError::Bind { port, source: e })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| CoordError::Bind { port, source: e })?;
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                count,
+                fingerprint,
+                run_id,
+                seed,
+                registered: BTreeMap::new(),
+                refused: Vec::new(),
+                start: None,
+                reports: BTreeMap::new(),
+            }),
+            changed: watch::channel(0).0,
+        });
+        let app = Router::new()
+            .route(protocol::REGISTER, post(register))
+            .route(protocol::REPORT, post(report))
+            .layer(DefaultBodyLimit::max(MAX_BODY))
+            .with_state(shared.clone());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            });
+            if let Err(e) = serve.await {
+                eprintln!("trafficgen: coordinator: server stopped: {e}");
+            }
+        });
+        Ok(Server {
+            shared,
+            stop: Some(stop),
+            task,
+            addr,
+        })
+    }
+
+    /// Segment 0's own registration, through the same checks as the others'.
+    pub fn register_self(&self, r: &Register) -> Result<(), CoordError> {
+        self.shared
+            .register(r)
+            .map(|_| ())
+            .map_err(CoordError::Refused)
+    }
+
+    /// Waits until every segment registered (the start is then announced), or fails after
+    /// `timeout` naming the segments that never came.
+    pub async fn wait_start(&self, timeout: Duration) -> Result<Start, CoordError> {
+        let deadline = Instant::now() + timeout;
+        let mut rx = self.shared.changed.subscribe();
+        loop {
+            {
+                let s = self.shared.lock();
+                if let Some(start) = &s.start {
+                    return Ok(start.clone());
+                }
+            }
+            if tokio::time::timeout_at(deadline, rx.changed())
+                .await
+                .is_err()
+            {
+                let s = self.shared.lock();
+                let refused = if s.refused.is_empty() {
+                    String::new()
+                } else {
+                    let mut r: Vec<&String> = s.refused.iter().collect();
+                    r.dedup();
+                    format!(
+                        "; refused: {}",
+                        r.iter().map(|x| x.as_str()).collect::<Vec<_>>().join("; ")
+                    )
+                };
+                return Err(CoordError::Missing(format!(
+                    "segment(s) {} of {} never registered with the coordinator within {:?}{refused}",
+                    missing(s.count, |i| s.registered.contains_key(&i)),
+                    s.count,
+                    timeout
+                )));
+            }
+        }
+    }
+
+    /// Adds segment 0's own report and waits for every other segment's, for at most `timeout`.
+    /// The reports in segment order.
+    pub async fn gather(&self, own: Report, timeout: Duration) -> Result<Vec<Report>, CoordError> {
+        self.shared.deliver(own).map_err(CoordError::Refused)?;
+        let deadline = Instant::now() + timeout;
+        let mut rx = self.shared.changed.subscribe();
+        loop {
+            {
+                let mut s = self.shared.lock();
+                if s.reports.len() == s.count as usize {
+                    return Ok(std::mem::take(&mut s.reports).into_values().collect());
+                }
+            }
+            if tokio::time::timeout_at(deadline, rx.changed())
+                .await
+                .is_err()
+            {
+                let s = self.shared.lock();
+                let have: BTreeSet<u32> = s.reports.keys().copied().collect();
+                return Err(CoordError::Missing(format!(
+                    "segment(s) {} of {} never delivered their report within {:?} after the coordinator's load ended",
+                    missing(s.count, |i| have.contains(&i)),
+                    s.count,
+                    timeout
+                )));
+            }
+        }
+    }
+
+    pub async fn shutdown(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(2), &mut self.task).await;
+    }
+}

@@ -1,0 +1,645 @@
+//! A local simulation of a distributed run (issue 14): N trafficgen processes (the built
+//! binary) with `JOB_COMPLETION_INDEX` set, as an Indexed Job sets it, and the coordinator on
+//! an ephemeral loopback port, started a second apart, against one in-test todo-api. Checked:
+//! one run id, starts within 100 ms, merged counts equal the app's own counters and a
+//! single-process run of the same plan, the coordinator's exit code is the merged verdict, a
+//! segment failing its own share neither stops nor fails, a missing segment fails the
+//! coordinator within its timeout, server-side faults are applied once. Also the summary file
+//! (≤ 4 KiB) and the report log line, and the flags' errors (exit 2).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use crate::support::parse_requests_total;
+
+const TOKEN: &str = "dist-test-token";
+
+/// A todo-api with its fault API enabled (bearer `TOKEN`), on an ephemeral loopback port.
+struct FaultApp {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl FaultApp {
+    async fn start() -> FaultApp {
+        let config = todo_api::Config {
+            host: [127, 0, 0, 1].into(),
+            port: 0,
+            faults_enabled: true,
+            fault_token: Some(TOKEN.into()),
+            log: todo_api::LogOutput::Off,
+            shutdown_grace: Duration::from_millis(200),
+            ..Default::default()
+        };
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(todo_api::serve(
+            listener,
+            todo_api::AppState::new(config),
+            async move {
+                let _ = rx.await;
+            },
+        ));
+        FaultApp {
+            addr,
+            stop: Some(tx),
+            task,
+        }
+    }
+
+    async fn metrics(&self) -> String {
+        reqwest::get(format!("http://{}/metrics", self.addr))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// Requests the app counted on the todo routes.
+    async fn todo_requests(&self) -> u64 {
+        parse_requests_total(&self.metrics().await)
+            .iter()
+            .filter(|((_, r, _), _)| r.starts_with("/api/todos"))
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// `tp2devops_faults_injected_total`, summed over its series.
+    async fn faults_injected(&self) -> u64 {
+        self.metrics()
+            .await
+            .lines()
+            .filter(|l| l.starts_with("tp2devops_faults_injected_total{"))
+            .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+            .sum::<f64>() as u64
+    }
+
+    async fn shut_down(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(5), &mut self.task).await;
+    }
+}
+
+/// How many fault rules are live on the app at `addr` (its fault API).
+async fn live_rules(addr: SocketAddr) -> Option<usize> {
+    let r = reqwest::Client::new()
+        .get(format!("http://{addr}/admin/faults"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .ok()?;
+    let v: Value = r.json().await.ok()?;
+    v.as_array().map(Vec::len)
+}
+
+/// The highest number of live fault rules seen on the app until the sender is used.
+fn watch_rules(app: &FaultApp) -> (Arc<AtomicUsize>, oneshot::Sender<()>) {
+    let max = Arc::new(AtomicUsize::new(0));
+    let (tx, mut rx) = oneshot::channel::<()>();
+    let (m, addr) = (max.clone(), app.addr);
+    tokio::spawn(async move {
+        loop {
+            if let Some(n) = live_rules(addr).await {
+                m.fetch_max(n, Ordering::SeqCst);
+            }
+            tokio::select! {
+                _ = &mut rx => break,
+                _ = tokio::time::sleep(Duration::from_millis(25)) => {}
+            }
+        }
+    });
+    (max, tx)
+}
+
+/// A port nobody listens on right now (bound, read, released).
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// A trafficgen process, killed if the test ends before it does; output goes to files (a
+/// report line is larger than a pipe buffer).
+struct Proc {
+    child: Option<Child>,
+    stdout: PathBuf,
+    stderr: PathBuf,
+}
+
+struct Ended {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+    took: Duration,
+}
+
+impl Proc {
+    fn spawn(dir: &Path, name: &str, args: &[&str], env: &[(&str, String)]) -> Proc {
+        let stdout = dir.join(format!("{name}.out"));
+        let stderr = dir.join(format!("{name}.err"));
+        let mut c = Command::new(env!("CARGO_BIN_EXE_trafficgen"));
+        for (k, _) in std::env::vars() {
+            if k.starts_with("TRAFFICGEN_") || k.starts_with("OTEL_") || k == "JOB_COMPLETION_INDEX"
+            {
+                c.env_remove(k);
+            }
+        }
+        c.args(args)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .env("TRAFFICGEN_FAULT_TOKEN", TOKEN)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&stdout).unwrap())
+            .stderr(std::fs::File::create(&stderr).unwrap());
+        Proc {
+            child: Some(c.spawn().expect("spawn trafficgen")),
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Waits (polling, bounded by `limit`) for the exit.
+    async fn wait(mut self, limit: Duration) -> Ended {
+        let t0 = Instant::now();
+        let mut child = self.child.take().unwrap();
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if t0.elapsed() > limit {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "trafficgen did not exit within {limit:?}; stderr:\n{}",
+                    std::fs::read_to_string(&self.stderr).unwrap_or_default()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        Ended {
+            code: status.code(),
+            stdout: std::fs::read_to_string(&self.stdout).unwrap_or_default(),
+            stderr: std::fs::read_to_string(&self.stderr).unwrap_or_default(),
+            took: t0.elapsed(),
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.child {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Constant arrivals at 20/s for 2 s (exactly 40 `GET /api/todos`), and a server-side 503
+/// window on that route from 0.525 s to 1.525 s: arrivals are 50 ms apart, so exactly the 20
+/// arrivals 0.55 s … 1.50 s fall in it, with 25 ms to spare on both sides.
+fn scenario(dir: &Path, name: &str, thresholds: &str) -> PathBuf {
+    let text = format!(
+        "name: dist-test
+load:
+  model: open
+  arrivals: constant
+  start_rate: 20/s
+  stages:
+    - {{ duration: 2s, rate: 20/s }}
+mix:
+  operations:
+    - name: list
+      todo: list
+output:
+  progress: plain
+  interval: 250ms
+faults:
+  - start: 525ms
+    duration: 1s
+    kind: error
+    status: 503
+    route: /api/todos
+    method: GET
+    share: 100%
+    via: server
+{thresholds}"
+    );
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn read_json(p: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{p:?}: {e}")))
+        .unwrap()
+}
+
+fn started_at(report: &Value) -> time::OffsetDateTime {
+    let s = report["started_at"].as_str().unwrap();
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).unwrap()
+}
+
+fn requests(report: &Value) -> u64 {
+    report["totals"]["counts"]["requests"].as_u64().unwrap()
+}
+
+/// One distributed run: N segments of `scenario` against `url`, the coordinator on `port`.
+struct Dist<'a> {
+    dir: &'a Path,
+    scenario: &'a Path,
+    url: &'a str,
+    n: u32,
+    port: u16,
+    timeout: &'a str,
+}
+
+/// Starts segments `indexes` of the run (0 = the coordinator), `gap` apart.
+async fn start_segments(d: &Dist<'_>, indexes: &[u32], gap: Duration) -> BTreeMap<u32, Proc> {
+    let Dist {
+        dir,
+        scenario,
+        url,
+        n,
+        port,
+        timeout,
+    } = *d;
+    let mut procs = BTreeMap::new();
+    for (k, &i) in indexes.iter().enumerate() {
+        if k > 0 {
+            tokio::time::sleep(gap).await;
+        }
+        let report = dir.join(format!("seg-{i}.json"));
+        let summary = dir.join(format!("summary-{i}.json"));
+        let p = Proc::spawn(
+            dir,
+            &format!("seg-{i}"),
+            &[
+                "run",
+                scenario.to_str().unwrap(),
+                "--target-url",
+                url,
+                "--segments",
+                &n.to_string(),
+                "--coordinator",
+                &format!("127.0.0.1:{port}"),
+                "--coordinator-timeout",
+                timeout,
+                "--report",
+                report.to_str().unwrap(),
+                "--summary-file",
+                summary.to_str().unwrap(),
+                "--workers",
+                "1",
+            ],
+            &[
+                ("JOB_COMPLETION_INDEX", i.to_string()),
+                ("TRAFFICGEN_REPORT_LOG", "true".into()),
+            ],
+        );
+        procs.insert(i, p);
+    }
+    procs
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_segments_share_one_run_one_start_and_one_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = FaultApp::start().await;
+    let url = format!("http://{}", app.addr);
+
+    // The reference: one process, the same plan.
+    let single_scenario = scenario(dir.path(), "single.yaml", "");
+    let (b_req, b_faults) = (app.todo_requests().await, app.faults_injected().await);
+    let single_report = dir.path().join("single.json");
+    let single = Proc::spawn(
+        dir.path(),
+        "single",
+        &[
+            "run",
+            single_scenario.to_str().unwrap(),
+            "--target-url",
+            &url,
+            "--report",
+            single_report.to_str().unwrap(),
+            "--workers",
+            "1",
+        ],
+        &[],
+    )
+    .wait(Duration::from_secs(30))
+    .await;
+    assert_eq!(single.code, Some(0), "{}", single.stderr);
+    let single_report = read_json(&single_report);
+    let single_requests = app.todo_requests().await - b_req;
+    let single_faults = app.faults_injected().await - b_faults;
+    assert_eq!(requests(&single_report), 40, "constant 20/s for 2 s");
+    assert_eq!(single_requests, 40);
+    assert_eq!(single_faults, 20, "the 20 arrivals inside the 503 window");
+
+    // Each share (13 or 14 requests, ~7/s) fails these; the whole run (40, ~20/s) holds
+    // them. The abort_on_fail one would have stopped a segment on its own share.
+    let dist = scenario(
+        dir.path(),
+        "dist.yaml",
+        "thresholds:\n  requests:\n    - \"count>=40\"\n    - threshold: \"rate>=15/s\"\n      abort_on_fail: true\n",
+    );
+    let (b_req, b_faults) = (app.todo_requests().await, app.faults_injected().await);
+    let (max_rules, stop_watch) = watch_rules(&app);
+    let port = free_port();
+    let d = Dist {
+        dir: dir.path(),
+        scenario: &dist,
+        url: &url,
+        n: 3,
+        port,
+        timeout: "20s",
+    };
+    let procs = start_segments(&d, &[0, 1, 2], Duration::from_millis(1200)).await;
+    let mut ended = BTreeMap::new();
+    for (i, p) in procs {
+        ended.insert(i, p.wait(Duration::from_secs(40)).await);
+    }
+    let _ = stop_watch.send(());
+    for (i, e) in &ended {
+        assert_eq!(
+            e.code,
+            Some(0),
+            "segment {i}: exit {:?}\nstdout:\n{}\nstderr:\n{}",
+            e.code,
+            e.stdout,
+            e.stderr
+        );
+    }
+    let merged = read_json(&dir.path().join("seg-0.json"));
+    let seg: Vec<Value> = (1..3)
+        .map(|i| read_json(&dir.path().join(format!("seg-{i}.json"))))
+        .collect();
+
+    // One run id, one start.
+    let run_id = merged["run_id"].as_str().unwrap();
+    assert!(!run_id.contains(','), "one run id, not a list: {run_id}");
+    for s in &seg {
+        assert_eq!(s["run_id"], merged["run_id"]);
+    }
+    let starts: Vec<_> = seg.iter().map(started_at).collect();
+    let first = started_at(&merged); // the earliest of the three
+    for s in &starts {
+        let skew = (*s - first).abs();
+        assert!(
+            skew <= time::Duration::milliseconds(100),
+            "segments started {skew} apart although they were launched 1.2 s apart"
+        );
+    }
+
+    // Exact counts: merged = the app's own counters = the single-process run.
+    let app_requests = app.todo_requests().await - b_req;
+    assert_eq!(requests(&merged), app_requests);
+    assert_eq!(requests(&merged), single_requests);
+    let shares: u64 = seg.iter().map(requests).sum();
+    assert_eq!(
+        shares + 14,
+        40,
+        "segment 0 has arrivals 0,3,…,39 (14), the others 13 each"
+    );
+
+    // Server-side faults once: one live rule at a time, and the same count as one process.
+    assert_eq!(app.faults_injected().await - b_faults, single_faults);
+    assert_eq!(
+        max_rules.load(Ordering::SeqCst),
+        1,
+        "exactly one rule was live during the window (one per segment would compound)"
+    );
+
+    // The segments' own shares failed the thresholds but neither stopped nor failed the run.
+    for s in &seg {
+        assert!(
+            s["aborted"].is_null(),
+            "a segment aborted: {}",
+            s["aborted"]
+        );
+        assert_eq!(s["verdict"]["state"], "thresholds_failed");
+        assert_eq!(requests(s), 13);
+    }
+    assert_eq!(
+        merged["verdict"]["state"], "passed",
+        "{}",
+        merged["verdict"]
+    );
+    assert_eq!(merged["segment"]["count"], 1);
+
+    // The coordinator's summary file and report line; the segments print no report line.
+    let summary = std::fs::read_to_string(dir.path().join("summary-0.json")).unwrap();
+    let summary: Value = serde_json::from_str(&summary).unwrap();
+    assert_eq!(summary["role"], "coordinator");
+    assert_eq!(summary["exit_code"], 0);
+    assert_eq!(summary["totals"]["requests"], 40);
+    let seg_summary = read_json(&dir.path().join("summary-1.json"));
+    assert_eq!(seg_summary["role"], "segment");
+    assert_eq!(seg_summary["exit_code"], 0);
+    let line = ended[&0]
+        .stdout
+        .lines()
+        .last()
+        .and_then(|l| l.strip_prefix("trafficgen-report: "))
+        .expect("the report line is the coordinator's last stdout line");
+    let logged: Value = serde_json::from_str(line).unwrap();
+    assert_eq!(logged["run_id"], merged["run_id"]);
+    assert_eq!(requests(&logged), 40);
+    assert!(!ended[&1].stdout.contains("trafficgen-report: "));
+    app.shut_down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_coordinators_exit_code_is_the_merged_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = FaultApp::start().await;
+    let url = format!("http://{}", app.addr);
+    // 40 requests in all: crossed on the merged data.
+    let s = scenario(
+        dir.path(),
+        "fail.yaml",
+        "thresholds:\n  requests: \"count>=1000\"\n",
+    );
+    let d = Dist {
+        dir: dir.path(),
+        scenario: &s,
+        url: &url,
+        n: 2,
+        port: free_port(),
+        timeout: "20s",
+    };
+    let procs = start_segments(&d, &[1, 0], Duration::from_millis(800)).await;
+    let mut ended = BTreeMap::new();
+    for (i, p) in procs {
+        ended.insert(i, p.wait(Duration::from_secs(40)).await);
+    }
+    assert_eq!(ended[&0].code, Some(99), "{}", ended[&0].stderr);
+    assert_eq!(ended[&1].code, Some(0), "{}", ended[&1].stderr);
+    let merged = read_json(&dir.path().join("seg-0.json"));
+    assert_eq!(merged["verdict"]["exit_code"], 99);
+    assert_eq!(requests(&merged), 40);
+    let summary = read_json(&dir.path().join("summary-0.json"));
+    assert_eq!(summary["exit_code"], 99);
+    assert_eq!(summary["thresholds"][0]["passed"], false);
+    app.shut_down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_segment_that_never_arrives_fails_the_coordinator_within_its_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = FaultApp::start().await;
+    let url = format!("http://{}", app.addr);
+    let s = scenario(dir.path(), "s.yaml", "");
+    let before = app.todo_requests().await;
+    // Segment 2 of 3 is never started.
+    let d = Dist {
+        dir: dir.path(),
+        scenario: &s,
+        url: &url,
+        n: 3,
+        port: free_port(),
+        timeout: "2s",
+    };
+    let procs = start_segments(&d, &[0, 1], Duration::from_millis(200)).await;
+    let mut ended = BTreeMap::new();
+    for (i, p) in procs {
+        ended.insert(i, p.wait(Duration::from_secs(20)).await);
+    }
+    let c = &ended[&0];
+    assert_eq!(c.code, Some(1), "{}", c.stderr);
+    assert!(
+        c.stderr.contains("segment(s) 2 of 3 never registered"),
+        "names the missing segment: {}",
+        c.stderr
+    );
+    assert!(
+        c.took < Duration::from_secs(6),
+        "failed after {:?}, timeout 2s",
+        c.took
+    );
+    assert_eq!(ended[&1].code, Some(1), "{}", ended[&1].stderr);
+    let summary = read_json(&dir.path().join("summary-0.json"));
+    assert_eq!(summary["exit_code"], 1);
+    assert!(summary["message"].as_str().unwrap().contains("2 of 3"));
+    assert_eq!(
+        app.todo_requests().await,
+        before,
+        "no load without all segments"
+    );
+    app.shut_down().await;
+}
+
+#[test]
+fn segment_flags_errors_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = scenario(dir.path(), "s.yaml", "");
+    let run = |args: &[&str], env: &[(&str, String)]| {
+        let mut c = assert_cmd::Command::cargo_bin("trafficgen").unwrap();
+        c.env_remove("JOB_COMPLETION_INDEX")
+            .env_remove("TRAFFICGEN_SEGMENT")
+            .env_remove("TRAFFICGEN_SEGMENTS")
+            .env_remove("TRAFFICGEN_COORDINATOR")
+            .arg("run")
+            .arg(&s)
+            .args(args)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .timeout(Duration::from_secs(20));
+        c.output().unwrap()
+    };
+    let summary = dir.path().join("sum.json");
+    let out = run(
+        &[
+            "--segments",
+            "3",
+            "--summary-file",
+            summary.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("JOB_COMPLETION_INDEX is not set"));
+    let sum = read_json(&summary);
+    assert_eq!(sum["exit_code"], 2);
+    let out = run(
+        &["--segments", "3"],
+        &[("JOB_COMPLETION_INDEX", "3".into())],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("out of range 0..3"));
+    let out = run(&["--coordinator", "127.0.0.1:1"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--coordinator needs"));
+    let out = run(&["--report-log=maybe"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+/// The summary file stays ≤ 4 KiB however many thresholds the scenario has (failing ones are
+/// kept first), and `TRAFFICGEN_REPORT_LOG` takes true/false/1/0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn summary_file_fits_4_kib_and_report_log_follows_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = FaultApp::start().await;
+    let url = format!("http://{}", app.addr);
+    let mut th = String::from("thresholds:\n  response_time:\n");
+    for i in 0..150 {
+        th += &format!("    - \"p(99)<{}ms\"\n", 10_000 + i);
+    }
+    th += "  requests: \"count>=100000\"\n";
+    let s = scenario(dir.path(), "many.yaml", &th);
+    for (value, expect_line) in [("1", true), ("false", false)] {
+        let summary = dir.path().join(format!("sum-{value}.json"));
+        let e = Proc::spawn(
+            dir.path(),
+            &format!("many-{value}"),
+            &[
+                "run",
+                s.to_str().unwrap(),
+                "--target-url",
+                &url,
+                "--duration",
+                "1s",
+                "--summary-file",
+                summary.to_str().unwrap(),
+            ],
+            &[("TRAFFICGEN_REPORT_LOG", value.into())],
+        )
+        .wait(Duration::from_secs(30))
+        .await;
+        assert_eq!(e.code, Some(99), "{}", e.stderr);
+        let text = std::fs::read_to_string(&summary).unwrap();
+        assert!(text.len() <= 4096, "{} bytes", text.len());
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["exit_code"], 99);
+        let kept = v["thresholds"].as_array().unwrap();
+        assert!(v["thresholds_omitted"].as_u64().unwrap() > 0);
+        assert_eq!(
+            kept.len() as u64 + v["thresholds_omitted"].as_u64().unwrap(),
+            151
+        );
+        assert_eq!(
+            kept[0]["passed"], false,
+            "the failing threshold is kept first"
+        );
+        let has_line = e
+            .stdout
+            .lines()
+            .last()
+            .is_some_and(|l| l.starts_with("trafficgen-report: {"));
+        assert_eq!(has_line, expect_line, "TRAFFICGEN_REPORT_LOG={value}");
+    }
+    app.shut_down().await;
+}
