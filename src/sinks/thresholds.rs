@@ -1,5 +1,6 @@
 //! Threshold evaluation as a sink: live during the run (sliding windows, `abort_on_fail` asks
-//! the run to stop) and once at the end, on the report (`complete` stores the results).
+//! the run to stop — never in a segment of a distributed run, whose share proves nothing about
+//! the whole load) and once at the end, on the report (`complete` stores the results).
 
 use super::{Control, Sink};
 use crate::plan::Plan;
