@@ -7,7 +7,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use tokio::time::Instant;
 
-use super::protocol::{self, Joined, Refused, Register, Start};
+use super::protocol::{self, Joined, LiveAnswer, LiveSnapshot, Refused, Register, Start};
 use super::{Address, CoordError};
 use crate::report::Report;
 
@@ -17,6 +17,10 @@ const POLL: Duration = Duration::from_millis(100);
 /// One request must not hang longer than this (a report upload included).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// A live snapshot that is not answered by the next interval is worth nothing.
+const LIVE_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
     base: String,
@@ -89,6 +93,21 @@ impl Client {
             }
             tokio::time::sleep(POLL).await;
         }
+    }
+
+    /// Sends one live snapshot; the coordinator's stop request, if any. Best effort: a lost
+    /// snapshot only makes the live view lag (the final reports decide the verdict).
+    pub async fn live(&self, snap: &LiveSnapshot) -> Option<String> {
+        let url = format!("{}{}", self.base, protocol::LIVE);
+        let resp = self
+            .http
+            .post(&url)
+            .timeout(LIVE_TIMEOUT)
+            .json(snap)
+            .send()
+            .await
+            .ok()?;
+        resp.json::<LiveAnswer>().await.ok()?.stop
     }
 
     /// Delivers the final report, retrying until the coordinator timeout.

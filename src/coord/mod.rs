@@ -8,7 +8,10 @@
 //! seconds ahead; every segment starts its share then. Each segment delivers its final report;
 //! the coordinator merges them (`verdict::merge_reports`), runs `verify` on the merged result,
 //! writes the merged report and exits with the merged verdict. The other segments exit 0 once
-//! they ran their share and delivered it: only the coordinator judges.
+//! they ran their share and delivered it: only the coordinator judges. During the load the
+//! segments forward their interval snapshots, so the coordinator evaluates the thresholds
+//! live across all segments (windows, `abort_on_fail`) and can tell every segment to stop
+//! (`live`).
 
 use std::fmt;
 use std::future::Future;
@@ -30,6 +33,7 @@ use crate::telemetry::Telemetry;
 use crate::verdict::{self, RunEnd, Verdict};
 
 pub mod client;
+pub mod live;
 pub mod protocol;
 pub mod server;
 pub mod summary;
@@ -311,6 +315,15 @@ async fn run_as(
             sample_ratio: telemetry.sample_ratio(),
         };
         let mut sinks = sinks::for_run(&plan, telemetry);
+        match &role {
+            Role::Single => {}
+            Role::Coordinator(server) => {
+                sinks.push(Box::new(live::Judge::new(&plan, server.handle())));
+            }
+            Role::Segment(client) => {
+                sinks.push(Box::new(live::Forward::spawn(client.clone(), &plan, &run_id)));
+            }
+        }
         let loaded = run::load(
             &plan,
             &target,

@@ -4,7 +4,8 @@
 //!
 //! `POST /v1/register` (`Register` → `Joined`, polled until `Joined::start` is set; 409 with
 //! `Refused` when the segment does not belong to this run) and `POST /v1/report` (a segment's
-//! final `Report` → 200, or 409 with `Refused`).
+//! final `Report` → 200, or 409 with `Refused`), and during the load `POST /v1/live` (a
+//! segment's cumulative `LiveSnapshot` every interval → `LiveAnswer`: whether to stop).
 
 use std::hash::{Hash, Hasher};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -16,6 +17,7 @@ use crate::plan::Plan;
 
 pub const REGISTER: &str = "/v1/register";
 pub const REPORT: &str = "/v1/report";
+pub const LIVE: &str = "/v1/live";
 
 /// A segment asking to take part in the run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -42,6 +44,37 @@ pub struct Start {
     pub start_unix_ms: u64,
     /// Every segment uses the coordinator's seed, so the run is repeatable from its report.
     pub seed: u64,
+}
+
+/// A segment's cumulative figures at one interval tick: what the coordinator's live
+/// thresholds need (counts and the three histograms per operation, as in the report).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LiveSnapshot {
+    pub index: u32,
+    pub run_id: String,
+    pub elapsed_ms: u64,
+    /// Same order as the plan's operations.
+    pub ops: Vec<LiveOp>,
+    pub in_flight: u64,
+    pub vus: u64,
+    pub achieved_rate: f64,
+    pub target_rate: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LiveOp {
+    pub counts: crate::recorder::Counts,
+    /// HdrHistogram V2, base64 (`report::hist::encode`), microseconds.
+    pub response_time: String,
+    pub service_time: String,
+    pub lag: String,
+}
+
+/// The coordinator's answer to a live snapshot: `stop` once the run must end (an
+/// `abort_on_fail` threshold failed on the merged data, or the coordinator was interrupted).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct LiveAnswer {
+    pub stop: Option<String>,
 }
 
 /// Why the coordinator refused a request (HTTP 409).

@@ -3,7 +3,7 @@
 //! segments' final reports. Segment 0 registers and delivers through the same functions as
 //! the HTTP handlers, so every segment passes the same checks.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
@@ -17,7 +17,7 @@ use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
 use super::CoordError;
-use super::protocol::{self, Joined, Refused, Register, Start};
+use super::protocol::{self, Joined, LiveAnswer, LiveSnapshot, Refused, Register, Start};
 use crate::report::Report;
 
 /// How far ahead of the last registration the start is announced: enough for every segment's
@@ -25,6 +25,8 @@ use crate::report::Report;
 const START_AHEAD: Duration = Duration::from_secs(2);
 /// A report of a long soak carries its whole per-second timeline and histograms.
 const MAX_BODY: usize = 256 * 1024 * 1024;
+/// Live snapshots kept per segment: the coordinator judges the newest tick every segment sent.
+pub const LIVE_KEEP: usize = 16;
 
 pub struct Server {
     shared: Arc<Shared>,
@@ -49,6 +51,37 @@ struct State {
     refused: Vec<String>,
     start: Option<Start>,
     reports: BTreeMap<u32, Report>,
+    /// The latest live snapshots of each segment ≠ 0, oldest first (at most `LIVE_KEEP`).
+    live: BTreeMap<u32, VecDeque<LiveSnapshot>>,
+    /// Set once the segments must stop; every live answer carries it.
+    stop: Option<String>,
+}
+
+/// What the coordinator's live sink needs of the server: the segments' latest snapshots, and
+/// a way to tell them to stop.
+#[derive(Clone)]
+pub struct Handle(Arc<Shared>);
+
+impl Handle {
+    /// Every segment's (≠ 0) snapshot of the tick at `elapsed_ms`, once all have sent it.
+    /// Segments share one start and one interval, so their ticks have equal `elapsed_ms`.
+    pub fn live_at(&self, elapsed_ms: u64) -> Option<Vec<LiveSnapshot>> {
+        let s = self.0.lock();
+        (1..s.count)
+            .map(|i| {
+                s.live
+                    .get(&i)?
+                    .iter()
+                    .find(|l| l.elapsed_ms == elapsed_ms)
+                    .cloned()
+            })
+            .collect()
+    }
+
+    /// Every segment's next live answer tells it to stop (the first reason wins).
+    pub fn stop(&self, reason: &str) {
+        self.0.lock().stop.get_or_insert_with(|| reason.to_string());
+    }
 }
 
 impl Shared {
@@ -137,6 +170,29 @@ impl Shared {
     }
 }
 
+async fn live(AxState(shared): AxState<Arc<Shared>>, Json(l): Json<LiveSnapshot>) -> Response {
+    let mut s = shared.lock();
+    if l.run_id != s.run_id || l.index == 0 || l.index >= s.count {
+        let why = format!(
+            "live snapshot of segment {} of run {} does not belong to this run",
+            l.index, l.run_id
+        );
+        drop(s);
+        return refused(why);
+    }
+    let kept = s.live.entry(l.index).or_default();
+    if kept.back().is_none_or(|old| old.elapsed_ms < l.elapsed_ms) {
+        kept.push_back(l);
+        if kept.len() > LIVE_KEEP {
+            kept.pop_front();
+        }
+    }
+    Json(LiveAnswer {
+        stop: s.stop.clone(),
+    })
+    .into_response()
+}
+
 fn refused(why: String) -> Response {
     (StatusCode::CONFLICT, Json(Refused { error: why })).into_response()
 }
@@ -189,12 +245,15 @@ impl Server {
                 refused: Vec::new(),
                 start: None,
                 reports: BTreeMap::new(),
+                live: BTreeMap::new(),
+                stop: None,
             }),
             changed: watch::channel(0).0,
         });
         let app = Router::new()
             .route(protocol::REGISTER, post(register))
             .route(protocol::REPORT, post(report))
+            .route(protocol::LIVE, post(live))
             .layer(DefaultBodyLimit::max(MAX_BODY))
             .with_state(shared.clone());
         let (stop, stopped) = oneshot::channel::<()>();
@@ -212,6 +271,10 @@ impl Server {
             task,
             addr,
         })
+    }
+
+    pub fn handle(&self) -> Handle {
+        Handle(self.shared.clone())
     }
 
     /// Segment 0's own registration, through the same checks as the others'.

@@ -208,18 +208,18 @@ impl Drop for Proc {
     }
 }
 
-/// Constant arrivals at 20/s for 2 s (exactly 40 `GET /api/todos`), and a server-side 503
-/// window on that route from 0.525 s to 1.525 s: arrivals are 50 ms apart, so exactly the 20
-/// arrivals 0.55 s … 1.50 s fall in it, with 25 ms to spare on both sides.
+/// Constant arrivals at 10/s for 2 s (exactly 20 `GET /api/todos`), and a server-side 503
+/// window on that route from 0.55 s to 1.55 s: arrivals are 100 ms apart, so exactly the 10
+/// arrivals 0.6 s … 1.5 s fall in it, with 50 ms to spare on both sides.
 fn scenario(dir: &Path, name: &str, thresholds: &str) -> PathBuf {
     let text = format!(
         "name: dist-test
 load:
   model: open
   arrivals: constant
-  start_rate: 20/s
+  start_rate: 10/s
   stages:
-    - {{ duration: 2s, rate: 20/s }}
+    - {{ duration: 2s, rate: 10/s }}
 mix:
   operations:
     - name: list
@@ -228,7 +228,7 @@ output:
   progress: plain
   interval: 250ms
 faults:
-  - start: 525ms
+  - start: 550ms
     duration: 1s
     kind: error
     status: 503
@@ -265,6 +265,8 @@ struct Dist<'a> {
     n: u32,
     port: u16,
     timeout: &'a str,
+    /// More `run` flags for every segment.
+    extra: &'a [&'a str],
 }
 
 /// Starts segments `indexes` of the run (0 = the coordinator), `gap` apart.
@@ -276,6 +278,7 @@ async fn start_segments(d: &Dist<'_>, indexes: &[u32], gap: Duration) -> BTreeMa
         n,
         port,
         timeout,
+        extra,
     } = *d;
     let mut procs = BTreeMap::new();
     for (k, &i) in indexes.iter().enumerate() {
@@ -284,27 +287,30 @@ async fn start_segments(d: &Dist<'_>, indexes: &[u32], gap: Duration) -> BTreeMa
         }
         let report = dir.join(format!("seg-{i}.json"));
         let summary = dir.join(format!("summary-{i}.json"));
+        let (n_s, coordinator) = (n.to_string(), format!("127.0.0.1:{port}"));
+        let mut args = vec![
+            "run",
+            scenario.to_str().unwrap(),
+            "--target-url",
+            url,
+            "--segments",
+            &n_s,
+            "--coordinator",
+            &coordinator,
+            "--coordinator-timeout",
+            timeout,
+            "--report",
+            report.to_str().unwrap(),
+            "--summary-file",
+            summary.to_str().unwrap(),
+            "--workers",
+            "1",
+        ];
+        args.extend_from_slice(extra);
         let p = Proc::spawn(
             dir,
             &format!("seg-{i}"),
-            &[
-                "run",
-                scenario.to_str().unwrap(),
-                "--target-url",
-                url,
-                "--segments",
-                &n.to_string(),
-                "--coordinator",
-                &format!("127.0.0.1:{port}"),
-                "--coordinator-timeout",
-                timeout,
-                "--report",
-                report.to_str().unwrap(),
-                "--summary-file",
-                summary.to_str().unwrap(),
-                "--workers",
-                "1",
-            ],
+            &args,
             &[
                 ("JOB_COMPLETION_INDEX", i.to_string()),
                 ("TRAFFICGEN_REPORT_LOG", "true".into()),
@@ -346,16 +352,16 @@ async fn three_segments_share_one_run_one_start_and_one_verdict() {
     let single_report = read_json(&single_report);
     let single_requests = app.todo_requests().await - b_req;
     let single_faults = app.faults_injected().await - b_faults;
-    assert_eq!(requests(&single_report), 40, "constant 20/s for 2 s");
-    assert_eq!(single_requests, 40);
-    assert_eq!(single_faults, 20, "the 20 arrivals inside the 503 window");
+    assert_eq!(requests(&single_report), 20, "constant 10/s for 2 s");
+    assert_eq!(single_requests, 20);
+    assert_eq!(single_faults, 10, "the 10 arrivals inside the 503 window");
 
-    // Each share (13 or 14 requests, ~7/s) fails these; the whole run (40, ~20/s) holds
+    // Each share (6 or 7 requests, ~3.5/s) fails these; the whole run (20, ~10/s) holds
     // them. The abort_on_fail one would have stopped a segment on its own share.
     let dist = scenario(
         dir.path(),
         "dist.yaml",
-        "thresholds:\n  requests:\n    - \"count>=40\"\n    - threshold: \"rate>=15/s\"\n      abort_on_fail: true\n",
+        "thresholds:\n  requests:\n    - \"count>=20\"\n    - threshold: \"rate>=7.5/s\"\n      abort_on_fail: true\n",
     );
     let (b_req, b_faults) = (app.todo_requests().await, app.faults_injected().await);
     let (max_rules, stop_watch) = watch_rules(&app);
@@ -367,6 +373,7 @@ async fn three_segments_share_one_run_one_start_and_one_verdict() {
         n: 3,
         port,
         timeout: "20s",
+        extra: &[],
     };
     let procs = start_segments(&d, &[0, 1, 2], Duration::from_millis(1200)).await;
     let mut ended = BTreeMap::new();
@@ -409,12 +416,13 @@ async fn three_segments_share_one_run_one_start_and_one_verdict() {
     let app_requests = app.todo_requests().await - b_req;
     assert_eq!(requests(&merged), app_requests);
     assert_eq!(requests(&merged), single_requests);
-    let shares: u64 = seg.iter().map(requests).sum();
+    // Arrival k belongs to segment k % 3: 0,3,…,18 (7), 1,4,…,19 (7), 2,5,…,17 (6).
     assert_eq!(
-        shares + 14,
-        40,
-        "segment 0 has arrivals 0,3,…,39 (14), the others 13 each"
+        seg.iter().map(requests).collect::<Vec<_>>(),
+        [7, 6],
+        "segments 1 and 2"
     );
+    assert_eq!(requests(&merged) - 13, 7, "segment 0");
 
     // Server-side faults once: one live rule at a time, and the same count as one process.
     assert_eq!(app.faults_injected().await - b_faults, single_faults);
@@ -432,7 +440,6 @@ async fn three_segments_share_one_run_one_start_and_one_verdict() {
             s["aborted"]
         );
         assert_eq!(s["verdict"]["state"], "thresholds_failed");
-        assert_eq!(requests(s), 13);
     }
     assert_eq!(
         merged["verdict"]["state"], "passed",
@@ -446,7 +453,7 @@ async fn three_segments_share_one_run_one_start_and_one_verdict() {
     let summary: Value = serde_json::from_str(&summary).unwrap();
     assert_eq!(summary["role"], "coordinator");
     assert_eq!(summary["exit_code"], 0);
-    assert_eq!(summary["totals"]["requests"], 40);
+    assert_eq!(summary["totals"]["requests"], 20);
     let seg_summary = read_json(&dir.path().join("summary-1.json"));
     assert_eq!(seg_summary["role"], "segment");
     assert_eq!(seg_summary["exit_code"], 0);
@@ -458,7 +465,7 @@ async fn three_segments_share_one_run_one_start_and_one_verdict() {
         .expect("the report line is the coordinator's last stdout line");
     let logged: Value = serde_json::from_str(line).unwrap();
     assert_eq!(logged["run_id"], merged["run_id"]);
-    assert_eq!(requests(&logged), 40);
+    assert_eq!(requests(&logged), 20);
     assert!(!ended[&1].stdout.contains("trafficgen-report: "));
     app.shut_down().await;
 }
@@ -468,7 +475,7 @@ async fn the_coordinators_exit_code_is_the_merged_verdict() {
     let dir = tempfile::tempdir().unwrap();
     let app = FaultApp::start().await;
     let url = format!("http://{}", app.addr);
-    // 40 requests in all: crossed on the merged data.
+    // 20 requests in all: crossed on the merged data.
     let s = scenario(
         dir.path(),
         "fail.yaml",
@@ -481,6 +488,7 @@ async fn the_coordinators_exit_code_is_the_merged_verdict() {
         n: 2,
         port: free_port(),
         timeout: "20s",
+        extra: &[],
     };
     let procs = start_segments(&d, &[1, 0], Duration::from_millis(800)).await;
     let mut ended = BTreeMap::new();
@@ -491,7 +499,7 @@ async fn the_coordinators_exit_code_is_the_merged_verdict() {
     assert_eq!(ended[&1].code, Some(0), "{}", ended[&1].stderr);
     let merged = read_json(&dir.path().join("seg-0.json"));
     assert_eq!(merged["verdict"]["exit_code"], 99);
-    assert_eq!(requests(&merged), 40);
+    assert_eq!(requests(&merged), 20);
     let summary = read_json(&dir.path().join("summary-0.json"));
     assert_eq!(summary["exit_code"], 99);
     assert_eq!(summary["thresholds"][0]["passed"], false);
@@ -513,6 +521,7 @@ async fn a_segment_that_never_arrives_fails_the_coordinator_within_its_timeout()
         n: 3,
         port: free_port(),
         timeout: "2s",
+        extra: &[],
     };
     let procs = start_segments(&d, &[0, 1], Duration::from_millis(200)).await;
     let mut ended = BTreeMap::new();
@@ -641,5 +650,58 @@ async fn summary_file_fits_4_kib_and_report_log_follows_the_variable() {
             .is_some_and(|l| l.starts_with("trafficgen-report: {"));
         assert_eq!(has_line, expect_line, "TRAFFICGEN_REPORT_LOG={value}");
     }
+    app.shut_down().await;
+}
+
+/// Live across segments: `requests: count<15` with `abort_on_fail` (4 s at 10/s: 40 planned,
+/// 20 per share) fails on the merged data at about 1.5 s, long before any share reaches 15; the coordinator stops
+/// its own load and tells the segment to stop. The coordinator exits 98, the segment 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abort_on_fail_is_judged_on_all_segments_live_and_stops_them_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = FaultApp::start().await;
+    let url = format!("http://{}", app.addr);
+    let s = scenario(
+        dir.path(),
+        "abort.yaml",
+        "thresholds:\n  requests:\n    - threshold: \"count<15\"\n      abort_on_fail: true\n",
+    );
+    let before = app.todo_requests().await;
+    let d = Dist {
+        dir: dir.path(),
+        scenario: &s,
+        url: &url,
+        n: 2,
+        port: free_port(),
+        timeout: "20s",
+        extra: &["--duration", "4s"],
+    };
+    let procs = start_segments(&d, &[0, 1], Duration::from_millis(700)).await;
+    let mut ended = BTreeMap::new();
+    for (i, p) in procs {
+        ended.insert(i, p.wait(Duration::from_secs(40)).await);
+    }
+    assert_eq!(ended[&0].code, Some(98), "{}", ended[&0].stderr);
+    assert_eq!(ended[&1].code, Some(0), "{}", ended[&1].stderr);
+    let merged = read_json(&dir.path().join("seg-0.json"));
+    let segment = read_json(&dir.path().join("seg-1.json"));
+    let reason = segment["aborted"]
+        .as_str()
+        .expect("the segment was stopped");
+    assert!(
+        reason.contains("count<15") && reason.contains("across all segments"),
+        "{reason}"
+    );
+    assert_eq!(merged["verdict"]["state"], "aborted");
+    let total = requests(&merged);
+    assert!(
+        (15..35).contains(&total),
+        "stopped soon after the merged count crossed 15, well before the planned 40: {total}"
+    );
+    assert!(
+        requests(&segment) < 17,
+        "the segment stopped early too (its share: 20)"
+    );
+    assert_eq!(app.todo_requests().await - before, total);
     app.shut_down().await;
 }
