@@ -15,10 +15,12 @@ use super::client::Client;
 use super::protocol::{LiveOp, LiveSnapshot};
 use super::server::Handle;
 use crate::plan::Plan;
+use crate::plan::ThresholdMetric;
 use crate::recorder::{OpSnapshot, Snapshot};
+use crate::report::Report;
 use crate::report::hist;
 use crate::sinks::{Control, Event, Finish, Sink};
-use crate::verdict::Live;
+use crate::verdict::{self, Live};
 
 /// This process's snapshot in the protocol's form.
 pub fn to_live(index: u32, run_id: &str, s: &Snapshot) -> LiveSnapshot {
@@ -127,16 +129,18 @@ impl Sink for Forward {
 /// network a little after the coordinator's own tick), so the merged view is always one
 /// consistent instant, at most a few intervals late.
 pub struct Judge {
-    live: Live,
+    /// Shared with the end of the run, which judges the windows that the merged reports
+    /// cannot evaluate exactly (`windows_from_live`).
+    live: Arc<Mutex<Live>>,
     server: Handle,
     /// The coordinator's own snapshots not judged yet, oldest first.
     pending: VecDeque<Snapshot>,
 }
 
 impl Judge {
-    pub fn new(plan: &Plan, server: Handle) -> Judge {
+    pub fn new(server: Handle, live: Arc<Mutex<Live>>) -> Judge {
         Judge {
-            live: Live::new(plan),
+            live,
             server,
             pending: VecDeque::new(),
         }
@@ -167,7 +171,12 @@ impl Sink for Judge {
                 .expect("i is an index of pending");
             let others = self.server.live_at(ms(own.elapsed)).unwrap_or_default();
             let merged = merge(&own, &others);
-            if let Some(reason) = self.live.observe(&merged) {
+            let failed = self
+                .live
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .observe(&merged);
+            if let Some(reason) = failed {
                 let reason = format!("{reason} (across all segments)");
                 self.server.stop(&reason);
                 control.abort(reason);
@@ -183,4 +192,27 @@ impl Sink for Judge {
             self.server.stop(reason);
         }
     }
+}
+
+/// Windowed thresholds that the merged reports cannot evaluate exactly (percentiles, one
+/// operation, checks: `verdict::judge_merged` falls back to the worst of the segments) judged
+/// instead on the windows the coordinator saw live across all segments. Count and rate windows
+/// over all operations keep the exact result from the merged per-second timeline.
+pub fn windows_from_live(plan: &Plan, merged: &mut Report, live: &Mutex<Live>) {
+    let live = live.lock().unwrap_or_else(|p| p.into_inner());
+    let from_live = verdict::evaluate(plan, merged, &live);
+    let mut results = merged.thresholds.clone();
+    for (t, r) in plan.thresholds.iter().zip(from_live) {
+        let inexact =
+            t.metric.is_time() || t.op.is_some() || matches!(t.metric, ThresholdMetric::Checks);
+        if t.window.is_none() || !inexact {
+            continue;
+        }
+        if let Some(slot) = results.iter_mut().find(|x| x.source == t.source) {
+            let mut r = r;
+            r.message = format!("{} (windows across all segments, live)", r.message);
+            *slot = r;
+        }
+    }
+    merged.set_thresholds(results);
 }

@@ -18,6 +18,7 @@ use std::future::Future;
 use std::io::Write;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
@@ -315,10 +316,12 @@ async fn run_as(
             sample_ratio: telemetry.sample_ratio(),
         };
         let mut sinks = sinks::for_run(&plan, telemetry);
+        let merged_live = Arc::new(Mutex::new(verdict::Live::new(&plan)));
         match &role {
             Role::Single => {}
             Role::Coordinator(server) => {
-                sinks.push(Box::new(live::Judge::new(&plan, server.handle())));
+                let judge = live::Judge::new(server.handle(), merged_live.clone());
+                sinks.push(Box::new(judge));
             }
             Role::Segment(client) => {
                 sinks.push(Box::new(live::Forward::spawn(client.clone(), &plan, &run_id)));
@@ -355,6 +358,7 @@ async fn run_as(
                     )),
                 };
                 let mut merged = verdict::merge_reports(&reports)?;
+                live::windows_from_live(&plan, &mut merged, &merged_live);
                 let end = merged_end(end, &reports, &merged);
                 let verdict = run::judge(&plan, &mut merged, end, &mut sinks, out)
                     .instrument(span)

@@ -361,7 +361,7 @@ async fn three_segments_share_one_run_one_start_and_one_verdict() {
     let dist = scenario(
         dir.path(),
         "dist.yaml",
-        "thresholds:\n  requests:\n    - \"count>=20\"\n    - threshold: \"rate>=7.5/s\"\n      abort_on_fail: true\n",
+        "thresholds:\n  requests:\n    - \"count>=20\"\n    - threshold: \"rate>=7.5/s\"\n      abort_on_fail: true\n  response_time: \"p(99)<5s over 1s\"\n",
     );
     let (b_req, b_faults) = (app.todo_requests().await, app.faults_injected().await);
     let (max_rules, stop_watch) = watch_rules(&app);
