@@ -349,9 +349,12 @@ async fn run_as(
             Role::Coordinator(server) => {
                 let (mut own, end) = run::collect(&plan, loaded, &mut sinks);
                 Verdict::decide(end.clone(), &own.thresholds, &[]).apply(&mut own);
+                // A signal that already stopped the load has resolved `shutdown` (it must not be
+                // polled again); the segments were told to stop, so their reports come soon.
+                let signalled = matches!(end, RunEnd::Interrupted);
                 let reports = tokio::select! {
                     r = server.gather(own, opts.timeout) => r?,
-                    _ = &mut shutdown => return Ok(Ended::early(
+                    _ = &mut shutdown, if !signalled => return Ok(Ended::early(
                         Exit::Judged(VerdictState::Interrupted),
                         VerdictState::Interrupted.as_str(),
                         "interrupted (SIGINT/SIGTERM) while waiting for the segments' reports".into(),

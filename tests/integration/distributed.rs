@@ -405,3 +405,55 @@ async fn abort_on_fail_is_judged_on_all_segments_live_and_stops_them_all() {
     assert_eq!(app.todo_requests().await - before, total);
     app.shut_down().await;
 }
+
+/// SIGTERM to the coordinator mid-run (a deleted Job): it stops its load and tells the
+/// segments to stop; they deliver and exit 0; the coordinator exits 105 (interrupted, never a
+/// pass) with the merged report and summary written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_coordinator_stops_every_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = FaultApp::start().await;
+    let url = format!("http://{}", app.addr);
+    let s = scenario(
+        dir.path(),
+        "term.yaml",
+        "thresholds:\n  errors: \"rate<100%\"\n",
+    );
+    let d = Dist {
+        dir: dir.path(),
+        scenario: &s,
+        url: &url,
+        n: 2,
+        port: free_port(),
+        timeout: "20s",
+        extra: &["--duration", "6s"],
+    };
+    let mut procs = start_segments(&d, &[0, 1], Duration::from_millis(300)).await;
+    let coordinator = procs.remove(&0).unwrap();
+    coordinator.when_loading(Duration::from_secs(20)).await;
+    coordinator.terminate();
+    let c = coordinator.wait(Duration::from_secs(20)).await;
+    let seg = procs
+        .remove(&1)
+        .unwrap()
+        .wait(Duration::from_secs(20))
+        .await;
+    assert_eq!(c.code, Some(105), "{}", c.stderr);
+    assert_eq!(seg.code, Some(0), "{}", seg.stderr);
+    let segment = read_json(&dir.path().join("seg-1.json"));
+    assert!(
+        segment["aborted"]
+            .as_str()
+            .is_some_and(|r| r.contains("interrupted")),
+        "the segment was told why: {}",
+        segment["aborted"]
+    );
+    assert!(requests(&segment) < 25, "stopped early (its share: 30)");
+    let merged = read_json(&dir.path().join("seg-0.json"));
+    assert_eq!(merged["verdict"]["state"], "interrupted");
+    assert_eq!(
+        read_json(&dir.path().join("summary-0.json"))["exit_code"],
+        105
+    );
+    app.shut_down().await;
+}

@@ -166,6 +166,33 @@ impl Proc {
         }
     }
 
+    /// Sends SIGTERM (as Kubernetes does to a pod being deleted).
+    pub(super) fn terminate(&self) {
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        let ok = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill -TERM {pid}");
+    }
+
+    /// Resolves once the process's stderr shows a progress line with requests (polled, at
+    /// most `limit`).
+    pub(super) async fn when_loading(&self, limit: Duration) {
+        let t0 = Instant::now();
+        while t0.elapsed() < limit {
+            let err = std::fs::read_to_string(&self.stderr).unwrap_or_default();
+            if err
+                .lines()
+                .any(|l| l.contains(" req,") && !l.contains("] 0 req,"))
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("no progress line with requests within {limit:?}");
+    }
+
     /// Waits (polling, bounded by `limit`) for the exit.
     pub(super) async fn wait(mut self, limit: Duration) -> Ended {
         let t0 = Instant::now();
