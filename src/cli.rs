@@ -278,4 +278,60 @@ mod tests {
         assert_eq!(o.progress, Some(Progress::Quiet));
         assert_eq!(o.segment, Some(Segment { index: 0, count: 2 }));
     }
+
+    #[test]
+    fn segments_take_the_index_from_the_indexed_job() {
+        use clap::Parser as _;
+        let args = |extra: &[&str]| {
+            let mut v = vec!["trafficgen", "run", "s.yaml"];
+            v.extend_from_slice(extra);
+            let Command::Run(a) = Cli::try_parse_from(v).unwrap().command else {
+                panic!("run")
+            };
+            a
+        };
+        let a = args(&["--segments", "4", "--coordinator", "j-0.svc"]);
+        assert_eq!(
+            a.resolve_segment(Some("2")),
+            Ok(Some(Segment { index: 2, count: 4 }))
+        );
+        assert_eq!(a.coord_options().coordinator.map(|c| c.port), Some(7000));
+        assert_eq!(a.coord_options().timeout, Duration::from_secs(300));
+        assert!(a.resolve_segment(None).unwrap_err().contains("not set"));
+        assert!(
+            a.resolve_segment(Some("4"))
+                .unwrap_err()
+                .contains("out of range")
+        );
+        assert!(
+            a.resolve_segment(Some("x"))
+                .unwrap_err()
+                .contains("not a number")
+        );
+        let a = args(&["--coordinator", "h:7001"]);
+        assert!(
+            a.resolve_segment(None)
+                .unwrap_err()
+                .contains("--coordinator needs")
+        );
+        assert!(
+            Cli::try_parse_from([
+                "trafficgen",
+                "run",
+                "s",
+                "--segment",
+                "0/2",
+                "--segments",
+                "2"
+            ])
+            .is_err()
+        );
+        assert!(args(&["--report-log"]).report_log);
+        assert!(!args(&["--report-log=0"]).report_log);
+        assert!(!args(&[]).report_log);
+        assert_eq!(
+            args(&["--coordinator-timeout", "30s"]).coordinator_timeout,
+            Duration::from_secs(30)
+        );
+    }
 }

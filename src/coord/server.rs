@@ -85,6 +85,24 @@ impl Handle {
 }
 
 impl Shared {
+    fn new(count: u32, fingerprint: String, run_id: String, seed: u64) -> Shared {
+        Shared {
+            state: Mutex::new(State {
+                count,
+                fingerprint,
+                run_id,
+                seed,
+                registered: BTreeMap::new(),
+                refused: Vec::new(),
+                start: None,
+                reports: BTreeMap::new(),
+                live: BTreeMap::new(),
+                stop: None,
+            }),
+            changed: watch::channel(0).0,
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -235,21 +253,7 @@ impl Server {
         let addr = listener
             .local_addr()
             .map_err(|e| CoordError::Bind { port, source: e })?;
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State {
-                count,
-                fingerprint,
-                run_id,
-                seed,
-                registered: BTreeMap::new(),
-                refused: Vec::new(),
-                start: None,
-                reports: BTreeMap::new(),
-                live: BTreeMap::new(),
-                stop: None,
-            }),
-            changed: watch::channel(0).0,
-        });
+        let shared = Arc::new(Shared::new(count, fingerprint, run_id, seed));
         let app = Router::new()
             .route(protocol::REGISTER, post(register))
             .route(protocol::REPORT, post(report))
@@ -356,5 +360,69 @@ impl Server {
             let _ = s.send(());
         }
         let _ = tokio::time::timeout(Duration::from_secs(2), &mut self.task).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reg(index: u32, count: u32, fp: &str, token: &str) -> Register {
+        Register {
+            index,
+            count,
+            fingerprint: fp.into(),
+            token: token.into(),
+        }
+    }
+
+    #[test]
+    fn registrations_are_checked_and_the_start_comes_once_all_are_in() {
+        let s = Shared::new(2, "fp".into(), "run".into(), 7);
+        let joined = s.register(&reg(0, 2, "fp", "a")).unwrap();
+        assert!(joined.start.is_none(), "1 of 2 registered");
+        let e = s.register(&reg(1, 3, "fp", "b")).unwrap_err();
+        assert!(e.contains("does not belong"), "{e}");
+        let e = s.register(&reg(1, 2, "other", "b")).unwrap_err();
+        assert!(e.contains("differs"), "{e}");
+        let e = s.register(&reg(2, 2, "fp", "b")).unwrap_err();
+        assert!(e.contains("out of range"), "{e}");
+        let start = s.register(&reg(1, 2, "fp", "b")).unwrap().start.unwrap();
+        assert_eq!((start.run_id.as_str(), start.seed), ("run", 7));
+        let now = protocol::unix_ms(SystemTime::now());
+        assert!(start.start_unix_ms > now && start.start_unix_ms <= now + 2_000);
+        // A segment's next poll gets the same start; another process claiming index 1 does not.
+        let again = s.register(&reg(1, 2, "fp", "b")).unwrap().start.unwrap();
+        assert_eq!(again, start);
+        let e = s.register(&reg(1, 2, "fp", "c")).unwrap_err();
+        assert!(e.contains("another process"), "{e}");
+        assert_eq!(s.lock().refused.len(), 4);
+    }
+
+    #[test]
+    fn live_ticks_are_judged_once_every_segment_sent_them() {
+        let s = Arc::new(Shared::new(3, "fp".into(), "run".into(), 7));
+        let h = Handle(s.clone());
+        let snap = |index, elapsed_ms| LiveSnapshot {
+            index,
+            run_id: "run".into(),
+            elapsed_ms,
+            ops: vec![],
+            in_flight: 0,
+            vus: 0,
+            achieved_rate: 0.0,
+            target_rate: 0.0,
+        };
+        for (i, t) in [(1, 250), (1, 500), (2, 250)] {
+            s.lock().live.entry(i).or_default().push_back(snap(i, t));
+        }
+        assert_eq!(h.live_at(250).map(|v| v.len()), Some(2));
+        assert!(
+            h.live_at(500).is_none(),
+            "segment 2 has not sent 500 ms yet"
+        );
+        h.stop("first");
+        h.stop("second");
+        assert_eq!(s.lock().stop.as_deref(), Some("first"));
     }
 }
