@@ -244,6 +244,11 @@ async fn run_as(
             Target::new(base.clone(), std::env::var("TRAFFICGEN_FAULT_TOKEN").ok()),
         ),
         None => {
+            if !matches!(role, Role::Single) {
+                eprintln!(
+                    "trafficgen: warning: a distributed run without --target-url: every segment loads its own embedded todo-api (server-side faults reach segment 0's only)"
+                );
+            }
             let (e, t) = Embedded::start().await?;
             (Some(e), t)
         }

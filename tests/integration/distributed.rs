@@ -16,8 +16,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use harness::{
-    Dist, FaultApp, Proc, free_port, read_json, requests, scenario, start_segments, started_at,
-    watch_rules,
+    Dist, FaultApp, Proc, free_port, read_json, requests, scenario, scenario_at, start_segments,
+    started_at, watch_rules,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -27,7 +27,7 @@ async fn three_segments_share_one_run_one_start_and_one_verdict() {
     let url = format!("http://{}", app.addr);
 
     // The reference: one process, the same plan.
-    let single_scenario = scenario(dir.path(), "single.yaml", "");
+    let single_scenario = scenario_at(dir.path(), "single.yaml", 5, "500ms", "");
     let (b_req, b_faults) = (app.todo_requests().await, app.faults_injected().await);
     let single_report = dir.path().join("single.json");
     let single = Proc::spawn(
@@ -51,16 +51,21 @@ async fn three_segments_share_one_run_one_start_and_one_verdict() {
     let single_report = read_json(&single_report);
     let single_requests = app.todo_requests().await - b_req;
     let single_faults = app.faults_injected().await - b_faults;
-    assert_eq!(requests(&single_report), 20, "constant 10/s for 2 s");
-    assert_eq!(single_requests, 20);
-    assert_eq!(single_faults, 10, "the 10 arrivals inside the 503 window");
+    assert_eq!(requests(&single_report), 10, "constant 5/s for 2 s");
+    assert_eq!(single_requests, 10);
+    assert_eq!(
+        single_faults, 5,
+        "the 5 arrivals 0.6 s … 1.4 s inside the 503 window 0.5 s – 1.5 s"
+    );
 
-    // Each share (6 or 7 requests, ~3.5/s) fails these; the whole run (20, ~10/s) holds
+    // Each share (3 or 4 requests, ~2/s) fails these; the whole run (10, ~5/s) holds
     // them. The abort_on_fail one would have stopped a segment on its own share.
-    let dist = scenario(
+    let dist = scenario_at(
         dir.path(),
         "dist.yaml",
-        "thresholds:\n  requests:\n    - \"count>=20\"\n    - threshold: \"rate>=7.5/s\"\n      abort_on_fail: true\n  response_time: \"p(99)<5s over 1s\"\n",
+        5,
+        "500ms",
+        "thresholds:\n  requests:\n    - \"count>=10\"\n    - threshold: \"rate>=3/s\"\n      abort_on_fail: true\n  response_time: \"p(99)<5s over 1s\"\n",
     );
     let (b_req, b_faults) = (app.todo_requests().await, app.faults_injected().await);
     let (max_rules, stop_watch) = watch_rules(&app);
@@ -115,13 +120,13 @@ async fn three_segments_share_one_run_one_start_and_one_verdict() {
     let app_requests = app.todo_requests().await - b_req;
     assert_eq!(requests(&merged), app_requests);
     assert_eq!(requests(&merged), single_requests);
-    // Arrival k belongs to segment k % 3: 0,3,…,18 (7), 1,4,…,19 (7), 2,5,…,17 (6).
+    // Arrival k belongs to segment k % 3: 0,3,6,9 (4), 1,4,7 (3), 2,5,8 (3).
     assert_eq!(
         seg.iter().map(requests).collect::<Vec<_>>(),
-        [7, 6],
+        [3, 3],
         "segments 1 and 2"
     );
-    assert_eq!(requests(&merged) - 13, 7, "segment 0");
+    assert_eq!(requests(&merged) - 6, 4, "segment 0");
 
     // Server-side faults once: one live rule at a time, and the same count as one process.
     assert_eq!(app.faults_injected().await - b_faults, single_faults);
@@ -152,7 +157,7 @@ async fn three_segments_share_one_run_one_start_and_one_verdict() {
     let summary: Value = serde_json::from_str(&summary).unwrap();
     assert_eq!(summary["role"], "coordinator");
     assert_eq!(summary["exit_code"], 0);
-    assert_eq!(summary["totals"]["requests"], 20);
+    assert_eq!(summary["totals"]["requests"], 10);
     let seg_summary = read_json(&dir.path().join("summary-1.json"));
     assert_eq!(seg_summary["role"], "segment");
     assert_eq!(seg_summary["exit_code"], 0);
@@ -164,7 +169,7 @@ async fn three_segments_share_one_run_one_start_and_one_verdict() {
         .expect("the report line is the coordinator's last stdout line");
     let logged: Value = serde_json::from_str(line).unwrap();
     assert_eq!(logged["run_id"], merged["run_id"]);
-    assert_eq!(requests(&logged), 20);
+    assert_eq!(requests(&logged), 10);
     assert!(!ended[&1].stdout.contains("trafficgen-report: "));
     app.shut_down().await;
 }

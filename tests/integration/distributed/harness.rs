@@ -233,14 +233,26 @@ impl Drop for Proc {
 /// window on that route from 0.55 s to 1.55 s: arrivals are 100 ms apart, so exactly the 10
 /// arrivals 0.6 s … 1.5 s fall in it, with 50 ms to spare on both sides.
 pub(super) fn scenario(dir: &Path, name: &str, thresholds: &str) -> PathBuf {
+    scenario_at(dir, name, 10, "550ms", thresholds)
+}
+
+/// `rate`/s for 2 s, the 1 s fault window from `fault_start`: put it halfway between two
+/// arrivals so that which arrivals it catches does not depend on a few ms of scheduling.
+pub(super) fn scenario_at(
+    dir: &Path,
+    name: &str,
+    rate: u32,
+    fault_start: &str,
+    thresholds: &str,
+) -> PathBuf {
     let text = format!(
         "name: dist-test
 load:
   model: open
   arrivals: constant
-  start_rate: 10/s
+  start_rate: {rate}/s
   stages:
-    - {{ duration: 2s, rate: 10/s }}
+    - {{ duration: 2s, rate: {rate}/s }}
 mix:
   operations:
     - name: list
@@ -249,7 +261,7 @@ output:
   progress: plain
   interval: 250ms
 faults:
-  - start: 550ms
+  - start: {fault_start}
     duration: 1s
     kind: error
     status: 503
