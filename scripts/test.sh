@@ -8,7 +8,8 @@
 # Real parts installed here: Prometheus + promtool, Pushgateway,
 # Alertmanager + amtool (Debian), rotel as the OTLP receiver, kubernetes-validate and PyYAML
 # (PyPI, in .venv-tools), docker-compose v1 for `config -q` (Debian), and the npm packages that
-# type-check dashboards and validate Kubernetes objects (in .ci/node).
+# type-check dashboards and validate Kubernetes objects (in .ci/node); Debian's chromium with
+# playwright-core (in tests/browser) for the HTML report, libxml2-utils (xmllint) for JUnit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -34,6 +35,15 @@ if [ -z "${SKIP_INSTALL:-}" ]; then
   # Code hygiene tools, pinned (built from crates.io once per machine).
   command -v cargo-machete >/dev/null 2>&1 || cargo install --locked --quiet cargo-machete@0.9.2
   command -v cargo-deny >/dev/null 2>&1 || cargo install --locked --quiet cargo-deny@0.20.2
+  # HTML report browser test (tests/integration/outputs.rs): Debian's chromium driven by
+  # playwright-core from npm (no browser download); xmllint checks the JUnit XML against our
+  # own schema (tests/fixtures/junit.xsd).
+  # CHROMIUM_BIN may name another Chromium build (the GitHub workflow uses the runner's Chrome).
+  if ! command -v "${CHROMIUM_BIN:-chromium}" >/dev/null 2>&1 || ! command -v xmllint >/dev/null 2>&1; then
+    $sudo_ apt-get update -qq
+    $sudo_ apt-get install -y -qq --no-install-recommends chromium libxml2-utils >/dev/null
+  fi
+  (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
 # Tests find the real parts through these variables (they fail, never skip, when one is missing).
@@ -57,6 +67,11 @@ echo "== cargo deny check licenses bans sources =="
 cargo deny --locked check licenses bans sources || status=1
 echo "== cargo test (workspace) =="
 cargo test --workspace --locked -- --test-threads=2 || status=1
+
+# Frontend (issue 16): installs chromium + nginx (Debian) and its npm packages itself, then Vitest
+# and the Playwright e2e (chromium → nginx → todo-api); screenshots in artifacts/screenshots/.
+echo "== frontend/test.sh =="
+bash frontend/test.sh || status=1
 
 for check in deploy/check.sh; do
   if [ -f "$check" ]; then

@@ -31,6 +31,20 @@ pub async fn run(cli: Cli, out: &mut dyn Write, shutdown: impl Future<Output = (
             .map_err(Into::into)
             .and_then(|r| writeln!(out, "{}", r.summary()).map_err(Into::into))
             .map(|_| Exit::Done),
+        Command::Report(ReportCmd::Compare {
+            baseline,
+            new,
+            rules,
+            format,
+        }) => compare(&baseline, &new, &rules, format, out),
+        Command::Report(ReportCmd::Junit { report, output }) => Report::read(&report)
+            .and_then(|r| crate::report::junit::write(&r, &output))
+            .map_err(Into::into)
+            .map(|_| Exit::Done),
+        Command::Report(ReportCmd::Html { report, output }) => Report::read(&report)
+            .and_then(|r| crate::report::html::write(&r, &output))
+            .map_err(Into::into)
+            .map(|_| Exit::Done),
         Command::Verify { report, scenario } => verify_cmd(&report, &scenario, out).await,
     };
     r.unwrap_or_else(|e| {
@@ -81,6 +95,42 @@ fn merge(
     }
     writeln!(out, "{}", merged.summary())?;
     Ok(Exit::Judged(merged.verdict.state))
+}
+
+/// `report compare`: rules that do not parse exit 2, a regression exits 99 (the code of failed
+/// thresholds, as `exit.rs` documents).
+fn compare(
+    baseline: &Path,
+    new: &Path,
+    rules: &[String],
+    format: crate::cli::CompareFormat,
+    out: &mut dyn Write,
+) -> anyhow::Result<Exit> {
+    use crate::verdict::compare as cmp;
+    let (baseline, new) = (Report::read(baseline)?, Report::read(new)?);
+    // The new run's scenario rules (kept in its report), then the command line's.
+    let mut parsed = Vec::with_capacity(rules.len() + new.config.compare.len());
+    let sources = new.config.compare.iter().map(|r| ("compare", r));
+    for (from, r) in sources.chain(rules.iter().map(|r| ("--rule", r))) {
+        match plan::compare::parse_line(r) {
+            Ok(rule) => parsed.push(rule),
+            Err(e) => {
+                eprintln!("trafficgen: {from} `{r}`: {e}");
+                return Ok(Exit::Invalid);
+            }
+        }
+    }
+    let c = cmp::compare(&baseline, &new, &parsed);
+    let text = match format {
+        crate::cli::CompareFormat::Text => cmp::text(&c),
+        crate::cli::CompareFormat::Markdown => cmp::markdown(&c),
+    };
+    write!(out, "{text}")?;
+    Ok(if c.regressed() {
+        Exit::Judged(crate::report::VerdictState::ThresholdsFailed)
+    } else {
+        Exit::Done
+    })
 }
 
 async fn verify_cmd(report: &Path, scenario: &Path, out: &mut dyn Write) -> anyhow::Result<Exit> {

@@ -53,6 +53,37 @@ pub enum ReportCmd {
     },
     /// Print a report's summary.
     Render { report: PathBuf },
+    /// Compare a run against a baseline run: per-operation deltas, and regression rules
+    /// (exit 99 when one fails).
+    Compare {
+        baseline: PathBuf,
+        new: PathBuf,
+        /// A regression rule, e.g. `response_time: p(95) < baseline * 1.10` (repeatable).
+        #[arg(long = "rule")]
+        rules: Vec<String>,
+        #[arg(long, value_enum, default_value_t = CompareFormat::Text)]
+        format: CompareFormat,
+    },
+    /// Write a report's thresholds, checks and assertions as JUnit XML.
+    Junit {
+        report: PathBuf,
+        #[arg(short = 'o', long = "output")]
+        output: PathBuf,
+    },
+    /// Write a report as one self-contained HTML page (charts, tables, trace links).
+    Html {
+        report: PathBuf,
+        #[arg(short = 'o', long = "output")]
+        output: PathBuf,
+    },
+}
+
+/// Output of `report compare`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CompareFormat {
+    Text,
+    /// GitHub-flavoured Markdown, for a pull-request comment or a job summary.
+    Markdown,
 }
 
 #[derive(Debug, Args)]
@@ -73,6 +104,16 @@ pub struct RunArgs {
     /// Where to write the JSON report.
     #[arg(long, env = "TRAFFICGEN_REPORT")]
     pub report: Option<PathBuf>,
+    /// Where to write the self-contained HTML report.
+    #[arg(long, env = "TRAFFICGEN_HTML")]
+    pub html: Option<PathBuf>,
+    /// Where to write JUnit XML (one test case per threshold, check and assertion).
+    #[arg(long, env = "TRAFFICGEN_JUNIT")]
+    pub junit: Option<PathBuf>,
+    /// Serve a live dashboard (the report's charts, updated every second) on this address;
+    /// beyond loopback TRAFFICGEN_DASHBOARD_TOKEN must be set and is asked of every client.
+    #[arg(long, env = "TRAFFICGEN_DASHBOARD")]
+    pub dashboard: Option<SocketAddr>,
     /// No progress output (the summary is still printed).
     #[arg(long, env = "TRAFFICGEN_QUIET")]
     pub quiet: bool,
@@ -193,6 +234,9 @@ impl RunArgs {
             pushgateway: self.pushgateway.clone(),
             remote_write: self.remote_write.clone(),
             grafana_url: self.grafana_url.clone(),
+            html: self.html.clone(),
+            junit: self.junit.clone(),
+            dashboard: self.dashboard,
         }
     }
 }

@@ -7,24 +7,26 @@
 //! scenario   file → raw model with positions (serde), every problem at once
 //! plan       validated, resolved Plan (defaults, templates, thresholds parsed)
 //! scheduler  *when*: arrival offsets (open model) and VU stages (closed model); pure
-//! executor   *what*: worker threads send requests, record into their own recorders
+//! faults     the fault timeline: per-request headers and the target's fault API
 //! recorder   per-worker histograms and counters, merged into a Snapshot every interval
+//! executor   *what*: worker threads send requests, record into their own recorders
 //! report     the versioned JSON report model: build, merge, summary text, file I/O
+//! exit       the exit code table (from the verdict's states)
 //! verdict    thresholds (live and final) and the one Verdict of a run
 //! verify     observability assertions against Prometheus, Loki and Tempo
 //! telemetry  the generator's own /metrics, pushes, OTLP metrics and client spans
 //! sinks      the seam between the run loop and every output (progress, timeline,
 //!            thresholds, telemetry)
-//! run        the run loop (load) and the judging of its end (finish)
 //! target     the embedded todo-api and readiness waiting
-//! faults     the fault timeline: per-request headers and the target's fault API
-//! coord      a run as one process: alone, or a segment of a coordinated distributed run;
-//!            the summary file and report log line written last
-//! app        subcommand dispatch; exit: the exit code table; cli: the command line
+//! run        the run loop (load) and the judging of its end (collect, judge)
+//! coord      one process's run, alone or as a segment of a distributed run; summary file
+//! cli        the command line
+//! app        subcommand dispatch
 //! ```
 //!
-//! A module only imports modules above it in this list (`faults` is used by the executor and
-//! the run; `exit` only knows the verdict states), so there is no import circle.
+//! A module only imports modules above it in this list, so there is no import circle (the
+//! recorder is listed before the executor because the executor writes into it; a test,
+//! `layering`, keeps the list and the imports in step).
 //!
 //! # Glossary
 //! - *arrival*: one planned request start (open model); *intended start* is when it was due.

@@ -61,18 +61,23 @@ impl Embedded {
     /// the returned target).
     pub async fn start() -> anyhow::Result<(Embedded, Target)> {
         let token = random_id() + &random_id();
+        // With an OTLP endpoint the embedded app exports its server spans too (to the same
+        // collector, with the same protocol, per-signal endpoint and headers as the standard
+        // OTEL_* variables say), so a trace shows trafficgen → todo-api without another target.
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        let otlp_export = env("OTEL_EXPORTER_OTLP_ENDPOINT").is_some()
+            || env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").is_some();
+        let otlp_protocol = todo_api::OtlpProtocol::from_env()
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .unwrap_or(todo_api::OtlpProtocol::HttpProtobuf);
         let config = todo_api::Config {
             host: [127, 0, 0, 1].into(),
             port: 0,
             faults_enabled: true,
             fault_token: Some(token.clone()),
             log: todo_api::LogOutput::Off,
-            // With an OTLP endpoint the embedded app exports its server spans too, so a trace
-            // shows trafficgen → todo-api even without a separate target.
-            otlp_traces_endpoint: std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
-                .ok()
-                .filter(|e| !e.trim().is_empty())
-                .map(|e| format!("{}/v1/traces", e.trim_end_matches('/'))),
+            otlp_export,
+            otlp_protocol,
             ..Default::default()
         };
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))

@@ -126,8 +126,10 @@ def images():
     problems, owners = [], set()
     version = workspace_version()
     want = {"todo-api": "deploy/k8s/base/app/kustomization.yaml",
-            "trafficgen": "deploy/k8s/overlays/soak/kustomization.yaml"}
-    for path in [want["todo-api"], *sorted(glob.glob("deploy/k8s/overlays/*/kustomization.yaml"))]:
+            "trafficgen": "deploy/k8s/overlays/soak/kustomization.yaml",
+            "frontend": "deploy/k8s/base/frontend/kustomization.yaml"}
+    for path in [want["todo-api"], want["frontend"],
+                 *sorted(glob.glob("deploy/k8s/overlays/*/kustomization.yaml"))]:
         for img in yaml.safe_load(open(path)).get("images", []):
             if img["name"] not in want:
                 continue

@@ -11,6 +11,7 @@
 
 use std::time::Duration;
 
+pub mod compare;
 pub mod placeholders;
 pub mod template;
 pub mod threshold;
@@ -36,6 +37,8 @@ pub struct Plan {
     pub load: LoadModel,
     pub mix: Mix,
     pub thresholds: Vec<Threshold>,
+    /// Regression rules for `report compare` (scenario `compare:`), kept in the report.
+    pub compare: Vec<compare::CompareRule>,
     pub output: Output,
     /// Seed of every random choice (operation pick, Poisson gaps, template randoms).
     pub seed: u64,
@@ -366,4 +369,13 @@ pub struct Output {
     pub interval: Duration,
     /// How many slowest and failed requests' trace ids the report keeps (each).
     pub keep_traces: usize,
+    /// HTML report path (`output.html`, `--html`); `None` writes none.
+    pub html: Option<std::path::PathBuf>,
+    /// JUnit XML path (`output.junit`, `--junit`); `None` writes none.
+    pub junit: Option<std::path::PathBuf>,
+    /// Serve the live dashboard here during the run (`--dashboard`); `None` = off.
+    pub dashboard: Option<std::net::SocketAddr>,
+    /// Required from the dashboard's clients when it listens beyond loopback
+    /// (`TRAFFICGEN_DASHBOARD_TOKEN`).
+    pub dashboard_token: Option<String>,
 }

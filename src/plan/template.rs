@@ -1,7 +1,7 @@
 //! Path, header and body templates: compiled once at plan time, rendered per request into a
 //! reused buffer (no allocation per request on the hot path).
 //!
-//! (OWNER: scenario/plan helper.) Syntax (scenarios/README.md has the user-facing version):
+//! Syntax (scenarios/README.md has the user-facing version):
 //!
 //! ```text
 //! template    := ( literal | "{{" ws expr ws "}}" )*      literal: any text; "{{{{" is a literal "{{"

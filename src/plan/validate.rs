@@ -1,14 +1,12 @@
 //! Scenario + command-line overrides → `Plan`, reporting every problem at once.
 //!
-//! (OWNER: scenario/plan helper. The signatures of `Overrides`, `PlanError` and `build`
-//! are the contract the engine side codes against; extend, don't break.)
-//!
 //! `build` reads the file, deserializes it (`scenario::parse`, which already collects every
 //! structural problem), then checks meaning section by section, each check adding to one list
 //! of located `PlanError`s sorted by position. Sections: this file (target, load, output,
 //! telemetry, overrides), `mix.rs` (operations, checks, templates), `observe.rs` (thresholds,
 //! faults, verify).
 
+mod compare;
 mod expect;
 mod load;
 mod mix;
@@ -54,6 +52,9 @@ pub struct Overrides {
     pub pushgateway: Option<String>,
     pub remote_write: Option<String>,
     pub grafana_url: Option<String>,
+    pub html: Option<PathBuf>,
+    pub junit: Option<PathBuf>,
+    pub dashboard: Option<std::net::SocketAddr>,
 }
 
 /// One problem in a scenario, located in its file.
@@ -243,6 +244,7 @@ fn check(
     // Cross-references to operation names are only checked when the mix was read whole.
     let ops = (!errs.damaged("mix")).then_some(op_names.as_slice());
     let thresholds = observe::thresholds(s.thresholds.as_ref(), ops, errs);
+    let compare = compare::rules(s.compare.as_ref(), ops, errs);
     // --duration rescales the fault timeline with the stages, so windows keep their place.
     let scenario_total: Duration = s.load.stages.iter().map(|st| st.duration.value.0).sum();
     let factor = match o.duration {
@@ -285,6 +287,7 @@ fn check(
         load,
         mix,
         thresholds,
+        compare,
         output,
         // A random seed when none is given; the report prints it so the run can be repeated.
         seed: o.seed.or(s.seed).unwrap_or_else(rand::random),
@@ -385,6 +388,41 @@ fn output(out: Option<&model::OutputSpec>, o: &Overrides, errs: &mut Errors) -> 
             PathBuf::from(&r.value)
         })
     });
+    let path =
+        |flag: &Option<PathBuf>, spec: Option<&Sp<String>>, field: &str, errs: &mut Errors| {
+            flag.clone().or_else(|| {
+                spec.map(|r| {
+                    if r.trim().is_empty() {
+                        errs.at(r, field, "the path must not be empty");
+                    }
+                    PathBuf::from(&r.value)
+                })
+            })
+        };
+    let html = path(
+        &o.html,
+        out.and_then(|x| x.html.as_ref()),
+        "output.html",
+        errs,
+    );
+    let junit = path(
+        &o.junit,
+        out.and_then(|x| x.junit.as_ref()),
+        "output.junit",
+        errs,
+    );
+    let dashboard_token = std::env::var("TRAFFICGEN_DASHBOARD_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty());
+    if let Some(a) = o.dashboard
+        && !a.ip().is_loopback()
+        && dashboard_token.is_none()
+    {
+        errs.flag(
+            "--dashboard",
+            format!("{a} is beyond loopback: set TRAFFICGEN_DASHBOARD_TOKEN to a secret token"),
+        );
+    }
     Output {
         report,
         progress: o.progress.unwrap_or(
@@ -395,5 +433,9 @@ fn output(out: Option<&model::OutputSpec>, o: &Overrides, errs: &mut Errors) -> 
         keep_traces: out
             .and_then(|x| x.keep_traces.as_ref())
             .map_or(defaults::KEEP_TRACES, |k| k.value as usize),
+        html,
+        junit,
+        dashboard: o.dashboard,
+        dashboard_token,
     }
 }

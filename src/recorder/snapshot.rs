@@ -1,9 +1,8 @@
 //! The immutable, merged view of a run that every sink (progress, summary, report, the
 //! generator's `/metrics`, OTLP, pushes) and the verdict read: stage (5)→(6) of the data flow.
 //!
-//! (CONTRACT between the engine side, which fills it, and the telemetry/verify side, which
-//! reads it. Extend with new fields; do not rename or remove.) Everything here is cumulative
-//! since the start of the load unless a field says otherwise.
+//! The executor's recorders fill it; sinks, the report and the verdict only read it. Everything
+//! here is cumulative since the start of the load unless a field says otherwise.
 
 use std::time::Duration;
 

@@ -15,9 +15,10 @@ use crate::recorder::{Counts, Snapshot};
 /// part of the current second not yet emitted. Bounded: one histogram, a few counters.
 #[derive(Debug, Default)]
 pub(crate) struct TimelineAcc {
-    /// Cumulative totals and response-time histogram (all operations) at the last emitted point.
+    /// Cumulative totals and response/service/lag histograms (all operations) at the last
+    /// emitted point.
     prev_counts: Counts,
-    prev_hist: Option<Histogram<u64>>,
+    prev_hist: Option<HistogramSet>,
     /// Fault kinds of the plan's windows (true = latency), to attribute injected counts.
     fault_latency: Vec<bool>,
     /// Header-injected requests attributed to each plan fault window.
@@ -29,12 +30,24 @@ pub(crate) struct TimelineAcc {
     last_target_rate: f64,
 }
 
-fn response_total(snapshot: &Snapshot) -> Histogram<u64> {
-    let mut h = hist::empty();
+/// Response, service and lag histograms summed over all operations.
+fn histogram_totals(snapshot: &Snapshot) -> HistogramSet {
+    let (mut r, mut s, mut l) = (hist::empty(), hist::empty(), hist::empty());
     for op in &snapshot.ops {
-        hist::add(&mut h, &op.response_time);
+        hist::add(&mut r, &op.response_time);
+        hist::add(&mut s, &op.service_time);
+        hist::add(&mut l, &op.lag);
     }
-    h
+    (r, s, l)
+}
+
+/// The value at quantile `q` in ms, 0 for an empty histogram.
+fn q_ms(h: &Histogram<u64>, q: f64) -> f64 {
+    if h.is_empty() {
+        0.0
+    } else {
+        hist::ms(h.value_at_quantile(q))
+    }
 }
 
 impl Timeline {
@@ -91,38 +104,45 @@ impl Timeline {
 
     fn emit(&mut self, snapshot: &Snapshot, t: u64) {
         let now = snapshot.totals();
-        let now_hist = response_total(snapshot);
-        let second = match &self.acc.prev_hist {
-            Some(prev) => hist::delta(&now_hist, prev),
+        let now_hist = histogram_totals(snapshot);
+        let (second, service, lag) = match &self.acc.prev_hist {
+            Some((pr, ps, pl)) => (
+                hist::delta(&now_hist.0, pr),
+                hist::delta(&now_hist.1, ps),
+                hist::delta(&now_hist.2, pl),
+            ),
             None => now_hist.clone(),
         };
         let prev = &self.acc.prev_counts;
-        let errors = now
-            .errors
-            .iter()
-            .sum::<u64>()
-            .saturating_sub(prev.errors.iter().sum::<u64>());
+        let mut errors_by_kind = [0u64; 6];
+        for (i, e) in errors_by_kind.iter_mut().enumerate() {
+            *e = now.errors[i].saturating_sub(prev.errors[i]);
+        }
+        let errors = errors_by_kind.iter().sum();
         let mut faults = std::mem::take(&mut self.acc.pending_faults);
         faults.sort_unstable();
-        let (p50_ms, p99_ms) = if second.is_empty() {
-            (0.0, 0.0)
-        } else {
-            (
-                hist::ms(second.value_at_quantile(0.5)),
-                hist::ms(second.value_at_quantile(0.99)),
-            )
-        };
         self.points.push(TimelinePoint {
             t,
             target_rate: snapshot.target_rate,
             requests: now.requests.saturating_sub(prev.requests),
             errors,
             dropped: now.dropped.saturating_sub(prev.dropped),
-            p50_ms,
-            p99_ms,
+            p50_ms: q_ms(&second, 0.5),
+            p99_ms: q_ms(&second, 0.99),
             in_flight: snapshot.in_flight,
             vus: snapshot.vus,
             faults,
+            p95_ms: q_ms(&second, 0.95),
+            service_p50_ms: q_ms(&service, 0.5),
+            service_p95_ms: q_ms(&service, 0.95),
+            service_p99_ms: q_ms(&service, 0.99),
+            lag_p99_ms: q_ms(&lag, 0.99),
+            lag_max_ms: if lag.is_empty() {
+                0.0
+            } else {
+                hist::ms(lag.max())
+            },
+            errors_by_kind,
         });
         self.acc.prev_counts = now;
         self.acc.prev_hist = Some(now_hist);
@@ -264,6 +284,7 @@ impl Report {
             config: super::ReportConfig {
                 grafana_url: plan.verify.as_ref().and_then(|v| v.grafana_url.clone()),
                 thresholds: plan.thresholds.iter().map(|t| t.source.clone()).collect(),
+                compare: plan.compare.iter().map(|c| c.source.clone()).collect(),
             },
         }
     }

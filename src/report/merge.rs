@@ -80,6 +80,15 @@ fn merge_timelines(reports: &[Report]) -> Vec<TimelinePoint> {
             m.dropped += p.dropped;
             m.p50_ms = m.p50_ms.max(p.p50_ms);
             m.p99_ms = m.p99_ms.max(p.p99_ms);
+            m.p95_ms = m.p95_ms.max(p.p95_ms);
+            m.service_p50_ms = m.service_p50_ms.max(p.service_p50_ms);
+            m.service_p95_ms = m.service_p95_ms.max(p.service_p95_ms);
+            m.service_p99_ms = m.service_p99_ms.max(p.service_p99_ms);
+            m.lag_p99_ms = m.lag_p99_ms.max(p.lag_p99_ms);
+            m.lag_max_ms = m.lag_max_ms.max(p.lag_max_ms);
+            for (into, e) in m.errors_by_kind.iter_mut().zip(p.errors_by_kind) {
+                *into += e;
+            }
             m.in_flight += p.in_flight;
             m.vus += p.vus;
             for &f in &p.faults {
@@ -196,6 +205,7 @@ pub fn merge(reports: &[Report]) -> Result<Report, ReportError> {
         config: ReportConfig {
             grafana_url: sorted.iter().find_map(|r| r.config.grafana_url.clone()),
             thresholds: Vec::new(),
+            compare: first.config.compare.clone(),
         },
     };
 

@@ -17,6 +17,8 @@ use crate::recorder::{Counts, TraceRef};
 mod build;
 mod file;
 pub mod hist;
+pub mod html;
+pub mod junit;
 mod merge;
 mod schema;
 mod summary;
@@ -89,6 +91,25 @@ pub struct TimelinePoint {
     pub vus: u64,
     /// Indexes into the report's `faults` of the windows active in this second.
     pub faults: Vec<usize>,
+    /// Response time p95 of this second, ms (0 when absent: reports written before it).
+    #[serde(default)]
+    pub p95_ms: f64,
+    /// Service time (from the actual send) p50/p95/p99 of this second, ms.
+    #[serde(default)]
+    pub service_p50_ms: f64,
+    #[serde(default)]
+    pub service_p95_ms: f64,
+    #[serde(default)]
+    pub service_p99_ms: f64,
+    /// Schedule lag (actual send − intended start) p99 and max of this second, ms.
+    #[serde(default)]
+    pub lag_p99_ms: f64,
+    #[serde(default)]
+    pub lag_max_ms: f64,
+    /// This second's failures by kind, in `ErrorKind::ALL` order (connect, timeout, io,
+    /// protocol, status_4xx, status_5xx); they add up to `errors`.
+    #[serde(default)]
+    pub errors_by_kind: [u64; 6],
 }
 
 /// One threshold's result.
@@ -114,6 +135,10 @@ pub struct ReportConfig {
     /// merge` parses them again with the plan's own parser and evaluates them on merged data.
     #[serde(default)]
     pub thresholds: Vec<String>,
+    /// The scenario's `compare:` rules (`key: expression`), which `report compare` applies
+    /// when this report is the new run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub compare: Vec<String>,
 }
 
 /// How a run (or a merge, or a re-verify) was judged: the state, the exit code it maps to

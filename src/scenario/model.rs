@@ -42,6 +42,9 @@ pub struct Scenario {
     pub telemetry: Option<TelemetrySpec>,
     /// Report file, progress output, snapshot interval.
     pub output: Option<OutputSpec>,
+    /// Regression rules of `trafficgen report compare` against a baseline run:
+    /// `metric{op:NAME}: "p(95) < baseline * 1.10"` (one expression or a list).
+    pub compare: Option<Entries<Sp<ThresholdList>>>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -348,4 +351,8 @@ pub struct OutputSpec {
     pub interval: Option<Sp<Duration>>,
     /// Slowest and failed trace ids kept (each). Default 10.
     pub keep_traces: Option<Sp<u32>>,
+    /// Self-contained HTML report path (charts over time, tables, trace links).
+    pub html: Option<Sp<String>>,
+    /// JUnit XML path: one test case per threshold, check and assertion.
+    pub junit: Option<Sp<String>>,
 }

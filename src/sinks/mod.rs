@@ -22,6 +22,8 @@ use crate::plan::Plan;
 use crate::recorder::Snapshot;
 use crate::report::Report;
 
+mod dashboard;
+mod files;
 pub mod progress;
 mod telemetry;
 mod thresholds;
@@ -75,10 +77,19 @@ pub trait Sink {
 /// timeline (thresholds read the report's data, never the timeline sink's state) and the
 /// telemetry sink last (it lingers in `finish`).
 pub fn for_run(plan: &Plan, telemetry: crate::telemetry::Telemetry) -> Vec<Box<dyn Sink>> {
-    vec![
+    let mut sinks: Vec<Box<dyn Sink>> = vec![
         Box::new(Progress::new(plan.output.progress, plan.load.duration())),
         Box::new(timeline::TimelineSink::new(plan)),
         Box::new(thresholds::Thresholds::new(plan)),
-        Box::new(telemetry::TelemetrySink::new(telemetry)),
-    ]
+        Box::new(files::ReportFiles::new(plan)),
+    ];
+    if let Some(addr) = plan.output.dashboard {
+        match dashboard::Dashboard::start(plan, addr, plan.output.dashboard_token.clone()) {
+            Ok(d) => sinks.push(Box::new(d)),
+            // The run goes on without it: the dashboard is for watching, not for judging.
+            Err(e) => eprintln!("trafficgen: dashboard on {addr}: {e}"),
+        }
+    }
+    sinks.push(Box::new(telemetry::TelemetrySink::new(telemetry)));
+    sinks
 }

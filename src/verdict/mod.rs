@@ -8,6 +8,7 @@
 use crate::plan::{Plan, Threshold};
 use crate::report::{Report, ThresholdResult};
 
+pub mod compare;
 pub mod eval;
 mod judge;
 mod merged;

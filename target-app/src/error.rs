@@ -13,6 +13,17 @@ pub struct AppError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// The todo the request was about, when known (for the error log line).
+    pub todo_id: Option<u64>,
+}
+
+/// What an error answer was about, left in the response's extensions for the request's
+/// error log line (the middleware writes it, knowing route, status and trace).
+#[derive(Debug, Clone)]
+pub(crate) struct ErrorInfo {
+    pub code: &'static str,
+    pub message: String,
+    pub todo_id: Option<u64>,
 }
 
 impl AppError {
@@ -21,7 +32,13 @@ impl AppError {
             status,
             code,
             message: message.into(),
+            todo_id: None,
         }
+    }
+    /// The same error, about todo `id` (kept if one is already set).
+    pub fn about(mut self, id: Option<u64>) -> Self {
+        self.todo_id = self.todo_id.or(id);
+        self
     }
     pub fn validation(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "validation_error", message)
@@ -34,7 +51,13 @@ impl AppError {
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({ "error": self.code, "message": self.message });
-        (self.status, axum::Json(body)).into_response()
+        let mut r = (self.status, axum::Json(body)).into_response();
+        r.extensions_mut().insert(ErrorInfo {
+            code: self.code,
+            message: self.message,
+            todo_id: self.todo_id,
+        });
+        r
     }
 }
 
@@ -71,13 +94,31 @@ impl From<QueryRejection> for AppError {
     }
 }
 
-/// `axum::Json` with our error shape on rejection.
+/// When the request's body must have arrived (request start + `Config::body_read_timeout`),
+/// set by the middleware.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BodyDeadline(pub tokio::time::Instant);
+
+/// `axum::Json` with our error shape on rejection, and `408 request_timeout` when the body
+/// has not arrived by the request's `BodyDeadline` (a client trickling its body cannot hold a
+/// handler for long).
 pub struct AppJson<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for AppJson<T> {
     type Rejection = AppError;
     async fn from_request(req: Request, state: &S) -> Result<Self, AppError> {
-        let axum::Json(v) = axum::Json::<T>::from_request(req, state).await?;
+        let deadline = req.extensions().get::<BodyDeadline>().map(|d| d.0);
+        let read = axum::Json::<T>::from_request(req, state);
+        let axum::Json(v) = match deadline {
+            Some(d) => tokio::time::timeout_at(d, read).await.map_err(|_| {
+                AppError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "request_timeout",
+                    "the request body did not arrive within the body read timeout",
+                )
+            })??,
+            None => read.await?,
+        };
         Ok(AppJson(v))
     }
 }

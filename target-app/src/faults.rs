@@ -14,6 +14,40 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
+/// Longest delay a fault may add, `delay_ms + jitter_ms` (headers and rules).
+pub const MAX_DELAY_MS: u64 = 60_000;
+/// Live rules at most; one more is refused with `409 too_many_rules`.
+pub const MAX_RULES: usize = 100;
+/// The routes a rule may name.
+pub const ROUTES: [&str; 2] = ["/api/todos", "/api/todos/:id"];
+
+/// The operation spans of a request (`METHOD route`), the operation's span first; empty when
+/// no todo operation answers it.
+pub fn spans_of(method: &str, route: &str) -> &'static [&'static str] {
+    match (method.to_ascii_uppercase().as_str(), route) {
+        ("POST", "/api/todos") => &[
+            "create_todo",
+            "validation",
+            "todo_creation",
+            "metrics_update",
+        ],
+        ("GET", "/api/todos") => &["list_todos"],
+        ("GET", "/api/todos/:id") => &["get_todo"],
+        ("PUT" | "PATCH", "/api/todos/:id") => &["update_todo"],
+        ("DELETE", "/api/todos/:id") => &["delete_todo"],
+        _ => &[],
+    }
+}
+
+/// The methods a route answers.
+fn methods_of(route: &str) -> &'static [&'static str] {
+    match route {
+        "/api/todos" => &["GET", "POST"],
+        "/api/todos/:id" => &["GET", "PUT", "PATCH", "DELETE"],
+        _ => &[],
+    }
+}
+
 /// What to do to one request.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Fault {
@@ -39,7 +73,7 @@ pub fn from_headers(h: &HeaderMap) -> Option<Fault> {
     let get = |k: &str| h.get(k).and_then(|v| v.to_str().ok()).map(str::trim);
     let delay = get("x-fault-delay")
         .and_then(|v| v.parse::<u64>().ok())
-        .filter(|&ms| ms <= 60_000);
+        .filter(|&ms| ms <= MAX_DELAY_MS);
     let status = get("x-fault-status")
         .and_then(|v| v.parse::<u16>().ok())
         .filter(|s| (400..=599).contains(s));
@@ -89,26 +123,87 @@ pub enum RuleKind {
 }
 
 impl RuleSpec {
-    /// Every problem of the spec, as one message.
+    /// The `(method, route)` pairs the rule can match.
+    fn targets(&self) -> Vec<(&'static str, &'static str)> {
+        ROUTES
+            .iter()
+            .filter(|r| self.route.as_deref().is_none_or(|x| x == **r))
+            .flat_map(|r| methods_of(r).iter().map(move |m| (*m, *r)))
+            .filter(|(m, _)| {
+                self.method
+                    .as_deref()
+                    .is_none_or(|x| x.eq_ignore_ascii_case(m))
+            })
+            .collect()
+    }
+
+    /// Every problem of the spec, as one message. `route`, `method` and `span` must name
+    /// something that exists (the message lists what does); `delay_ms` also applies to error
+    /// rules (the error is answered after the delay).
     pub fn validate(&self) -> Result<(), String> {
-        let mut problems = Vec::new();
+        let mut problems: Vec<String> = Vec::new();
         match self.kind {
             RuleKind::Latency => {
-                if self.delay_ms.is_none_or(|d| d == 0 || d > 60_000) {
-                    problems.push("latency rules need delay_ms in 1..=60000");
+                if self.delay_ms.is_none_or(|d| d == 0) {
+                    problems.push("latency rules need delay_ms >= 1".into());
                 }
             }
             RuleKind::Error => {
                 if self.status.is_none_or(|s| !(400..=599).contains(&s)) {
-                    problems.push("error rules need status in 400..=599");
+                    problems.push("error rules need status in 400..=599".into());
                 }
             }
         }
+        let delay = self
+            .delay_ms
+            .unwrap_or(0)
+            .saturating_add(self.jitter_ms.unwrap_or(0));
+        if delay > MAX_DELAY_MS {
+            problems.push(format!(
+                "delay_ms + jitter_ms must be at most {MAX_DELAY_MS} (got {delay})"
+            ));
+        }
+        if let Some(r) = &self.route
+            && !ROUTES.contains(&r.as_str())
+        {
+            problems.push(format!(
+                "unknown route {r:?}; valid routes: {}",
+                ROUTES.join(", ")
+            ));
+        }
+        if let Some(m) = &self.method {
+            let valid: Vec<&str> = match &self.route {
+                Some(r) if ROUTES.contains(&r.as_str()) => methods_of(r).to_vec(),
+                _ => vec!["GET", "POST", "PUT", "PATCH", "DELETE"],
+            };
+            if !valid.iter().any(|v| v.eq_ignore_ascii_case(m)) {
+                problems.push(format!(
+                    "method {m:?} does not exist on {}; valid methods: {}",
+                    self.route.as_deref().unwrap_or("any route"),
+                    valid.join(", ")
+                ));
+            }
+        }
+        if let Some(span) = &self.span {
+            let mut valid: Vec<&str> = self
+                .targets()
+                .iter()
+                .flat_map(|(m, r)| spans_of(m, r).iter().copied())
+                .collect();
+            valid.sort_unstable();
+            valid.dedup();
+            if !valid.contains(&span.as_str()) {
+                problems.push(format!(
+                    "unknown span {span:?} for this route and method; valid spans: {}",
+                    valid.join(", ")
+                ));
+            }
+        }
         if !(self.share > 0.0 && self.share <= 1.0) {
-            problems.push("share must be in (0, 1]");
+            problems.push("share must be in (0, 1]".into());
         }
         if !(self.duration_s > 0.0 && self.duration_s <= 86_400.0) {
-            problems.push("duration_s must be in (0, 86400]");
+            problems.push("duration_s must be in (0, 86400]".into());
         }
         if problems.is_empty() {
             Ok(())
@@ -146,7 +241,8 @@ impl Rules {
         g
     }
 
-    pub fn add(&self, mut spec: RuleSpec) -> RuleView {
+    /// Adds a rule, unless `MAX_RULES` are live already (`Err` with that bound).
+    pub fn add(&self, mut spec: RuleSpec) -> Result<RuleView, usize> {
         // Accept axum's template syntax too; labels and matching use the seed's `:id`.
         spec.route = spec.route.map(|r| r.replace("{id}", ":id"));
         let id = {
@@ -163,11 +259,15 @@ impl Rules {
                 .format(&time::format_description::well_known::Rfc3339)
                 .unwrap_or_default(),
         };
-        self.live().push(Rule {
+        let mut live = self.live();
+        if live.len() >= MAX_RULES {
+            return Err(MAX_RULES);
+        }
+        live.push(Rule {
             view: view.clone(),
             expires: Instant::now() + ttl,
         });
-        view
+        Ok(view)
     }
 
     pub fn list(&self) -> Vec<RuleView> {
@@ -204,25 +304,19 @@ impl Rules {
             if rng.random::<f64>() >= s.share {
                 continue;
             }
-            return Some(match s.kind {
-                RuleKind::Latency => {
-                    let jitter = s.jitter_ms.unwrap_or(0);
-                    let extra = if jitter > 0 {
-                        rng.random_range(0..=jitter)
-                    } else {
-                        0
-                    };
-                    Fault {
-                        delay: Duration::from_millis(s.delay_ms.unwrap_or(0) + extra),
-                        status: None,
-                        span: s.span.clone(),
-                    }
-                }
-                RuleKind::Error => Fault {
-                    delay: Duration::ZERO,
-                    status: s.status,
-                    span: s.span.clone(),
+            let jitter = s.jitter_ms.unwrap_or(0);
+            let extra = if jitter > 0 {
+                rng.random_range(0..=jitter)
+            } else {
+                0
+            };
+            return Some(Fault {
+                delay: Duration::from_millis(s.delay_ms.unwrap_or(0).saturating_add(extra)),
+                status: match s.kind {
+                    RuleKind::Latency => None,
+                    RuleKind::Error => s.status,
                 },
+                span: s.span.clone(),
             });
         }
         None
@@ -250,7 +344,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn rules_match_then_expire_by_themselves() {
         let rules = Rules::default();
-        rules.add(spec(RuleKind::Error));
+        rules.add(spec(RuleKind::Error)).unwrap();
         assert_eq!(
             rules.pick("GET", "/api/todos").and_then(|f| f.status),
             Some(503)

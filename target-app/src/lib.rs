@@ -11,11 +11,12 @@
 //! - `logging`: Pino-style JSON lines.
 //! - `faults`: fault headers and the `/admin/faults` rules.
 //! - `routes`: the HTTP surface; `middleware` wraps every request with span, metrics and log.
+//! - `server`: the accept loop and connection bounds (timeouts, connection limit, JSON answers
+//!   to unparsable requests, graceful shutdown).
 //!
 //! The generator embeds this library in its own process, so nothing here is process-global:
 //! every `AppState` owns its store, metrics, tracer provider, log sink and fault rules.
 
-use std::future::Future;
 use std::sync::Arc;
 
 pub mod config;
@@ -25,10 +26,12 @@ pub mod logging;
 pub mod metrics;
 mod middleware;
 mod routes;
+mod server;
 pub mod store;
 pub mod trace;
 
-pub use config::{Config, ConfigError, LogOutput};
+pub use config::{Config, ConfigError, LogOutput, OtlpProtocol, Sampler, SpanMemory};
+pub use server::serve;
 
 /// Shared state of one app instance. Cheap to clone (one `Arc`).
 #[derive(Clone)]
@@ -47,11 +50,28 @@ pub(crate) struct Inner {
 
 impl AppState {
     pub fn new(config: Config) -> AppState {
-        let log = logging::Logger::new(config.log.clone());
+        let log = logging::Logger::new(config.log.clone(), config.log_queue_lines);
+        let metrics = metrics::Metrics::default();
+        // The series queries and before/after deltas rely on exist at 0 from the first scrape
+        // on: every API operation's success series, and with fault headers on, the fault
+        // counters of both API routes (their labels are known now; error statuses of header
+        // faults are not, those appear with their first request).
+        for route in faults::ROUTES {
+            for (method, status) in match route {
+                "/api/todos" => &[("GET", 200), ("POST", 201)][..],
+                _ => &[("GET", 200), ("PUT", 200), ("PATCH", 200), ("DELETE", 204)][..],
+            } {
+                metrics.ensure_request(method, route, *status);
+            }
+            if config.faults_enabled {
+                metrics.ensure_fault(route, "latency");
+                metrics.ensure_fault(route, "error");
+            }
+        }
         AppState {
             inner: Arc::new(Inner {
                 store: store::Store::new(config.max_todos),
-                metrics: metrics::Metrics::default(),
+                metrics,
                 tracing: trace::Tracing::new(&config),
                 faults: faults::Rules::default(),
                 log,
@@ -66,7 +86,36 @@ impl AppState {
 
     /// The metrics exposition as `/metrics` would serve it (for tests and embedding).
     pub fn render_metrics(&self, openmetrics: bool) -> String {
-        self.inner.metrics.render(&self.inner.store, openmetrics)
+        self.inner
+            .metrics
+            .render(&self.inner.store, self.inner.log.dropped(), openmetrics)
+    }
+
+    /// A new fault rule's series at 0: its fault counters, and for an error rule the request
+    /// series of the status it answers on every (method, route) it can match.
+    pub(crate) fn ensure_rule_series(&self, spec: &faults::RuleSpec) {
+        let m = &self.inner.metrics;
+        for route in faults::ROUTES {
+            if spec.route.as_deref().is_some_and(|r| r != route) {
+                continue;
+            }
+            if spec.delay_ms.is_some_and(|d| d > 0) || spec.kind == faults::RuleKind::Latency {
+                m.ensure_fault(route, "latency");
+            }
+            if let (faults::RuleKind::Error, Some(status)) = (spec.kind, spec.status) {
+                m.ensure_fault(route, "error");
+                for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
+                    if spec
+                        .method
+                        .as_deref()
+                        .is_none_or(|x| x.eq_ignore_ascii_case(method))
+                        && !faults::spans_of(method, route).is_empty()
+                    {
+                        m.ensure_request(method, route, status);
+                    }
+                }
+            }
+        }
     }
 
     /// Exports finished spans and stops the exporter (idempotent).
@@ -78,34 +127,4 @@ impl AppState {
 /// The whole HTTP surface as an axum `Router` (for `oneshot` tests and embedding).
 pub fn app(state: AppState) -> axum::Router {
     routes::router(state)
-}
-
-/// Serves `app(state)` on `listener` until `shutdown` resolves, then stops accepting, gives
-/// in-flight requests at most `config.shutdown_grace` to finish, and flushes telemetry.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    state: AppState,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let grace = state.inner.config.shutdown_grace;
-    let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
-    // Peer addresses feed the server span's client.address / client.port.
-    let service = app(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let server = axum::serve(listener, service).with_graceful_shutdown(async move {
-        shutdown.await;
-        let _ = stopping_tx.send(true);
-    });
-    let server = server.into_future();
-    tokio::pin!(server);
-    let result = tokio::select! {
-        r = &mut server => r,
-        _ = async {
-            // Once shutdown began, bound the drain: a stuck client must not hold the process.
-            let _ = stopping_rx.wait_for(|s| *s).await;
-            tokio::time::sleep(grace).await;
-        } => Ok(()),
-    };
-    let flush = state.clone();
-    let _ = tokio::task::spawn_blocking(move || flush.shutdown_telemetry()).await;
-    result
 }

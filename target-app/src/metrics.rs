@@ -43,6 +43,7 @@ struct State {
     http: BTreeMap<(String, String, u16), Series>,
     operations: BTreeMap<&'static str, u64>,
     faults: BTreeMap<(String, &'static str), u64>,
+    rejected: BTreeMap<u16, u64>,
 }
 
 /// One instance's metrics. Every update takes one short lock: this is the target app, whose
@@ -64,14 +65,16 @@ impl Metrics {
         route: &str,
         status: u16,
         elapsed: Duration,
-        trace_id: &str,
+        trace_id: Option<&str>,
     ) {
         let secs = elapsed.as_secs_f64();
-        let ex = Exemplar {
-            trace_id: trace_id.to_string(),
+        // Only a shown (sampled and exported) trace id becomes an exemplar; otherwise the
+        // bucket keeps its previous one.
+        let ex = trace_id.map(|t| Exemplar {
+            trace_id: t.to_string(),
             value: secs,
             at: unix_now(),
-        };
+        });
         let mut s = self.lock();
         let series = s
             .http
@@ -84,8 +87,33 @@ impl Metrics {
             .position(|&b| secs <= b)
             .unwrap_or(BUCKETS.len());
         series.buckets[i] += 1;
-        series.bucket_exemplars[i] = Some(ex.clone());
-        series.last = Some(Exemplar { value: 1.0, ..ex });
+        if let Some(ex) = ex {
+            series.bucket_exemplars[i] = Some(ex.clone());
+            series.last = Some(Exemplar { value: 1.0, ..ex });
+        }
+    }
+
+    /// Makes the request series exist (at 0 until a request counts), so `increase()` and
+    /// exact before/after deltas see it from the first scrape on.
+    pub fn ensure_request(&self, method: &str, route: &str, status: u16) {
+        self.lock()
+            .http
+            .entry((method.to_string(), route.to_string(), status))
+            .or_default();
+    }
+
+    /// Makes the fault series exist at 0 (see `ensure_request`).
+    pub fn ensure_fault(&self, route: &str, kind: &'static str) {
+        self.lock()
+            .faults
+            .entry((route.to_string(), kind))
+            .or_default();
+    }
+
+    /// One request head hyper could not parse or that timed out, answered with `status` before
+    /// any route ran.
+    pub fn observe_rejection(&self, status: u16) {
+        *self.lock().rejected.entry(status).or_default() += 1;
     }
 
     /// One todo operation (`create`, `read`, `update`, `delete`, `list`).
@@ -110,7 +138,8 @@ impl Metrics {
             .map_or(0, |s| s.count)
     }
 
-    pub fn render(&self, store: &Store, openmetrics: bool) -> String {
+    /// `dropped_logs`: the logger's count of lines it had to drop.
+    pub fn render(&self, store: &Store, dropped_logs: u64, openmetrics: bool) -> String {
         let counts = store.counts();
         let s = self.lock();
         let mut out = String::with_capacity(4096);
@@ -217,6 +246,29 @@ impl Metrics {
                 esc(route)
             );
         }
+
+        family(
+            &mut out,
+            om,
+            "tp2devops_http_rejected",
+            "counter",
+            "Requests answered before routing: unparsable or timed-out heads",
+        );
+        for (status, n) in &s.rejected {
+            let _ = writeln!(
+                out,
+                "tp2devops_http_rejected_total{{status_code=\"{status}\"}} {n}"
+            );
+        }
+
+        family(
+            &mut out,
+            om,
+            "tp2devops_log_lines_dropped",
+            "counter",
+            "Log lines dropped because the output could not keep up",
+        );
+        let _ = writeln!(out, "tp2devops_log_lines_dropped_total {dropped_logs}");
         if om {
             out.push_str("# EOF\n");
         }
@@ -273,17 +325,58 @@ mod tests {
     fn cumulative_buckets_and_exemplars_only_in_openmetrics() {
         let m = Metrics::default();
         let store = Store::new(10);
-        m.observe_request("GET", "/api/todos", 200, Duration::from_millis(3), "aaaa");
-        m.observe_request("GET", "/api/todos", 200, Duration::from_millis(30), "bbbb");
-        let text = m.render(&store, false);
+        m.observe_request(
+            "GET",
+            "/api/todos",
+            200,
+            Duration::from_millis(3),
+            Some("aaaa"),
+        );
+        m.observe_request(
+            "GET",
+            "/api/todos",
+            200,
+            Duration::from_millis(30),
+            Some("bbbb"),
+        );
+        let text = m.render(&store, 0, false);
         assert!(text.contains("# TYPE tp2devops_http_requests_total counter"));
         assert!(text.contains(r#"tp2devops_http_request_duration_seconds_bucket{method="GET",route="/api/todos",status_code="200",le="0.005"} 1"#));
         assert!(text.contains(r#"le="0.05"} 2"#));
         assert!(text.contains(r#"le="+Inf"} 2"#));
         assert!(!text.contains("trace_id"));
-        let om = m.render(&store, true);
+        let om = m.render(&store, 0, true);
         assert!(om.contains("# TYPE tp2devops_http_requests counter"));
         assert!(om.contains(r#"le="0.005"} 1 # {trace_id="aaaa"} 0.003 "#));
         assert!(om.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn unshown_trace_ids_keep_the_previous_exemplar_and_zero_series_exist() {
+        let m = Metrics::default();
+        let store = Store::new(10);
+        m.ensure_request("POST", "/api/todos", 503);
+        m.ensure_fault("/api/todos", "error");
+        let om = m.render(&store, 3, true);
+        assert!(om.contains(
+            "tp2devops_http_requests_total{method=\"POST\",route=\"/api/todos\",status_code=\"503\"} 0\n"
+        ));
+        assert!(
+            om.contains("tp2devops_faults_injected_total{route=\"/api/todos\",kind=\"error\"} 0\n")
+        );
+        assert!(om.contains("tp2devops_log_lines_dropped_total 3\n"));
+        m.observe_request(
+            "GET",
+            "/api/todos",
+            200,
+            Duration::from_millis(3),
+            Some("aaaa"),
+        );
+        m.observe_request("GET", "/api/todos", 200, Duration::from_millis(3), None);
+        let om = m.render(&store, 0, true);
+        assert!(
+            om.contains(r#"le="0.005"} 2 # {trace_id="aaaa"} 0.003 "#),
+            "{om}"
+        );
     }
 }

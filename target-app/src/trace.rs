@@ -2,8 +2,9 @@
 //! `METHOD /route` and the seed's manual child spans. One tracer provider per app instance (no
 //! global provider): the generator embeds the app next to its own provider.
 //!
-//! Without span export the provider has no processor, yet ids are still generated, so logs and
-//! exemplars carry trace ids either way.
+//! Sampling is parent-based: a caller's sampled flag decides for its request, roots follow
+//! `Config::sampler`. A trace id is shown (log line, exemplar) only when its span is sampled
+//! and an exporter is configured, so every id a person sees can be looked up.
 
 use opentelemetry::trace::{
     SpanContext, SpanId, SpanKind, Status, TraceContextExt, TraceFlags, TraceId, TraceState,
@@ -11,37 +12,105 @@ use opentelemetry::trace::{
 };
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider, SpanData, SpanExporter};
 
-use crate::config::Config;
+use crate::config::{Config, OtlpProtocol, SpanMemory};
 
 pub struct Tracing {
     provider: SdkTracerProvider,
     tracer: SdkTracer,
+    /// A span exporter is configured: only then are trace ids shown (logs, exemplars).
+    exporting: bool,
+}
+
+/// Collects finished spans into `Config::span_memory`.
+#[derive(Debug)]
+struct MemoryExporter(SpanMemory);
+
+impl SpanExporter for MemoryExporter {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(batch);
+        Ok(())
+    }
+}
+
+/// The span exporter `config` asks for; `Ok(None)` = no export.
+fn otlp_exporter(config: &Config) -> Result<Option<opentelemetry_otlp::SpanExporter>, String> {
+    use opentelemetry_otlp::WithExportConfig as _;
+    if !(config.otlp_export || config.otlp_traces_endpoint.is_some()) {
+        return Ok(None);
+    }
+    // Endpoint, headers and timeout come from the standard OTEL_EXPORTER_OTLP_* variables
+    // unless the embedder gave the endpoint.
+    let built = match config.otlp_protocol {
+        OtlpProtocol::HttpProtobuf => {
+            let mut b = opentelemetry_otlp::SpanExporter::builder()
+                .with_http()
+                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary);
+            if let Some(url) = &config.otlp_traces_endpoint {
+                b = b.with_endpoint(url.clone());
+            }
+            b.build()
+        }
+        OtlpProtocol::Grpc => {
+            let mut b = opentelemetry_otlp::SpanExporter::builder().with_tonic();
+            if let Some(url) = &config.otlp_traces_endpoint {
+                b = b.with_endpoint(url.clone());
+            }
+            b.build()
+        }
+    };
+    built.map(Some).map_err(|e| e.to_string())
 }
 
 impl Tracing {
+    /// An OTLP exporter that cannot be built (a bad endpoint URL, say) is reported on stderr
+    /// and export stays off.
     pub fn new(config: &Config) -> Tracing {
         let resource = Resource::builder()
             .with_service_name(config.service_name.clone())
             .build();
-        let mut builder = SdkTracerProvider::builder().with_resource(resource);
-        if config.otlp_export || config.otlp_traces_endpoint.is_some() {
-            // Endpoint, headers and timeout come from the standard OTEL_EXPORTER_OTLP_* variables
-            // unless the embedder gave the endpoint.
-            let mut exporter = opentelemetry_otlp::SpanExporter::builder().with_http();
-            if let Some(url) = &config.otlp_traces_endpoint {
-                exporter =
-                    opentelemetry_otlp::WithExportConfig::with_endpoint(exporter, url.clone());
+        let root = match config.sampler {
+            crate::config::Sampler::AlwaysOn => Sampler::AlwaysOn,
+            crate::config::Sampler::AlwaysOff => Sampler::AlwaysOff,
+            crate::config::Sampler::Ratio(r) => Sampler::TraceIdRatioBased(r),
+        };
+        let mut builder = SdkTracerProvider::builder()
+            .with_resource(resource)
+            .with_sampler(Sampler::ParentBased(Box::new(root)));
+        let mut exporting = false;
+        match otlp_exporter(config) {
+            Ok(Some(exporter)) => {
+                builder = builder.with_batch_exporter(exporter);
+                exporting = true;
             }
-            match exporter.build() {
-                Ok(exporter) => builder = builder.with_batch_exporter(exporter),
-                Err(e) => eprintln!("todo-api: OTLP span export disabled: {e}"),
-            }
+            Ok(None) => {}
+            Err(e) => eprintln!("todo-api: OTLP span export disabled: {e}"),
+        }
+        if let Some(memory) = &config.span_memory {
+            builder = builder.with_simple_exporter(MemoryExporter(memory.clone()));
+            exporting = true;
         }
         let provider = builder.build();
         let tracer = provider.tracer("todo-api");
-        Tracing { provider, tracer }
+        Tracing {
+            provider,
+            tracer,
+            exporting,
+        }
+    }
+
+    /// Trace and span id of the context's span, as lowercase hex, when that span is sampled
+    /// and exported: ids of spans nobody can look up are never shown.
+    pub fn shown_ids(&self, cx: &Context) -> Option<(String, String)> {
+        let span = cx.span();
+        let sc = span.span_context();
+        (self.exporting && sc.is_valid() && sc.is_sampled())
+            .then(|| (sc.trace_id().to_string(), sc.span_id().to_string()))
     }
 
     /// Starts the server span under the caller's context (or a new trace).
@@ -106,12 +175,6 @@ pub fn parent_from_header(traceparent: Option<&str>) -> Context {
         TraceState::default(),
     );
     Context::new().with_remote_span_context(sc)
-}
-
-/// Trace and span id of the context's current span, as lowercase hex.
-pub fn ids(cx: &Context) -> (String, String) {
-    let sc = cx.span().span_context().clone();
-    (sc.trace_id().to_string(), sc.span_id().to_string())
 }
 
 /// Marks the current span failed.

@@ -289,3 +289,34 @@ fn verify_of_a_saved_report_exits_100_when_an_assertion_fails() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// With an OTLP endpoint, the generator exports its own coarse spans (the run and its phases)
+/// through the tracing layer, to a real receiver.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_generator_exports_its_run_and_phase_spans() {
+    use super::telemetry::otlp::{rotel, wait_received};
+    let dir = tempfile::tempdir().unwrap();
+    let (_rotel, base) = rotel(dir.path()).await;
+    let s = write(dir.path(), "s.yaml", &embedded_scenario(""));
+    let out = tokio::task::spawn_blocking(move || {
+        bin()
+            .args(["run", s.to_str().unwrap()])
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", &base)
+            .env("OTEL_METRICS_EXPORTER", "none")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = wait_received(dir.path(), "the run's phase spans", |t| {
+        // rotel prints `Name           : run`.
+        ["run", "readiness", "load"].iter().all(|n| {
+            t.lines().any(|l| {
+                l.trim_start().starts_with("Name") && l.trim_end().ends_with(&format!(": {n}"))
+            })
+        })
+    })
+    .await;
+    assert!(text.contains("service.name: Str(trafficgen)"), "{text}");
+}

@@ -1,6 +1,9 @@
 mod cli;
+mod dashboard;
 mod distributed;
 mod ends;
+mod layering;
+mod outputs;
 mod report;
 mod run_e2e;
 mod scenarios;

@@ -58,11 +58,16 @@ pub fn plan(thresholds: Vec<Threshold>) -> Plan {
             pool_capacity: 100,
         },
         thresholds,
+        compare: vec![],
         output: Output {
             report: None,
             progress: Progress::Quiet,
             interval: Duration::from_secs(1),
             keep_traces: 5,
+            html: None,
+            junit: None,
+            dashboard: None,
+            dashboard_token: None,
         },
         seed: 1,
         faults: vec![],
@@ -293,6 +298,47 @@ fn timeline_has_one_point_per_second_with_that_seconds_percentiles() {
         r.timeline[1].p50_ms
     );
     assert!((r.timeline[2].p99_ms - 10.0).abs() < 0.05);
+}
+
+#[test]
+fn timeline_points_carry_p95_service_time_lag_and_errors_by_kind() {
+    let plan = plan(vec![]);
+    let mut sim = Sim::new();
+    let mut tl = Timeline::new(&plan);
+    // Second 1: 100 × 10 ms, no lag. Second 2: 100 × 400 ms of which 300 ms waited for a
+    // connection (service time 100 ms); 7 of them 503.
+    for (sec, us, lag) in [(0u64, 10_000u64, 0u64), (1, 400_000, 300_000)] {
+        for i in 0..100 {
+            let status = if sec == 1 && i < 7 { 503 } else { 200 };
+            sim.record(1, (sec * 1000 + i) as f64, us, lag, status);
+        }
+        tl.observe(&sim.snapshot(Duration::from_secs(sec + 1), false));
+    }
+    let r = super::support::build_report(
+        &plan,
+        &sim.snapshot(Duration::from_secs(2), true),
+        tl,
+        meta(),
+    );
+    let near = |a: f64, b: f64| (a - b).abs() <= b * 0.002 + 0.01;
+    let (a, b) = (&r.timeline[0], &r.timeline[1]);
+    assert!(
+        near(a.p95_ms, 10.0) && near(a.service_p95_ms, 10.0),
+        "{a:?}"
+    );
+    assert!(a.lag_p99_ms <= 0.01, "{a:?}");
+    assert_eq!(a.errors_by_kind, [0; 6]);
+    assert!(near(b.p95_ms, 400.0), "{b:?}");
+    for s in [b.service_p50_ms, b.service_p95_ms, b.service_p99_ms] {
+        assert!(near(s, 100.0), "service {s} in {b:?}");
+    }
+    assert!(
+        near(b.lag_p99_ms, 300.0) && near(b.lag_max_ms, 300.0),
+        "{b:?}"
+    );
+    let mut kinds = [0; 6];
+    kinds[ErrorKind::Status5xx.index()] = 7;
+    assert_eq!((b.errors_by_kind, b.errors), (kinds, 7));
 }
 
 #[test]

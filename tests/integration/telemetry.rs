@@ -14,7 +14,7 @@ use trafficgen::report::{AssertionResult, OpReport, Report, ThresholdResult};
 use trafficgen::telemetry::metrics::Identity;
 use trafficgen::telemetry::{Config, Format, Telemetry};
 
-mod otlp;
+pub(crate) mod otlp;
 mod pushes;
 mod traces;
 

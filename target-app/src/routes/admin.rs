@@ -24,10 +24,13 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), AppError> {
         .fault_token
         .as_deref()
         .unwrap_or_default();
+    // RFC 6750 / RFC 9110: the scheme name is case-insensitive (`bearer` works too).
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        .and_then(|v| v.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim_start());
     // Compare every byte whatever the first mismatch, so timing does not leak the token.
     let ok = given.is_some_and(|g| {
         g.len() == expected.len()
@@ -63,10 +66,17 @@ async fn add(
     authorize(&state, &headers)?;
     let AppJson(spec) = body?;
     spec.validate().map_err(AppError::validation)?;
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(state.inner.faults.add(spec)),
-    ))
+    let view = state.inner.faults.add(spec).map_err(|max| {
+        AppError::new(
+            StatusCode::CONFLICT,
+            "too_many_rules",
+            format!(
+                "at most {max} fault rules may be live; delete some (DELETE /admin/faults/{{id}}) or let them expire"
+            ),
+        )
+    })?;
+    state.ensure_rule_series(&view.spec);
+    Ok((StatusCode::CREATED, axum::Json(view)))
 }
 
 async fn remove(

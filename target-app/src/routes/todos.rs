@@ -112,16 +112,29 @@ fn store_error(e: StoreError, id: u64) -> AppError {
     }
 }
 
+/// Appends `traceId` and `spanId` when the request's ids are shown (sampled and exported).
+fn with_ids(
+    ctx: &RequestCtx,
+    mut fields: Vec<(&'static str, Value)>,
+) -> Vec<(&'static str, Value)> {
+    if let (Some(t), Some(s)) = (&ctx.trace_id, &ctx.span_id) {
+        fields.push(("traceId", Value::from(t.clone())));
+        fields.push(("spanId", Value::from(s.clone())));
+    }
+    fields
+}
+
 fn log_todo(state: &AppState, ctx: &RequestCtx, msg: &str, todo: &Todo) {
     state.inner.log.log(
         Level::Info,
         msg,
-        vec![
-            ("todoId", Value::from(todo.id)),
-            ("text", Value::from(todo.text.clone())),
-            ("traceId", Value::from(ctx.trace_id.clone())),
-            ("spanId", Value::from(ctx.span_id.clone())),
-        ],
+        with_ids(
+            ctx,
+            vec![
+                ("todoId", Value::from(todo.id)),
+                ("text", Value::from(todo.text.clone())),
+            ],
+        ),
     );
 }
 
@@ -148,6 +161,8 @@ pub(super) async fn create(
         "metrics_update",
     ];
     let op = state.inner.tracing.child(&ctx.cx, "create_todo");
+    // Known once stored: a fault injected after that still names the todo in its error line.
+    let mut stored = None;
     let r = async {
         let vcx = state.inner.tracing.child(&op, "validation");
         let valid = async {
@@ -176,6 +191,7 @@ pub(super) async fn create(
         }
         trace::end(&ccx);
         let todo = created?;
+        stored = Some(todo.id);
         let mcx = state.inner.tracing.child(&op, "metrics_update");
         let m = fault_at(&state, &ctx, &SPANS, "metrics_update", &mcx).await;
         state.inner.metrics.observe_operation("create");
@@ -194,7 +210,7 @@ pub(super) async fn create(
         ))
     }
     .await;
-    finish(&op, r)
+    finish(&op, r.map_err(|e: AppError| e.about(stored)))
 }
 
 pub(super) async fn list(
@@ -222,12 +238,13 @@ pub(super) async fn list(
         state.inner.log.log(
             Level::Info,
             "Todos listed",
-            vec![
-                ("count", Value::from(todos.len())),
-                ("total", Value::from(total)),
-                ("traceId", Value::from(ctx.trace_id.clone())),
-                ("spanId", Value::from(ctx.span_id.clone())),
-            ],
+            with_ids(
+                &ctx,
+                vec![
+                    ("count", Value::from(todos.len())),
+                    ("total", Value::from(total)),
+                ],
+            ),
         );
         Ok((
             [(HeaderName::from_static("x-total-count"), total.to_string())],
@@ -244,6 +261,7 @@ pub(super) async fn get_one(
     id: Result<IdPath, AppError>,
 ) -> Result<impl IntoResponse, AppError> {
     let op = state.inner.tracing.child(&ctx.cx, "get_todo");
+    let known = id.as_ref().ok().map(|i| i.0);
     let r = async {
         let IdPath(id) = id?;
         fault_at(&state, &ctx, &["get_todo"], "get_todo", &op).await?;
@@ -253,7 +271,7 @@ pub(super) async fn get_one(
         Ok(axum::Json(todo))
     }
     .await;
-    finish(&op, r)
+    finish(&op, r.map_err(|e: AppError| e.about(known)))
 }
 
 pub(super) async fn update(
@@ -263,6 +281,7 @@ pub(super) async fn update(
     body: Result<AppJson<UpdateTodo>, AppError>,
 ) -> Result<impl IntoResponse, AppError> {
     let op = state.inner.tracing.child(&ctx.cx, "update_todo");
+    let known = id.as_ref().ok().map(|i| i.0);
     let r = async {
         let IdPath(id) = id?;
         let AppJson(body) = body?;
@@ -292,7 +311,7 @@ pub(super) async fn update(
         Ok(axum::Json(todo))
     }
     .await;
-    finish(&op, r)
+    finish(&op, r.map_err(|e: AppError| e.about(known)))
 }
 
 pub(super) async fn delete(
@@ -301,6 +320,7 @@ pub(super) async fn delete(
     id: Result<IdPath, AppError>,
 ) -> Result<StatusCode, AppError> {
     let op = state.inner.tracing.child(&ctx.cx, "delete_todo");
+    let known = id.as_ref().ok().map(|i| i.0);
     let r = async {
         let IdPath(id) = id?;
         fault_at(&state, &ctx, &["delete_todo"], "delete_todo", &op).await?;
@@ -314,5 +334,5 @@ pub(super) async fn delete(
         Ok(StatusCode::NO_CONTENT)
     }
     .await;
-    finish(&op, r)
+    finish(&op, r.map_err(|e: AppError| e.about(known)))
 }

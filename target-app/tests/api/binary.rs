@@ -76,3 +76,20 @@ async fn serves_then_stops_on_sigint() {
     std::io::Read::read_to_string(&mut app.0.stdout.take().unwrap(), &mut stdout).unwrap();
     assert!(stdout.is_empty(), "LOG=off writes nothing: {stdout}");
 }
+
+#[test]
+fn an_unsupported_otlp_protocol_is_a_start_up_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_todo-api"))
+        .env_clear()
+        .env("PORT", "0")
+        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("OTEL_EXPORTER_OTLP_PROTOCOL") && err.contains("http/json"),
+        "{err}"
+    );
+}

@@ -76,3 +76,85 @@ fn bad_values_name_the_variable() {
         assert!(e.to_string().contains(k), "{e}");
     }
 }
+
+#[test]
+fn hardening_sampling_and_otlp_variables_are_read() {
+    let c = from(&[]).unwrap();
+    assert_eq!(c.header_read_timeout, Duration::from_secs(10));
+    assert_eq!(c.idle_timeout, Duration::from_secs(60));
+    assert_eq!(c.body_read_timeout, Duration::from_secs(30));
+    assert_eq!(
+        (c.max_connections, c.max_headers, c.log_queue_lines),
+        (10_000, 100, 8192)
+    );
+    assert!(!c.trace_infra_routes);
+    assert_eq!(c.sampler, todo_api::Sampler::AlwaysOn);
+    assert_eq!(c.otlp_protocol, todo_api::OtlpProtocol::HttpProtobuf);
+    let c = from(&[
+        ("HEADER_READ_TIMEOUT_SECONDS", "2.5"),
+        ("IDLE_TIMEOUT_SECONDS", "7"),
+        ("BODY_READ_TIMEOUT_SECONDS", "3"),
+        ("MAX_CONNECTIONS", "50"),
+        ("MAX_HEADERS", "40"),
+        ("LOG_QUEUE_LINES", "16"),
+        ("TRACE_INFRA_ROUTES", "true"),
+        ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+        ("OTEL_TRACES_SAMPLER_ARG", "0.25"),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+    ])
+    .unwrap();
+    assert_eq!(c.header_read_timeout, Duration::from_millis(2500));
+    assert_eq!(c.idle_timeout, Duration::from_secs(7));
+    assert_eq!(c.body_read_timeout, Duration::from_secs(3));
+    assert_eq!(
+        (c.max_connections, c.max_headers, c.log_queue_lines),
+        (50, 40, 16)
+    );
+    assert!(c.trace_infra_routes);
+    assert_eq!(c.sampler, todo_api::Sampler::Ratio(0.25));
+    assert_eq!(c.otlp_protocol, todo_api::OtlpProtocol::Grpc);
+    assert_eq!(
+        from(&[("OTEL_TRACES_SAMPLER", "always_off")])
+            .unwrap()
+            .sampler,
+        todo_api::Sampler::AlwaysOff
+    );
+    // The per-signal protocol wins over the general one.
+    assert_eq!(
+        from(&[
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf"),
+        ])
+        .unwrap()
+        .otlp_protocol,
+        todo_api::OtlpProtocol::HttpProtobuf
+    );
+}
+
+#[test]
+fn bad_hardening_sampling_and_otlp_values_name_the_variable() {
+    for (k, v) in [
+        ("HEADER_READ_TIMEOUT_SECONDS", "0"),
+        ("IDLE_TIMEOUT_SECONDS", "-1"),
+        ("BODY_READ_TIMEOUT_SECONDS", "soon"),
+        ("MAX_CONNECTIONS", "0"),
+        ("MAX_HEADERS", "100000"),
+        ("LOG_QUEUE_LINES", "x"),
+        ("TRACE_INFRA_ROUTES", "maybe"),
+        ("OTEL_TRACES_SAMPLER", "sometimes"),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+        ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "udp"),
+    ] {
+        let e = from(&[(k, v)]).unwrap_err();
+        assert_eq!(e.name, k, "{e}");
+        assert!(e.to_string().contains(k), "{e}");
+    }
+    let e = from(&[
+        ("OTEL_TRACES_SAMPLER", "traceidratio"),
+        ("OTEL_TRACES_SAMPLER_ARG", "1.5"),
+    ])
+    .unwrap_err();
+    assert_eq!(e.name, "OTEL_TRACES_SAMPLER_ARG");
+    let e = from(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")]).unwrap_err();
+    assert!(e.to_string().contains("grpc, http/protobuf"), "{e}");
+}

@@ -349,3 +349,176 @@ async fn delete_one_and_clear_all() {
         .await
         .assert_error(StatusCode::NOT_FOUND, "not_found");
 }
+
+/// The `message` of a 400 `validation_error` for `spec`.
+async fn refused(app: &TestApp, spec: Value) -> String {
+    let r = admin(app, Method::POST, "/admin/faults", Some(spec.clone())).await;
+    r.assert_error(StatusCode::BAD_REQUEST, "validation_error");
+    r.json()["message"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn unknown_route_method_span_or_field_is_refused_with_the_valid_values() {
+    let app = test_app();
+    let m = refused(
+        &app,
+        json!({"route":"/api/todoz","kind":"error","status":500,"duration_s":5}),
+    )
+    .await;
+    assert!(
+        m.contains("/api/todoz") && m.contains("/api/todos, /api/todos/:id"),
+        "{m}"
+    );
+    let m = refused(
+        &app,
+        json!({"route":"/api/todos/:id","method":"POST","kind":"error","status":500,"duration_s":5}),
+    )
+    .await;
+    assert!(m.contains("GET, PUT, PATCH, DELETE"), "{m}");
+    let m = refused(
+        &app,
+        json!({"method":"FETCH","kind":"error","status":500,"duration_s":5}),
+    )
+    .await;
+    assert!(m.contains("GET, POST, PUT, PATCH, DELETE"), "{m}");
+    let m = refused(
+        &app,
+        json!({"route":"/api/todos","method":"POST","kind":"latency","delay_ms":10,"span":"todo_creaton","duration_s":5}),
+    )
+    .await;
+    assert!(
+        m.contains("todo_creaton")
+            && m.contains("create_todo, metrics_update, todo_creation, validation"),
+        "{m}"
+    );
+    let m = refused(
+        &app,
+        json!({"kind":"error","status":500,"duration_s":5,"colour":"red"}),
+    )
+    .await;
+    assert!(m.contains("colour") && m.contains("jitter_ms"), "{m}");
+    // Bounded delay and jitter: together at most 60 s.
+    let m = refused(
+        &app,
+        json!({"kind":"latency","delay_ms":50000,"jitter_ms":20000,"duration_s":5}),
+    )
+    .await;
+    assert!(m.contains("60000") && m.contains("70000"), "{m}");
+    // A span of the right operation is accepted.
+    let r = admin(
+        &app,
+        Method::POST,
+        "/admin/faults",
+        Some(json!({"route":"/api/todos","method":"post","kind":"latency","delay_ms":10,"span":"todo_creation","duration_s":5})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+}
+
+#[tokio::test]
+async fn live_rules_are_bounded() {
+    let app = test_app();
+    let rule =
+        json!({"route":"/api/todos","kind":"error","status":500,"share":0.01,"duration_s":60});
+    for _ in 0..todo_api::faults::MAX_RULES {
+        let r = admin(&app, Method::POST, "/admin/faults", Some(rule.clone())).await;
+        assert_eq!(r.status, StatusCode::CREATED);
+    }
+    let r = admin(&app, Method::POST, "/admin/faults", Some(rule.clone())).await;
+    r.assert_error(StatusCode::CONFLICT, "too_many_rules");
+    assert!(r.text().contains("100"), "{}", r.text());
+    // Room again once one is gone.
+    let id = admin(&app, Method::GET, "/admin/faults", None).await.json()[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    admin(&app, Method::DELETE, &format!("/admin/faults/{id}"), None).await;
+    let r = admin(&app, Method::POST, "/admin/faults", Some(rule)).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn the_bearer_scheme_is_case_insensitive() {
+    let app = test_app();
+    for auth in [
+        "bearer secret-token",
+        "BEARER secret-token",
+        "Bearer  secret-token",
+    ] {
+        let r = app
+            .call(
+                req(Method::GET, "/admin/faults")
+                    .header("authorization", auth)
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{auth}");
+    }
+    for auth in ["bearer secret-tokenx", "bearersecret-token", "Bearer"] {
+        app.call(
+            req(Method::GET, "/admin/faults")
+                .header("authorization", auth)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "unauthorized");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn delay_ms_on_an_error_rule_delays_the_error() {
+    let app = test_app();
+    let r = admin(
+        &app,
+        Method::POST,
+        "/admin/faults",
+        Some(json!({"route":"/api/todos","method":"GET","kind":"error","status":503,"delay_ms":300,"duration_s":60})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    app.get("/api/todos")
+        .await
+        .assert_error(StatusCode::SERVICE_UNAVAILABLE, "fault_injected");
+    let labels = r#"method="GET",route="/api/todos",status_code="503""#;
+    assert_eq!(bucket(&app, labels, "0.25"), 0.0);
+    assert_eq!(bucket(&app, labels, "0.5"), 1.0);
+}
+
+#[tokio::test]
+async fn an_unknown_fault_span_header_is_refused_with_the_valid_spans() {
+    let app = test_app();
+    let r = app
+        .call(
+            req(Method::POST, "/api/todos")
+                .header("content-type", "application/json")
+                .header("x-fault-delay", "10")
+                .header("x-fault-span", "todo_creaton")
+                .body(Body::from(r#"{"text":"a"}"#))
+                .unwrap(),
+        )
+        .await;
+    r.assert_error(StatusCode::BAD_REQUEST, "invalid_fault");
+    let m = r.json()["message"].as_str().unwrap().to_string();
+    assert!(
+        m.contains("create_todo, validation, todo_creation, metrics_update"),
+        "{m}"
+    );
+    assert_eq!(
+        app.get("/api/todos").await.header("x-total-count"),
+        Some("0"),
+        "nothing was created"
+    );
+    // A span of another operation is just as wrong.
+    let r = app
+        .call(
+            req(Method::GET, "/api/todos")
+                .header("x-fault-delay", "10")
+                .header("x-fault-span", "validation")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    r.assert_error(StatusCode::BAD_REQUEST, "invalid_fault");
+}

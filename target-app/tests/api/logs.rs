@@ -170,13 +170,16 @@ async fn every_request_logs_one_access_line_with_level_by_status() {
         .map(|l| l["msg"].as_str().unwrap())
         .filter(|m| *m != "request completed")
         .collect();
+    // Each failed todo request also has its error line, before its access line.
     assert_eq!(
         msgs,
         [
             "Todo created",
             "Todo fetched",
+            "Invalid todo id",
             "Todo updated",
-            "Todo deleted"
+            "Todo deleted",
+            "Injected fault"
         ]
     );
     for l in lines

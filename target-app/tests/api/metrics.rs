@@ -247,3 +247,51 @@ async fn promtool_check_metrics_accepts_the_text() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[tokio::test]
+async fn series_exist_at_zero_from_the_first_scrape_where_their_labels_are_known() {
+    let app = test_app();
+    let m = app.get("/metrics").await.text();
+    for series in [
+        r#"tp2devops_faults_injected_total{route="/api/todos",kind="latency"}"#,
+        r#"tp2devops_faults_injected_total{route="/api/todos",kind="error"}"#,
+        r#"tp2devops_faults_injected_total{route="/api/todos/:id",kind="latency"}"#,
+        r#"tp2devops_faults_injected_total{route="/api/todos/:id",kind="error"}"#,
+        r#"tp2devops_http_requests_total{method="POST",route="/api/todos",status_code="201"}"#,
+        r#"tp2devops_http_requests_total{method="GET",route="/api/todos",status_code="200"}"#,
+        r#"tp2devops_http_requests_total{method="GET",route="/api/todos/:id",status_code="200"}"#,
+        r#"tp2devops_http_requests_total{method="PUT",route="/api/todos/:id",status_code="200"}"#,
+        r#"tp2devops_http_requests_total{method="PATCH",route="/api/todos/:id",status_code="200"}"#,
+        r#"tp2devops_http_requests_total{method="DELETE",route="/api/todos/:id",status_code="204"}"#,
+        r#"tp2devops_http_request_duration_seconds_count{method="POST",route="/api/todos",status_code="201"}"#,
+        "tp2devops_log_lines_dropped_total",
+    ] {
+        assert_eq!(sample(&m, series), Some(0.0), "{series} in\n{m}");
+    }
+    // An error rule makes its status's series exist before its first request.
+    let r = app
+        .call(
+            req(Method::POST, "/admin/faults")
+                .header("authorization", "Bearer secret-token")
+                .header("content-type", "application/json")
+                .body(Body::from(
+                    r#"{"route":"/api/todos/:id","method":"DELETE","kind":"error","status":503,"share":0.5,"duration_s":60}"#,
+                ))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let m = app.metrics();
+    assert_eq!(
+        sample(
+            &m,
+            r#"tp2devops_http_requests_total{method="DELETE",route="/api/todos/:id",status_code="503"}"#
+        ),
+        Some(0.0),
+        "{m}"
+    );
+    assert!(
+        !m.contains(r#"method="GET",route="/api/todos/:id",status_code="503""#),
+        "only the rule's method: {m}"
+    );
+}

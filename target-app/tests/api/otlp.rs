@@ -12,17 +12,17 @@ use crate::support::{ChildGuard, find_bin, free_port, poll};
 
 /// One span as rotel's detailed debug log prints it.
 #[derive(Debug, Default, Clone)]
-struct Span {
-    trace_id: String,
-    parent_id: String,
-    id: String,
-    name: String,
-    kind: String,
-    status: String,
-    attrs: BTreeMap<String, String>,
+pub(crate) struct Span {
+    pub trace_id: String,
+    pub parent_id: String,
+    pub id: String,
+    pub name: String,
+    pub kind: String,
+    pub status: String,
+    pub attrs: BTreeMap<String, String>,
 }
 
-fn strip_ansi(s: &str) -> String {
+pub(crate) fn strip_ansi(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut chars = s.chars();
     while let Some(c) = chars.next() {
@@ -39,7 +39,7 @@ fn strip_ansi(s: &str) -> String {
     out
 }
 
-fn parse_spans(text: &str) -> Vec<Span> {
+pub(crate) fn parse_spans(text: &str) -> Vec<Span> {
     let mut spans = Vec::new();
     let mut cur: Option<Span> = None;
     for line in text.lines() {
@@ -75,7 +75,7 @@ fn parse_spans(text: &str) -> Vec<Span> {
     spans
 }
 
-fn tp(trace: &str, parent: &str) -> String {
+pub(crate) fn tp(trace: &str, parent: &str) -> String {
     format!("00-{trace}-{parent}-01")
 }
 
@@ -87,7 +87,7 @@ const T_UPDATE: &str = "55555555555555555555555555555555";
 const T_DELETE: &str = "66666666666666666666666666666666";
 const T_NOWHERE: &str = "77777777777777777777777777777777";
 const T_EMBEDDED: &str = "88888888888888888888888888888888";
-const CALLER_SPAN: &str = "00f067aa0ba902b7";
+pub(crate) const CALLER_SPAN: &str = "00f067aa0ba902b7";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spans_reach_a_real_otlp_receiver() {

@@ -196,6 +196,8 @@ async fn shutdown_lets_in_flight_requests_finish() {
                 &state.render_metrics(false),
                 r#"tp2devops_faults_injected_total{route="/api/todos",kind="latency"}"#,
             )
+            // The series exists at 0 from the start: wait for the count.
+            .filter(|n| *n >= 1.0)
             .map(|_| ())
         },
     )
@@ -235,6 +237,8 @@ async fn shutdown_grace_bounds_a_stuck_request() {
                 &state.render_metrics(false),
                 r#"tp2devops_faults_injected_total{route="/api/todos",kind="latency"}"#,
             )
+            // The series exists at 0 from the start: wait for the count.
+            .filter(|n| *n >= 1.0)
             .map(|_| ())
         },
     )
@@ -246,4 +250,61 @@ async fn shutdown_grace_bounds_a_stuck_request() {
         .unwrap()
         .unwrap();
     stuck.abort();
+}
+
+/// `server.address` / `server.port` on the server span: what the client dialled (a proxy's
+/// `X-Forwarded-Host`, else `Host`), the port falling back to the local port of the connection.
+#[tokio::test]
+async fn server_address_and_port_follow_what_the_client_dialled() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let (config, lines) = test_config();
+    let spans = config.span_memory.clone().unwrap();
+    let app = serve(config, lines).await;
+    for (extra, tid) in [
+        ("Host: example.com\r\n", "c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1"),
+        (
+            "Host: 127.0.0.1\r\nX-Forwarded-Host: shop.example:8443, inner:1\r\n",
+            "c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2",
+        ),
+    ] {
+        let mut s = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+        s.write_all(
+            format!(
+                "GET /api/todos HTTP/1.1\r\n{extra}traceparent: 00-{tid}-00f067aa0ba902b7-01\r\nConnection: close\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).await.unwrap();
+        assert!(
+            out.starts_with(b"HTTP/1.1 200"),
+            "{}",
+            String::from_utf8_lossy(&out)
+        );
+    }
+    let attr = |tid: &str, key: &str| {
+        spans
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|s| s.span_context.trace_id().to_string() == tid && s.name == "GET /api/todos")
+            .and_then(|s| {
+                s.attributes
+                    .iter()
+                    .find(|kv| kv.key.as_str() == key)
+                    .map(|kv| kv.value.to_string())
+            })
+    };
+    let t1 = "c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1";
+    assert_eq!(attr(t1, "server.address").as_deref(), Some("example.com"));
+    assert_eq!(
+        attr(t1, "server.port"),
+        Some(app.addr.port().to_string()),
+        "the local port when Host names none"
+    );
+    let t2 = "c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2";
+    assert_eq!(attr(t2, "server.address").as_deref(), Some("shop.example"));
+    assert_eq!(attr(t2, "server.port").as_deref(), Some("8443"));
 }

@@ -20,7 +20,8 @@ use tower::ServiceExt as _;
 /// Log lines collected in memory.
 pub type Lines = Arc<Mutex<Vec<String>>>;
 
-/// Config for tests: logs in memory, faults on, a fault token.
+/// Config for tests: logs in memory, faults on, a fault token, spans exported to memory (so
+/// trace ids are shown) and every route traced.
 pub fn test_config() -> (Config, Lines) {
     let lines: Lines = Arc::default();
     let config = Config {
@@ -29,6 +30,8 @@ pub fn test_config() -> (Config, Lines) {
         faults_enabled: true,
         fault_token: Some("secret-token".into()),
         log: LogOutput::Memory(lines.clone()),
+        span_memory: Some(Arc::default()),
+        trace_infra_routes: true,
         ..Config::default()
     };
     (config, lines)
@@ -190,6 +193,11 @@ pub async fn serve(config: Config, lines: Lines) -> Served {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind 127.0.0.1:0");
+    serve_on(listener, config, lines)
+}
+
+/// `serve` on a listener the test made (a larger backlog, say).
+pub fn serve_on(listener: tokio::net::TcpListener, config: Config, lines: Lines) -> Served {
     let addr = listener.local_addr().unwrap();
     let state = AppState::new(config);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();

@@ -1,0 +1,78 @@
+// Opens trafficgen's live dashboard during a run in Debian's chromium (playwright-core) and
+// checks that it updates: the points grow event by event, the charts redraw with them, and a
+// fault window that opens during the run gets shaded. Saves a screenshot.
+//
+//   node tests/browser/dashboard.mjs URL SCREENSHOT.png
+//
+// Exit 0 when every check holds; 1 with one line per failed check otherwise.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+
+const [url, shotPath] = process.argv.slice(2);
+if (!url || !shotPath) {
+  console.error("usage: node dashboard.mjs URL SCREENSHOT.png");
+  process.exit(2);
+}
+const failures = [];
+const check = (ok, msg) => { if (!ok) failures.push(msg); };
+const profile = mkdtempSync(join(tmpdir(), "trafficgen-chromium-"));
+let context;
+try {
+  context = await chromium.launchPersistentContext(profile, {
+    executablePath: process.env.CHROMIUM_BIN || "/usr/bin/chromium",
+    headless: true,
+    viewport: { width: 1280, height: 900 },
+    args: [
+      "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+      "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+    ],
+  });
+  const page = context.pages()[0] || (await context.newPage());
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(String(e)));
+  await page.goto(url, { waitUntil: "load" });
+  const points = () => page.evaluate(() => Number(document.body.dataset.livePoints || -1));
+  const first = await points();
+  check(first >= 0, "the page is not in live mode");
+  // Three more seconds of points must arrive over the event stream.
+  await page.waitForFunction((n) => Number(document.body.dataset.livePoints) >= n + 3, first,
+    { timeout: 15000 }).catch(() => failures.push(`no live updates (still ${first} points)`));
+  const state = await page.evaluate(() => {
+    const out = {};
+    for (const [id, u] of Object.entries(window.trafficgenCharts)) {
+      out[id] = {
+        x: u.data[0].length,
+        points: Number(document.getElementById("chart-" + id).dataset.points),
+        bands: Number(document.getElementById("chart-" + id).dataset.bands || 0),
+      };
+    }
+    return { charts: out, live: Number(document.body.dataset.livePoints) };
+  });
+  const ids = ["rate", "latency", "lag", "errors", "concurrency"];
+  for (const id of ids) {
+    const c = state.charts[id];
+    if (!c) { failures.push(`chart ${id}: missing`); continue; }
+    check(c.x === state.live, `chart ${id}: ${c.x} x values, ${state.live} points received`);
+    check(c.points > 0, `chart ${id}: nothing drawn`);
+  }
+  // The test scenario's first fault window opens at 2 s: by now it is shaded everywhere.
+  for (const id of ids) {
+    const c = state.charts[id];
+    check(c && c.bands >= 1, `chart ${id}: the open fault window is not shaded`);
+  }
+  check(errors.length === 0, "page errors: " + errors.join(" | "));
+  await page.screenshot({ path: shotPath });
+  console.log(JSON.stringify({ first, ...state }));
+} catch (e) {
+  failures.push(String((e && e.stack) || e));
+} finally {
+  if (context) { await context.close(); }
+  rmSync(profile, { recursive: true, force: true });
+}
+if (failures.length) {
+  for (const f of failures) { console.error("FAIL " + f); }
+  process.exit(1);
+}
+console.error("ok: the dashboard updated live");
