@@ -20,6 +20,7 @@ const ORDER: &[&str] = &[
     "sinks",
     "target",
     "run",
+    "coord",
     "cli",
     "app",
 ];
