@@ -19,7 +19,8 @@
 //! sinks      the seam between the run loop and every output (progress, timeline,
 //!            thresholds, telemetry)
 //! target     the embedded todo-api and readiness waiting
-//! run        the run loop (load) and the judging of its end (finish)
+//! run        the run loop (load) and the judging of its end (collect, judge)
+//! coord      one process's run, alone or as a segment of a distributed run; summary file
 //! cli        the command line
 //! app        subcommand dispatch
 //! ```
@@ -40,6 +41,7 @@
 //! - *segment*: one process's share of a distributed run (`--segment i/N`).
 pub mod app;
 pub mod cli;
+pub mod coord;
 pub mod executor;
 pub mod exit;
 pub mod faults;

@@ -26,7 +26,7 @@ use crate::verdict::RunEnd;
 
 mod finish;
 
-pub use finish::finish;
+pub use finish::{collect, finish, judge};
 
 /// Where sampled client spans go (from the telemetry, before it becomes a sink).
 pub struct SpanHook {
@@ -46,11 +46,14 @@ pub struct Loaded {
 }
 
 /// Drives the plan's load against `target` and feeds `sinks`. `shutdown` resolves on the
-/// first SIGINT/SIGTERM.
+/// first SIGINT/SIGTERM. The load starts at `start` (a distributed run's segments get one
+/// common start from the coordinator; `None` = now).
+#[allow(clippy::too_many_arguments)]
 pub async fn load(
     plan: &Plan,
     target: &Target,
     run_id: &str,
+    start: Option<Instant>,
     workers: usize,
     spans: SpanHook,
     sinks: &mut [Box<dyn Sink>],
@@ -59,8 +62,18 @@ pub async fn load(
     let addr = target.resolve().await?;
     let common = Common::new(&target.base, &plan.target.headers, run_id);
     // The target's fault counter before any request: server-side faults are its change.
-    let fault_counter = faults::read_counter(plan, &target.url).await;
-    let start = Instant::now() + Duration::from_millis(20);
+    // Segment 0 alone reads it (it alone sets server rules); in a distributed run the others
+    // start at the announced instant, so a reading finished after it is not a "before".
+    let fault_counter = if plan.segment.index == 0 {
+        faults::read_counter(plan, &target.url)
+            .await
+            .filter(|_| start.is_none_or(|s| Instant::now() < s))
+    } else {
+        None
+    };
+    // Never in the past: a late start announcement starts at once (and the report says when).
+    let soon = Instant::now() + Duration::from_millis(20);
+    let start = start.map_or(soon, |s| s.max(soon));
     let shared = Arc::new(Shared::new(
         plan.clone(),
         addr,
@@ -71,13 +84,21 @@ pub async fn load(
         workers,
         start,
     ));
-    let mut server_faults =
-        ServerFaults::spawn(plan, target.url.clone(), target.fault_token.clone(), start);
-    server_faults.set_before(fault_counter);
+    // Server-side rules change the target for everyone: in a distributed run segment 0 alone
+    // posts them, once, for the whole load (each segment posting would compound the shares).
+    let server_faults = (plan.segment.index == 0).then(|| {
+        let mut f =
+            ServerFaults::spawn(plan, target.url.clone(), target.fault_token.clone(), start);
+        f.set_before(fault_counter);
+        f
+    });
     let (ctl, ctl_rx) = watch::channel(WorkerControl::Run);
     let (dtx, mut drx) = mpsc::unbounded_channel();
     let ws = executor::start(shared, dtx, ctl_rx).context("starting workers")?;
-    let started_at = SystemTime::now();
+    // The wall-clock time of `start` (the load's time 0), so that segments' reports line up.
+    let started_at = SystemTime::now()
+        .checked_add(start.saturating_duration_since(Instant::now()))
+        .unwrap_or_else(SystemTime::now);
     let names: Vec<String> = plan.mix.operations.iter().map(|o| o.name.clone()).collect();
     let mut collector = Collector::new(names, workers, plan.output.keep_traces);
     let mut control = Control::default();
@@ -151,7 +172,10 @@ pub async fn load(
     for s in sinks.iter_mut() {
         s.on_interval(&last, &mut control);
     }
-    let (fault_messages, target_faults) = server_faults.stop_and_measure().await;
+    let (fault_messages, target_faults) = match server_faults {
+        Some(f) => f.stop_and_measure().await,
+        None => (Vec::new(), None),
+    };
     let end = if !panicked.is_empty() {
         RunEnd::GeneratorFailed(format!(
             "worker thread(s) {panicked:?} panicked; their requests are missing from the counts"

@@ -530,7 +530,11 @@ async fn traces(
     if refs.is_empty() {
         return Outcome::config(
             query,
-            format!("the report lists no {} traces", set_name(which)),
+            format!(
+                "the report lists no {} traces (ids are only kept for exported client spans: \
+                 is OTLP configured?)",
+                set_name(which)
+            ),
         );
     }
     let mut good = 0usize;

@@ -21,6 +21,7 @@ const ORDER: &[&str] = &[
     "sinks",
     "target",
     "run",
+    "coord",
     "cli",
     "app",
 ];

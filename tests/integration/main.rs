@@ -1,5 +1,6 @@
 mod cli;
 mod dashboard;
+mod distributed;
 mod ends;
 mod layering;
 mod outputs;
