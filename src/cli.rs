@@ -161,6 +161,10 @@ pub struct RunArgs {
     pub metrics_addr: Option<SocketAddr>,
     #[arg(long, env = "TRAFFICGEN_METRICS_LINGER", value_parser = parse_duration)]
     pub metrics_linger: Option<Duration>,
+    /// The `instance` label of pushed and remote-written series (default: the host name);
+    /// Kubernetes manifests set it to the pod's name.
+    #[arg(long, env = "TRAFFICGEN_INSTANCE")]
+    pub instance: Option<String>,
     #[arg(long, env = "TRAFFICGEN_PUSHGATEWAY", hide_env_values = true)]
     pub pushgateway: Option<String>,
     #[arg(long, env = "TRAFFICGEN_REMOTE_WRITE", hide_env_values = true)]
@@ -232,6 +236,7 @@ impl RunArgs {
             segment: self.segment,
             metrics_addr: self.metrics_addr,
             linger: self.metrics_linger,
+            instance: self.instance.clone(),
             pushgateway: self.pushgateway.clone(),
             remote_write: self.remote_write.clone(),
             grafana_url: self.grafana_url.clone(),

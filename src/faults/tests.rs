@@ -76,6 +76,7 @@ fn plan(faults: Vec<FaultWindow>) -> Plan {
             pushgateway: None,
             remote_write: None,
             trace_sample_ratio: 0.0,
+            instance: None,
         },
         segment: Segment::WHOLE,
     }

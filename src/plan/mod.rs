@@ -215,6 +215,9 @@ pub struct Telemetry {
     /// Share of requests whose client span is exported over OTLP (when
     /// `OTEL_EXPORTER_OTLP_ENDPOINT` is set). 0..=1.
     pub trace_sample_ratio: f64,
+    /// The `instance` label of pushed and remote-written series (`--instance`; default: the
+    /// `TRAFFICGEN_INSTANCE` variable, else the host name).
+    pub instance: Option<String>,
 }
 
 /// Where requests go and how the connection to it behaves.

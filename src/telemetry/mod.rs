@@ -93,7 +93,11 @@ impl Config {
             },
             outputs: plan.telemetry.clone(),
             otlp: otlp_env::OtlpEnv::from_env()?,
-            instance: default_instance(),
+            instance: plan
+                .telemetry
+                .instance
+                .clone()
+                .unwrap_or_else(default_instance),
         })
     }
 }

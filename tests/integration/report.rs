@@ -78,6 +78,7 @@ pub fn plan(thresholds: Vec<Threshold>) -> Plan {
             pushgateway: None,
             remote_write: None,
             trace_sample_ratio: 0.0,
+            instance: None,
         },
         segment: Segment::WHOLE,
     }

@@ -100,6 +100,7 @@ pub(crate) fn config(run_id: &str) -> Config {
             pushgateway: None,
             remote_write: None,
             trace_sample_ratio: 1.0,
+            instance: None,
         },
         otlp: Default::default(),
         instance: "itest-host".into(),
