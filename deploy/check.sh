@@ -163,9 +163,11 @@ live() {
   echo "build: $((SECONDS - t0)) s" >>"$tmp/live.times"
   local bin=$CARGO_TARGET_DIR/debug
   [ -x "$PROMETHEUS" ] || { echo "prometheus not found (PROMETHEUS_BIN)"; return 1; }
-  read -r api_port tg_port prom_port < <($PY -c '
+  local rotel=${ROTEL_BIN:-$($PY -c 'import rotel,os;print(os.path.join(os.path.dirname(rotel.__file__),"rotel-agent"))' 2>/dev/null)}
+  [ -x "$rotel" ] || { echo "rotel not found (ROTEL_BIN; scripts/test.sh installs it)"; return 1; }
+  read -r api_port tg_port prom_port grpc_port otlp_port < <($PY -c '
 import socket
-socks = [socket.socket() for _ in range(3)]
+socks = [socket.socket() for _ in range(5)]
 for s in socks: s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in socks])')
   cat >"$tmp/prometheus.yml" <<YAML
@@ -181,7 +183,17 @@ YAML
     --web.listen-address="127.0.0.1:$prom_port" --enable-feature=exemplar-storage \
     >"$tmp/prometheus.log" 2>&1 &
   started $!
-  env -u OTEL_EXPORTER_OTLP_ENDPOINT -u OTEL_EXPORTER_OTLP_TRACES_ENDPOINT \
+  # Both binaries export their spans to a real OTLP receiver, as in the shipped stacks (the
+  # todo-api shows trace ids in logs and exemplars only for traces it exports).
+  "$rotel" start --otlp-grpc-endpoint "127.0.0.1:$grpc_port" --otlp-http-endpoint "127.0.0.1:$otlp_port" \
+    --exporter blackhole --pid-file "$tmp/rotel.pid" --log-file "$tmp/rotel.log" >"$tmp/rotel.out" 2>&1 &
+  started $!
+  local otlp=http://127.0.0.1:$otlp_port
+  for i in $(seq 100); do
+    curl -sf -H 'content-type: application/json' --data '{"resourceSpans":[]}' "$otlp/v1/traces" >/dev/null && break
+    sleep 0.1
+  done
+  env -u OTEL_EXPORTER_OTLP_TRACES_ENDPOINT -u OTEL_EXPORTER_OTLP_PROTOCOL OTEL_EXPORTER_OTLP_ENDPOINT="$otlp" \
     HOST=127.0.0.1 PORT="$api_port" FAULTS_ENABLED=true LOG=stdout \
     "$bin/todo-api" >"$tmp/todo-api.log" 2>&1 &
   started $!
@@ -191,7 +203,8 @@ YAML
     sleep 0.1
   done
   local start; start=$(date +%s)
-  env -u OTEL_EXPORTER_OTLP_ENDPOINT -u OTEL_EXPORTER_OTLP_TRACES_ENDPOINT \
+  env -u OTEL_EXPORTER_OTLP_TRACES_ENDPOINT -u OTEL_EXPORTER_OTLP_PROTOCOL OTEL_EXPORTER_OTLP_ENDPOINT="$otlp" \
+    OTEL_METRICS_EXPORTER=none \
     "$bin/trafficgen" run deploy/checks/live-scenario.yaml --target-url "http://127.0.0.1:$api_port" \
     --metrics-addr "127.0.0.1:$tg_port" --metrics-linger 60s --report "$tmp/report.json" \
     --no-progress --quiet >"$tmp/trafficgen.log" 2>&1 &

@@ -14,6 +14,7 @@ use axum::body::Bytes;
 use axum::routing::post;
 use tokio::time::Instant;
 use trafficgen::recorder::SpanRecord;
+use trafficgen::telemetry::otlp_env::Signal;
 use trafficgen::telemetry::spans::{SpanExport, scope, span_data};
 
 fn cpu_seconds() -> f64 {
@@ -78,7 +79,8 @@ async fn main() {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
-    let export = SpanExport::start(&format!("http://{addr}"), "run-1").unwrap();
+    let signal = Signal::http(&format!("http://{addr}"), "/v1/traces");
+    let export = SpanExport::start(&signal, "run-1").unwrap();
     let tx = export.sender();
     let per_tick = rate / 1000;
     let mut tick = tokio::time::interval(Duration::from_millis(1));

@@ -1,22 +1,18 @@
 //! Subcommand dispatch: each command of the CLI mapped to the stages that do it, and every path
-//! to an `exit::Exit`. A run goes plan → target (embedded or given, then readiness) →
-//! `run::load` with the sinks → `run::finish` (the verdict). Nothing here is on the hot path.
+//! to an `exit::Exit`. A run goes plan → `coord::run` (alone or as a segment of a distributed
+//! run: target and readiness, `run::load` with the sinks, `run::finish` — the verdict).
+//! Nothing here is on the hot path.
 
 use std::future::Future;
 use std::io::Write;
 use std::path::Path;
 
-use tracing::Instrument as _;
-
 use crate::cli::{Cli, Command, ReportCmd, RunArgs};
 use crate::exit::Exit;
 use crate::plan::{self, Plan};
 use crate::report::Report;
-use crate::run::{self, SpanHook};
-use crate::target::{self, Embedded, Target};
-use crate::telemetry::Telemetry;
 use crate::verdict::{self, RunEnd, Verdict};
-use crate::{executor, scenario, sinks, verify};
+use crate::{coord, executor, scenario, verify};
 
 /// Runs one command. `out` receives the command's result (summary, schema, …); progress and
 /// errors go to stderr. `shutdown` resolves on SIGINT/SIGTERM.
@@ -177,7 +173,13 @@ async fn verify_cmd(report: &Path, scenario: &Path, out: &mut dyn Write) -> anyh
         writeln!(
             out,
             "{} {}: {}",
-            if a.passed { "PASS" } else { "FAIL" },
+            if a.passed {
+                "PASS"
+            } else if a.skipped {
+                "SKIP"
+            } else {
+                "FAIL"
+            },
             a.name,
             a.message
         )?;
@@ -193,84 +195,47 @@ async fn run_scenario(
     out: &mut dyn Write,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<Exit> {
-    let plan = match (&args.scenario, args.quick()) {
-        (_, Some(q)) => match quick_plan(&q, &args.overrides()) {
-            Ok(p) => p,
-            Err(e) => return Ok(e),
-        },
-        (Some(path), None) => match build_plan(path, &args.overrides()) {
-            Ok(p) => p,
-            Err(e) => return Ok(e),
-        },
-        (None, None) => {
-            eprintln!("trafficgen run: give a scenario file or --url");
+    let opts = args.coord_options();
+    let job_index = std::env::var("JOB_COMPLETION_INDEX").ok();
+    let segment = match args.resolve_segment(job_index.as_deref()) {
+        Ok(s) => s,
+        Err(msg) => {
+            eprintln!("trafficgen: {msg}");
+            coord::summary_before_run(&opts, plan::Segment::WHOLE, &msg);
             return Ok(Exit::Invalid);
+        }
+    };
+    let mut overrides = args.overrides();
+    overrides.segment = segment;
+    let built = match (&args.scenario, args.quick()) {
+        (_, Some(q)) => {
+            quick_plan(&q, &overrides).map_err(|e| (e, "invalid quick-mode flags".to_string()))
+        }
+        (Some(path), None) => build_plan(path, &overrides)
+            .map_err(|e| (e, format!("invalid scenario {}", path.display()))),
+        (None, None) => Err((Exit::Invalid, "give a scenario file or --url".to_string())),
+    };
+    let plan = match built {
+        Ok(p) => p,
+        Err((e, msg)) => {
+            coord::summary_before_run(&opts, segment.unwrap_or(plan::Segment::WHOLE), &msg);
+            return Ok(e);
         }
     };
     let workers = args
         .workers
         .unwrap_or_else(executor::default_workers)
         .max(1);
-    run_plan(plan, workers, out, shutdown).await
+    coord::run(plan, workers, &opts, out, shutdown).await
 }
 
-/// Runs a resolved plan: starts the embedded todo-api when the plan has no target, waits for
-/// readiness, drives the load with the sinks and judges it.
+/// Runs a resolved plan in this process alone: starts the embedded todo-api when the plan has
+/// no target, waits for readiness, drives the load with the sinks and judges it.
 pub async fn run_plan(
     plan: Plan,
     workers: usize,
     out: &mut dyn Write,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<Exit> {
-    let run_id = target::random_id();
-    let span = tracing::info_span!("run", run_id = %run_id, scenario = %plan.name);
-    let (embedded, target) = match &plan.target.base_url {
-        Some(base) => (
-            None,
-            Target::new(base.clone(), std::env::var("TRAFFICGEN_FAULT_TOKEN").ok()),
-        ),
-        None => {
-            let (e, t) = Embedded::start().await?;
-            (Some(e), t)
-        }
-    };
-    let result = async {
-        tokio::pin!(shutdown);
-        let ready = tokio::select! {
-            r = target::wait_ready(&plan, &target).instrument(tracing::info_span!("readiness")) => r,
-            _ = &mut shutdown => return Ok(Exit::Judged(Verdict::decide(RunEnd::Interrupted, &[], &[]).state())),
-        };
-        if !ready {
-            eprintln!(
-                "trafficgen: target {}{} not ready within {:?}",
-                target.url, plan.target.ready.path, plan.target.ready.timeout
-            );
-            return Ok(Exit::NotReady);
-        }
-        let telemetry = Telemetry::start(&plan, &run_id).await?;
-        let spans = SpanHook {
-            sender: telemetry.span_sender(),
-            sample_ratio: telemetry.sample_ratio(),
-        };
-        let mut sinks = sinks::for_run(&plan, telemetry);
-        let loaded = run::load(
-            &plan,
-            &target,
-            &run_id,
-            workers.max(1),
-            spans,
-            &mut sinks,
-            shutdown.as_mut(),
-        )
-        .instrument(tracing::info_span!("load"))
-        .await?;
-        let verdict = run::finish(&plan, loaded, &mut sinks, out).await;
-        Ok(Exit::Judged(verdict.state()))
-    }
-    .instrument(span)
-    .await;
-    if let Some(e) = embedded {
-        e.shutdown().await;
-    }
-    result
+    coord::run(plan, workers, &coord::Options::default(), out, shutdown).await
 }

@@ -86,6 +86,7 @@ pub enum CompareFormat {
     Markdown,
 }
 
+/// URL flags hide their environment values in `--help`: URLs may carry credentials.
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// The scenario file; or none with --url (quick mode).
@@ -107,7 +108,7 @@ pub struct RunArgs {
     #[arg(long = "threshold", requires = "url")]
     pub thresholds: Vec<String>,
     /// Base URL of the target (http://host:port); without it the bundled todo-api runs in-process.
-    #[arg(long, env = "TRAFFICGEN_TARGET_URL")]
+    #[arg(long, env = "TRAFFICGEN_TARGET_URL", hide_env_values = true)]
     pub target_url: Option<String>,
     /// Open model: one constant rate (requests/s) instead of the scenario's stages.
     #[arg(long, env = "TRAFFICGEN_RATE")]
@@ -145,15 +146,47 @@ pub struct RunArgs {
     /// This process's share of a distributed run, `i/N` (0-based i).
     #[arg(long, env = "TRAFFICGEN_SEGMENT", value_parser = parse_segment)]
     pub segment: Option<Segment>,
+    /// A distributed run of N segments; this process's index comes from `JOB_COMPLETION_INDEX`
+    /// (set by a Kubernetes Indexed Job). Either this or --segment.
+    #[arg(long, env = "TRAFFICGEN_SEGMENTS", conflicts_with = "segment")]
+    pub segments: Option<u32>,
+    /// HOST:PORT of segment 0, which coordinates a distributed run (it listens on PORT on all
+    /// interfaces; the others connect). Needs --segment or --segments. Default port 7000.
+    #[arg(long, env = "TRAFFICGEN_COORDINATOR", value_parser = parse_coordinator)]
+    pub coordinator: Option<crate::coord::Address>,
+    /// How long the coordinator waits for every segment to register (and, after its own load,
+    /// for their reports); how long a segment keeps trying to reach the coordinator.
+    #[arg(long, env = "TRAFFICGEN_COORDINATOR_TIMEOUT", value_parser = parse_duration, default_value = "5m")]
+    pub coordinator_timeout: Duration,
+    /// Where to write a compact JSON summary (≤ 4 KiB: verdict, totals, thresholds) on every
+    /// exit path of a run; e.g. /dev/termination-log in Kubernetes.
+    #[arg(long, env = "TRAFFICGEN_SUMMARY_FILE")]
+    pub summary_file: Option<PathBuf>,
+    /// At the very end, the full report as one stdout line prefixed `trafficgen-report: `
+    /// (`--report-log`, `--report-log=false`; the variable takes true/false/1/0).
+    #[arg(
+        long,
+        env = "TRAFFICGEN_REPORT_LOG",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        default_value = "false",
+        value_parser = parse_bool
+    )]
+    pub report_log: bool,
     #[arg(long, env = "TRAFFICGEN_METRICS_ADDR")]
     pub metrics_addr: Option<SocketAddr>,
     #[arg(long, env = "TRAFFICGEN_METRICS_LINGER", value_parser = parse_duration)]
     pub metrics_linger: Option<Duration>,
-    #[arg(long, env = "TRAFFICGEN_PUSHGATEWAY")]
+    /// The `instance` label of pushed and remote-written series (default: the host name);
+    /// Kubernetes manifests set it to the pod's name.
+    #[arg(long, env = "TRAFFICGEN_INSTANCE")]
+    pub instance: Option<String>,
+    #[arg(long, env = "TRAFFICGEN_PUSHGATEWAY", hide_env_values = true)]
     pub pushgateway: Option<String>,
-    #[arg(long, env = "TRAFFICGEN_REMOTE_WRITE")]
+    #[arg(long, env = "TRAFFICGEN_REMOTE_WRITE", hide_env_values = true)]
     pub remote_write: Option<String>,
-    #[arg(long, env = "TRAFFICGEN_GRAFANA_URL")]
+    #[arg(long, env = "TRAFFICGEN_GRAFANA_URL", hide_env_values = true)]
     pub grafana_url: Option<String>,
 }
 
@@ -170,6 +203,50 @@ impl RunArgs {
             duration: self.duration,
             thresholds: self.thresholds.clone(),
         })
+    }
+
+    /// This process's segment: `--segment i/N`, or `--segments N` with the index from
+    /// `JOB_COMPLETION_INDEX` (`job_index`). A message for exit 2 when it cannot be resolved.
+    pub fn resolve_segment(&self, job_index: Option<&str>) -> Result<Option<Segment>, String> {
+        let segment = match (self.segment, self.segments) {
+            (Some(s), _) => Some(s),
+            (None, None) => None,
+            (None, Some(0)) => return Err("--segments: N must be at least 1".into()),
+            (None, Some(count)) => {
+                let raw = job_index.ok_or_else(|| {
+                    format!(
+                        "--segments {count}: JOB_COMPLETION_INDEX is not set (it is set by a \
+                         Kubernetes Indexed Job; elsewhere use --segment i/{count})"
+                    )
+                })?;
+                let index: u32 = raw.trim().parse().map_err(|_| {
+                    format!("--segments {count}: JOB_COMPLETION_INDEX `{raw}` is not a number")
+                })?;
+                if index >= count {
+                    return Err(format!(
+                        "--segments {count}: JOB_COMPLETION_INDEX {index} is out of range 0..{count}"
+                    ));
+                }
+                Some(Segment { index, count })
+            }
+        };
+        if self.coordinator.is_some() && segment.is_none_or(|s| s.count < 2) {
+            return Err(
+                "--coordinator needs a distributed run of at least 2 segments (--segment i/N or --segments N)"
+                    .into(),
+            );
+        }
+        Ok(segment)
+    }
+
+    /// The distributed-run and end-of-run output options (not part of the scenario).
+    pub fn coord_options(&self) -> crate::coord::Options {
+        crate::coord::Options {
+            coordinator: self.coordinator.clone(),
+            timeout: self.coordinator_timeout,
+            summary_file: self.summary_file.clone(),
+            report_log: self.report_log,
+        }
     }
 
     pub fn overrides(&self) -> Overrides {
@@ -190,6 +267,7 @@ impl RunArgs {
             segment: self.segment,
             metrics_addr: self.metrics_addr,
             linger: self.metrics_linger,
+            instance: self.instance.clone(),
             pushgateway: self.pushgateway.clone(),
             remote_write: self.remote_write.clone(),
             grafana_url: self.grafana_url.clone(),
@@ -204,6 +282,20 @@ impl RunArgs {
 /// `TRAFFICGEN_*` variables and scenario files accept the same values with the same errors.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     s.parse::<crate::scenario::units::Duration>().map(|d| d.0)
+}
+
+/// `true`/`false`/`1`/`0` (also `yes`/`no`, `on`/`off`), for flags that variables set.
+pub fn parse_bool(s: &str) -> Result<bool, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" | "" => Ok(false),
+        _ => Err(format!("{s}: expected true or false (or 1/0)")),
+    }
+}
+
+/// `HOST:PORT`, or `HOST` alone for the default port 7000.
+pub fn parse_coordinator(s: &str) -> Result<crate::coord::Address, String> {
+    s.parse()
 }
 
 /// `i/N` with 0 <= i < N.
@@ -266,5 +358,61 @@ mod tests {
         assert_eq!(o.rate, Some(50.0));
         assert_eq!(o.progress, Some(Progress::Quiet));
         assert_eq!(o.segment, Some(Segment { index: 0, count: 2 }));
+    }
+
+    #[test]
+    fn segments_take_the_index_from_the_indexed_job() {
+        use clap::Parser as _;
+        let args = |extra: &[&str]| {
+            let mut v = vec!["trafficgen", "run", "s.yaml"];
+            v.extend_from_slice(extra);
+            let Command::Run(a) = Cli::try_parse_from(v).unwrap().command else {
+                panic!("run")
+            };
+            a
+        };
+        let a = args(&["--segments", "4", "--coordinator", "j-0.svc"]);
+        assert_eq!(
+            a.resolve_segment(Some("2")),
+            Ok(Some(Segment { index: 2, count: 4 }))
+        );
+        assert_eq!(a.coord_options().coordinator.map(|c| c.port), Some(7000));
+        assert_eq!(a.coord_options().timeout, Duration::from_secs(300));
+        assert!(a.resolve_segment(None).unwrap_err().contains("not set"));
+        assert!(
+            a.resolve_segment(Some("4"))
+                .unwrap_err()
+                .contains("out of range")
+        );
+        assert!(
+            a.resolve_segment(Some("x"))
+                .unwrap_err()
+                .contains("not a number")
+        );
+        let a = args(&["--coordinator", "h:7001"]);
+        assert!(
+            a.resolve_segment(None)
+                .unwrap_err()
+                .contains("--coordinator needs")
+        );
+        assert!(
+            Cli::try_parse_from([
+                "trafficgen",
+                "run",
+                "s",
+                "--segment",
+                "0/2",
+                "--segments",
+                "2"
+            ])
+            .is_err()
+        );
+        assert!(args(&["--report-log"]).report_log);
+        assert!(!args(&["--report-log=0"]).report_log);
+        assert!(!args(&[]).report_log);
+        assert_eq!(
+            args(&["--coordinator-timeout", "30s"]).coordinator_timeout,
+            Duration::from_secs(30)
+        );
     }
 }

@@ -6,6 +6,11 @@
 //! `ServerFaults` is a control-plane task: one `POST /admin/faults` per rule at the window's
 //! start, with `duration_s` = the window's length so the rule expires on the server even if
 //! this process dies; `stop` deletes what is still there.
+//!
+//! Ground truth of server-side faults: when the plan has fault windows, the target's own
+//! `tp2devops_faults_injected_total` is read from its `/metrics` before the load (`read_counter`,
+//! awaited before the first request is scheduled) and after it (every response received); the difference, minus the generator's exact header faults, is what the
+//! server-side rules injected.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -275,6 +280,8 @@ struct Shared {
     /// Rule ids the server returned, in the order they were set.
     ids: Vec<String>,
     errors: Vec<String>,
+    /// The target's fault counter before the load (None: not read in time, or no counter).
+    before: Option<Counter>,
 }
 
 /// Server-side fault windows: sets each rule through `POST {base}/admin/faults` at its start
@@ -329,6 +336,12 @@ impl ServerFaults {
         }
     }
 
+    /// The target's fault counter before the load, read by `read_counter`: makes
+    /// `stop_and_measure` report the counter's change over the run.
+    pub fn set_before(&mut self, before: Option<Counter>) {
+        self.shared.lock().unwrap_or_else(|p| p.into_inner()).before = before;
+    }
+
     /// Rule ids set so far (for the report and tests).
     pub fn rule_ids(&self) -> Vec<String> {
         self.shared
@@ -339,7 +352,37 @@ impl ServerFaults {
     }
 
     /// Cancels pending windows and deletes the rules this run set. Errors are returned as text.
-    pub async fn stop(mut self) -> Vec<String> {
+    pub async fn stop(self) -> Vec<String> {
+        self.stop_and_measure().await.0
+    }
+
+    /// `stop`, and the target's fault counter over the run (after − before) when it could be
+    /// read both before the load and now (call it once every response has arrived).
+    pub async fn stop_and_measure(mut self) -> (Vec<String>, Option<Measured>) {
+        let before = self
+            .shared
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .before
+            .take();
+        let measured = match before {
+            Some(before) => match scrape_counter(&self.client, &self.base).await {
+                Ok(Some(after)) => Some(measured(&before, &after)),
+                _ => None,
+            },
+            None => None,
+        };
+        let secrets: Vec<String> = self.token.iter().cloned().collect();
+        let errors = self
+            .delete_rules()
+            .await
+            .into_iter()
+            .map(|e| crate::secrets::scrub(&e, &secrets))
+            .collect();
+        (errors, measured)
+    }
+
+    async fn delete_rules(&mut self) -> Vec<String> {
         if let Some(task) = self.task.take() {
             task.abort();
             let _ = task.await;
@@ -359,7 +402,7 @@ impl ServerFaults {
                 Ok(r)
                     if r.status().is_success() || r.status() == reqwest::StatusCode::NOT_FOUND => {}
                 Ok(r) => errors.push(format!("DELETE {url}: HTTP {}", r.status().as_u16())),
-                Err(e) => errors.push(format!("DELETE {url}: {e}")),
+                Err(e) => errors.push(format!("DELETE {url}: {}", e.without_url())),
             }
         }
         errors
@@ -385,7 +428,10 @@ async fn post_rule(
     if let Some(t) = token {
         req = req.bearer_auth(t);
     }
-    let resp = req.send().await.map_err(|e| format!("POST {url}: {e}"))?;
+    let resp = req
+        .send()
+        .await
+        .map_err(|e| format!("POST {url}: {}", e.without_url()))?;
     let status = resp.status();
     let text = resp
         .text()
@@ -413,6 +459,12 @@ async fn post_rule(
         })
         .ok_or_else(|| format!("POST {url}: answer has no \"id\""))
 }
+
+mod counter;
+pub use counter::{
+    ByKind, Counter, Measured, RouteFaults, TargetFaults, parse_fault_counter, read_counter,
+};
+use counter::{measured, scrape_counter};
 
 #[cfg(test)]
 mod tests;

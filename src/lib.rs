@@ -4,6 +4,7 @@
 //! # Layout (the data flow, one module per arrow)
 //!
 //! ```text
+//! secrets    masking credentials (URLs, headers, tokens) in every output; header lists
 //! scenario   file → raw model with positions (serde), every problem at once
 //! plan       validated, resolved Plan (defaults, templates, thresholds parsed)
 //! scheduler  *when*: arrival offsets (open model) and VU stages (closed model); pure
@@ -18,7 +19,8 @@
 //! sinks      the seam between the run loop and every output (progress, timeline,
 //!            thresholds, telemetry)
 //! target     the embedded todo-api and readiness waiting
-//! run        the run loop (load) and the judging of its end (finish)
+//! run        the run loop (load) and the judging of its end (collect, judge)
+//! coord      one process's run, alone or as a segment of a distributed run; summary file
 //! cli        the command line
 //! app        subcommand dispatch
 //! ```
@@ -39,6 +41,7 @@
 //! - *segment*: one process's share of a distributed run (`--segment i/N`).
 pub mod app;
 pub mod cli;
+pub mod coord;
 pub mod executor;
 pub mod exit;
 pub mod faults;
@@ -48,6 +51,7 @@ pub mod report;
 pub mod run;
 pub mod scenario;
 pub mod scheduler;
+pub mod secrets;
 pub mod sinks;
 pub mod target;
 pub mod telemetry;

@@ -184,7 +184,7 @@ async function main() {
   const otlpTraces = `http://127.0.0.1:${receiver.port}/v1/traces`;
 
   // ---- todo-api on an ephemeral port (it prints the address), logs on, spans exported: the
-  // trace id is logged only for spans that are exported (DESIGN.md sampling contract).
+  // trace id is logged only for spans that are exported (the sampling contract in docs/architecture.md).
   const api = start("todo-api", TODO_API_BIN, [], {
     HOST: "127.0.0.1",
     PORT: "0",

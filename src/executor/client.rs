@@ -218,6 +218,7 @@ impl Client {
             lag_us: 0,
             late: false,
             fault: None,
+            fault_window: None,
             trace_id: [0; 16],
             at_us: at.as_micros() as u64,
             bytes_sent: 0,
@@ -461,6 +462,7 @@ impl Client {
             lag_us: lag.as_micros() as u64,
             late,
             fault: fault_kind,
+            fault_window: fault.as_ref().map(|f| f.window),
             trace_id: ids.trace_id,
             at_us: at.as_micros() as u64,
             bytes_sent: (self.wbuf.len() as u64).saturating_mul(attempts),
@@ -471,18 +473,14 @@ impl Client {
             receive_us: head
                 .map(|h| done.saturating_duration_since(h.first_byte).as_micros() as u64),
         };
-        {
-            let mut rec = st.rec.borrow_mut();
-            rec.record(&record);
-            if pass + fail > 0 {
-                rec.checks(op, pass, fail);
-            }
-        }
-        if ids.sampled
-            && let Some(tx) = &shared.spans
-        {
+        // The recorder decides whose client span is exported (the sampled share and every id
+        // it will show) and shows an id only when this accepted its span.
+        let export = || {
+            let Some(tx) = &shared.spans else {
+                return false;
+            };
             let duration = done.saturating_duration_since(sent);
-            let _ = tx.try_send(SpanRecord {
+            tx.try_send(SpanRecord {
                 trace_id: ids.trace_id,
                 span_id: ids.span_id,
                 op: shared.names[op].clone(),
@@ -497,7 +495,15 @@ impl Client {
                 start: SystemTime::now() - duration,
                 duration,
                 fault: fault_kind,
-            });
+            })
+            .is_ok()
+        };
+        {
+            let mut rec = st.rec.borrow_mut();
+            rec.record_traced(&record, ids.sampled, export);
+            if pass + fail > 0 {
+                rec.checks(op, pass, fail);
+            }
         }
         head
     }
@@ -514,6 +520,7 @@ pub fn record_panic(st: &Local, op: usize) {
         lag_us: 0,
         late: false,
         fault: None,
+        fault_window: None,
         trace_id: [0; 16],
         at_us: 0,
         bytes_sent: 0,

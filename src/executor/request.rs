@@ -119,6 +119,8 @@ fn put_hex8(w: &mut Vec<u8>, bytes: &[u8; 8]) {
 pub struct TraceIds {
     pub trace_id: [u8; 16],
     pub span_id: [u8; 8],
+    /// Drawn by `trace_sample_ratio`: export the generator's own client span (the
+    /// `traceparent` is marked sampled either way).
     pub sampled: bool,
 }
 
@@ -174,11 +176,9 @@ pub fn write_request(w: &mut Vec<u8>, common: &Common, p: &Parts<'_>) {
     put_hex(w, &p.ids.trace_id);
     w.push(b'-');
     put_hex8(w, &p.ids.span_id);
-    w.extend_from_slice(if p.ids.sampled {
-        b"-01\r\n"
-    } else {
-        b"-00\r\n"
-    });
+    // Always sampled (flags 01): downstream services record every trace the generator
+    // causes; `ids.sampled` only decides whether the generator exports its own client span.
+    w.extend_from_slice(b"-01\r\n");
     w.extend_from_slice(p.headers);
     w.extend_from_slice(p.cookie);
     if let Some(f) = p.fault {
@@ -434,6 +434,39 @@ mod tests {
                 .unwrap()
                 .contains("shop.example")
         );
+    }
+
+    #[test]
+    fn every_request_is_marked_sampled() {
+        let base = BaseUrl {
+            scheme: "http".into(),
+            host: "h".into(),
+            port: 80,
+            prefix: String::new(),
+        };
+        let mut w = Vec::new();
+        let ids = TraceIds {
+            trace_id: [0xcd; 16],
+            span_id: [0x02; 8],
+            sampled: false,
+        };
+        let common = Common::new(&base, &[], "r");
+        let set = common.headers_for(std::iter::empty());
+        let parts = Parts {
+            method: "GET",
+            fixed: &set.fixed,
+            path: b"/",
+            headers: b"",
+            cookie: b"",
+            prefix: true,
+            body: None,
+            json: false,
+            ids,
+            fault: None,
+        };
+        write_request(&mut w, &common, &parts);
+        let s = String::from_utf8(w).unwrap();
+        assert!(s.contains("-0202020202020202-01\r\n"), "{s}");
     }
 
     #[test]

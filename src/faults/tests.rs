@@ -83,6 +83,7 @@ fn plan(faults: Vec<FaultWindow>) -> Plan {
             pushgateway: None,
             remote_write: None,
             trace_sample_ratio: 0.0,
+            instance: None,
         },
         segment: Segment::WHOLE,
     }
@@ -496,4 +497,79 @@ async fn a_server_error_window_fails_only_the_chosen_operation_until_stopped() {
         201,
         "the rule is gone after stop()"
     );
+}
+
+#[test]
+fn the_fault_counter_is_read_from_the_exposition() {
+    let text = "# HELP tp2devops_faults_injected Faults injected into requests\n\
+        # TYPE tp2devops_faults_injected counter\n\
+        tp2devops_faults_injected_total{route=\"/api/todos\",kind=\"error\"} 4\n\
+        tp2devops_faults_injected_total{route=\"/api/todos/:id\",kind=\"latency\"} 2 # {trace_id=\"ab\"} 1\n";
+    let c = parse_fault_counter(text).unwrap();
+    assert_eq!(c[&("/api/todos".to_string(), "error".to_string())], 4.0);
+    assert_eq!(
+        c[&("/api/todos/:id".to_string(), "latency".to_string())],
+        2.0
+    );
+    // The family without samples yet is "0 everywhere"; no family at all is "not a todo-api".
+    let empty = "# TYPE tp2devops_faults_injected counter\n";
+    assert_eq!(parse_fault_counter(empty), Some(Counter::new()));
+    assert_eq!(parse_fault_counter("up 1\n"), None);
+}
+
+#[tokio::test]
+async fn server_side_faults_are_the_target_counter_minus_header_faults() {
+    let (base, _stop) = todo_api(Some("secret")).await;
+    // A server window on POST /api/todos (every request, 1 ms) for the whole test.
+    let mut w = latency(0, 60, &["create"], 1.0, FaultVia::Server);
+    if let FaultKind::Latency { delay, .. } = &mut w.kind {
+        *delay = Duration::from_millis(1);
+    }
+    let p = plan(vec![w]);
+    let before = read_counter(&p, &base).await;
+    assert!(before.is_some(), "a todo-api has the counter");
+    let mut faults = ServerFaults::spawn(
+        &p,
+        base.clone(),
+        Some("secret".into()),
+        tokio::time::Instant::now(),
+    );
+    faults.set_before(before);
+    for _ in 0..200 {
+        if !faults.rule_ids().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let client = reqwest::Client::new();
+    // 3 requests under the rule; 2 more carry a header error fault (the generator's own).
+    for i in 0..5 {
+        let mut req = client
+            .post(format!("{base}/api/todos"))
+            .json(&serde_json::json!({"text": "x"}));
+        if i >= 3 {
+            req = req.header("X-Fault-Status", "503");
+        }
+        req.send().await.unwrap();
+    }
+    let (errors, measured) = faults.stop_and_measure().await;
+    assert!(errors.is_empty(), "{errors:?}");
+    let t = measured
+        .expect("read before and after")
+        .with_header(ByKind {
+            latency: 0,
+            error: 2,
+        });
+    assert_eq!(
+        t.header,
+        ByKind {
+            latency: 0,
+            error: 2
+        }
+    );
+    assert_eq!(t.counted.error, 2, "{t:?}");
+    assert!(t.counted.latency >= 3, "{t:?}");
+    assert_eq!(t.server.error, 0);
+    assert_eq!(t.server.latency, t.counted.latency);
+    assert!(t.routes.iter().all(|r| r.route == "/api/todos"), "{t:?}");
 }

@@ -98,6 +98,20 @@ pub enum FaultKind {
     Error { status: u16 },
 }
 
+/// The todo-api's span names a latency fault may target (`span`, `X-Fault-Span`): its
+/// operation spans and the children of `create_todo` (the telemetry contract's span tree). A
+/// name outside it would silently slow the handler instead, so plans reject it.
+pub const TODO_SPANS: [&str; 8] = [
+    "create_todo",
+    "list_todos",
+    "get_todo",
+    "update_todo",
+    "delete_todo",
+    "validation",
+    "todo_creation",
+    "metrics_update",
+];
+
 /// Assertions checked against the observability stack after the load.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Verify {
@@ -126,6 +140,10 @@ pub struct Assertion {
 pub enum AssertionKind {
     /// Instant PromQL query evaluated at the end of the run plus `verify::EVAL_DELAY`.
     Promql { query: String, expect: Expect },
+    /// The exact change of a PromQL value over the run: evaluated at the end of the run plus
+    /// `verify::EVAL_DELAY` minus evaluated just before the start (`verify::BEFORE_START`);
+    /// an empty result counts as 0 on either side.
+    PromqlDelta { query: String, expect: Expect },
     /// LogQL query over the run's time range.
     Logql { query: String, expect: Expect },
     /// TraceQL search over the run's time range.
@@ -198,6 +216,9 @@ pub struct Telemetry {
     /// Share of requests whose client span is exported over OTLP (when
     /// `OTEL_EXPORTER_OTLP_ENDPOINT` is set). 0..=1.
     pub trace_sample_ratio: f64,
+    /// The `instance` label of pushed and remote-written series (`--instance`; default: the
+    /// `TRAFFICGEN_INSTANCE` variable, else the host name).
+    pub instance: Option<String>,
 }
 
 /// Where requests go and how the connection to it behaves.

@@ -49,6 +49,7 @@ pub struct Overrides {
     pub segment: Option<super::Segment>,
     pub metrics_addr: Option<std::net::SocketAddr>,
     pub linger: Option<Duration>,
+    pub instance: Option<String>,
     pub pushgateway: Option<String>,
     pub remote_write: Option<String>,
     pub grafana_url: Option<String>,
@@ -375,6 +376,11 @@ fn telemetry(t: Option<&model::TelemetrySpec>, o: &Overrides, errs: &mut Errors)
         trace_sample_ratio: t
             .and_then(|t| t.trace_sample_ratio.as_ref())
             .map_or(defaults::TRACE_SAMPLE_RATIO, |r| r.value.0),
+        instance: o
+            .instance
+            .as_ref()
+            .map(|i| i.trim().to_string())
+            .filter(|i| !i.is_empty()),
     }
 }
 

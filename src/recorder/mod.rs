@@ -5,6 +5,12 @@
 //! continues with an emptied recorder that the collector sends back for reuse, so memory stays
 //! flat for a run of any length. Trace ids are kept compactly (`RawTrace`, `Copy`) in bounded
 //! lists and only turned into strings when a snapshot is taken.
+//!
+//! Trace ids shown to a person (the report's slowest/failed/faulted lists, exemplars) belong to
+//! exported traces only: `record_traced` decides which requests the run wants to show, asks the
+//! caller to export their client span, and keeps the id only when the export was accepted.
+//! Header faults are credited to their window when the request is recorded (exact counts per
+//! window, whatever the tick timing).
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -72,6 +78,8 @@ pub struct RequestRecord {
     pub lag_us: u64,
     pub late: bool,
     pub fault: Option<&'static str>,
+    /// Index into `plan.faults` of the header window that faulted this request.
+    pub fault_window: Option<usize>,
     pub trace_id: [u8; 16],
     pub at_us: u64,
     pub bytes_sent: u64,
@@ -148,6 +156,17 @@ impl TraceLists {
         self.slowest.insert(at, t);
         self.slowest.truncate(self.keep);
     }
+    /// Whether `offer` would keep `t` in at least one list now.
+    fn would_keep(&self, t: &RawTrace) -> bool {
+        if self.keep == 0 {
+            return false;
+        }
+        (t.error.is_some() && self.failed.len() < self.keep)
+            || (t.fault.is_some() && self.faulted.len() < self.keep)
+            || (t.rt_us > 0
+                && (self.slowest.len() < self.keep
+                    || self.slowest.last().is_some_and(|l| l.rt_us < t.rt_us)))
+    }
     fn push_recent(list: &mut VecDeque<RawTrace>, keep: usize, t: RawTrace) {
         if keep == 0 {
             return;
@@ -191,6 +210,8 @@ pub struct WorkerRecorder {
     pub worker: usize,
     pub ops: Vec<OpRecorder>,
     pub traces: TraceLists,
+    /// Requests faulted with headers, by plan fault window index (delta).
+    pub windows: Vec<u64>,
     /// Gauges (current values, not deltas).
     pub in_flight: u64,
     pub vus: u64,
@@ -204,6 +225,7 @@ impl WorkerRecorder {
             worker,
             ops: (0..ops).map(|_| OpRecorder::new()).collect(),
             traces: TraceLists::new(keep),
+            windows: Vec::new(),
             in_flight: 0,
             vus: 0,
             finished: false,
@@ -216,12 +238,34 @@ impl WorkerRecorder {
             o.reset();
         }
         self.traces.clear();
+        self.windows.iter_mut().for_each(|n| *n = 0);
         self.finished = false;
     }
 
-    /// Records a finished (or failed) request. Allocation-free except the first time a status
-    /// code is seen.
+    /// Records a request whose trace is known to be exported (tests, replays): counts it and
+    /// offers its id to the trace lists and the exemplar.
     pub fn record(&mut self, o: &RequestRecord) {
+        self.record_traced(o, true, || true);
+    }
+
+    /// Records a finished (or failed) request. Its trace id is shown (trace lists, exemplar)
+    /// only if `export` accepted its client span; `export` is called when `sampled` (the
+    /// `trace_sample_ratio` draw) or when the id would be shown: a failure or a fault while
+    /// this interval's lists have room, a candidate for the slowest, the first request of the
+    /// operation in this interval (its exemplar). Allocation-free except the first time a
+    /// status code or a fault window is seen.
+    pub fn record_traced(
+        &mut self,
+        o: &RequestRecord,
+        sampled: bool,
+        export: impl FnOnce() -> bool,
+    ) {
+        if let Some(w) = o.fault_window {
+            if self.windows.len() <= w {
+                self.windows.resize(w + 1, 0);
+            }
+            self.windows[w] += 1;
+        }
         let Some(op) = self.ops.get_mut(o.op) else {
             return;
         };
@@ -279,7 +323,8 @@ impl WorkerRecorder {
             fault: o.fault,
         };
         // A zero trace id: nothing was sent (a refused step, a panic), nothing to point at.
-        if o.trace_id != [0; 16] {
+        let wanted = sampled || op.last.is_none() || self.traces.would_keep(&raw);
+        if o.trace_id != [0; 16] && wanted && export() {
             op.last = Some(raw);
             self.traces.offer(raw);
         }
@@ -321,6 +366,7 @@ pub struct Collector {
     names: Vec<String>,
     ops: Vec<OpRecorder>,
     traces: TraceLists,
+    windows: Vec<u64>,
     gauges: Vec<(u64, u64)>,
     last_requests: u64,
     last_elapsed: Duration,
@@ -333,6 +379,7 @@ impl Collector {
             names,
             ops,
             traces: TraceLists::new(keep),
+            windows: Vec::new(),
             gauges: vec![(0, 0); workers],
             last_requests: 0,
             last_elapsed: Duration::ZERO,
@@ -353,6 +400,12 @@ impl Collector {
             }
         }
         self.traces.absorb(&d.traces);
+        if self.windows.len() < d.windows.len() {
+            self.windows.resize(d.windows.len(), 0);
+        }
+        for (acc, n) in self.windows.iter_mut().zip(&d.windows) {
+            *acc += n;
+        }
         if let Some(g) = self.gauges.get_mut(d.worker) {
             *g = if d.finished {
                 (0, 0)
@@ -419,6 +472,7 @@ impl Collector {
                 .iter()
                 .map(|t| t.to_ref(names))
                 .collect(),
+            fault_injected: self.windows.clone(),
             finished,
         }
     }
@@ -444,6 +498,7 @@ mod tests {
             lag_us: 0,
             late: false,
             fault: None,
+            fault_window: None,
             trace_id: [rt as u8 + 1; 16],
             at_us: 0,
             bytes_sent: 10,
@@ -499,5 +554,93 @@ mod tests {
         assert_eq!(s.totals().panics, 2);
         assert_eq!(s.ops[1].counts.errors[ErrorKind::Panic.index()], 1);
         assert_eq!(s.ops[0].counts.retries, 1);
+    }
+}
+
+#[cfg(test)]
+mod traced_tests {
+    use super::*;
+
+    fn out(status: u16, rt: u64, fault_window: Option<usize>) -> RequestRecord {
+        RequestRecord {
+            op: 0,
+            status: Some(status),
+            error: (status >= 500).then_some(ErrorKind::Status5xx),
+            rt_us: Some(rt),
+            st_us: Some(rt),
+            lag_us: 0,
+            late: false,
+            fault: fault_window.map(|_| "error"),
+            fault_window,
+            trace_id: [(rt % 251) as u8 + 1; 16],
+            at_us: 0,
+            bytes_sent: 0,
+            bytes_received: 0,
+            connect_us: None,
+            tls_us: None,
+            ttfb_us: None,
+            receive_us: None,
+        }
+    }
+
+    #[test]
+    fn only_exported_ids_are_shown() {
+        let mut w = WorkerRecorder::new(0, 1, 3);
+        // The export queue refuses everything: counts are kept, no id is shown.
+        let mut asked = 0;
+        for rt in [10, 20, 30] {
+            w.record_traced(&out(503, rt, None), false, || {
+                asked += 1;
+                false
+            });
+        }
+        assert_eq!(
+            asked, 3,
+            "failures and slowest candidates are offered for export"
+        );
+        assert_eq!(w.ops[0].counts.requests, 3);
+        assert!(w.traces.slowest.is_empty() && w.traces.failed.is_empty());
+        assert!(w.ops[0].last.is_none());
+        // Accepted exports are shown.
+        w.record_traced(&out(200, 40, None), false, || true);
+        assert_eq!(w.traces.slowest.len(), 1);
+        assert_eq!(w.ops[0].last.map(|t| t.rt_us), Some(40));
+    }
+
+    #[test]
+    fn unsampled_requests_nobody_is_shown_are_not_exported() {
+        let mut w = WorkerRecorder::new(0, 1, 2);
+        for rt in [100, 90] {
+            w.record_traced(&out(200, rt, None), false, || true);
+        }
+        // Faster than both kept slowest, no failure, not sampled, the op has its exemplar.
+        let mut asked = false;
+        w.record_traced(&out(200, 5, None), false, || {
+            asked = true;
+            true
+        });
+        assert!(!asked);
+        // The same request drawn by the sample ratio is exported.
+        w.record_traced(&out(200, 5, None), true, || {
+            asked = true;
+            true
+        });
+        assert!(asked);
+    }
+
+    #[test]
+    fn faults_are_credited_to_their_window_exactly() {
+        let mut c = Collector::new(vec!["a".into()], 1, 2);
+        let mut w = WorkerRecorder::new(0, 1, 2);
+        for _ in 0..5 {
+            w.record_traced(&out(503, 1, Some(1)), false, || false);
+        }
+        w.record_traced(&out(200, 1, Some(0)), false, || false);
+        c.absorb(&w);
+        w.reset();
+        w.record_traced(&out(503, 1, Some(1)), false, || false);
+        c.absorb(&w);
+        let s = c.snapshot(Duration::from_secs(1), 0.0, vec![], true);
+        assert_eq!(s.fault_injected, vec![1, 6]);
     }
 }

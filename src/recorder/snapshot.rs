@@ -207,6 +207,9 @@ pub struct Snapshot {
     pub slowest: Vec<TraceRef>,
     pub failed: Vec<TraceRef>,
     pub faulted: Vec<TraceRef>,
+    /// Requests faulted with headers, by index into `plan.faults` (credited when the request
+    /// is recorded; a shorter vector means 0 for the windows beyond it).
+    pub fault_injected: Vec<u64>,
     /// True once the load has ended (the final snapshot).
     pub finished: bool,
 }
@@ -252,10 +255,10 @@ impl Counts {
     }
 }
 
-/// A finished, sampled request handed from the executor to the client-span exporter over a
-/// bounded channel (`try_send`; dropped, never awaited, when the exporter lags). The exporter
-/// turns it into an OTLP span of kind CLIENT named `METHOD op`, with this trace and span id, so
-/// that Tempo shows trafficgen → todo-api as one trace.
+/// A finished request handed from the executor to the client-span exporter over a bounded
+/// channel (`try_send`; refused, never awaited, when the exporter lags, and then its trace id
+/// is not shown). The exporter turns it into an OTLP span of kind CLIENT named `{method}`,
+/// with this trace and span id, so that Tempo shows trafficgen → todo-api as one trace.
 #[derive(Debug, Clone)]
 pub struct SpanRecord {
     pub trace_id: [u8; 16],

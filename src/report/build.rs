@@ -20,12 +20,8 @@ pub(crate) struct TimelineAcc {
     /// emitted point.
     prev_counts: Counts,
     prev_hist: Option<HistogramSet>,
-    /// Fault kinds of the plan's windows (true = latency), to attribute injected counts.
-    fault_latency: Vec<bool>,
-    /// Header-injected requests attributed to each plan fault window.
+    /// Header-injected requests of each plan fault window (cumulative).
     injected: Vec<u64>,
-    /// Cumulative injected counts (latency, error) at the last tick.
-    prev_injected: (u64, u64),
     /// Windows active during the not yet emitted second.
     pending_faults: Vec<usize>,
     last_target_rate: f64,
@@ -53,16 +49,10 @@ fn q_ms(h: &Histogram<u64>, q: f64) -> f64 {
 
 impl Timeline {
     pub fn new(plan: &crate::plan::Plan) -> Self {
-        let fault_latency: Vec<bool> = plan
-            .faults
-            .iter()
-            .map(|f| matches!(f.kind, FaultKind::Latency { .. }))
-            .collect();
-        let injected = vec![0; fault_latency.len()];
+        let injected = vec![0; plan.faults.len()];
         Timeline {
             points: Vec::new(),
             acc: TimelineAcc {
-                fault_latency,
                 injected,
                 ..TimelineAcc::default()
             },
@@ -86,20 +76,12 @@ impl Timeline {
         }
     }
 
-    /// Attributes the generator's own fault injections since the last tick to the windows
-    /// active now (the kind must match).
+    /// The generator's own fault injections per window: credited to their window when each
+    /// request was recorded (the snapshot's exact cumulative counts), so the last second and
+    /// requests in flight at a window's end count too.
     fn attribute_faults(&mut self, snapshot: &Snapshot) {
-        let t = snapshot.totals();
-        let (pl, pe) = self.acc.prev_injected;
-        let (dl, de) = (
-            t.faults_latency.saturating_sub(pl),
-            t.faults_error.saturating_sub(pe),
-        );
-        self.acc.prev_injected = (t.faults_latency, t.faults_error);
-        for &i in &snapshot.active_faults {
-            if let Some(&latency) = self.acc.fault_latency.get(i) {
-                self.acc.injected[i] += if latency { dl } else { de };
-            }
+        for (i, n) in self.acc.injected.iter_mut().enumerate() {
+            *n = snapshot.fault_injected.get(i).copied().unwrap_or(0).max(*n);
         }
     }
 
@@ -315,6 +297,7 @@ impl Report {
             ops,
             timeline: Vec::new(),
             faults,
+            target_faults: None,
             slowest: last.slowest.clone(),
             failed: last.failed.clone(),
             faulted: last.faulted.clone(),

@@ -178,7 +178,13 @@ fn verify_table(out: &mut String, r: &Report) {
             out,
             "<tr class=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
              <td><code>{}</code></td><td>{}</td></tr>",
-            if a.passed { "passed" } else { "failed" },
+            if a.passed {
+                "passed"
+            } else if a.skipped {
+                "skipped"
+            } else {
+                "failed"
+            },
             mark(a.passed),
             esc(&a.name),
             a.observed.map_or("–".to_string(), |v| format!("{v}")),

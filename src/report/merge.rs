@@ -183,6 +183,10 @@ pub fn merge(reports: &[Report]) -> Result<Report, ReportError> {
         v.dedup();
         v
     };
+    let header = crate::faults::ByKind {
+        latency: totals.counts.faults_latency,
+        error: totals.counts.faults_error,
+    };
     let mut merged = Report {
         version: super::VERSION,
         run_id: run_ids.join(","),
@@ -207,6 +211,19 @@ pub fn merge(reports: &[Report]) -> Result<Report, ReportError> {
         ops,
         timeline: merge_timelines(reports),
         faults,
+        // Every segment read the same target's counter over about the same time: one reading
+        // (the first segment's) against the merged header faults.
+        target_faults: sorted
+            .iter()
+            .find_map(|r| r.target_faults.clone())
+            .map(|t| crate::faults::TargetFaults {
+                server: crate::faults::ByKind {
+                    latency: t.counted.latency.saturating_sub(header.latency),
+                    error: t.counted.error.saturating_sub(header.error),
+                },
+                header,
+                ..t
+            }),
         slowest: merge_traces(sorted.iter().map(|r| r.slowest.clone()), false),
         failed: merge_traces(sorted.iter().map(|r| r.failed.clone()), true),
         faulted: merge_traces(sorted.iter().map(|r| r.faulted.clone()), true),

@@ -243,6 +243,17 @@ pub struct AssertionResult {
     pub expected: Option<String>,
     pub attempts: u32,
     pub message: String,
+    /// Not checked: its backend was left out (`TRAFFICGEN_VERIFY_BACKENDS`). Neither passed
+    /// nor failed; the verdict counts it apart.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub skipped: bool,
+}
+
+impl AssertionResult {
+    /// Checked and not passed (a skipped assertion did not fail).
+    pub fn failed(&self) -> bool {
+        !self.passed && !self.skipped
+    }
 }
 
 /// A fault window as it happened.
@@ -282,6 +293,10 @@ pub struct Report {
     pub ops: Vec<(String, OpReport)>,
     pub timeline: Vec<TimelinePoint>,
     pub faults: Vec<FaultReport>,
+    /// The target's own fault counter over the run, split into header and server-side
+    /// faults (when the plan had fault windows and the target exposes the counter).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_faults: Option<crate::faults::TargetFaults>,
     pub slowest: Vec<TraceRef>,
     pub failed: Vec<TraceRef>,
     pub faulted: Vec<TraceRef>,
@@ -315,6 +330,7 @@ impl Default for Report {
             ops: Vec::new(),
             timeline: Vec::new(),
             faults: Vec::new(),
+            target_faults: None,
             slowest: Vec::new(),
             failed: Vec::new(),
             faulted: Vec::new(),

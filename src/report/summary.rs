@@ -174,6 +174,18 @@ impl Report {
                 );
             }
         }
+        if let Some(t) = &self.target_faults {
+            let _ = writeln!(
+                out,
+                "  target counted {} latency / {} error faults: {} / {} by header, {} / {} server-side",
+                t.counted.latency,
+                t.counted.error,
+                t.header.latency,
+                t.header.error,
+                t.server.latency,
+                t.server.error
+            );
+        }
         if !self.thresholds.is_empty() {
             out.push_str("\nthresholds:\n");
             for t in &self.thresholds {
@@ -197,6 +209,10 @@ impl Report {
         if !self.verify.is_empty() {
             out.push_str("\nassertions:\n");
             for a in &self.verify {
+                if a.skipped {
+                    let _ = writeln!(out, "  – {}  skipped: {}", a.name, a.message);
+                    continue;
+                }
                 let mark = if a.passed { '✓' } else { '✗' };
                 let observed = a.observed.map_or("-".to_string(), |v| format!("{v}"));
                 let expected = a.expected.as_deref().unwrap_or("-");

@@ -2,6 +2,9 @@
 //! (`complete`), the observability assertions, the one `Verdict`, then the outputs in a fixed
 //! order — report file, summary, the sinks' `finish`. The verdict is written into the report
 //! before anything is output, so the file, the summary's last line and the exit code agree.
+//!
+//! Two halves, so that a distributed run can judge a merged report: `collect` (this process's
+//! report, thresholds evaluated on its own data) and `judge` (assertions, verdict, outputs).
 
 use std::io::Write;
 
@@ -11,27 +14,55 @@ use super::Loaded;
 use crate::plan::Plan;
 use crate::report::Report;
 use crate::sinks::Sink;
-use crate::verdict::Verdict;
+use crate::verdict::{RunEnd, Verdict};
 use crate::verify;
 
+/// One process's whole run: `collect`, then `judge`. Returns the verdict and the judged report.
 pub async fn finish(
     plan: &Plan,
     loaded: Loaded,
     sinks: &mut [Box<dyn Sink>],
     out: &mut dyn Write,
-) -> Verdict {
+) -> (Verdict, Report) {
+    let (mut report, end) = collect(plan, loaded, sinks);
+    let verdict = judge(plan, &mut report, end, sinks, out).await;
+    (verdict, report)
+}
+
+/// This process's report: built from the final snapshot and completed by the sinks (timeline,
+/// threshold results on this process's data). Not judged yet.
+pub fn collect(plan: &Plan, loaded: Loaded, sinks: &mut [Box<dyn Sink>]) -> (Report, RunEnd) {
     for m in &loaded.fault_messages {
         eprintln!("trafficgen: faults: {m}");
     }
     let mut report = Report::build(plan, &loaded.last, loaded.meta);
+    let header = loaded.last.totals();
+    report.target_faults = loaded.target_faults.map(|m| {
+        m.with_header(crate::faults::ByKind {
+            latency: header.faults_latency,
+            error: header.faults_error,
+        })
+    });
     for s in sinks.iter_mut() {
         s.complete(&mut report);
     }
+    (report, loaded.end)
+}
+
+/// Judges `report` (whose thresholds are already evaluated): `verify`, the verdict, then the
+/// outputs in their fixed order.
+pub async fn judge(
+    plan: &Plan,
+    report: &mut Report,
+    end: RunEnd,
+    sinks: &mut [Box<dyn Sink>],
+    out: &mut dyn Write,
+) -> Verdict {
     for s in sinks.iter_mut() {
-        s.before_verify(&report);
+        s.before_verify(report);
     }
     if let Some(v) = &plan.verify {
-        let results = verify::run(v, &report)
+        let results = verify::run(v, report)
             .instrument(tracing::info_span!(
                 "verify",
                 assertions = v.assertions.len()
@@ -39,19 +70,19 @@ pub async fn finish(
             .await;
         report.set_verify(results);
     }
-    let mut verdict = Verdict::decide(loaded.end, &report.thresholds, &report.verify);
-    verdict.apply(&mut report);
+    let mut verdict = Verdict::decide(end, &report.thresholds, &report.verify);
+    verdict.apply(report);
     if let Some(path) = &plan.output.report
         && let Err(e) = report.write(path)
     {
         eprintln!("trafficgen: {e}");
         verdict = verdict.failed(format!("the report was not written: {e}"));
-        verdict.apply(&mut report);
+        verdict.apply(report);
     }
     // A closed stdout must not change the verdict or skip the flush below.
     let _ = writeln!(out, "{}", report.summary());
     for s in sinks.iter_mut() {
-        for m in s.finish(&report).await {
+        for m in s.finish(report).await {
             eprintln!("trafficgen: {m}");
         }
     }

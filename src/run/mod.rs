@@ -26,7 +26,7 @@ use crate::verdict::RunEnd;
 
 mod finish;
 
-pub use finish::finish;
+pub use finish::{collect, finish, judge};
 
 /// Where sampled client spans go (from the telemetry, before it becomes a sink).
 pub struct SpanHook {
@@ -41,14 +41,19 @@ pub struct Loaded {
     pub end: RunEnd,
     /// Problems of the server-side fault timeline, for stderr.
     pub fault_messages: Vec<String>,
+    /// The target's fault counter over the load (when it has one and the plan has windows).
+    pub target_faults: Option<faults::Measured>,
 }
 
 /// Drives the plan's load against `target` and feeds `sinks`. `shutdown` resolves on the
-/// first SIGINT/SIGTERM.
+/// first SIGINT/SIGTERM. The load starts at `start` (a distributed run's segments get one
+/// common start from the coordinator; `None` = now).
+#[allow(clippy::too_many_arguments)]
 pub async fn load(
     plan: &Plan,
     target: &Target,
     run_id: &str,
+    start: Option<Instant>,
     workers: usize,
     spans: SpanHook,
     sinks: &mut [Box<dyn Sink>],
@@ -56,7 +61,19 @@ pub async fn load(
 ) -> anyhow::Result<Loaded> {
     let addrs = target.resolve().await?;
     let common = Common::new(&target.base, &plan.target.headers, run_id);
-    let start = Instant::now() + Duration::from_millis(20);
+    // The target's fault counter before any request: server-side faults are its change.
+    // Segment 0 alone reads it (it alone sets server rules); in a distributed run the others
+    // start at the announced instant, so a reading finished after it is not a "before".
+    let fault_counter = if plan.segment.index == 0 {
+        faults::read_counter(plan, &target.url)
+            .await
+            .filter(|_| start.is_none_or(|s| Instant::now() < s))
+    } else {
+        None
+    };
+    // Never in the past: a late start announcement starts at once (and the report says when).
+    let soon = Instant::now() + Duration::from_millis(20);
+    let start = start.map_or(soon, |s| s.max(soon));
     let shared = Arc::new(Shared::new(
         plan.clone(),
         addrs,
@@ -67,12 +84,21 @@ pub async fn load(
         workers,
         start,
     )?);
-    let server_faults =
-        ServerFaults::spawn(plan, target.url.clone(), target.fault_token.clone(), start);
+    // Server-side rules change the target for everyone: in a distributed run segment 0 alone
+    // posts them, once, for the whole load (each segment posting would compound the shares).
+    let server_faults = (plan.segment.index == 0).then(|| {
+        let mut f =
+            ServerFaults::spawn(plan, target.url.clone(), target.fault_token.clone(), start);
+        f.set_before(fault_counter);
+        f
+    });
     let (ctl, ctl_rx) = watch::channel(WorkerControl::Run);
     let (dtx, mut drx) = mpsc::unbounded_channel();
     let ws = executor::start(shared, dtx, ctl_rx).context("starting workers")?;
-    let started_at = SystemTime::now();
+    // The wall-clock time of `start` (the load's time 0), so that segments' reports line up.
+    let started_at = SystemTime::now()
+        .checked_add(start.saturating_duration_since(Instant::now()))
+        .unwrap_or_else(SystemTime::now);
     let names: Vec<String> = plan.mix.operations.iter().map(|o| o.name.clone()).collect();
     let mut collector = Collector::new(names, workers, plan.output.keep_traces);
     let mut control = Control::default();
@@ -146,7 +172,10 @@ pub async fn load(
     for s in sinks.iter_mut() {
         s.on_interval(&last, &mut control);
     }
-    let fault_messages = server_faults.stop().await;
+    let (fault_messages, target_faults) = match server_faults {
+        Some(f) => f.stop_and_measure().await,
+        None => (Vec::new(), None),
+    };
     // Panics the workers caught themselves (a request's handling, a connection task).
     let caught = last.totals().panics;
     let end = if !panicked.is_empty() {
@@ -177,6 +206,7 @@ pub async fn load(
         meta,
         end,
         fault_messages,
+        target_faults,
     })
 }
 

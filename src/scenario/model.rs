@@ -339,13 +339,17 @@ pub enum TraceSet {
     Faulted,
 }
 
-/// One assertion: exactly one of `promql`, `logql`, `traceql`, `traces`.
+/// One assertion: exactly one of `promql`, `promql_delta`, `logql`, `traceql`, `traces`.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AssertionSpec {
     /// Shown in the summary and report. Default: the query.
     pub name: Option<Sp<String>>,
     pub promql: Option<Sp<String>>,
+    /// PromQL whose exact change over the run is compared: its value at the end of the run
+    /// minus its value just before the start (a series absent then counts as 0), with no
+    /// `increase()` extrapolation.
+    pub promql_delta: Option<Sp<String>>,
     pub logql: Option<Sp<String>>,
     pub traceql: Option<Sp<String>>,
     /// The kept trace ids of this kind exist in Tempo.

@@ -4,10 +4,15 @@
 //!
 //! Everything is fed from the merged `Snapshot` at each interval tick and from the `Report` at
 //! the end; nothing here touches the request hot path except the bounded span channel.
+//!
+//! Pushed and scraped series are told apart (the pushes carry `job="trafficgen-push"` and
+//! `instance` = `TRAFFICGEN_INSTANCE` or the host name; a scrape gives its own `job` and
+//! `instance`), so a query that selects one of them counts each request once.
 
 pub mod init;
 pub mod metrics;
 pub mod otlp;
+pub mod otlp_env;
 pub mod push;
 pub mod remote_write;
 pub mod server;
@@ -30,9 +35,14 @@ pub enum TelemetryError {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Env(#[from] otlp_env::OtlpEnvError),
     #[error("{0}")]
     Other(String),
 }
+
+/// The `job` label of every pushed (Pushgateway) and remote-written series.
+pub const PUSH_JOB: &str = "trafficgen-push";
 
 /// Everything `start` needs, separated from `Plan` and the environment so tests (and other
 /// callers) can build it by hand.
@@ -40,15 +50,32 @@ pub enum TelemetryError {
 pub struct Config {
     pub identity: Identity,
     pub outputs: crate::plan::Telemetry,
-    /// Base OTLP/HTTP endpoint (`http://host:4318`); `None` = no OTLP export.
-    pub otlp_endpoint: Option<String>,
-    /// Also export metrics over OTLP (false when `OTEL_METRICS_EXPORTER=none`).
-    pub otlp_metrics: bool,
+    /// Where spans and metrics go over OTLP (`None` signals are not exported).
+    pub otlp: otlp_env::OtlpEnv,
+    /// The `instance` label of pushed and remote-written series.
+    pub instance: String,
+}
+
+/// `TRAFFICGEN_INSTANCE` (Kubernetes manifests set it to the pod name), else the host name.
+pub fn default_instance() -> String {
+    std::env::var("TRAFFICGEN_INSTANCE")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+        })
+        .or_else(|| std::env::var("HOSTNAME").ok().filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| "unknown".to_string())
 }
 
 impl Config {
-    /// From the plan, with the OTLP endpoint from `OTEL_EXPORTER_OTLP_ENDPOINT`.
-    pub fn from_plan(plan: &Plan, run_id: &str) -> Config {
+    /// From the plan, with OTLP destinations from the standard `OTEL_EXPORTER_OTLP_*`
+    /// variables (an unsupported value is an error naming the variable).
+    pub fn from_plan(plan: &Plan, run_id: &str) -> Result<Config, TelemetryError> {
         let windows = plan
             .faults
             .iter()
@@ -57,7 +84,7 @@ impl Config {
                 crate::plan::FaultKind::Error { .. } => "error".to_string(),
             })
             .collect();
-        Config {
+        Ok(Config {
             identity: Identity {
                 scenario: plan.name.clone(),
                 run_id: run_id.to_string(),
@@ -65,12 +92,13 @@ impl Config {
                 windows,
             },
             outputs: plan.telemetry.clone(),
-            otlp_endpoint: std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
-                .ok()
-                .filter(|s| !s.trim().is_empty()),
-            otlp_metrics: std::env::var("OTEL_METRICS_EXPORTER")
-                .map_or(true, |v| v.trim() != "none"),
-        }
+            otlp: otlp_env::OtlpEnv::from_env()?,
+            instance: plan
+                .telemetry
+                .instance
+                .clone()
+                .unwrap_or_else(default_instance),
+        })
     }
 }
 
@@ -91,6 +119,7 @@ impl Shared {
 
 pub struct Telemetry {
     id: Identity,
+    instance: String,
     outputs: crate::plan::Telemetry,
     shared: Arc<Shared>,
     server: Option<server::Server>,
@@ -102,10 +131,10 @@ pub struct Telemetry {
 }
 
 impl Telemetry {
-    /// Starts what the plan asks for (metrics server, OTLP exporters when
-    /// `OTEL_EXPORTER_OTLP_ENDPOINT` is set). Cheap when nothing is configured.
+    /// Starts what the plan asks for (metrics server, OTLP exporters when an OTLP endpoint
+    /// is configured). Cheap when nothing is configured.
     pub async fn start(plan: &Plan, run_id: &str) -> Result<Telemetry, TelemetryError> {
-        Self::start_with(Config::from_plan(plan, run_id)).await
+        Self::start_with(Config::from_plan(plan, run_id)?).await
     }
 
     /// `start` from an explicit configuration (no environment read).
@@ -113,6 +142,7 @@ impl Telemetry {
         let op_families = metrics::op_families(&config.identity, None);
         let mut t = Telemetry {
             id: config.identity,
+            instance: config.instance,
             outputs: config.outputs,
             shared: Arc::new(Shared::default()),
             server: None,
@@ -123,17 +153,15 @@ impl Telemetry {
             otlp_metrics: None,
         };
         t.publish();
-        if let Some(endpoint) = config.otlp_endpoint.as_deref() {
-            let other = |e: &dyn std::fmt::Display| TelemetryError::Other(e.to_string());
-            t.spans =
-                Some(spans::SpanExport::start(endpoint, &t.id.run_id).map_err(|e| other(&e))?);
-            // `OTEL_METRICS_EXPORTER=none` (the standard switch, set by the compose and k8s
-            // files) keeps metrics to the scrape, so dashboards don't see each series twice.
-            if config.otlp_metrics {
-                t.otlp_metrics = Some(
-                    otlp::OtlpMetrics::start(endpoint, t.shared.clone()).map_err(|e| other(&e))?,
-                );
-            }
+        let other = |e: &dyn std::fmt::Display| TelemetryError::Other(e.to_string());
+        if let Some(signal) = &config.otlp.traces {
+            t.spans = Some(spans::SpanExport::start(signal, &t.id.run_id).map_err(|e| other(&e))?);
+        }
+        // `OTEL_METRICS_EXPORTER=none` (the standard switch, set by the compose and k8s
+        // files) keeps metrics to the scrape, so dashboards don't see each series twice.
+        if let Some(signal) = &config.otlp.metrics {
+            t.otlp_metrics =
+                Some(otlp::OtlpMetrics::start(signal, t.shared.clone()).map_err(|e| other(&e))?);
         }
         if let Some(addr) = t.outputs.metrics_addr {
             t.server = Some(server::Server::start(addr, t.shared.clone()).await?);
@@ -141,7 +169,8 @@ impl Telemetry {
         Ok(t)
     }
 
-    /// Where the executor sends sampled finished requests (None: spans are not exported).
+    /// Where the executor offers finished requests' client spans (None: spans are not
+    /// exported, and no trace id is shown).
     pub fn span_sender(&self) -> Option<tokio::sync::mpsc::Sender<SpanRecord>> {
         self.spans.as_ref().map(|s| s.sender())
     }
@@ -187,7 +216,7 @@ impl Telemetry {
             assertions: report
                 .verify
                 .iter()
-                .map(|a| (a.name.clone(), !a.passed))
+                .map(|a| (a.name.clone(), a.failed()))
                 .collect(),
             finished: true,
         };
@@ -196,20 +225,33 @@ impl Telemetry {
 
     /// Final values (incl. threshold and assertion state from the report), pushes, span flush,
     /// then keeps `/metrics` up for the linger. Never fails the run: problems are returned as
-    /// text (the run prints them).
+    /// text (credentials masked; the run prints them).
     pub async fn finish(mut self, report: &Report) -> Vec<String> {
         self.publish_report(report);
         let mut problems = Vec::new();
         let families = self.shared.families();
+        // Error texts quote URLs (and may quote answers): credentials never reach stderr.
+        let secrets: Vec<String> = [&self.outputs.pushgateway, &self.outputs.remote_write]
+            .into_iter()
+            .flatten()
+            .filter_map(|u| crate::secrets::url_secret(u))
+            .collect();
+        let shown = |u: &str| crate::secrets::mask_url(u);
         if let Some(url) = self.outputs.pushgateway.clone()
-            && let Err(e) = push::push(&url, &self.id.run_id, &families).await
+            && let Err(e) = push::push(&url, &self.id.run_id, &self.instance, &families).await
         {
-            problems.push(format!("pushgateway push to {url} failed: {e}"));
+            problems.push(crate::secrets::scrub(
+                &format!("pushgateway push to {} failed: {e}", shown(&url)),
+                &secrets,
+            ));
         }
         if let Some(url) = self.outputs.remote_write.clone()
-            && let Err(e) = remote_write::push(&url, &families).await
+            && let Err(e) = remote_write::push(&url, &self.instance, &families).await
         {
-            problems.push(format!("remote write to {url} failed: {e}"));
+            problems.push(crate::secrets::scrub(
+                &format!("remote write to {} failed: {e}", shown(&url)),
+                &secrets,
+            ));
         }
         if let Some(spans) = self.spans.take()
             && let Err(e) = spans.finish().await

@@ -1,4 +1,4 @@
-//! OTLP metrics (when `OTEL_EXPORTER_OTLP_ENDPOINT` is set): the same counters and gauges as
+//! OTLP metrics (gRPC or HTTP/protobuf, when an OTLP metrics endpoint is configured): the same counters and gauges as
 //! `/metrics`, as observable instruments whose callbacks read the latest families, exported
 //! with cumulative temporality by the SDK's periodic reader and flushed at the end.
 //!
@@ -11,19 +11,23 @@ use std::time::Duration;
 
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{MeterProvider as _, ObservableCounter, ObservableGauge};
-use opentelemetry_otlp::{Protocol, WithExportConfig};
+use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 
 use super::Shared;
 use super::metrics::{Kind, Value};
+use super::otlp_env::{Protocol, Signal};
 
 /// How often the reader exports while the run goes on.
 pub const INTERVAL: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum OtlpMetricsError {
-    #[error("OTLP metric exporter: {0}")]
-    Build(#[from] opentelemetry_otlp::ExporterBuildError),
+    #[error("OTLP metric exporter ({protocol}): {message}")]
+    Build {
+        protocol: &'static str,
+        message: String,
+    },
     #[error("OTLP metric flush: {0}")]
     Flush(String),
 }
@@ -37,14 +41,31 @@ pub struct OtlpMetrics {
 }
 
 impl OtlpMetrics {
-    /// `endpoint` is the OTLP/HTTP base (`http://host:4318`); metrics go to `/v1/metrics`.
-    pub fn start(endpoint: &str, shared: Arc<Shared>) -> Result<OtlpMetrics, OtlpMetricsError> {
-        let exporter = opentelemetry_otlp::MetricExporter::builder()
-            .with_http()
-            .with_protocol(Protocol::HttpBinary)
-            .with_endpoint(format!("{}/v1/metrics", endpoint.trim_end_matches('/')))
-            .with_timeout(Duration::from_secs(10))
-            .build()?;
+    /// Must be called inside the tokio runtime (the gRPC channel's worker runs on it).
+    pub fn start(signal: &Signal, shared: Arc<Shared>) -> Result<OtlpMetrics, OtlpMetricsError> {
+        let build = |message: String| OtlpMetricsError::Build {
+            protocol: signal.protocol.as_str(),
+            message,
+        };
+        let headers = crate::secrets::header_map(&signal.headers).map_err(build)?;
+        let exporter = match signal.protocol {
+            Protocol::Grpc => opentelemetry_otlp::MetricExporter::builder()
+                .with_tonic()
+                .with_endpoint(signal.endpoint.clone())
+                .with_timeout(Duration::from_secs(10))
+                .with_metadata(
+                    opentelemetry_otlp::tonic_types::metadata::MetadataMap::from_headers(headers),
+                )
+                .build(),
+            Protocol::HttpProtobuf => opentelemetry_otlp::MetricExporter::builder()
+                .with_http()
+                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                .with_endpoint(signal.endpoint.clone())
+                .with_timeout(Duration::from_secs(10))
+                .with_headers(signal.headers.iter().cloned().collect())
+                .build(),
+        }
+        .map_err(|e| build(crate::secrets::scrub(&e.to_string(), &[])))?;
         let reader = PeriodicReader::builder(exporter)
             .with_interval(INTERVAL)
             .build();

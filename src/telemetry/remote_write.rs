@@ -45,16 +45,24 @@ pub struct Sample {
 
 #[derive(Debug, thiserror::Error)]
 pub enum RemoteWriteError {
+    /// The client error without its URL (the caller names the masked URL).
     #[error("{0}")]
-    Http(#[from] reqwest::Error),
+    Http(reqwest::Error),
     #[error("HTTP {status}: {body}")]
     Status { status: u16, body: String },
 }
 
+impl From<reqwest::Error> for RemoteWriteError {
+    fn from(e: reqwest::Error) -> Self {
+        RemoteWriteError::Http(e.without_url())
+    }
+}
+
 /// One sample per series at `timestamp_ms`, named as a scrape of the Prometheus text format
-/// would name them (`_total`, `_bucket{le}`, `_sum`, `_count`), plus `job="trafficgen"` so
-/// that queries written for the scraped series find these too. Labels sorted, as 1.0 requires.
-pub fn write_request(families: &[Family], timestamp_ms: i64) -> WriteRequest {
+/// would name them (`_total`, `_bucket{le}`, `_sum`, `_count`), plus `job="trafficgen-push"`
+/// and `instance` (this process), so they never share a label set with the scraped series of
+/// the same run. Labels sorted, as 1.0 requires.
+pub fn write_request(families: &[Family], instance: &str, timestamp_ms: i64) -> WriteRequest {
     let mut timeseries = Vec::new();
     let mut add = |name: String,
                    labels: &[(&'static str, String)],
@@ -73,7 +81,11 @@ pub fn write_request(families: &[Family], timestamp_ms: i64) -> WriteRequest {
         });
         l.push(Label {
             name: "job".into(),
-            value: "trafficgen".into(),
+            value: super::PUSH_JOB.into(),
+        });
+        l.push(Label {
+            name: "instance".into(),
+            value: instance.to_string(),
         });
         if let Some((k, v)) = extra {
             l.push(Label {
@@ -132,12 +144,12 @@ pub fn encode(req: &WriteRequest) -> Vec<u8> {
         .expect("snappy block compression of an in-memory buffer cannot fail")
 }
 
-pub async fn push(url: &str, families: &[Family]) -> Result<(), RemoteWriteError> {
+pub async fn push(url: &str, instance: &str, families: &[Family]) -> Result<(), RemoteWriteError> {
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
         .as_millis() as i64;
-    let body = encode(&write_request(families, now_ms));
+    let body = encode(&write_request(families, instance, now_ms));
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()?;

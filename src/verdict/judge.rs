@@ -26,6 +26,9 @@ pub struct Verdict {
     pub thresholds_failed: usize,
     pub assertions: usize,
     pub assertions_failed: usize,
+    /// Assertions not checked (their backend left out by `TRAFFICGEN_VERIFY_BACKENDS`):
+    /// neither held nor failed, said in the line.
+    pub assertions_skipped: usize,
 }
 
 impl Verdict {
@@ -39,7 +42,8 @@ impl Verdict {
             thresholds: thresholds.len(),
             thresholds_failed: thresholds.iter().filter(|t| !t.passed).count(),
             assertions: assertions.len(),
-            assertions_failed: assertions.iter().filter(|a| !a.passed).count(),
+            assertions_failed: assertions.iter().filter(|a| a.failed()).count(),
+            assertions_skipped: assertions.iter().filter(|a| a.skipped).count(),
         }
     }
 
@@ -104,10 +108,18 @@ impl Verdict {
             }
             parts.join(" and ")
         };
-        let judged = if self.thresholds_failed + self.assertions_failed > 0 {
-            format!("; {} failed", failures())
+        let skipped = if self.assertions_skipped > 0 {
+            format!(
+                "; {} assertion(s) skipped, not checked",
+                self.assertions_skipped
+            )
         } else {
             String::new()
+        };
+        let judged = if self.thresholds_failed + self.assertions_failed > 0 {
+            format!("; {} failed{skipped}", failures())
+        } else {
+            skipped.clone()
         };
         match (&self.end, self.state()) {
             (RunEnd::GeneratorFailed(why), _) => format!("FAILED: the generator failed: {why}"),
@@ -120,10 +132,11 @@ impl Verdict {
                     .to_string()
             }
             (_, VerdictState::Passed) => format!(
-                "PASSED: {} threshold(s) and {} assertion(s) held",
-                self.thresholds, self.assertions
+                "PASSED: {} threshold(s) and {} assertion(s) held{skipped}",
+                self.thresholds,
+                self.assertions - self.assertions_skipped
             ),
-            _ => format!("FAILED: {} failed", failures()),
+            _ => format!("FAILED: {} failed{skipped}", failures()),
         }
     }
 

@@ -13,11 +13,18 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-/// Why one query attempt gave no answer (the attempt is retried until the deadline).
+/// Why one query attempt gave no answer (retried until the deadline unless `is_final`).
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
-    #[error("GET {url}: {source}")]
-    Http { url: String, source: reqwest::Error },
+    /// `cause` is the whole chain of the client error (e.g. "tcp connect error: Connection
+    /// refused (os error 111)"), `url` has its credentials masked.
+    #[error("GET {url}: {cause}")]
+    Http {
+        url: String,
+        cause: String,
+        /// Nothing answered (connection refused, DNS failure): waiting cannot help.
+        connect: bool,
+    },
     #[error("GET {url}: HTTP {status}: {body}")]
     Status {
         url: String,
@@ -33,10 +40,85 @@ pub enum QueryError {
 /// A per-request bound: a hung backend must not eat the whole deadline in one attempt.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Shared reqwest client plus the three base URLs.
+impl QueryError {
+    /// Retrying cannot change the outcome: the backend rejected the query (400) or nothing
+    /// listens / the name does not resolve. Timeouts, 5xx and missing data are retried: the
+    /// data may still be arriving.
+    pub fn is_final(&self) -> bool {
+        matches!(
+            self,
+            QueryError::Status { status: 400, .. } | QueryError::Http { connect: true, .. }
+        )
+    }
+
+    fn http(url: &str, e: reqwest::Error) -> QueryError {
+        // reqwest's Display is only the top ("error sending request"): the cause is in the
+        // source chain, and the URL (which may carry credentials) is named by us, masked.
+        let connect = e.is_connect();
+        let timeout = e.is_timeout();
+        let e = e.without_url();
+        let mut cause = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            let t = s.to_string();
+            if !cause.contains(&t) {
+                cause.push_str(": ");
+                cause.push_str(&t);
+            }
+            source = s.source();
+        }
+        if timeout {
+            cause.push_str(" (timed out)");
+        }
+        QueryError::Http {
+            url: crate::secrets::mask_url(url),
+            cause,
+            connect,
+        }
+    }
+}
+
+/// Which backend a request goes to (its headers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Prometheus,
+    Loki,
+    Tempo,
+}
+
+impl Backend {
+    pub const ALL: [Backend; 3] = [Backend::Prometheus, Backend::Loki, Backend::Tempo];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Prometheus => "prometheus",
+            Backend::Loki => "loki",
+            Backend::Tempo => "tempo",
+        }
+    }
+    /// `TRAFFICGEN_PROMETHEUS_HEADERS` …
+    pub fn headers_var(self) -> &'static str {
+        match self {
+            Backend::Prometheus => "TRAFFICGEN_PROMETHEUS_HEADERS",
+            Backend::Loki => "TRAFFICGEN_LOKI_HEADERS",
+            Backend::Tempo => "TRAFFICGEN_TEMPO_HEADERS",
+        }
+    }
+    /// `TRAFFICGEN_PROMETHEUS_URL` …
+    pub fn url_var(self) -> &'static str {
+        match self {
+            Backend::Prometheus => "TRAFFICGEN_PROMETHEUS_URL",
+            Backend::Loki => "TRAFFICGEN_LOKI_URL",
+            Backend::Tempo => "TRAFFICGEN_TEMPO_URL",
+        }
+    }
+}
+
+/// Shared reqwest client plus each backend's headers (bearer / basic `Authorization`,
+/// `X-Scope-OrgID` for multi-tenant Loki, Tempo or Mimir, …).
 #[derive(Debug, Clone)]
 pub struct Clients {
     http: reqwest::Client,
+    headers: [reqwest::header::HeaderMap; 3],
 }
 
 impl Default for Clients {
@@ -46,6 +128,7 @@ impl Default for Clients {
                 .timeout(REQUEST_TIMEOUT)
                 .build()
                 .unwrap_or_default(),
+            headers: Default::default(),
         }
     }
 }
@@ -60,8 +143,37 @@ pub struct Answer {
 }
 
 impl Clients {
+    /// With `headers` (name, value) sent to `backend`; a bad name or value is an error that
+    /// names the header, never its value.
+    pub fn with_headers(
+        mut self,
+        backend: Backend,
+        headers: &[(String, String)],
+    ) -> Result<Clients, String> {
+        let map = crate::secrets::header_map(headers)?;
+        self.headers[backend as usize] = map;
+        Ok(self)
+    }
+
+    /// Headers from `TRAFFICGEN_<BACKEND>_HEADERS` (the `OTEL_EXPORTER_OTLP_HEADERS` format:
+    /// `Authorization=Bearer%20TOKEN,X-Scope-OrgID=tenant-1`), read by `lookup`.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Clients, String> {
+        let mut c = Clients::default();
+        for b in Backend::ALL {
+            if let Some(text) = lookup(b.headers_var()).filter(|t| !t.trim().is_empty()) {
+                let h = crate::secrets::parse_headers(&text)
+                    .map_err(|m| format!("{}: {m}", b.headers_var()))?;
+                c = c
+                    .with_headers(b, &h)
+                    .map_err(|m| format!("{}: {m}", b.headers_var()))?;
+            }
+        }
+        Ok(c)
+    }
+
     async fn get_json(
         &self,
+        backend: Backend,
         base: &str,
         path: &str,
         params: &[(&str, String)],
@@ -73,21 +185,19 @@ impl Clients {
             })?;
         url.query_pairs_mut()
             .extend_pairs(params.iter().map(|(k, v)| (*k, v.as_str())));
-        let shown = url.to_string();
+        let shown = crate::secrets::mask_url(url.as_str());
         let resp = self
             .http
-            .get(url)
+            .get(url.clone())
+            .headers(self.headers[backend as usize].clone())
             .send()
             .await
-            .map_err(|source| QueryError::Http {
-                url: shown.clone(),
-                source,
-            })?;
+            .map_err(|e| QueryError::http(url.as_str(), e))?;
         let status = resp.status().as_u16();
-        let text = resp.text().await.map_err(|source| QueryError::Http {
-            url: shown.clone(),
-            source,
-        })?;
+        let text = resp
+            .text()
+            .await
+            .map_err(|e| QueryError::http(url.as_str(), e))?;
         if status == 404 && text.trim().is_empty() {
             return Ok((shown, None));
         }
@@ -110,6 +220,7 @@ impl Clients {
     pub async fn promql(&self, base: &str, query: &str, time: f64) -> Result<Answer, QueryError> {
         let (url, v) = self
             .get_json(
+                Backend::Prometheus,
                 base,
                 "/api/v1/query",
                 &[("query", query.to_string()), ("time", format!("{time:.3}"))],
@@ -134,7 +245,7 @@ impl Clients {
             ("direction", "backward".to_string()),
         ];
         let (url, v) = self
-            .get_json(base, "/loki/api/v1/query_range", &params)
+            .get_json(Backend::Loki, base, "/loki/api/v1/query_range", &params)
             .await?;
         parse_loki(v.as_ref()).map_err(|message| QueryError::Format { url, message })
     }
@@ -153,14 +264,21 @@ impl Clients {
             ("end", end.to_string()),
             ("limit", TEMPO_LIMIT.to_string()),
         ];
-        let (url, v) = self.get_json(base, "/api/search", &params).await?;
+        let (url, v) = self
+            .get_json(Backend::Tempo, base, "/api/search", &params)
+            .await?;
         parse_tempo_search(v.as_ref()).map_err(|message| QueryError::Format { url, message })
     }
 
     /// One trace by id; `TraceNotFound` on Tempo's 404 (not there yet: retried).
     pub async fn trace(&self, base: &str, trace_id: &str) -> Result<Vec<Span>, QueryError> {
         let (url, v) = self
-            .get_json(base, &format!("/api/traces/{trace_id}"), &[])
+            .get_json(
+                Backend::Tempo,
+                base,
+                &format!("/api/traces/{trace_id}"),
+                &[],
+            )
             .await?;
         let v = v.ok_or_else(|| QueryError::TraceNotFound(trace_id.to_string()))?;
         let spans = parse_trace(&v).map_err(|message| QueryError::Format { url, message })?;

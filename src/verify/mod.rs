@@ -6,6 +6,14 @@
 //! The engine stores the results in the report and exits 100 when one failed;
 //! `trafficgen verify REPORT --scenario S` calls the same `run` with the saved report.
 //!
+//! Real stacks: each backend's URL can be overridden and given headers from the environment
+//! (`TRAFFICGEN_<BACKEND>_URL`, `TRAFFICGEN_<BACKEND>_HEADERS`, backends `PROMETHEUS`, `LOKI`,
+//! `TEMPO`), and `TRAFFICGEN_VERIFY_BACKENDS=prometheus,…` runs only the assertions of those
+//! backends: the others are reported as skipped (not passed) and counted apart in the verdict.
+//! A backend that refuses the connection or whose name does not resolve fails its assertions
+//! at once with the cause; only answers that may still change (no data yet, 5xx, timeouts) are
+//! polled until the deadline.
+//!
 //! Times: instant queries are evaluated at the end of the run + `EVAL_DELAY` and range queries
 //! end there: late enough for the last scrape after the load (the generator's `/metrics` linger,
 //! scrape intervals up to a minute), fixed so that re-verifying a report later asks about the
@@ -13,9 +21,6 @@
 //! moment is still in the future, Prometheus answers with the newest data; polling converges.
 
 use std::time::Duration;
-
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use crate::plan::{
     Assertion, AssertionKind, Expect, Expected, GroundMetric, GroundRef, Tolerance, TraceSet,
@@ -25,19 +30,51 @@ use crate::recorder::Counts;
 use crate::report::{AssertionResult, Report};
 
 pub mod clients;
+mod context;
+mod select;
 
-use clients::{Answer, Clients};
+pub use context::{PLACEHOLDERS, RunContext, is_placeholder};
+pub use select::{BACKENDS_VAR, Selection, backend_of};
 
 /// Instant queries are evaluated this long after the end of the run (see the module doc).
 pub const EVAL_DELAY: Duration = Duration::from_secs(60);
 
-/// Runs every assertion, polling each until it passes or `verify.deadline` passes.
+/// `promql_delta` takes its "before" value this long before the run's start: a scrape
+/// stamped then cannot have seen a request of this run (scrapes are stamped when they start,
+/// and the first request leaves after `started_at`).
+pub const BEFORE_START: Duration = Duration::from_secs(1);
+
+use clients::{Answer, Clients};
+
+/// Runs every selected assertion, polling each until it passes or `verify.deadline` passes;
+/// headers, URL overrides and the backend selection come from the environment.
 pub async fn run(verify: &Verify, report: &Report) -> Vec<AssertionResult> {
-    run_with(verify, report, &Clients::default()).await
+    let lookup = |k: &str| std::env::var(k).ok();
+    let setup =
+        Clients::from_lookup(lookup).and_then(|c| Selection::from_lookup(&lookup).map(|s| (c, s)));
+    match setup {
+        Ok((clients, selection)) => run_selected(verify, report, &clients, &selection).await,
+        Err(e) => verify
+            .assertions
+            .iter()
+            .map(|a| failed(a, String::new(), 0, e.clone()))
+            .collect(),
+    }
 }
 
-/// `run` with a given client (tests).
+/// `run` with a given client and every backend (tests).
 pub async fn run_with(verify: &Verify, report: &Report, clients: &Clients) -> Vec<AssertionResult> {
+    run_selected(verify, report, clients, &Selection::default()).await
+}
+
+/// `run` with a given client and selection.
+pub async fn run_selected(
+    verify: &Verify,
+    report: &Report,
+    clients: &Clients,
+    selection: &Selection,
+) -> Vec<AssertionResult> {
+    let verify = &selection.apply(verify);
     let ctx = match RunContext::from_report(report) {
         Ok(c) => c,
         Err(e) => {
@@ -60,6 +97,23 @@ pub async fn run_with(verify: &Verify, report: &Report, clients: &Clients) -> Ve
     let deadline = tokio::time::Instant::now() + verify.deadline;
     let mut results: Vec<Option<AssertionResult>> = vec![None; verify.assertions.len()];
     let mut done = vec![false; verify.assertions.len()];
+    // Failed in a way asking again cannot change (reported at once, not after the deadline).
+    let mut final_ = vec![false; verify.assertions.len()];
+    for (i, a) in verify.assertions.iter().enumerate() {
+        let b = backend_of(&a.kind);
+        if !selection.selected(b) {
+            done[i] = true;
+            results[i] = Some(AssertionResult {
+                skipped: true,
+                ..failed(
+                    a,
+                    String::new(),
+                    0,
+                    format!("{} is not in {BACKENDS_VAR}", b.as_str()),
+                )
+            });
+        }
+    }
     loop {
         for (i, a) in verify.assertions.iter().enumerate() {
             if done[i] {
@@ -68,6 +122,7 @@ pub async fn run_with(verify: &Verify, report: &Report, clients: &Clients) -> Ve
             let attempts = results[i].as_ref().map_or(0, |r| r.attempts) + 1;
             let outcome = attempt(a, verify, report, &ctx, clients).await;
             done[i] = outcome.passed || outcome.final_;
+            final_[i] = !outcome.passed && outcome.final_;
             results[i] = Some(AssertionResult {
                 name: a.name.clone(),
                 passed: outcome.passed,
@@ -76,6 +131,7 @@ pub async fn run_with(verify: &Verify, report: &Report, clients: &Clients) -> Ve
                 expected: outcome.expected,
                 attempts,
                 message: outcome.message,
+                skipped: false,
             });
         }
         let now = tokio::time::Instant::now();
@@ -93,8 +149,12 @@ pub async fn run_with(verify: &Verify, report: &Report, clients: &Clients) -> Ve
     let waited = verify.deadline;
     results
         .into_iter()
-        .map(|r| {
+        .zip(final_)
+        .map(|(r, final_)| {
             let mut r = r.expect("every assertion had at least one attempt");
+            if r.skipped {
+                return r;
+            }
             let tries = if r.attempts == 1 {
                 "1 attempt".to_string()
             } else {
@@ -102,6 +162,11 @@ pub async fn run_with(verify: &Verify, report: &Report, clients: &Clients) -> Ve
             };
             r.message = if r.passed {
                 format!("{} ({tries})", r.message)
+            } else if final_ {
+                format!(
+                    "{} (failed after {tries}: asking again cannot help)",
+                    r.message
+                )
             } else {
                 format!(
                     "{} (failed after {tries}, deadline {}s)",
@@ -123,95 +188,9 @@ fn failed(a: &Assertion, query: String, attempts: u32, message: String) -> Asser
         expected: None,
         attempts,
         message,
+        skipped: false,
     }
 }
-
-/// The run's names and times, for substitution and query ranges.
-#[derive(Debug, Clone)]
-pub struct RunContext {
-    pub run_id: String,
-    pub scenario: String,
-    /// RFC 3339 as in the report.
-    pub start_text: String,
-    pub end_text: String,
-    pub started: OffsetDateTime,
-    pub ended: OffsetDateTime,
-    /// Fault windows as (start, end), absolute.
-    pub faults: Vec<(OffsetDateTime, OffsetDateTime)>,
-}
-
-impl RunContext {
-    pub fn from_report(r: &Report) -> Result<RunContext, String> {
-        let parse = |s: &str| OffsetDateTime::parse(s, &Rfc3339).map_err(|e| format!("{s:?}: {e}"));
-        let started = parse(&r.started_at)?;
-        let ended = parse(&r.ended_at)?;
-        let at = |s: f64| started + Duration::from_secs_f64(s.max(0.0));
-        Ok(RunContext {
-            run_id: r.run_id.clone(),
-            scenario: r.scenario.clone(),
-            start_text: r.started_at.clone(),
-            end_text: r.ended_at.clone(),
-            started,
-            ended,
-            faults: r
-                .faults
-                .iter()
-                .map(|f| (at(f.start_s), at(f.end_s)))
-                .collect(),
-        })
-    }
-
-    /// The instant queries are evaluated at (and range queries end at).
-    pub fn eval_time(&self) -> OffsetDateTime {
-        self.ended + EVAL_DELAY
-    }
-
-    /// Replaces `${run_id}`, `${scenario}`, `${range}` (start of the run → evaluation time,
-    /// whole seconds rounded up, e.g. `153s` for a 93 s run: `increase(x[${range}])` evaluated
-    /// at the end + `EVAL_DELAY` covers the whole run),
-    /// `${start}`/`${end}` (RFC 3339), `${start_unix}`/`${end_unix}` and
-    /// `${fault_N_start}`/`${fault_N_end}` (unix seconds of window N, for PromQL's `@`).
-    /// Unknown `${…}` stay as they are.
-    pub fn substitute(&self, query: &str) -> String {
-        let eval = self.eval_time();
-        let range = ((eval - self.started).as_seconds_f64().ceil() as i64).max(1);
-        let unix = |t: OffsetDateTime| format!("{:.3}", t.unix_timestamp_nanos() as f64 / 1e9);
-        let mut out = String::with_capacity(query.len());
-        let mut rest = query;
-        while let Some(i) = rest.find("${") {
-            out.push_str(&rest[..i]);
-            let Some(len) = rest[i..].find('}') else {
-                rest = &rest[i..];
-                break;
-            };
-            let name = &rest[i + 2..i + len];
-            let value = match name {
-                "run_id" => Some(self.run_id.clone()),
-                "scenario" => Some(self.scenario.clone()),
-                "range" => Some(format!("{range}s")),
-                "start" => Some(self.start_text.clone()),
-                "end" => Some(self.end_text.clone()),
-                "start_unix" => Some(unix(self.started)),
-                "end_unix" => Some(unix(self.ended)),
-                _ => fault_var(name).and_then(|(n, end)| {
-                    self.faults
-                        .get(n)
-                        .map(|&(s, e)| unix(if end { e } else { s }))
-                }),
-            };
-            match value {
-                Some(v) => out.push_str(&v),
-                None => out.push_str(&rest[i..i + len + 1]),
-            }
-            rest = &rest[i + len + 1..];
-        }
-        out.push_str(rest);
-        out
-    }
-}
-
-use crate::plan::placeholders::fault_var;
-pub use crate::plan::placeholders::{PLACEHOLDERS, is_placeholder};
 
 /// The generator's own count for `g`, from the report.
 pub fn ground_truth(report: &Report, g: &GroundRef) -> Result<f64, String> {
@@ -406,7 +385,7 @@ async fn attempt(
 ) -> Outcome {
     let eval = ctx.eval_time();
     let (query, url, kind) = match &a.kind {
-        AssertionKind::Promql { query, .. } => (
+        AssertionKind::Promql { query, .. } | AssertionKind::PromqlDelta { query, .. } => (
             ctx.substitute(query),
             &verify.prometheus_url,
             "prometheus_url",
@@ -453,6 +432,20 @@ async fn attempt(
                 .promql(url, &query, eval.unix_timestamp_nanos() as f64 / 1e9)
                 .await
         }
+        AssertionKind::PromqlDelta { .. } => {
+            let before = (ctx.started - BEFORE_START).unix_timestamp_nanos() as f64 / 1e9;
+            let after = eval.unix_timestamp_nanos() as f64 / 1e9;
+            match clients.promql(url, &query, before).await {
+                Err(e) => Err(e),
+                Ok(b) => clients.promql(url, &query, after).await.map(|a| {
+                    // Absent = 0 on both sides: a counter born during the run started at 0.
+                    clients::Answer {
+                        value: Some(a.value.unwrap_or(0.0) - b.value.unwrap_or(0.0)),
+                        items: a.items,
+                    }
+                }),
+            }
+        }
         AssertionKind::Logql { .. } => {
             clients
                 .logql(
@@ -476,6 +469,7 @@ async fn attempt(
         AssertionKind::Traces { .. } => unreachable!("handled above"),
     };
     let (AssertionKind::Promql { expect, .. }
+    | AssertionKind::PromqlDelta { expect, .. }
     | AssertionKind::Logql { expect, .. }
     | AssertionKind::Traceql { expect, .. }) = &a.kind
     else {
@@ -483,8 +477,8 @@ async fn attempt(
     };
     match answer {
         Err(e) => {
-            // 400 = the backend rejected the query (syntax): asking again cannot help.
-            let final_ = matches!(e, clients::QueryError::Status { status: 400, .. });
+            // A rejected query (400) or a backend nobody answers for: asking again cannot help.
+            let final_ = e.is_final();
             Outcome {
                 passed: false,
                 final_,
@@ -536,13 +530,24 @@ async fn traces(
     if refs.is_empty() {
         return Outcome::config(
             query,
-            format!("the report lists no {} traces", set_name(which)),
+            format!(
+                "the report lists no {} traces (ids are only kept for exported client spans: \
+                 is OTLP configured?)",
+                set_name(which)
+            ),
         );
     }
     let mut good = 0usize;
     let mut problems = Vec::new();
+    let mut final_ = false;
     for r in &refs {
         match clients.trace(url, &r.trace_id).await {
+            Err(e) if e.is_final() => {
+                // Nobody answers: the other ids would fail the same way.
+                problems.push(e.to_string());
+                final_ = true;
+                break;
+            }
             Err(e) => problems.push(format!("{}: {e}", r.trace_id)),
             Ok(spans) => match (want, clients::slowest_span(&spans)) {
                 (None, _) => good += 1,
@@ -572,7 +577,7 @@ async fn traces(
     };
     Outcome {
         passed: problems.is_empty(),
-        final_: false,
+        final_,
         query,
         observed: Some(good as f64),
         expected: Some(expected),

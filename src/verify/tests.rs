@@ -49,6 +49,7 @@ fn report() -> Report {
             ("list".into(), op(counts(40, 0, 0))),
         ],
         timeline: vec![],
+        target_faults: None,
         faults: vec![FaultReport {
             start_s: 20.0,
             end_s: 50.0,
@@ -547,3 +548,6 @@ async fn wrong_slowest_span_missing_urls_and_empty_sets_fail_with_clear_messages
         results[2].message
     );
 }
+
+/// Real-stack features: backend headers, selection, `promql_delta`, unreachable backends.
+mod backends;

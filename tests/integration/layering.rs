@@ -6,6 +6,7 @@ use std::path::Path;
 
 /// The order of `src/lib.rs`'s layout list.
 const ORDER: &[&str] = &[
+    "secrets",
     "scenario",
     "plan",
     "scheduler",
@@ -20,6 +21,7 @@ const ORDER: &[&str] = &[
     "sinks",
     "target",
     "run",
+    "coord",
     "cli",
     "app",
 ];

@@ -1,5 +1,6 @@
 mod cli;
 mod dashboard;
+mod distributed;
 mod ends;
 mod http_client;
 mod http_parser;
@@ -10,7 +11,9 @@ mod report;
 mod run_e2e;
 mod scenarios;
 mod scheduler;
+mod secrets;
 mod support;
 mod telemetry;
 mod verdict;
 mod verify;
+mod verify_exact;

@@ -42,13 +42,61 @@ pub(super) fn out_dir(name: &str) -> PathBuf {
     d
 }
 
+/// A loopback HTTP/1.1 endpoint answering every request with an empty 200, on a thread of its
+/// own for the rest of the test process (the exports of the run are all it serves).
+fn otlp_sink() -> std::net::SocketAddr {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(conn);
+                loop {
+                    let mut len = 0usize;
+                    let mut line = String::new();
+                    loop {
+                        line.clear();
+                        if r.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                            len = v.trim().parse().unwrap_or(0);
+                        }
+                    }
+                    let mut body = vec![0u8; len];
+                    if r.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    let ok = b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n";
+                    if r.get_mut().write_all(ok).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
 /// The report of one real run of the fixture, made once for every test of this module.
 fn faults_report() -> &'static Path {
     static REPORT: OnceLock<PathBuf> = OnceLock::new();
     REPORT.get_or_init(|| {
         let dir = out_dir("run");
         let path = dir.join("report-faults.json");
+        // Trace ids are only shown for exported client spans (the sampling contract): an
+        // OTLP/HTTP sink that accepts every export makes the report list them.
+        let sink = otlp_sink();
         let out = bin()
+            .env(
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                format!("http://{sink}/v1/traces"),
+            )
+            .env("OTEL_METRICS_EXPORTER", "none")
             .arg("run")
             .arg(root().join("tests/fixtures/report-faults.yaml"))
             .arg("--report")
@@ -479,6 +527,7 @@ fn junit_validates_and_names_every_threshold_check_and_assertion() {
             expected: Some("> 0".into()),
             attempts: 3,
             message: "observed 0\u{1} < 1".into(),
+            skipped: false,
         },
         AssertionResult {
             name: "spans in tempo".into(),
@@ -488,6 +537,7 @@ fn junit_validates_and_names_every_threshold_check_and_assertion() {
             expected: None,
             attempts: 1,
             message: String::new(),
+            skipped: false,
         },
     ];
     r.aborted = Some("errors: rate<1% failed".into());

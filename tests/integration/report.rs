@@ -85,6 +85,7 @@ pub fn plan(thresholds: Vec<Threshold>) -> Plan {
             pushgateway: None,
             remote_write: None,
             trace_sample_ratio: 0.0,
+            instance: None,
         },
         segment: Segment::WHOLE,
     }
@@ -183,6 +184,7 @@ impl Sim {
             slowest: self.slowest.clone(),
             failed: self.failed.clone(),
             faulted: vec![],
+            fault_injected: vec![],
             finished,
         }
     }
@@ -386,6 +388,8 @@ fn final_partial_second_and_fault_windows_are_reported() {
     sim.ops[0].counts.faults_error += 1;
     let mut s = sim.snapshot(Duration::from_millis(1500), true);
     s.active_faults = vec![0];
+    // Credited per window by the recorder when the request was recorded.
+    s.fault_injected = vec![1];
     tl.observe(&s);
     let r = super::support::build_report(&plan, &s, tl, meta());
     // The load ended at 1.5 s: the second window never started; the first ends with the load.

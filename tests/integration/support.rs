@@ -225,6 +225,7 @@ pub fn plan(
             pushgateway: None,
             remote_write: None,
             trace_sample_ratio: 0.0,
+            instance: None,
         },
         segment: Segment::WHOLE,
     }

@@ -14,6 +14,7 @@ use trafficgen::report::{AssertionResult, OpReport, Report, ThresholdResult};
 use trafficgen::telemetry::metrics::Identity;
 use trafficgen::telemetry::{Config, Format, Telemetry};
 
+mod links;
 pub(crate) mod otlp;
 mod pushes;
 mod traces;
@@ -83,6 +84,7 @@ pub(crate) fn snapshot(finished: bool) -> Snapshot {
         slowest: vec![],
         failed: vec![],
         faulted: vec![],
+        fault_injected: vec![],
         finished,
     }
 }
@@ -101,9 +103,10 @@ pub(crate) fn config(run_id: &str) -> Config {
             pushgateway: None,
             remote_write: None,
             trace_sample_ratio: 1.0,
+            instance: None,
         },
-        otlp_endpoint: None,
-        otlp_metrics: true,
+        otlp: Default::default(),
+        instance: "itest-host".into(),
     }
 }
 
@@ -124,6 +127,7 @@ pub(crate) fn report(run_id: &str) -> Report {
         ops: vec![],
         timeline: vec![],
         faults: vec![],
+        target_faults: None,
         slowest: vec![],
         failed: vec![],
         faulted: vec![],
@@ -151,6 +155,7 @@ pub(crate) fn report(run_id: &str) -> Report {
             expected: None,
             attempts: 1,
             message: String::new(),
+            skipped: false,
         }],
         passed: false,
         verdict: Default::default(),

@@ -162,6 +162,7 @@ fn report(
         ops: vec![("create".into(), op(create)), ("list".into(), op(list))],
         timeline: vec![],
         faults: vec![],
+        target_faults: None,
         slowest: vec![],
         failed: vec![],
         faulted: vec![],
@@ -428,6 +429,7 @@ fn debug_latency_scenario_is_the_seeds_workflow() {
         .iter()
         .filter_map(|a| match &a.kind {
             AssertionKind::Promql { query, .. }
+            | AssertionKind::PromqlDelta { query, .. }
             | AssertionKind::Logql { query, .. }
             | AssertionKind::Traceql { query, .. } => Some(query.as_str()),
             AssertionKind::Traces { .. } => None,

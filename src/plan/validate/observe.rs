@@ -125,6 +125,19 @@ pub(super) fn faults(
                     }
                     _ => {}
                 }
+                if let Some(sp) = &w.span
+                    && !crate::plan::TODO_SPANS.contains(&sp.value.as_str())
+                {
+                    errs.at(
+                        sp,
+                        format!("{field}.span"),
+                        crate::scenario::suggest::unknown_message(
+                            "span",
+                            &sp.value,
+                            &crate::plan::TODO_SPANS,
+                        ),
+                    );
+                }
                 FaultKind::Latency {
                     delay: w.delay.as_ref().map_or(Duration::ZERO, |d| d.value.0),
                     jitter: w.jitter.as_ref().map_or(Duration::ZERO, |d| d.value.0),
@@ -336,6 +349,12 @@ fn assertion(
 ) -> Option<Assertion> {
     let queries = [
         ("promql", &a.promql, &v.prometheus_url, "prometheus_url"),
+        (
+            "promql_delta",
+            &a.promql_delta,
+            &v.prometheus_url,
+            "prometheus_url",
+        ),
         ("logql", &a.logql, &v.loki_url, "loki_url"),
         ("traceql", &a.traceql, &v.tempo_url, "tempo_url"),
     ];
@@ -344,7 +363,7 @@ fn assertion(
         errs.at(
             a,
             field,
-            "give exactly one of `promql`, `logql`, `traceql` or `traces`",
+            "give exactly one of `promql`, `promql_delta`, `logql`, `traceql` or `traces`",
         );
         return None;
     }
@@ -454,6 +473,10 @@ fn assertion(
         (q.value.clone(), |query, expect| AssertionKind::Promql {
             query,
             expect,
+        })
+    } else if let Some(q) = &a.promql_delta {
+        (q.value.clone(), |query, expect| {
+            AssertionKind::PromqlDelta { query, expect }
         })
     } else if let Some(q) = &a.logql {
         (q.value.clone(), |query, expect| AssertionKind::Logql {

@@ -8,11 +8,19 @@ use std::time::{Duration, SystemTime};
 
 use trafficgen::recorder::{ErrorKind, SpanRecord};
 use trafficgen::telemetry::Telemetry;
+use trafficgen::telemetry::otlp_env::OtlpEnv;
 
 use super::{Proc, binary, config, free_port, report, snapshot};
 
-/// rotel on two ephemeral ports, logging what it receives to `dir/rotel.out`.
+/// rotel on two ephemeral ports, logging what it receives to `dir/rotel.out`: the process and
+/// its OTLP/HTTP base URL.
 pub(crate) async fn rotel(dir: &Path) -> (Proc, String) {
+    let (p, http, _grpc) = rotel_both(dir).await;
+    (p, http)
+}
+
+/// `rotel`, with its OTLP/HTTP base URL and its OTLP/gRPC endpoint.
+pub(crate) async fn rotel_both(dir: &Path) -> (Proc, String, String) {
     let bin = binary("ROTEL_BIN", "rotel-agent");
     let (grpc, http) = (free_port(), free_port());
     let out = std::fs::File::create(dir.join("rotel.out")).unwrap();
@@ -47,7 +55,7 @@ pub(crate) async fn rotel(dir: &Path) -> (Proc, String) {
             .send()
             .await;
         if matches!(r, Ok(ref r) if r.status().is_success()) {
-            return (p, base);
+            return (p, base, format!("http://127.0.0.1:{grpc}"));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -111,14 +119,35 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// The OTLP destinations the standard variables would give (`protocol` = the value of
+/// `OTEL_EXPORTER_OTLP_PROTOCOL`), without touching this process's environment.
+pub(crate) fn otlp_env(protocol: &str, endpoint: &str) -> OtlpEnv {
+    OtlpEnv::from_lookup(|k| match k {
+        "OTEL_EXPORTER_OTLP_ENDPOINT" => Some(endpoint.to_string()),
+        "OTEL_EXPORTER_OTLP_PROTOCOL" => Some(protocol.to_string()),
+        _ => None,
+    })
+    .unwrap()
+}
+
 #[tokio::test]
-async fn client_spans_and_metrics_reach_a_real_otlp_receiver() {
+async fn client_spans_and_metrics_reach_a_real_otlp_receiver_over_http() {
+    spans_and_metrics_reach_rotel("http/protobuf").await;
+}
+
+#[tokio::test]
+async fn client_spans_and_metrics_reach_a_real_otlp_receiver_over_grpc() {
+    spans_and_metrics_reach_rotel("grpc").await;
+}
+
+async fn spans_and_metrics_reach_rotel(protocol: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let (_rotel, endpoint) = rotel(dir.path()).await;
+    let (_rotel, http, grpc) = rotel_both(dir.path()).await;
+    let endpoint = if protocol == "grpc" { grpc } else { http };
 
     let mut cfg = config("otlp-1");
     cfg.outputs.trace_sample_ratio = 0.25;
-    cfg.otlp_endpoint = Some(endpoint);
+    cfg.otlp = otlp_env(protocol, &endpoint);
     let mut t = Telemetry::start_with(cfg).await.unwrap();
     assert_eq!(t.sample_ratio(), 0.25);
     let tx = t
@@ -153,8 +182,15 @@ async fn client_spans_and_metrics_reach_a_real_otlp_receiver() {
             "span id of {id}:\n{block}"
         );
         assert!(
-            block.contains(&format!("{} {}", r.method, r.op)),
-            "name of {id}:\n{block}"
+            block.lines().any(|l| {
+                l.trim_start().starts_with("Name")
+                    && l.trim_end().ends_with(&format!(": {}", r.method))
+            }),
+            "name of {id} (semantic conventions: the method alone):\n{block}"
+        );
+        assert!(
+            block.contains("server.address") && block.contains("server.port"),
+            "{block}"
         );
         assert!(block.contains("SPAN_KIND_CLIENT"), "kind of {id}:\n{block}");
         assert!(
@@ -205,4 +241,93 @@ async fn without_an_endpoint_nothing_is_sampled() {
     let t = Telemetry::start_with(config("otlp-2")).await.unwrap();
     assert!(t.span_sender().is_none());
     assert_eq!(t.sample_ratio(), 0.0);
+}
+
+/// `OTEL_EXPORTER_OTLP_HEADERS` reach the collector, over HTTP (as headers) and over gRPC (as
+/// metadata): an in-test server on each transport records what arrives (rotel does not show
+/// request headers).
+#[tokio::test]
+async fn otlp_headers_reach_the_collector_over_http_and_grpc() {
+    use axum::http::HeaderMap;
+    use std::sync::Mutex;
+    let seen: Arc<Mutex<Vec<(String, HeaderMap)>>> = Arc::default();
+    let s = seen.clone();
+    let app =
+        axum::Router::new().fallback(move |uri: axum::http::Uri, headers: HeaderMap| async move {
+            s.lock().unwrap().push((uri.path().to_string(), headers));
+            // Enough for the exporter to finish its call; what it thinks of it is not the point.
+            (
+                [("content-type", "application/x-protobuf")],
+                axum::body::Bytes::new(),
+            )
+        });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    for protocol in ["http/protobuf", "grpc"] {
+        let mut cfg = config("hdr-1");
+        cfg.otlp = OtlpEnv::from_lookup(|k| match k {
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT" => Some(if protocol == "grpc" {
+                format!("http://{addr}")
+            } else {
+                format!("http://{addr}/v1/traces")
+            }),
+            "OTEL_EXPORTER_OTLP_PROTOCOL" => Some(protocol.to_string()),
+            "OTEL_EXPORTER_OTLP_HEADERS" => {
+                Some("Authorization=Bearer%20otlp-t0ken,X-Scope-OrgID=tenant-9".to_string())
+            }
+            _ => None,
+        })
+        .unwrap();
+        let t = Telemetry::start_with(cfg).await.unwrap();
+        t.span_sender()
+            .unwrap()
+            .try_send(record(9, "GET", "list", Some(200), None))
+            .unwrap();
+        // The export may be refused by this stand-in (not a real collector): only headers count.
+        let _ = t.finish(&report("hdr-1")).await;
+        let seen = seen.lock().unwrap();
+        let want = if protocol == "grpc" {
+            "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+        } else {
+            "/v1/traces"
+        };
+        let (_, h) = seen.iter().find(|(p, _)| p == want).unwrap_or_else(|| {
+            panic!(
+                "{protocol}: no export reached {want}: {:?}",
+                seen.iter().map(|x| &x.0).collect::<Vec<_>>()
+            )
+        });
+        assert_eq!(h["authorization"], "Bearer otlp-t0ken", "{protocol}");
+        assert_eq!(h["x-scope-orgid"], "tenant-9", "{protocol}");
+    }
+}
+
+/// An OTLP setting the generator cannot honour stops the run before any load, naming the
+/// variable (no silent "0 spans delivered").
+#[test]
+fn an_unsupported_otlp_protocol_is_a_start_up_error() {
+    let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/smoke.yaml");
+    for (var, value) in [
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+        ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "udp"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_trafficgen"))
+            .args(["run", scenario, "--quiet"])
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1")
+            .env(var, value)
+            .env("OTEL_TRACES_EXPORTER", "otlp")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains(var) && stderr.contains(value),
+            "the error names the variable and its value: {stderr}"
+        );
+        assert!(
+            !String::from_utf8_lossy(&out.stdout).contains("requests"),
+            "no load ran"
+        );
+    }
 }

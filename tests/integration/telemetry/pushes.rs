@@ -39,7 +39,8 @@ async fn final_push_reaches_a_real_pushgateway() {
         .lines()
         .find(|l| {
             l.starts_with("trafficgen_requests_total{")
-                && l.contains(r#"job="trafficgen""#)
+                && l.contains(r#"job="trafficgen-push""#)
+                && l.contains(r#"instance="itest-host""#)
                 && l.contains(r#"op="create""#)
                 && l.contains(r#"run_id="push-1""#)
                 && l.contains(r#"status_class="5xx""#)
@@ -148,7 +149,7 @@ async fn remote_write_lands_in_a_real_prometheus() {
     let problems = t.finish(&report("rw-1")).await;
     assert!(problems.is_empty(), "{problems:?}");
 
-    let v = query_value(&base, r#"trafficgen_requests_total{run_id="rw-1",op="create",status_class="2xx",job="trafficgen"}"#).await;
+    let v = query_value(&base, r#"trafficgen_requests_total{run_id="rw-1",op="create",status_class="2xx",job="trafficgen-push",instance="itest-host"}"#).await;
     assert_eq!(v, 2.0);
     let v = query_value(
         &base,

@@ -127,7 +127,7 @@ async fn one_trace_spans_generator_and_todo_api() {
     let addr = api.addr.clone();
 
     let mut cfg = config("trace-1");
-    cfg.otlp_endpoint = Some(endpoint);
+    cfg.otlp = super::otlp::otlp_env("http/protobuf", &endpoint);
     let t = Telemetry::start_with(cfg).await.unwrap();
     let tx = t.span_sender().unwrap();
     let client = reqwest::Client::new();
@@ -187,7 +187,10 @@ async fn one_trace_spans_generator_and_todo_api() {
             client_span.contains(&format!("ID             : {sid}")),
             "{client_span}"
         );
-        assert!(client_span.contains("POST create"), "{client_span}");
+        assert!(
+            client_span.contains("Name           : POST\n"),
+            "{client_span}"
+        );
         let server_span = spans
             .iter()
             .find(|s| s.contains("SPAN_KIND_SERVER"))
