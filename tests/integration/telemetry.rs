@@ -7,9 +7,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use trafficgen::plan::Segment;
 use trafficgen::recorder::{Counts, OpSnapshot, Snapshot, TraceRef};
-use trafficgen::report::{AssertionResult, OpReport, Report, ThresholdResult};
+use trafficgen::report::{AssertionResult, Report, ThresholdResult};
 use trafficgen::telemetry::metrics::Identity;
 use trafficgen::telemetry::{Config, Format, Telemetry};
 
@@ -112,25 +111,12 @@ pub(crate) fn config(run_id: &str) -> Config {
 
 pub(crate) fn report(run_id: &str) -> Report {
     Report {
-        version: 1,
         run_id: run_id.into(),
         scenario: "smoke".into(),
-        source: None,
         target_url: "http://127.0.0.1:1".into(),
         started_at: "2026-01-01T00:00:00Z".into(),
         ended_at: "2026-01-01T00:00:03Z".into(),
         duration_s: 3.0,
-        interrupted: false,
-        aborted: None,
-        segment: Segment::WHOLE,
-        totals: OpReport::default(),
-        ops: vec![],
-        timeline: vec![],
-        faults: vec![],
-        target_faults: None,
-        slowest: vec![],
-        failed: vec![],
-        faulted: vec![],
         thresholds: vec![
             ThresholdResult {
                 window: None,
@@ -157,9 +143,7 @@ pub(crate) fn report(run_id: &str) -> Report {
             message: String::new(),
             skipped: false,
         }],
-        passed: false,
-        verdict: Default::default(),
-        config: Default::default(),
+        ..Report::default()
     }
 }
 

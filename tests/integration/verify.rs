@@ -9,8 +9,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use trafficgen::plan::{
-    Assertion, AssertionKind, Comparison, Expect, Expected, GroundMetric, GroundRef, Segment,
-    Tolerance, Verify,
+    Assertion, AssertionKind, Comparison, Expect, Expected, GroundMetric, GroundRef, Tolerance,
+    Verify,
 };
 use trafficgen::recorder::Counts;
 
@@ -74,30 +74,14 @@ fn report(
         ..OpReport::default()
     };
     Report {
-        version: 1,
         run_id: "itest".into(),
         scenario: "verify-itest".into(),
-        source: None,
-        target_url: String::new(),
         started_at: rfc(started),
         ended_at: rfc(ended),
         duration_s: (ended - started).as_seconds_f64(),
-        interrupted: false,
-        aborted: None,
-        segment: Segment::WHOLE,
         totals: op(total),
         ops: vec![("create".into(), op(create)), ("list".into(), op(list))],
-        timeline: vec![],
-        faults: vec![],
-        target_faults: None,
-        slowest: vec![],
-        failed: vec![],
-        faulted: vec![],
-        thresholds: vec![],
-        verify: vec![],
-        passed: true,
-        verdict: Default::default(),
-        config: Default::default(),
+        ..Report::default()
     }
 }
 
