@@ -264,3 +264,118 @@ pub fn build_report(
     timeline.apply(last, &mut r);
     r
 }
+
+/// A binary from `$var`, else from PATH; missing → the test fails with a clear message (real
+/// parts are never skipped).
+pub fn binary(var: &str, name: &str) -> PathBuf {
+    if let Some(p) = std::env::var_os(var).filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!("{name} not found: set {var} or put it on PATH (scripts/test.sh installs it)")
+        })
+}
+
+/// A loopback port nobody listens on right now (bound, read, released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A child process killed (and reaped) when the test ends, whatever the outcome.
+pub struct Proc(pub std::process::Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Polls `url` until it answers 2xx (bounded: 30 s).
+pub async fn wait_ready(url: &str) {
+    let client = reqwest::Client::new();
+    for _ in 0..300 {
+        if let Ok(r) = client.get(url).send().await
+            && r.status().is_success()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{url} never became ready");
+}
+
+/// One scrape job of the test Prometheus.
+pub struct ScrapeJob<'a> {
+    pub name: &'a str,
+    pub targets: Vec<String>,
+    /// Keep the targets' own `job`/`instance` labels (what a Pushgateway needs).
+    pub honor_labels: bool,
+}
+
+impl<'a> ScrapeJob<'a> {
+    pub fn new(name: &'a str, targets: &[&str]) -> Self {
+        ScrapeJob {
+            name,
+            targets: targets.iter().map(|t| t.to_string()).collect(),
+            honor_labels: false,
+        }
+    }
+}
+
+/// A real Prometheus (PROMETHEUS_BIN) on an ephemeral loopback port, scraping `jobs` every
+/// second, with exemplar storage and the remote-write receiver on. Returns the process, its
+/// base URL and its data directory (both removed when dropped).
+pub async fn prometheus(jobs: &[ScrapeJob<'_>]) -> (Proc, String, tempfile::TempDir) {
+    let bin = binary("PROMETHEUS_BIN", "prometheus");
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut cfg = String::from("global:\n  scrape_interval: 1s\nscrape_configs:");
+    if jobs.is_empty() {
+        cfg.push_str(" []\n");
+    }
+    for j in jobs {
+        let list = j
+            .targets
+            .iter()
+            .map(|t| format!("'{t}'"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        cfg.push_str(&format!(
+            "\n  - job_name: {}\n    honor_labels: {}\n    static_configs:\n      - targets: [{list}]\n",
+            j.name, j.honor_labels
+        ));
+    }
+    std::fs::write(dir.path().join("prometheus.yml"), cfg).unwrap();
+    let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
+    let child = std::process::Command::new(&bin)
+        .arg(format!(
+            "--config.file={}",
+            dir.path().join("prometheus.yml").display()
+        ))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .args([
+            "--web.enable-remote-write-receiver",
+            "--enable-feature=exemplar-storage",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+    let p = Proc(child);
+    let base = format!("http://127.0.0.1:{port}");
+    wait_ready(&format!("{base}/-/ready")).await;
+    (p, base, dir)
+}

@@ -3,16 +3,18 @@
 //! gets the client spans. Snapshots are built by hand, so these tests need no engine.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use trafficgen::plan::Segment;
 use trafficgen::recorder::{Counts, OpSnapshot, Snapshot, TraceRef};
-use trafficgen::report::{AssertionResult, OpReport, Report, ThresholdResult};
+use trafficgen::report::{AssertionResult, Report, ThresholdResult};
 use trafficgen::telemetry::metrics::Identity;
 use trafficgen::telemetry::{Config, Format, Telemetry};
+
+// The process helpers live in `support` (one copy per test binary); re-exported for the
+// telemetry test modules.
+pub(crate) use super::support::{Proc, binary, free_port, wait_ready};
 
 mod links;
 pub(crate) mod otlp;
@@ -112,25 +114,12 @@ pub(crate) fn config(run_id: &str) -> Config {
 
 pub(crate) fn report(run_id: &str) -> Report {
     Report {
-        version: 1,
         run_id: run_id.into(),
         scenario: "smoke".into(),
-        source: None,
         target_url: "http://127.0.0.1:1".into(),
         started_at: "2026-01-01T00:00:00Z".into(),
         ended_at: "2026-01-01T00:00:03Z".into(),
         duration_s: 3.0,
-        interrupted: false,
-        aborted: None,
-        segment: Segment::WHOLE,
-        totals: OpReport::default(),
-        ops: vec![],
-        timeline: vec![],
-        faults: vec![],
-        target_faults: None,
-        slowest: vec![],
-        failed: vec![],
-        faulted: vec![],
         thresholds: vec![
             ThresholdResult {
                 window: None,
@@ -157,56 +146,8 @@ pub(crate) fn report(run_id: &str) -> Report {
             message: String::new(),
             skipped: false,
         }],
-        passed: false,
-        verdict: Default::default(),
-        config: Default::default(),
+        ..Report::default()
     }
-}
-
-/// A binary from `$var`, else from PATH; missing → the test fails with a clear message.
-pub(crate) fn binary(var: &str, name: &str) -> PathBuf {
-    if let Some(p) = std::env::var_os(var).filter(|p| !p.is_empty()) {
-        return PathBuf::from(p);
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!("{name} not found: set {var} or put it on PATH (scripts/test.sh installs it)")
-        })
-}
-
-pub(crate) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A child process killed (and reaped) when the test ends, whatever the outcome.
-pub(crate) struct Proc(pub(crate) Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Polls `url` until it answers 2xx (bounded).
-pub(crate) async fn wait_ready(url: &str) {
-    let client = reqwest::Client::new();
-    for _ in 0..300 {
-        if let Ok(r) = client.get(url).send().await
-            && r.status().is_success()
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{url} never became ready");
 }
 
 pub(crate) fn line_value(text: &str, prefix: &str) -> Option<String> {

@@ -5,49 +5,17 @@
 //! Loki and Tempo cannot run here: their clients are tested in `src/verify/tests.rs` against
 //! in-test HTTP servers answering with the documented response shapes.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use trafficgen::plan::{
-    Assertion, AssertionKind, Comparison, Expect, Expected, GroundMetric, GroundRef, Segment,
-    Tolerance, Verify,
+    Assertion, AssertionKind, Comparison, Expect, Expected, GroundMetric, GroundRef, Tolerance,
+    Verify,
 };
 use trafficgen::recorder::Counts;
+
+use super::support::{ScrapeJob, free_port, prometheus};
 use trafficgen::report::{OpReport, Report};
-
-/// Kills the child process it owns when the test ends, whatever the outcome.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn binary(env: &str, name: &str) -> PathBuf {
-    if let Some(p) = std::env::var_os(env) {
-        return PathBuf::from(p);
-    }
-    std::env::var_os("PATH")
-        .and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|d| d.join(name))
-                .find(|p| p.is_file())
-        })
-        .unwrap_or_else(|| {
-            panic!("{name} not found: set {env} or put it on PATH (scripts/test.sh installs it)")
-        })
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Bounded readiness poll.
 async fn poll<F, Fut>(what: &str, mut f: F)
@@ -62,47 +30,6 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("timed out waiting for {what}");
-}
-
-/// A real Prometheus on an ephemeral port scraping `targets` every second.
-async fn prometheus(targets: &[&str]) -> (Proc, String, tempfile::TempDir) {
-    let bin = binary("PROMETHEUS_BIN", "prometheus");
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let list = targets
-        .iter()
-        .map(|t| format!("'{t}'"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let cfg = format!(
-        "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: itest\n    static_configs:\n      - targets: [{list}]\n"
-    );
-    std::fs::write(dir.path().join("prometheus.yml"), cfg).unwrap();
-    let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
-    let child = Command::new(&bin)
-        .arg(format!(
-            "--config.file={}",
-            dir.path().join("prometheus.yml").display()
-        ))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.path().join("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-    let proc = Proc(child);
-    let base = format!("http://127.0.0.1:{port}");
-    let ready = &format!("{base}/-/ready");
-    poll("prometheus /-/ready", || async move {
-        reqwest::get(ready)
-            .await
-            .is_ok_and(|r| r.status().is_success())
-    })
-    .await;
-    (proc, base, dir)
 }
 
 async fn prom_value(base: &str, q: &str) -> Option<f64> {
@@ -147,30 +74,14 @@ fn report(
         ..OpReport::default()
     };
     Report {
-        version: 1,
         run_id: "itest".into(),
         scenario: "verify-itest".into(),
-        source: None,
-        target_url: String::new(),
         started_at: rfc(started),
         ended_at: rfc(ended),
         duration_s: (ended - started).as_seconds_f64(),
-        interrupted: false,
-        aborted: None,
-        segment: Segment::WHOLE,
         totals: op(total),
         ops: vec![("create".into(), op(create)), ("list".into(), op(list))],
-        timeline: vec![],
-        faults: vec![],
-        target_faults: None,
-        slowest: vec![],
-        failed: vec![],
-        faulted: vec![],
-        thresholds: vec![],
-        verify: vec![],
-        passed: true,
-        verdict: Default::default(),
-        config: Default::default(),
+        ..Report::default()
     }
 }
 
@@ -220,7 +131,8 @@ async fn promql_assertions_against_a_real_prometheus_scraping_the_todo_api() {
             let _ = stopped.await;
         },
     ));
-    let (_prom, prom, _dir) = prometheus(&[&api_addr.to_string()]).await;
+    let (_prom, prom, _dir) =
+        prometheus(&[ScrapeJob::new("itest", &[&api_addr.to_string()])]).await;
     let started = time::OffsetDateTime::now_utc();
 
     let http = reqwest::Client::new();
@@ -572,7 +484,8 @@ async fn run_with_verify_passes_and_a_wrong_assertion_exits_100() {
         },
     ));
     let metrics = format!("127.0.0.1:{}", free_port());
-    let (_prom, prom, dir) = prometheus(&[&api_addr.to_string(), &metrics]).await;
+    let (_prom, prom, dir) =
+        prometheus(&[ScrapeJob::new("itest", &[&api_addr.to_string(), &metrics])]).await;
     let api = format!("http://{api_addr}");
     // The todo-api lives through both runs: only the first can compare its counters exactly.
     let api_exact = r#"    - name: the todo-api saw every request

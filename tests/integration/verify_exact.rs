@@ -8,6 +8,7 @@
 //! (value after the run minus value before it, absent = 0), so it does not matter whether a
 //! series existed at the first scrape; the generator's series are selected by `run_id` and job.
 
+use crate::support::{ScrapeJob, prometheus};
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -15,40 +16,6 @@ use crate::telemetry::{Proc, binary, free_port, wait_ready};
 
 fn root() -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Prometheus scraping the todo-api and the generator (job `itest`) and the Pushgateway
-/// (`honor_labels`, as its docs ask) every second.
-async fn prometheus(
-    api: &str,
-    metrics: &str,
-    pushgateway: &str,
-) -> (Proc, String, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let cfg = format!(
-        "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: itest\n    static_configs:\n      - targets: ['{api}', '{metrics}']\n  - job_name: pushgateway\n    honor_labels: true\n    static_configs:\n      - targets: ['{pushgateway}']\n"
-    );
-    std::fs::write(dir.path().join("prometheus.yml"), cfg).unwrap();
-    let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
-    let child = Command::new(binary("PROMETHEUS_BIN", "prometheus"))
-        .arg(format!(
-            "--config.file={}",
-            dir.path().join("prometheus.yml").display()
-        ))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.path().join("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start prometheus");
-    let p = Proc(child);
-    let base = format!("http://127.0.0.1:{port}");
-    wait_ready(&format!("{base}/-/ready")).await;
-    (p, base, dir)
 }
 
 async fn pushgateway() -> (Proc, String) {
@@ -163,7 +130,15 @@ async fn readme_and_debug_latency_assertions_pass_exactly() {
     let (api, _stop) = todo_api().await;
     let metrics = format!("127.0.0.1:{}", free_port());
     let (_pg, pg) = pushgateway().await;
-    let (_prom, prom, dir) = prometheus(&api, &metrics, &pg).await;
+    let (_prom, prom, dir) = prometheus(&[
+        ScrapeJob::new("itest", &[&api, &metrics]),
+        // The Pushgateway's own docs ask for honor_labels.
+        ScrapeJob {
+            honor_labels: true,
+            ..ScrapeJob::new("pushgateway", &[&pg])
+        },
+    ])
+    .await;
 
     // 1. The README example on a faulted run, with a push and the linger both on.
     let scenario = format!(

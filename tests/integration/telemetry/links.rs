@@ -5,6 +5,7 @@
 //! log lines, in either binary's exemplars (`/api/v1/query_exemplars`), in the report's
 //! slowest/failed/faulted lists — is a trace rotel received.
 
+use crate::support::{ScrapeJob, prometheus};
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -12,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::otlp::{received, rotel_both};
-use super::{Proc, binary, free_port, wait_ready};
+use super::{Proc, free_port};
 
 /// Whether the todo-api binary of this branch honours `OTEL_EXPORTER_OTLP_PROTOCOL=grpc`. Until
 /// it does, the gRPC variant sends the generator's telemetry over gRPC and the todo-api's over
@@ -62,42 +63,6 @@ fn todo_api(log: &Path, protocol: &str, endpoint: &str) -> (Proc, String) {
     (proc, addr)
 }
 
-async fn prometheus(targets: &[&str]) -> (Proc, String, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let list = targets
-        .iter()
-        .map(|t| format!("'{t}'"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    std::fs::write(
-        dir.path().join("prometheus.yml"),
-        format!(
-            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: links\n    static_configs:\n      - targets: [{list}]\n"
-        ),
-    )
-    .unwrap();
-    let child = Command::new(binary("PROMETHEUS_BIN", "prometheus"))
-        .arg(format!(
-            "--config.file={}",
-            dir.path().join("prometheus.yml").display()
-        ))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.path().join("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg("--enable-feature=exemplar-storage")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.path().join("prometheus.log")).unwrap())
-        .spawn()
-        .unwrap();
-    let p = Proc(child);
-    let base = format!("http://127.0.0.1:{port}");
-    wait_ready(&format!("{base}/-/ready")).await;
-    (p, base, dir)
-}
-
 async fn exemplar_ids(prom: &str, metric: &str, start: f64, end: f64) -> BTreeSet<String> {
     let mut url = reqwest::Url::parse(&format!("{prom}/api/v1/query_exemplars")).unwrap();
     url.query_pairs_mut()
@@ -135,7 +100,7 @@ async fn every_shown_trace_id_was_received(protocol: &str) {
     let app_log = dir.path().join("todo-api.log");
     let (_app, api) = todo_api(&app_log, app_protocol, app_endpoint);
     let metrics = format!("127.0.0.1:{}", free_port());
-    let (_prom, prom, _pdir) = prometheus(&[&api, &metrics]).await;
+    let (_prom, prom, _pdir) = prometheus(&[ScrapeJob::new("links", &[&api, &metrics])]).await;
 
     // The default telemetry configuration (no `trace_sample_ratio`): only where to serve.
     let scenario = dir.path().join("links.yaml");

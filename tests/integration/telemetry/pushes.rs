@@ -1,6 +1,6 @@
 //! Final pushes (Pushgateway, remote write) and scrapes by a real Prometheus.
 
-use std::net::SocketAddr;
+use crate::support::{ScrapeJob, prometheus};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -68,45 +68,6 @@ async fn a_failing_push_is_reported_not_fatal() {
     assert!(problems[1].contains("remote write"), "{problems:?}");
 }
 
-/// A real Prometheus on an ephemeral port with the remote-write receiver and exemplar storage,
-/// scraping `scrape` (if any) every second.
-async fn prometheus(scrape: Option<SocketAddr>) -> (Proc, String, tempfile::TempDir) {
-    let bin = binary("PROMETHEUS_BIN", "prometheus");
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let jobs = match scrape {
-        Some(addr) => format!(
-            "\n  - job_name: trafficgen\n    static_configs:\n      - targets: ['{addr}']\n"
-        ),
-        None => " []\n".to_string(),
-    };
-    let cfg = format!("global:\n  scrape_interval: 1s\nscrape_configs:{jobs}");
-    std::fs::write(dir.path().join("prometheus.yml"), cfg).unwrap();
-    let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
-    let child = Command::new(&bin)
-        .arg(format!(
-            "--config.file={}",
-            dir.path().join("prometheus.yml").display()
-        ))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.path().join("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .args([
-            "--web.enable-remote-write-receiver",
-            "--enable-feature=exemplar-storage",
-        ])
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-    let base = format!("http://127.0.0.1:{port}");
-    let p = Proc(child);
-    wait_ready(&format!("{base}/-/ready")).await;
-    (p, base, dir)
-}
-
 /// Percent-encodes a query parameter value.
 fn enc(s: &str) -> String {
     s.bytes()
@@ -141,7 +102,7 @@ async fn query_value(base: &str, q: &str) -> f64 {
 
 #[tokio::test]
 async fn remote_write_lands_in_a_real_prometheus() {
-    let (_p, base, _dir) = prometheus(None).await;
+    let (_p, base, _dir) = prometheus(&[]).await;
     let mut cfg = config("rw-1");
     cfg.outputs.remote_write = Some(format!("{base}/api/v1/write"));
     let mut t = Telemetry::start_with(cfg).await.unwrap();
@@ -171,7 +132,11 @@ async fn a_real_prometheus_scrapes_values_and_exemplars() {
     cfg.outputs.metrics_addr = Some("127.0.0.1:0".parse().unwrap());
     let mut t = Telemetry::start_with(cfg).await.unwrap();
     t.observe(&snapshot(false));
-    let (_p, base, _dir) = prometheus(t.metrics_addr()).await;
+    let (_p, base, _dir) = prometheus(&[ScrapeJob::new(
+        "trafficgen",
+        &[&t.metrics_addr().unwrap().to_string()],
+    )])
+    .await;
 
     let v = query_value(
         &base,
