@@ -5,8 +5,8 @@ use std::time::{Duration, SystemTime};
 
 use hdrhistogram::Histogram;
 use trafficgen::plan::{
-    Arrivals, FaultKind, FaultVia, FaultWindow, LoadModel, Mix, OpKind, Operation, Output, Plan,
-    Progress, RateStage, Readiness, Segment, Target, Telemetry, Threshold, TodoOp,
+    Arrivals, FaultKind, FaultVia, FaultWindow, LoadModel, OpKind, Operation, Plan, RateStage,
+    Segment, Threshold, TodoOp,
 };
 use trafficgen::recorder::{Counts, ErrorKind, OpSnapshot, Snapshot, TraceRef};
 use trafficgen::report::{self, Report, ReportError, RunMeta, Timeline, hist};
@@ -15,80 +15,40 @@ mod cli;
 
 pub const OPS: [&str; 3] = ["create", "list", "get"];
 
-/// A plan built in code: three todo operations, the given thresholds.
+/// A plan built in code (from `support::plan`): three todo operations, the given thresholds,
+/// no planned duration (reports use the elapsed time of each synthetic run).
 pub fn plan(thresholds: Vec<Threshold>) -> Plan {
     let ops = [TodoOp::Create, TodoOp::List, TodoOp::Get];
-    Plan {
-        name: "synthetic".into(),
-        source: None,
-        target: Target {
-            base_url: None,
-            headers: vec![],
-            connect_timeout: Duration::from_secs(1),
-            request_timeout: Duration::from_secs(5),
-            ready: Readiness {
-                path: "/health".into(),
-                timeout: Duration::from_secs(5),
-                interval: Duration::from_millis(100),
-            },
-            max_connections: 8,
-            max_body: 1 << 20,
-            tls: Default::default(),
-            http_version: Default::default(),
-            max_streams: 100,
-            follow_redirects: 0,
-            cookies: false,
-        },
-        load: LoadModel::Open {
-            start_rate: 100.0,
-            // No planned duration: reports use the elapsed time of each synthetic run.
-            stages: vec![RateStage {
-                duration: Duration::ZERO,
-                target: 100.0,
-            }],
-            arrivals: Arrivals::Constant,
-            max_in_flight: 64,
-            max_queue: 64,
-        },
-        mix: Mix {
-            operations: OPS
-                .iter()
-                .zip(ops)
-                .map(|(n, k)| Operation {
-                    name: n.to_string(),
-                    weight: 1,
-                    kind: OpKind::Todo(k),
-                    checks: vec![],
-                    follow_redirects: None,
-                })
-                .collect(),
-            pool_capacity: 100,
-        },
-        thresholds,
-        compare: vec![],
-        output: Output {
-            report: None,
-            progress: Progress::Quiet,
-            interval: Duration::from_secs(1),
-            keep_traces: 5,
-            html: None,
-            junit: None,
-            dashboard: None,
-            dashboard_token: None,
-        },
-        seed: 1,
-        faults: vec![],
-        verify: None,
-        telemetry: Telemetry {
-            metrics_addr: None,
-            linger: Duration::ZERO,
-            pushgateway: None,
-            remote_write: None,
-            trace_sample_ratio: 0.0,
-            instance: None,
-        },
-        segment: Segment::WHOLE,
-    }
+    let load = LoadModel::Open {
+        start_rate: 100.0,
+        stages: vec![RateStage {
+            duration: Duration::ZERO,
+            target: 100.0,
+        }],
+        arrivals: Arrivals::Constant,
+        max_in_flight: 64,
+        max_queue: 64,
+    };
+    let operations = OPS
+        .iter()
+        .zip(ops)
+        .map(|(n, k)| Operation {
+            name: n.to_string(),
+            weight: 1,
+            kind: OpKind::Todo(k),
+            checks: vec![],
+            follow_redirects: None,
+        })
+        .collect();
+    let mut p = super::support::plan(None, load, operations, None);
+    p.name = "synthetic".into();
+    p.mix.pool_capacity = 100;
+    p.target.max_connections = 8;
+    p.target.ready.interval = Duration::from_millis(100);
+    p.output.interval = Duration::from_secs(1);
+    p.seed = 1;
+    p.thresholds = thresholds;
+    p
 }
 
 pub fn meta() -> RunMeta {
