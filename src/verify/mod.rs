@@ -276,9 +276,9 @@ fn op_text(c: crate::plan::Comparison) -> &'static str {
     }
 }
 
-/// Outcome of one attempt of one assertion.
+/// The result of one attempt of one assertion.
 #[derive(Debug, Clone)]
-struct Outcome {
+struct Attempt {
     passed: bool,
     /// Retrying cannot change it (configuration problem).
     final_: bool,
@@ -288,9 +288,9 @@ struct Outcome {
     message: String,
 }
 
-impl Outcome {
-    fn config(query: String, message: String) -> Outcome {
-        Outcome {
+impl Attempt {
+    fn config(query: String, message: String) -> Attempt {
+        Attempt {
             passed: false,
             final_: true,
             query,
@@ -382,7 +382,7 @@ async fn attempt(
     report: &Report,
     ctx: &RunContext,
     clients: &Clients,
-) -> Outcome {
+) -> Attempt {
     let eval = ctx.eval_time();
     let (query, url, kind) = match &a.kind {
         AssertionKind::Promql { query, .. } | AssertionKind::PromqlDelta { query, .. } => (
@@ -407,7 +407,7 @@ async fn attempt(
                     .map_or(String::new(), |s| format!(", slowest span {s}"))
             );
             return match &verify.tempo_url {
-                None => Outcome::config(q, "verify.tempo_url is not set".into()),
+                None => Attempt::config(q, "verify.tempo_url is not set".into()),
                 Some(url) => {
                     traces(
                         url,
@@ -424,7 +424,7 @@ async fn attempt(
         }
     };
     let Some(url) = url else {
-        return Outcome::config(query, format!("verify.{kind} is not set"));
+        return Attempt::config(query, format!("verify.{kind} is not set"));
     };
     let answer = match &a.kind {
         AssertionKind::Promql { .. } => {
@@ -479,7 +479,7 @@ async fn attempt(
         Err(e) => {
             // A rejected query (400) or a backend nobody answers for: asking again cannot help.
             let final_ = e.is_final();
-            Outcome {
+            Attempt {
                 passed: false,
                 final_,
                 query,
@@ -489,7 +489,7 @@ async fn attempt(
             }
         }
         Ok(answer) => match judge(expect, &answer, report) {
-            Ok((passed, expected, message)) => Outcome {
+            Ok((passed, expected, message)) => Attempt {
                 passed,
                 final_: false,
                 query,
@@ -497,7 +497,7 @@ async fn attempt(
                 expected,
                 message,
             },
-            Err(e) => Outcome::config(query, e),
+            Err(e) => Attempt::config(query, e),
         },
     }
 }
@@ -520,7 +520,7 @@ async fn traces(
     want: Option<&str>,
     report: &Report,
     clients: &Clients,
-) -> Outcome {
+) -> Attempt {
     let refs = match which {
         TraceSet::Slowest => &report.slowest,
         TraceSet::Failed => &report.failed,
@@ -528,7 +528,7 @@ async fn traces(
     };
     let refs: Vec<_> = refs.iter().take(limit.max(1)).collect();
     if refs.is_empty() {
-        return Outcome::config(
+        return Attempt::config(
             query,
             format!(
                 "the report lists no {} traces (ids are only kept for exported client spans: \
@@ -575,7 +575,7 @@ async fn traces(
     } else {
         format!("observed {good} of {}: {}", refs.len(), problems.join("; "))
     };
-    Outcome {
+    Attempt {
         passed: problems.is_empty(),
         final_,
         query,
