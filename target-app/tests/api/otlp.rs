@@ -8,7 +8,7 @@ use std::io::BufRead as _;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::support::{ChildGuard, find_bin, free_port, poll};
+use crate::support::{ChildGuard, poll};
 
 /// One span as rotel's detailed debug log prints it.
 #[derive(Debug, Default, Clone)]
@@ -91,52 +91,9 @@ pub(crate) const CALLER_SPAN: &str = "00f067aa0ba902b7";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spans_reach_a_real_otlp_receiver() {
-    let rotel = find_bin("ROTEL_BIN", &["rotel-agent"]);
+    let rotel = crate::support::start_rotel().await;
+    let (http, out_path) = (rotel.http, rotel.out.clone());
     let dir = tempfile::tempdir().unwrap();
-    let (grpc, http) = (free_port(), free_port());
-    let out_path = dir.path().join("rotel.out");
-    let out = std::fs::File::create(&out_path).unwrap();
-    let mut rotel_child = ChildGuard(
-        Command::new(&rotel)
-            .arg("start")
-            .args(["--otlp-grpc-endpoint", &format!("127.0.0.1:{grpc}")])
-            .args(["--otlp-http-endpoint", &format!("127.0.0.1:{http}")])
-            .args([
-                "--exporter",
-                "blackhole",
-                "--debug-log",
-                "traces",
-                "--debug-log-verbosity",
-                "detailed",
-            ])
-            .arg("--pid-file")
-            .arg(dir.path().join("rotel.pid"))
-            .arg("--log-file")
-            .arg(dir.path().join("rotel.log"))
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {}: {e}", rotel.display())),
-    );
-    poll(
-        "rotel to listen",
-        Duration::from_secs(30),
-        Duration::from_millis(50),
-        async || {
-            if let Some(status) = rotel_child.0.try_wait().unwrap() {
-                panic!(
-                    "rotel exited ({status}):\n{}",
-                    std::fs::read_to_string(&out_path).unwrap_or_default()
-                );
-            }
-            tokio::net::TcpStream::connect(("127.0.0.1", http))
-                .await
-                .ok()
-                .map(|_| ())
-        },
-    )
-    .await;
 
     let app_out = dir.path().join("app.out");
     let mut app = ChildGuard(

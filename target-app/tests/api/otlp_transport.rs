@@ -8,74 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::otlp::{CALLER_SPAN, parse_spans, strip_ansi, tp};
-use crate::support::{ChildGuard, find_bin, free_port, poll};
-
-/// rotel listening on ephemeral loopback ports, printing the spans it receives into `out`.
-struct Rotel {
-    _child: ChildGuard,
-    grpc: u16,
-    http: u16,
-    out: std::path::PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-async fn start_rotel() -> Rotel {
-    let rotel = find_bin("ROTEL_BIN", &["rotel-agent"]);
-    let dir = tempfile::tempdir().unwrap();
-    let (grpc, http) = (free_port(), free_port());
-    let out_path = dir.path().join("rotel.out");
-    let out = std::fs::File::create(&out_path).unwrap();
-    let mut child = ChildGuard(
-        Command::new(&rotel)
-            .arg("start")
-            .args(["--otlp-grpc-endpoint", &format!("127.0.0.1:{grpc}")])
-            .args(["--otlp-http-endpoint", &format!("127.0.0.1:{http}")])
-            .args([
-                "--exporter",
-                "blackhole",
-                "--debug-log",
-                "traces",
-                "--debug-log-verbosity",
-                "detailed",
-            ])
-            .arg("--pid-file")
-            .arg(dir.path().join("rotel.pid"))
-            .arg("--log-file")
-            .arg(dir.path().join("rotel.log"))
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {}: {e}", rotel.display())),
-    );
-    for port in [grpc, http] {
-        poll(
-            "rotel to listen",
-            Duration::from_secs(30),
-            Duration::from_millis(50),
-            async || {
-                if let Some(status) = child.0.try_wait().unwrap() {
-                    panic!(
-                        "rotel exited ({status}):\n{}",
-                        std::fs::read_to_string(&out_path).unwrap_or_default()
-                    );
-                }
-                tokio::net::TcpStream::connect(("127.0.0.1", port))
-                    .await
-                    .ok()
-                    .map(|_| ())
-            },
-        )
-        .await;
-    }
-    Rotel {
-        _child: child,
-        grpc,
-        http,
-        out: out_path,
-        _dir: dir,
-    }
-}
+use crate::support::{ChildGuard, poll, start_rotel};
 
 /// Runs the binary with `env`, sends `send` (given its base URL), stops it with SIGTERM;
 /// returns its log lines (stdout).

@@ -313,3 +313,70 @@ pub fn is_hex(s: &str, len: usize) -> bool {
         && s.bytes()
             .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
+
+/// rotel listening on ephemeral loopback ports, printing the spans it receives into `out`.
+pub(crate) struct Rotel {
+    _child: ChildGuard,
+    pub(crate) grpc: u16,
+    pub(crate) http: u16,
+    pub(crate) out: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+pub(crate) async fn start_rotel() -> Rotel {
+    let rotel = find_bin("ROTEL_BIN", &["rotel-agent"]);
+    let dir = tempfile::tempdir().unwrap();
+    let (grpc, http) = (free_port(), free_port());
+    let out_path = dir.path().join("rotel.out");
+    let out = std::fs::File::create(&out_path).unwrap();
+    let mut child = ChildGuard(
+        std::process::Command::new(&rotel)
+            .arg("start")
+            .args(["--otlp-grpc-endpoint", &format!("127.0.0.1:{grpc}")])
+            .args(["--otlp-http-endpoint", &format!("127.0.0.1:{http}")])
+            .args([
+                "--exporter",
+                "blackhole",
+                "--debug-log",
+                "traces",
+                "--debug-log-verbosity",
+                "detailed",
+            ])
+            .arg("--pid-file")
+            .arg(dir.path().join("rotel.pid"))
+            .arg("--log-file")
+            .arg(dir.path().join("rotel.log"))
+            .stdin(std::process::Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", rotel.display())),
+    );
+    for port in [grpc, http] {
+        poll(
+            "rotel to listen",
+            Duration::from_secs(30),
+            Duration::from_millis(50),
+            async || {
+                if let Some(status) = child.0.try_wait().unwrap() {
+                    panic!(
+                        "rotel exited ({status}):\n{}",
+                        std::fs::read_to_string(&out_path).unwrap_or_default()
+                    );
+                }
+                tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .ok()
+                    .map(|_| ())
+            },
+        )
+        .await;
+    }
+    Rotel {
+        _child: child,
+        grpc,
+        http,
+        out: out_path,
+        _dir: dir,
+    }
+}
