@@ -2,7 +2,7 @@
 //! like thresholds (same keys, same list forms).
 
 use super::Errors;
-use super::observe::unknown_op;
+use super::observe::{entry_place, unknown_op};
 use crate::plan::compare::{self, CompareRule};
 use crate::plan::threshold;
 use crate::scenario::Sp;
@@ -34,16 +34,7 @@ pub(super) fn rules(
             errs.at(list, &field, "list at least one rule");
         }
         for (i, entry) in list.0.iter().enumerate() {
-            let at = if entry.line == 0 {
-                (list.line, list.column)
-            } else {
-                (entry.line, entry.column)
-            };
-            let f = if list.0.len() == 1 && entry.line == 0 {
-                field.clone()
-            } else {
-                format!("{field}[{i}]")
-            };
+            let (at, f) = entry_place(list, entry, i, &field);
             if entry.abort_on_fail || entry.delay_abort_eval.is_some() {
                 errs.at_pos(
                     at.0,

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::expect::parse_expect;
 use super::{Errors, defaults};
+use crate::plan::placeholders::{PLACEHOLDERS, is_placeholder};
 use crate::plan::threshold::{self, Threshold};
 use crate::plan::{
     Assertion, AssertionKind, Expect, FaultKind, FaultVia, FaultWindow, Tolerance, Verify,
@@ -12,6 +13,27 @@ use crate::plan::{
 use crate::scenario::Sp;
 use crate::scenario::model::{self, Entries, FaultKindName, ToleranceSpec};
 use crate::scenario::suggest::suggest;
+
+/// Where entry `i` of a threshold-style list is, and its field path: a lone string has no
+/// position of its own (the list's is used) and is named by the key alone.
+pub(super) fn entry_place(
+    list: &Sp<model::ThresholdList>,
+    entry: &Sp<model::ThresholdEntry>,
+    i: usize,
+    field: &str,
+) -> ((u32, u32), String) {
+    let at = if entry.line == 0 {
+        (list.line, list.column)
+    } else {
+        (entry.line, entry.column)
+    };
+    let f = if list.0.len() == 1 && entry.line == 0 {
+        field.to_string()
+    } else {
+        format!("{field}[{i}]")
+    };
+    (at, f)
+}
 
 pub(super) fn unknown_op(name: &str, ops: &[String]) -> String {
     let names: Vec<&str> = ops.iter().map(String::as_str).collect();
@@ -48,17 +70,7 @@ pub(super) fn thresholds(
             errs.at(list, &field, "list at least one expression");
         }
         for (i, entry) in list.0.iter().enumerate() {
-            // A lone string has no position of its own: use the list's.
-            let at = if entry.line == 0 {
-                (list.line, list.column)
-            } else {
-                (entry.line, entry.column)
-            };
-            let f = if list.0.len() == 1 && entry.line == 0 {
-                field.clone()
-            } else {
-                format!("{field}[{i}]")
-            };
+            let (at, f) = entry_place(list, entry, i, &field);
             match threshold::parse(key, &entry.threshold) {
                 Ok(mut th) => {
                     th.abort_on_fail = entry.abort_on_fail;
@@ -248,7 +260,6 @@ pub(crate) fn check_url(url: &str, allow_https: bool) -> Result<(), String> {
 }
 
 // The list lives with the substitution (verify owns it); `fault_N_start`/`fault_N_end` too.
-use crate::plan::placeholders::{PLACEHOLDERS, is_placeholder};
 
 fn check_placeholders(q: &Sp<String>, field: &str, errs: &mut Errors) {
     let mut rest = q.as_str();
