@@ -121,11 +121,7 @@ pub(super) fn watch_rules(app: &FaultApp) -> (Arc<AtomicUsize>, oneshot::Sender<
     (max, tx)
 }
 
-/// A port nobody listens on right now (bound, read, released).
-pub(super) fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
+pub(super) use crate::support::free_port;
 
 /// A trafficgen process, killed if the test ends before it does; output goes to files (a
 /// report line is larger than a pipe buffer).
