@@ -146,7 +146,10 @@ impl Client {
                     && (200..300).contains(&h.status)
                     && let Some(id) = request::created_id(&self.bufs.body)
                 {
-                    st.pool.borrow_mut().push(id);
+                    let evicted = st.pool.borrow_mut().push(id);
+                    if let (Some(old), Some(evict)) = (evicted, shared.plan.mix.evict_op()) {
+                        self.evict(st, evict, old).await;
+                    }
                 }
             }
             OpKind::Request(rt) => {
@@ -204,6 +207,39 @@ impl Client {
                 }
             }
         }
+    }
+
+    /// `mix.steady_state`: deletes the id a full pool just evicted, on this connection, right
+    /// after the create that evicted it; recorded as operation `evict` from now.
+    async fn evict(&mut self, st: &Local, evict: usize, id: u64) {
+        let shared: &Shared = &st.shared;
+        let Some(method) = todo_request(
+            TodoOp::Delete,
+            Some(id),
+            &mut *st.rng.borrow_mut(),
+            &mut self.path,
+            &mut self.body,
+        ) else {
+            return;
+        };
+        let info = &shared.requests[evict][0];
+        self.hdrs.clear();
+        self.render_dynamic(st, info);
+        self.has_body = false;
+        let checks = &shared.plan.mix.operations[evict].checks;
+        self.send(
+            st,
+            evict,
+            info,
+            method,
+            method,
+            true,
+            Instant::now(),
+            None,
+            checks,
+            &[],
+        )
+        .await;
     }
 
     /// Records a request that could not be built (a captured value refused in a header).

@@ -20,6 +20,7 @@ use crate::faults::HeaderFaults;
 use crate::plan::{CaptureSource, Check, HttpVersion, LoadModel, OpKind, Plan, TodoOp};
 use crate::recorder::{SpanRecord, WorkerRecorder};
 
+pub mod cleanup;
 mod client;
 pub mod connect;
 mod follow;
@@ -31,6 +32,7 @@ pub mod tls;
 mod transport;
 mod worker;
 
+pub use cleanup::Cleanup;
 pub use connect::resolve;
 pub use request::{Common, HeaderSet};
 
@@ -92,6 +94,8 @@ pub struct Shared {
     pub start: Instant,
     /// Closed model rate cap for this process.
     pub limiter: Option<Arc<Limiter>>,
+    /// `mix.cleanup`: the ids left in the workers' pools when their load ended.
+    pub leftover: std::sync::Mutex<Vec<u64>>,
 }
 
 impl Shared {
@@ -191,6 +195,7 @@ impl Shared {
             workers: workers.max(1),
             start,
             limiter,
+            leftover: Default::default(),
         })
     }
 
@@ -199,6 +204,19 @@ impl Shared {
         self.cum_weights
             .partition_point(|&c| c <= draw)
             .min(self.cum_weights.len().saturating_sub(1))
+    }
+
+    /// Keeps a worker's remaining pool ids for `mix.cleanup` (once, when its load ends).
+    pub fn keep_leftover(&self, ids: Vec<u64>) {
+        self.leftover
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(ids);
+    }
+
+    /// Takes the ids every worker left (`keep_leftover`).
+    pub fn take_leftover(&self) -> Vec<u64> {
+        std::mem::take(&mut *self.leftover.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     pub fn total_weight(&self) -> u64 {

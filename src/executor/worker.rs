@@ -143,6 +143,9 @@ async fn main(
     }
     flusher.abort();
     watcher.abort();
+    if shared.plan.mix.cleanup.is_some() {
+        shared.keep_leftover(st.pool.borrow_mut().drain());
+    }
     let mut last = std::mem::replace(&mut *st.rec.borrow_mut(), WorkerRecorder::new(w, 0, 0));
     last.in_flight = 0;
     last.vus = 0;

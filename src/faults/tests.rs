@@ -55,6 +55,8 @@ fn plan(faults: Vec<FaultWindow>) -> Plan {
             max_queue: 1,
         },
         mix: Mix {
+            steady_state: false,
+            cleanup: None,
             operations: vec![
                 op("create", TodoOp::Create),
                 op("list", TodoOp::List),

@@ -358,6 +358,26 @@ pub struct Mix {
     /// Capacity of the id pool shared by the built-in todo operations; when full, new ids
     /// replace the oldest.
     pub pool_capacity: usize,
+    /// `mix.steady_state`: an id evicted from a full pool is deleted on the target, by the
+    /// hidden operation `EVICT_OP` (the last of `operations`, weight 0: never drawn).
+    pub steady_state: bool,
+    /// `mix.cleanup`: delete the pool's ids at the end, within this bound (None = no cleanup).
+    pub cleanup: Option<Duration>,
+}
+
+/// Name of the operation that deletes the ids a full pool evicts (`mix.steady_state`).
+pub const EVICT_OP: &str = "evict";
+
+impl Mix {
+    /// The index of the `evict` operation when `steady_state` is on.
+    pub fn evict_op(&self) -> Option<usize> {
+        if !self.steady_state {
+            return None;
+        }
+        self.operations
+            .iter()
+            .rposition(|o| o.weight == 0 && o.name == EVICT_OP)
+    }
 }
 
 #[derive(Debug, Clone)]

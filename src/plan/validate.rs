@@ -85,6 +85,8 @@ pub mod defaults {
     pub const INTERVAL: Duration = Duration::from_secs(1);
     pub const KEEP_TRACES: usize = 10;
     pub const POOL_CAPACITY: usize = 1000;
+    /// Bound on `mix.cleanup` (deleting what the run created, after the load).
+    pub const CLEANUP_TIMEOUT: Duration = Duration::from_secs(30);
     /// Arrivals that find every connection busy wait (counted late) up to this many; beyond it
     /// they are dropped. Waiting hides nothing: latency is measured from the intended start, so
     /// the wait shows in response time and lag. Dropping at once (0) would turn a stall of a

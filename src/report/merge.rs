@@ -236,6 +236,7 @@ pub fn merge(reports: &[Report]) -> Result<Report, ReportError> {
             thresholds: Vec::new(),
             compare: first.config.compare.clone(),
         },
+        cleanup: merge_cleanups(sorted.iter().filter_map(|r| r.cleanup.as_ref())),
     };
 
     // Every threshold line of any segment, in first-seen order.
@@ -247,4 +248,23 @@ pub fn merge(reports: &[Report]) -> Result<Report, ReportError> {
         }
     }
     Ok(merged)
+}
+
+/// The segments' cleanups added up (each deleted its own pool's ids, at the same time).
+fn merge_cleanups<'a>(
+    all: impl Iterator<Item = &'a crate::executor::Cleanup>,
+) -> Option<crate::executor::Cleanup> {
+    all.fold(None, |acc, c| {
+        let mut m = acc.unwrap_or_default();
+        m.known += c.known;
+        m.deleted += c.deleted;
+        m.not_found += c.not_found;
+        m.failed += c.failed;
+        m.left += c.left;
+        m.duration_s = m.duration_s.max(c.duration_s);
+        if m.first_error.is_none() {
+            m.first_error.clone_from(&c.first_error);
+        }
+        Some(m)
+    })
 }

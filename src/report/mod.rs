@@ -309,6 +309,10 @@ pub struct Report {
     pub verdict: VerdictRecord,
     #[serde(default)]
     pub config: ReportConfig,
+    /// `mix.cleanup`: the todos the run created and deleted after the load (not in any
+    /// count above).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cleanup: Option<crate::executor::Cleanup>,
 }
 
 impl Default for Report {
@@ -339,6 +343,7 @@ impl Default for Report {
             passed: false,
             verdict: VerdictRecord::default(),
             config: ReportConfig::default(),
+            cleanup: None,
         }
     }
 }

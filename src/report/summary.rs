@@ -160,6 +160,9 @@ impl Report {
         if self.ops.len() != 1 {
             op_block(&mut out, "all", &self.totals);
         }
+        if let Some(c) = &self.cleanup {
+            let _ = writeln!(out, "\n{}", c.line());
+        }
         if !self.faults.is_empty() {
             out.push_str("\nfault windows:\n");
             for f in &self.faults {

@@ -43,6 +43,7 @@ pub fn collect(plan: &Plan, loaded: Loaded, sinks: &mut [Box<dyn Sink>]) -> (Rep
             error: header.faults_error,
         })
     });
+    report.cleanup = loaded.cleanup;
     for s in sinks.iter_mut() {
         s.complete(&mut report);
     }

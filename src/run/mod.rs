@@ -43,6 +43,8 @@ pub struct Loaded {
     pub fault_messages: Vec<String>,
     /// The target's fault counter over the load (when it has one and the plan has windows).
     pub target_faults: Option<faults::Measured>,
+    /// `mix.cleanup`'s result (None: no cleanup asked for, or interrupted).
+    pub cleanup: Option<executor::Cleanup>,
 }
 
 /// Drives the plan's load against `target` and feeds `sinks`. `shutdown` resolves on the
@@ -94,7 +96,7 @@ pub async fn load(
     });
     let (ctl, ctl_rx) = watch::channel(WorkerControl::Run);
     let (dtx, mut drx) = mpsc::unbounded_channel();
-    let ws = executor::start(shared, dtx, ctl_rx).context("starting workers")?;
+    let ws = executor::start(shared.clone(), dtx, ctl_rx).context("starting workers")?;
     // The wall-clock time of `start` (the load's time 0), so that segments' reports line up.
     let started_at = SystemTime::now()
         .checked_add(start.saturating_duration_since(Instant::now()))
@@ -176,6 +178,7 @@ pub async fn load(
         Some(f) => f.stop_and_measure().await,
         None => (Vec::new(), None),
     };
+    let cleanup = cleanup(plan, target, &shared, interrupted).await;
     // Panics the workers caught themselves (a request's handling, a connection task).
     let caught = last.totals().panics;
     let end = if !panicked.is_empty() {
@@ -207,7 +210,42 @@ pub async fn load(
         end,
         fault_messages,
         target_faults,
+        cleanup,
     })
+}
+
+/// `mix.cleanup`, after the last snapshot (its requests are in no count of the load); not
+/// after an interrupt, which asked to stop now.
+async fn cleanup(
+    plan: &Plan,
+    target: &Target,
+    shared: &Shared,
+    interrupted: bool,
+) -> Option<executor::Cleanup> {
+    let bound = plan.mix.cleanup?;
+    let ids = shared.take_leftover();
+    if interrupted {
+        eprintln!(
+            "trafficgen: cleanup skipped (interrupted): {} created todo(s) left on the target",
+            ids.len()
+        );
+        return None;
+    }
+    let headers: Vec<(String, String)> = plan
+        .target
+        .headers
+        .iter()
+        .filter(|(_, v)| v.is_static())
+        .map(|(k, v)| {
+            let mut buf = Vec::new();
+            v.render(&Default::default(), &mut rand::rng(), &mut buf);
+            (k.clone(), String::from_utf8_lossy(&buf).into_owned())
+        })
+        .collect();
+    let base = target.url.trim_end_matches('/');
+    let c = executor::cleanup::delete_all(base, &headers, ids, plan.target.request_timeout, bound)
+        .await;
+    Some(c)
 }
 
 fn emit(sinks: &mut [Box<dyn Sink>], event: &Event) {

@@ -184,6 +184,15 @@ pub struct MixSpec {
     /// Capacity of the pool of created todo ids. Default 1000.
     pub pool_capacity: Option<Sp<u32>>,
     pub operations: Sp<Vec<Sp<OperationSpec>>>,
+    /// Keep the target's data bounded in a run of any length: an id that a full pool evicts
+    /// is deleted on the target (`DELETE /api/todos/{id}`, counted as operation `evict`), so
+    /// the run never holds more than `pool_capacity` todos of its own. Default false.
+    pub steady_state: Option<Sp<bool>>,
+    /// At the end of the load, delete every todo the run created and still knows of (its id
+    /// pool), counted apart from the load (the report's `cleanup`). Default false.
+    pub cleanup: Option<Sp<bool>>,
+    /// Bound on the whole cleanup; what is not deleted by then is reported as left. Default 30s.
+    pub cleanup_timeout: Option<Sp<Duration>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, JsonSchema)]

@@ -12,6 +12,7 @@ mod run_e2e;
 mod scenarios;
 mod scheduler;
 mod secrets;
+mod steady_state;
 mod support;
 mod telemetry;
 mod verdict;

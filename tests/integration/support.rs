@@ -201,6 +201,8 @@ pub fn plan(
         },
         load,
         mix: Mix {
+            steady_state: false,
+            cleanup: None,
             operations: ops,
             pool_capacity: 1000,
         },

@@ -55,9 +55,55 @@ pub(super) fn mix(
             }
             p.value as usize
         });
+    let steady_state = m.steady_state.as_ref().is_some_and(|b| b.value);
+    if steady_state {
+        if let Some(clash) = ops.iter().find(|o| {
+            o.name
+                .as_ref()
+                .is_some_and(|n| n.value == crate::plan::EVICT_OP)
+        }) {
+            errs.at(
+                clash,
+                "mix.operations",
+                format!(
+                    "`{}` is the name of the operation `mix.steady_state` adds; choose another",
+                    crate::plan::EVICT_OP
+                ),
+            );
+        }
+        // Never drawn (weight 0): sent by a create whose new id evicted the pool's oldest one.
+        operations.push(Operation {
+            name: crate::plan::EVICT_OP.to_string(),
+            weight: 0,
+            kind: OpKind::Todo(crate::plan::TodoOp::Delete),
+            checks: Vec::new(),
+            follow_redirects: None,
+        });
+    }
+    let cleanup = m.cleanup.as_ref().is_some_and(|b| b.value).then(|| {
+        m.cleanup_timeout
+            .as_ref()
+            .map_or(defaults::CLEANUP_TIMEOUT, |d| {
+                if d.value.0.is_zero() {
+                    errs.at(d, "mix.cleanup_timeout", "must be more than 0s");
+                }
+                d.value.0
+            })
+    });
+    if m.cleanup.is_none()
+        && let Some(d) = &m.cleanup_timeout
+    {
+        errs.at(
+            d,
+            "mix.cleanup_timeout",
+            "has no effect without `mix.cleanup: true`",
+        );
+    }
     Mix {
         operations,
         pool_capacity,
+        steady_state,
+        cleanup,
     }
 }
 
