@@ -8,6 +8,7 @@
 //! | 1 | any other error, including a generator failure (a worker panicked, the report could not be written) |
 //! | 2 | invalid command line or scenario |
 //! | 3 | the target never became ready |
+//! | 96 | a server-side fault window could not be applied (no fault API, token refused) |
 //! | 98 | a threshold with `abort_on_fail` stopped the run |
 //! | 99 | a threshold was crossed (also with failed assertions), or a `report compare` regression |
 //! | 100 | an observability assertion failed |
@@ -23,6 +24,7 @@ pub fn code(state: VerdictState) -> u8 {
         VerdictState::Passed | VerdictState::NoThresholds => 0,
         VerdictState::GeneratorFailed | VerdictState::NotJudged => 1,
         VerdictState::Aborted => 98,
+        VerdictState::FaultsFailed => 96,
         VerdictState::ThresholdsFailed | VerdictState::ThresholdsAndVerifyFailed => 99,
         VerdictState::VerifyFailed => 100,
         VerdictState::Interrupted => 105,
@@ -77,6 +79,7 @@ mod tests {
             (Exit::Invalid, 2),
             (Exit::NotReady, 3),
             (Exit::Judged(VerdictState::Aborted), 98),
+            (Exit::Judged(VerdictState::FaultsFailed), 96),
             (Exit::Judged(VerdictState::ThresholdsFailed), 99),
             (Exit::Judged(VerdictState::ThresholdsAndVerifyFailed), 99),
             (Exit::Judged(VerdictState::VerifyFailed), 100),

@@ -358,6 +358,7 @@ fn fault_reports(plan: &Plan, duration_s: f64) -> Vec<FaultReport> {
                     FaultVia::Header => Some(0),
                     FaultVia::Server => None,
                 },
+                failed: None,
             }
         })
         .collect()

@@ -177,6 +177,12 @@ pub fn merge(reports: &[Report]) -> Result<Report, ReportError> {
             .iter()
             .filter_map(|r| r.faults.get(i).map(|x| x.end_s))
             .fold(f.end_s, f64::max);
+        // Segment 0 alone sets server-side rules: its failure is the window's.
+        if f.failed.is_none() {
+            f.failed = sorted
+                .iter()
+                .find_map(|r| r.faults.get(i).and_then(|x| x.failed.clone()));
+        }
     }
     let run_ids: Vec<&str> = {
         let mut v: Vec<&str> = sorted.iter().map(|r| r.run_id.as_str()).collect();

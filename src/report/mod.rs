@@ -208,6 +208,9 @@ pub enum VerdictState {
     Interrupted,
     /// The generator itself failed (a worker panicked, the report could not be written).
     GeneratorFailed,
+    /// A server-side fault window could not be applied (the target has no fault API, the
+    /// token was refused): the run did not test what it was asked to.
+    FaultsFailed,
     /// Set on a report that has not been judged yet.
     NotJudged,
 }
@@ -223,6 +226,7 @@ impl VerdictState {
             VerdictState::Aborted => "aborted",
             VerdictState::Interrupted => "interrupted",
             VerdictState::GeneratorFailed => "generator_failed",
+            VerdictState::FaultsFailed => "faults_failed",
             VerdictState::NotJudged => "not_judged",
         }
     }
@@ -268,6 +272,10 @@ pub struct FaultReport {
     pub share: f64,
     /// Requests the generator faulted with headers in this window (server-side: `None`).
     pub injected: Option<u64>,
+    /// Why a server-side window could not be applied (its rule was refused or never set):
+    /// the window did not happen, and the run fails (`faults_failed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<String>,
 }
 
 /// The whole report (`version` = `VERSION`).

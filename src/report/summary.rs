@@ -170,9 +170,14 @@ impl Report {
                     .injected
                     .map(|n| format!(", {n} injected"))
                     .unwrap_or_default();
+                let failed = f
+                    .failed
+                    .as_deref()
+                    .map(|why| format!("  FAILED, not applied: {why}"))
+                    .unwrap_or_default();
                 let _ = writeln!(
                     out,
-                    "  {:>7.1}s – {:>7.1}s  {} via {} share {}{injected}",
+                    "  {:>7.1}s – {:>7.1}s  {} via {} share {}{injected}{failed}",
                     f.start_s, f.end_s, f.kind, f.via, f.share
                 );
             }

@@ -45,6 +45,8 @@ pub struct Loaded {
     pub target_faults: Option<faults::Measured>,
     /// `mix.cleanup`'s result (None: no cleanup asked for, or interrupted).
     pub cleanup: Option<executor::Cleanup>,
+    /// Server-side fault windows that could not be applied: (index into `plan.faults`, why).
+    pub failed_faults: Vec<(usize, String)>,
 }
 
 /// Drives the plan's load against `target` and feeds `sinks`. `shutdown` resolves on the
@@ -114,6 +116,7 @@ pub async fn load(
         .checked_add(plan.load.duration().saturating_add(drain))
         .unwrap_or_else(|| start + far);
     let (mut interrupted, mut aborted, mut abort_sent) = (false, None::<String>, false);
+    let mut failed_faults: Vec<(usize, String)> = Vec::new();
     let mut active: Vec<usize> = Vec::new();
     loop {
         let tick = interval
@@ -143,6 +146,7 @@ pub async fn load(
                 n = n.saturating_add(1);
                 let now_active = faults::active_windows(&plan.faults, elapsed);
                 fault_events(sinks, &active, &now_active);
+                failed_fault_events(sinks, server_faults.as_ref(), &mut failed_faults);
                 active = now_active.clone();
                 let snap = collector.snapshot(elapsed, target_rate(plan, elapsed), now_active, false);
                 for s in sinks.iter_mut() {
@@ -169,6 +173,7 @@ pub async fn load(
         }
     }
     fault_events(sinks, &active, &[]);
+    failed_fault_events(sinks, server_faults.as_ref(), &mut failed_faults);
     let elapsed = Instant::now().saturating_duration_since(start);
     let last = collector.snapshot(elapsed, 0.0, vec![], true);
     for s in sinks.iter_mut() {
@@ -211,7 +216,21 @@ pub async fn load(
         fault_messages,
         target_faults,
         cleanup,
+        failed_faults,
     })
+}
+
+/// Events for the server-side windows that failed since the last call (`seen` grows).
+fn failed_fault_events(
+    sinks: &mut [Box<dyn Sink>],
+    server: Option<&ServerFaults>,
+    seen: &mut Vec<(usize, String)>,
+) {
+    let Some(server) = server else { return };
+    for (i, why) in server.failed_windows().into_iter().skip(seen.len()) {
+        emit(sinks, &Event::FaultFailed(i, why.clone()));
+        seen.push((i, why));
+    }
 }
 
 /// `mix.cleanup`, after the last snapshot (its requests are in no count of the load); not

@@ -29,6 +29,9 @@ pub struct Verdict {
     /// Assertions not checked (their backend left out by `TRAFFICGEN_VERIFY_BACKENDS`):
     /// neither held nor failed, said in the line.
     pub assertions_skipped: usize,
+    /// Server-side fault windows that could not be applied, and the first one's reason.
+    pub faults_failed: usize,
+    pub fault_failure: Option<String>,
 }
 
 impl Verdict {
@@ -44,7 +47,22 @@ impl Verdict {
             assertions: assertions.len(),
             assertions_failed: assertions.iter().filter(|a| a.failed()).count(),
             assertions_skipped: assertions.iter().filter(|a| a.skipped).count(),
+            faults_failed: 0,
+            fault_failure: None,
         }
+    }
+
+    /// The same verdict, knowing the report's fault windows that could not be applied.
+    pub fn with_faults_failed(mut self, report: &Report) -> Verdict {
+        let failed: Vec<(usize, &str)> = report
+            .faults
+            .iter()
+            .enumerate()
+            .filter_map(|(i, f)| Some((i, f.failed.as_deref()?)))
+            .collect();
+        self.faults_failed = failed.len();
+        self.fault_failure = failed.first().map(|(i, why)| format!("window {i}: {why}"));
+        self
     }
 
     /// The verdict of a saved (or merged) report, from its own fields.
@@ -54,7 +72,7 @@ impl Verdict {
             (None, true) => RunEnd::Interrupted,
             (None, false) => RunEnd::Completed,
         };
-        Verdict::decide(end, &report.thresholds, &report.verify)
+        Verdict::decide(end, &report.thresholds, &report.verify).with_faults_failed(report)
     }
 
     /// The same verdict, but the generator failed (keeps the counts for the message).
@@ -64,12 +82,14 @@ impl Verdict {
     }
 
     /// Precedence: a failed generator, then an early end (the load asked for was not done),
+    /// then fault windows that could not be applied (the run did not test what was asked),
     /// then failed thresholds, then failed assertions.
     pub fn state(&self) -> VerdictState {
         match &self.end {
             RunEnd::GeneratorFailed(_) => VerdictState::GeneratorFailed,
             RunEnd::Interrupted => VerdictState::Interrupted,
             RunEnd::Aborted(_) => VerdictState::Aborted,
+            RunEnd::Completed if self.faults_failed > 0 => VerdictState::FaultsFailed,
             RunEnd::Completed => match (self.thresholds_failed > 0, self.assertions_failed > 0) {
                 (true, true) => VerdictState::ThresholdsAndVerifyFailed,
                 (true, false) => VerdictState::ThresholdsFailed,
@@ -127,6 +147,12 @@ impl Verdict {
                 "INTERRUPTED: the run was stopped before the load ended, so it did not pass{judged}"
             ),
             (RunEnd::Aborted(reason), _) => format!("ABORTED: {reason}{judged}"),
+            (_, VerdictState::FaultsFailed) => format!(
+                "FAULTS FAILED: {} server-side fault window(s) could not be applied, so the run \
+                 did not test what it was asked to ({}){judged}",
+                self.faults_failed,
+                self.fault_failure.as_deref().unwrap_or("")
+            ),
             (_, VerdictState::NoThresholds) => {
                 "NO THRESHOLDS: the run completed; no threshold or assertion was set, so nothing was judged"
                     .to_string()
@@ -191,6 +217,37 @@ mod tests {
             v(RunEnd::Aborted("x".into()), &[false]).state(),
             VerdictState::Aborted
         );
+        let mut r = Report::default();
+        r.faults.push(crate::report::FaultReport {
+            start_s: 1.0,
+            end_s: 2.0,
+            kind: "latency".into(),
+            via: "server".into(),
+            ops: vec![],
+            route: None,
+            share: 1.0,
+            injected: None,
+            failed: Some("POST /admin/faults: HTTP 404".into()),
+        });
+        let faulty = v(RunEnd::Completed, &[false]).with_faults_failed(&r);
+        assert_eq!(faulty.state(), VerdictState::FaultsFailed);
+        assert_eq!(faulty.exit_code(), 96);
+        assert!(
+            faulty
+                .line()
+                .starts_with("FAULTS FAILED: 1 server-side fault window(s)"),
+            "{}",
+            faulty.line()
+        );
+        assert!(faulty.line().contains("HTTP 404"), "{}", faulty.line());
+        assert!(
+            faulty.line().contains("1 of 1 threshold(s)"),
+            "{}",
+            faulty.line()
+        );
+        // An early end still comes first.
+        let stopped = v(RunEnd::Interrupted, &[]).with_faults_failed(&r);
+        assert_eq!(stopped.state(), VerdictState::Interrupted);
         let failed = v(RunEnd::Completed, &[true]).failed("worker 0 panicked".into());
         assert_eq!(failed.state(), VerdictState::GeneratorFailed);
         assert_eq!(failed.exit_code(), 1);

@@ -59,6 +59,7 @@ fn report() -> Report {
             route: None,
             share: 1.0,
             injected: None,
+            failed: None,
         }],
         slowest: vec![
             trace_ref("0af7651916cd43dd8448eb211c80319c"),

@@ -2,6 +2,7 @@ mod cli;
 mod dashboard;
 mod distributed;
 mod ends;
+mod fault_api;
 mod http_client;
 mod http_parser;
 mod layering;

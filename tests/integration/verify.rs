@@ -389,6 +389,7 @@ fn debug_latency_scenario_is_the_seeds_workflow() {
         route: None,
         share: 1.0,
         injected: Some(1),
+        failed: None,
     }];
     let ctx = trafficgen::verify::RunContext::from_report(&r).unwrap();
     for q in &queries {
