@@ -266,10 +266,14 @@ async fn run_as(
             r = target::wait_ready(&plan, &target).instrument(tracing::info_span!("readiness")) => r,
             _ = &mut shutdown => return interrupted(),
         };
-        if !ready {
+        if let Err(why) = ready {
             let msg = format!(
-                "target {}{} not ready within {:?}",
-                target.url, plan.target.ready.path, plan.target.ready.timeout
+                "target {}{} not ready within {:?}: last attempt: {} ({} attempt(s))",
+                target.url,
+                plan.target.ready.path,
+                plan.target.ready.timeout,
+                why.last,
+                why.attempts
             );
             eprintln!("trafficgen: {msg}");
             return Ok(Ended::early(Exit::NotReady, "not_ready", msg));

@@ -8,6 +8,7 @@ mod http_parser;
 mod layering;
 mod nginx_tls;
 mod outputs;
+mod readiness;
 mod report;
 mod run_e2e;
 mod scenarios;
