@@ -46,6 +46,9 @@ pub struct RequestInfo {
     pub keep_body: bool,
     /// Same-origin redirects to follow.
     pub follow: u32,
+    /// A flow step: (index over every flow step of the plan, `Mix::flow_steps`; index in its
+    /// flow). Recorded apart as that step, and as part of its flow.
+    pub step: Option<(usize, usize)>,
 }
 
 /// The protocol of new connections (from `target.http_version` and the scheme).
@@ -166,6 +169,7 @@ impl Shared {
                  certificate is NOT verified; anyone on the path can read and change this traffic"
             );
         }
+        let mut flat = 0;
         let requests = plan
             .mix
             .operations
@@ -173,8 +177,14 @@ impl Shared {
             .map(|o| {
                 let follow = o.follow_redirects.unwrap_or(plan.target.follow_redirects);
                 let mut infos = request_infos(&common, &o.kind, &o.checks);
-                for i in &mut infos {
+                let flow = matches!(o.kind, OpKind::Flow(_));
+                for (n, i) in infos.iter_mut().enumerate() {
                     i.follow = follow;
+                    if flow {
+                        // The same order as `Mix::flow_steps`.
+                        i.step = Some((flat, n));
+                        flat += 1;
+                    }
                 }
                 infos
             })
@@ -234,11 +244,13 @@ fn request_infos(common: &Common, kind: &OpKind, checks: &[Check]) -> Vec<Reques
             headers: common.headers_for(std::iter::empty()),
             keep_body: *t == TodoOp::Create || reads_body(checks),
             follow: 0,
+            step: None,
         }],
         OpKind::Request(rt) => vec![RequestInfo {
             headers: common.headers_for(rt.headers.iter().map(|(n, _)| n.as_str())),
             keep_body: reads_body(checks),
             follow: 0,
+            step: None,
         }],
         OpKind::Flow(steps) => steps
             .iter()
@@ -250,6 +262,7 @@ fn request_infos(common: &Common, kind: &OpKind, checks: &[Check]) -> Vec<Reques
                         .iter()
                         .any(|c| matches!(c.from, CaptureSource::JsonPointer(_))),
                 follow: 0,
+                step: None,
             })
             .collect(),
     }

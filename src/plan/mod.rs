@@ -369,6 +369,18 @@ pub struct Mix {
 pub const EVICT_OP: &str = "evict";
 
 impl Mix {
+    /// Every step of every flow, in plan order: (index of its operation, step name). A step's
+    /// position in this list is its index in the recorder, the snapshot and the report.
+    pub fn flow_steps(&self) -> Vec<(usize, String)> {
+        let mut out = Vec::new();
+        for (i, o) in self.operations.iter().enumerate() {
+            if let OpKind::Flow(steps) = &o.kind {
+                out.extend(steps.iter().map(|s| (i, s.name.clone())));
+            }
+        }
+        out
+    }
+
     /// The index of the `evict` operation when `steady_state` is on.
     pub fn evict_op(&self) -> Option<usize> {
         if !self.steady_state {
@@ -408,6 +420,10 @@ pub struct RequestTemplate {
     pub path: Template,
     pub headers: Vec<(String, Template)>,
     pub body: Option<Template>,
+    /// The path starts with a flow capture (`{{location}}`): the rendered value is a URL
+    /// reference the target gave (an absolute path, used as is, or an absolute URL of the
+    /// target's own origin); another origin is refused (`cross_origin`).
+    pub from_capture: bool,
 }
 
 #[derive(Debug, Clone)]

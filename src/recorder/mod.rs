@@ -113,6 +113,54 @@ impl OpRecorder {
             last: None,
         }
     }
+    /// Counts one request into these figures (counters, histograms, phases).
+    fn count(&mut self, o: &RequestRecord) {
+        let op = self;
+        let c = &mut op.counts;
+        c.requests += 1;
+        if let Some(code) = o.status {
+            let class = (code / 100).clamp(1, 5) as usize - 1;
+            c.status_class[class] += 1;
+            match c.status.binary_search_by_key(&code, |&(k, _)| k) {
+                Ok(i) => c.status[i].1 += 1,
+                Err(i) => c.status.insert(i, (code, 1)),
+            }
+        }
+        if let Some(e) = o.error {
+            c.errors[e.index()] += 1;
+        }
+        if o.late {
+            c.late += 1;
+        }
+        c.bytes_sent = c.bytes_sent.saturating_add(o.bytes_sent);
+        c.bytes_received = c.bytes_received.saturating_add(o.bytes_received);
+        if o.error == Some(ErrorKind::Panic) {
+            c.panics += 1;
+        }
+        match o.fault {
+            Some("error") => c.faults_error += 1,
+            Some(_) => c.faults_latency += 1,
+            None => {}
+        }
+        if let Some(rt) = o.rt_us {
+            op.response_time.saturating_record(rt);
+        }
+        if let Some(st) = o.st_us {
+            op.service_time.saturating_record(st);
+        }
+        op.lag.saturating_record(o.lag_us);
+        let ph = &mut op.phases;
+        for (h, v) in [
+            (&mut ph.connect, o.connect_us),
+            (&mut ph.tls, o.tls_us),
+            (&mut ph.ttfb, o.ttfb_us),
+            (&mut ph.receive, o.receive_us),
+        ] {
+            if let Some(v) = v {
+                h.saturating_record(v);
+            }
+        }
+    }
     fn reset(&mut self) {
         self.counts = Counts::default();
         self.response_time.reset();
@@ -217,6 +265,8 @@ pub struct WorkerRecorder {
     pub vus: u64,
     /// Set on the worker's last delta.
     pub finished: bool,
+    /// Flow steps' own figures, by index in `Mix::flow_steps` (grown on first use).
+    pub steps: Vec<OpRecorder>,
 }
 
 impl WorkerRecorder {
@@ -229,6 +279,7 @@ impl WorkerRecorder {
             in_flight: 0,
             vus: 0,
             finished: false,
+            steps: Vec::new(),
         }
     }
 
@@ -240,6 +291,9 @@ impl WorkerRecorder {
         self.traces.clear();
         self.windows.iter_mut().for_each(|n| *n = 0);
         self.finished = false;
+        for s in &mut self.steps {
+            s.reset();
+        }
     }
 
     /// Records a request whose trace is known to be exported (tests, replays): counts it and
@@ -269,50 +323,7 @@ impl WorkerRecorder {
         let Some(op) = self.ops.get_mut(o.op) else {
             return;
         };
-        let c = &mut op.counts;
-        c.requests += 1;
-        if let Some(code) = o.status {
-            let class = (code / 100).clamp(1, 5) as usize - 1;
-            c.status_class[class] += 1;
-            match c.status.binary_search_by_key(&code, |&(k, _)| k) {
-                Ok(i) => c.status[i].1 += 1,
-                Err(i) => c.status.insert(i, (code, 1)),
-            }
-        }
-        if let Some(e) = o.error {
-            c.errors[e.index()] += 1;
-        }
-        if o.late {
-            c.late += 1;
-        }
-        c.bytes_sent = c.bytes_sent.saturating_add(o.bytes_sent);
-        c.bytes_received = c.bytes_received.saturating_add(o.bytes_received);
-        if o.error == Some(ErrorKind::Panic) {
-            c.panics += 1;
-        }
-        match o.fault {
-            Some("error") => c.faults_error += 1,
-            Some(_) => c.faults_latency += 1,
-            None => {}
-        }
-        if let Some(rt) = o.rt_us {
-            op.response_time.saturating_record(rt);
-        }
-        if let Some(st) = o.st_us {
-            op.service_time.saturating_record(st);
-        }
-        op.lag.saturating_record(o.lag_us);
-        let ph = &mut op.phases;
-        for (h, v) in [
-            (&mut ph.connect, o.connect_us),
-            (&mut ph.tls, o.tls_us),
-            (&mut ph.ttfb, o.ttfb_us),
-            (&mut ph.receive, o.receive_us),
-        ] {
-            if let Some(v) = v {
-                h.saturating_record(v);
-            }
-        }
+        op.count(o);
         let raw = RawTrace {
             trace_id: o.trace_id,
             op: o.op as u16,
@@ -326,6 +337,52 @@ impl WorkerRecorder {
         let wanted = sampled || op.last.is_none() || self.traces.would_keep(&raw);
         if o.trace_id != [0; 16] && wanted && export() {
             op.last = Some(raw);
+            self.traces.offer(raw);
+        }
+    }
+
+    /// Records one request of a flow step (`step` indexes `Mix::flow_steps`; `o.op` is the
+    /// flow). The step's figures get the request; the flow's own record (one per flow, made by
+    /// the caller when the flow ends) gets its duration and outcome, so here the flow only
+    /// gets what is exact per request: header faults, and the trace id (lists, exemplar).
+    pub fn record_step(
+        &mut self,
+        step: usize,
+        o: &RequestRecord,
+        sampled: bool,
+        export: impl FnOnce() -> bool,
+    ) {
+        if let Some(w) = o.fault_window {
+            if self.windows.len() <= w {
+                self.windows.resize(w + 1, 0);
+            }
+            self.windows[w] += 1;
+        }
+        if self.steps.len() <= step {
+            self.steps.resize_with(step + 1, OpRecorder::new);
+        }
+        self.steps[step].count(o);
+        let Some(op) = self.ops.get_mut(o.op) else {
+            return;
+        };
+        match o.fault {
+            Some("error") => op.counts.faults_error += 1,
+            Some(_) => op.counts.faults_latency += 1,
+            None => {}
+        }
+        let raw = RawTrace {
+            trace_id: o.trace_id,
+            op: o.op as u16,
+            at_us: o.at_us,
+            rt_us: o.rt_us.unwrap_or(0),
+            status: o.status,
+            error: o.error,
+            fault: o.fault,
+        };
+        let wanted = sampled || op.last.is_none() || self.traces.would_keep(&raw);
+        if o.trace_id != [0; 16] && wanted && export() {
+            op.last = Some(raw);
+            self.steps[step].last = Some(raw);
             self.traces.offer(raw);
         }
     }
@@ -365,6 +422,9 @@ impl WorkerRecorder {
 pub struct Collector {
     names: Vec<String>,
     ops: Vec<OpRecorder>,
+    /// Flow steps: (operation index, step name) and their cumulative figures.
+    step_names: Vec<(usize, String)>,
+    steps: Vec<OpRecorder>,
     traces: TraceLists,
     windows: Vec<u64>,
     gauges: Vec<(u64, u64)>,
@@ -378,6 +438,8 @@ impl Collector {
         Collector {
             names,
             ops,
+            step_names: Vec::new(),
+            steps: Vec::new(),
             traces: TraceLists::new(keep),
             windows: Vec::new(),
             gauges: vec![(0, 0); workers],
@@ -386,8 +448,25 @@ impl Collector {
         }
     }
 
+    /// Keeps flow steps' figures apart (`Mix::flow_steps`).
+    pub fn with_steps(mut self, steps: Vec<(usize, String)>) -> Self {
+        self.steps = steps.iter().map(|_| OpRecorder::new()).collect();
+        self.step_names = steps;
+        self
+    }
+
     /// Adds a worker's delta; the caller may reuse `d` after `d.reset()`.
     pub fn absorb(&mut self, d: &WorkerRecorder) {
+        for (acc, o) in self.steps.iter_mut().zip(&d.steps) {
+            acc.counts.add(&o.counts);
+            let _ = acc.response_time.add(&o.response_time);
+            let _ = acc.service_time.add(&o.service_time);
+            let _ = acc.lag.add(&o.lag);
+            acc.phases.add(&o.phases);
+            if o.last.is_some() {
+                acc.last = o.last;
+            }
+        }
         for (acc, o) in self.ops.iter_mut().zip(&d.ops) {
             acc.counts.add(&o.counts);
             // Same bounds on both sides, so `add` cannot fail.
@@ -474,6 +553,25 @@ impl Collector {
                 .collect(),
             fault_injected: self.windows.clone(),
             finished,
+            steps: self
+                .steps
+                .iter()
+                .zip(&self.step_names)
+                .map(|(o, (op, name))| {
+                    (
+                        *op,
+                        OpSnapshot {
+                            name: name.clone(),
+                            counts: o.counts.clone(),
+                            response_time: o.response_time.clone(),
+                            service_time: o.service_time.clone(),
+                            lag: o.lag.clone(),
+                            last_trace: o.last.map(|t| t.to_ref(names)),
+                            phases: o.phases.clone(),
+                        },
+                    )
+                })
+                .collect(),
         }
     }
 }

@@ -197,6 +197,7 @@ impl OpReport {
                 lag: hist::encode(lag),
                 phases: Default::default(),
             },
+            steps: Vec::new(),
         }
     }
 
@@ -277,6 +278,19 @@ impl Report {
             );
             r.set_phases(&op.phases);
             ops.push((op.name.clone(), r));
+        }
+        for (i, step) in &last.steps {
+            let mut r = OpReport::from_parts(
+                step.counts.clone(),
+                &step.response_time,
+                &step.service_time,
+                &step.lag,
+                duration_s,
+            );
+            r.set_phases(&step.phases);
+            if let Some((_, flow)) = ops.get_mut(*i) {
+                flow.steps.push((step.name.clone(), r));
+            }
         }
         let mut totals = OpReport::from_parts(last.totals(), &all_r, &all_s, &all_l, duration_s);
         totals.set_phases(&all_p);

@@ -73,6 +73,21 @@ fn merge_ops(parts: &[&OpReport], duration_s: f64) -> Result<OpReport, ReportErr
     }
     let mut op = OpReport::from_parts(counts, &r, &s, &l, duration_s);
     op.set_phases(&phases);
+    // Flow steps, by position (every segment ran the same plan).
+    let steps = parts.iter().map(|p| p.steps.len()).max().unwrap_or(0);
+    for i in 0..steps {
+        let of: Vec<&OpReport> = parts
+            .iter()
+            .filter_map(|p| p.steps.get(i))
+            .map(|s| &s.1)
+            .collect();
+        let name = parts
+            .iter()
+            .find_map(|p| p.steps.get(i))
+            .map(|s| s.0.clone())
+            .unwrap_or_default();
+        op.steps.push((name, merge_ops(&of, duration_s)?));
+    }
     Ok(op)
 }
 

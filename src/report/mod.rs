@@ -101,6 +101,12 @@ pub struct OpReport {
     #[serde(default)]
     pub phases_ms: PhasePercentiles,
     pub histograms: Histograms,
+    /// A flow's steps, in order, each with its own requests and latencies (its redirects
+    /// included). The flow's own figures above count whole flows: one request per flow, its
+    /// response time the flow's duration (from the intended start to the last step's last
+    /// byte), its status the last step's, its error the step's that ended it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<(String, OpReport)>,
 }
 
 /// One second of the run.
@@ -134,8 +140,9 @@ pub struct TimelinePoint {
     #[serde(default)]
     pub lag_max_ms: f64,
     /// This second's failures by kind, in `ErrorKind::ALL` order (connect, timeout, io,
-    /// protocol, status_4xx, status_5xx, invalid_request, panic, tls); they add up to `errors`.
-    #[serde(default)]
+    /// protocol, status_4xx, status_5xx, invalid_request, panic, tls, capture_missing,
+    /// cross_origin); they add up to `errors`.
+    #[serde(default, deserialize_with = "crate::recorder::snapshot::error_counts")]
     pub errors_by_kind: [u64; crate::recorder::ErrorKind::COUNT],
 }
 

@@ -104,7 +104,8 @@ pub async fn load(
         .checked_add(start.saturating_duration_since(Instant::now()))
         .unwrap_or_else(SystemTime::now);
     let names: Vec<String> = plan.mix.operations.iter().map(|o| o.name.clone()).collect();
-    let mut collector = Collector::new(names, workers, plan.output.keep_traces);
+    let mut collector =
+        Collector::new(names, workers, plan.output.keep_traces).with_steps(plan.mix.flow_steps());
     let mut control = Control::default();
     let interval = plan.output.interval.max(Duration::from_millis(10));
     // Tick a little after the workers' flushes so each snapshot holds the whole interval.

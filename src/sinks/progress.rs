@@ -265,6 +265,7 @@ mod tests {
             faulted: vec![],
             fault_injected: vec![],
             finished: false,
+            steps: vec![],
         }
     }
 

@@ -3,6 +3,7 @@ mod dashboard;
 mod distributed;
 mod ends;
 mod fault_api;
+mod flows;
 mod http_client;
 mod http_parser;
 mod layering;

@@ -146,6 +146,7 @@ impl Sim {
             faulted: vec![],
             fault_injected: vec![],
             finished,
+            steps: vec![],
         }
     }
 }

@@ -277,11 +277,17 @@ fn request(
         }
         m.value.clone()
     });
-    if !r.path.starts_with('/') {
+    // `{{var}}` first, `var` a capture: a `Location` or URL the target gave, resolved when sent.
+    let from_capture = r
+        .path
+        .strip_prefix("{{")
+        .and_then(|rest| rest.split_once("}}"))
+        .is_some_and(|(name, _)| scope.captures.iter().any(|c| c == name.trim()));
+    if !r.path.starts_with('/') && !from_capture {
         errs.at(
             &r.path,
             format!("{field}.path"),
-            "the path must start with `/`",
+            "the path must start with `/` (or, in a flow, with a captured URL: `{{location}}`)",
         );
     }
     let path = template(&r.path, &format!("{field}.path"), scope, errs);
@@ -308,6 +314,7 @@ fn request(
         path,
         headers,
         body,
+        from_capture,
     }
 }
 
