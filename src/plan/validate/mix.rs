@@ -57,14 +57,15 @@ pub(super) fn mix(
         });
     let steady_state = m.steady_state.as_ref().is_some_and(|b| b.value);
     if steady_state {
-        if let Some(clash) = ops.iter().find(|o| {
+        for (i, clash) in ops.iter().enumerate().filter_map(|(i, o)| {
             o.name
                 .as_ref()
-                .is_some_and(|n| n.value == crate::plan::EVICT_OP)
+                .filter(|n| n.value == crate::plan::EVICT_OP)
+                .map(|n| (i, n))
         }) {
             errs.at(
                 clash,
-                "mix.operations",
+                format!("mix.operations[{i}].name"),
                 format!(
                     "`{}` is the name of the operation `mix.steady_state` adds; choose another",
                     crate::plan::EVICT_OP
@@ -284,11 +285,12 @@ fn request(
         .and_then(|rest| rest.split_once("}}"))
         .is_some_and(|(name, _)| scope.captures.iter().any(|c| c == name.trim()));
     if !r.path.starts_with('/') && !from_capture {
-        errs.at(
-            &r.path,
-            format!("{field}.path"),
-            "the path must start with `/` (or, in a flow, with a captured URL: `{{location}}`)",
-        );
+        let message = if scope.captures.is_empty() {
+            "the path must start with `/`"
+        } else {
+            "the path must start with `/` or with a captured URL (`{{var}}`, e.g. a `Location`)"
+        };
+        errs.at(&r.path, format!("{field}.path"), message);
     }
     let path = template(&r.path, &format!("{field}.path"), scope, errs);
     if path.literal_has(|b| b.is_ascii_control() || b == b' ') {
