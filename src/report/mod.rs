@@ -363,6 +363,32 @@ impl Default for Report {
     }
 }
 
+impl OpReport {
+    /// The HTTP requests this operation sent, as the target counts them: a flow's steps
+    /// added up (a flow's own counts are whole flows); another operation's own counts.
+    pub fn sent_counts(&self) -> crate::recorder::Counts {
+        if self.steps.is_empty() {
+            return self.counts.clone();
+        }
+        let mut c = crate::recorder::Counts::default();
+        for (_, s) in &self.steps {
+            c.add(&s.counts);
+        }
+        c
+    }
+}
+
+impl Report {
+    /// `sent_counts` over every operation.
+    pub fn sent_totals(&self) -> crate::recorder::Counts {
+        let mut c = crate::recorder::Counts::default();
+        for (_, op) in &self.ops {
+            c.add(&op.sent_counts());
+        }
+        c
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
     #[error("{path}: {source}")]

@@ -168,6 +168,10 @@ async fn the_soak_mix_compressed_never_fills_a_small_store() {
         0,
         "the cleanup deleted what the run created"
     );
+    eprintln!(
+        "control: {full} creates refused (507); bounded: {creates} creates, at most {most} \
+         stored, {evicted} evicted, cleanup {cleanup}"
+    );
     // The cleanup's deletes are not requests of the load.
     let total = report["totals"]["counts"]["requests"].as_u64().unwrap();
     let by_op: u64 = report["ops"]
