@@ -143,3 +143,85 @@ impl Cleanup {
         l
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_bound_holds_against_a_target_that_never_answers() {
+        // Accepts connections and never answers.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let hold = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = listener.accept().await {
+                held.push(s);
+            }
+        });
+        let started = Instant::now();
+        let c = delete_all(
+            &base,
+            &[],
+            (1..=20).collect(),
+            Duration::from_secs(30),
+            Duration::from_millis(300),
+        )
+        .await;
+        assert!(started.elapsed() < Duration::from_secs(5), "bounded");
+        assert_eq!(
+            (c.known, c.deleted, c.failed, c.left),
+            (20, 0, 0, 20),
+            "{c:?}"
+        );
+        assert!(c.line().contains("20 left (bound reached)"), "{}", c.line());
+        hold.abort();
+    }
+
+    #[tokio::test]
+    async fn answers_are_counted_by_kind() {
+        // 204 for even ids, 404 for odd ones: one request per connection.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let serve = tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            while let Ok((mut s, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    let n = s.read(&mut buf).await.unwrap_or(0);
+                    let head = String::from_utf8_lossy(&buf[..n]).into_owned();
+                    let id: u64 = head
+                        .split_whitespace()
+                        .nth(1)
+                        .and_then(|p| p.rsplit('/').next())
+                        .and_then(|n| n.parse().ok())
+                        .unwrap_or(1);
+                    let status = if id % 2 == 0 {
+                        "204 No Content"
+                    } else {
+                        "404 Not Found"
+                    };
+                    let _ = s
+                        .write_all(
+                            format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                                .as_bytes(),
+                        )
+                        .await;
+                });
+            }
+        });
+        let c = delete_all(
+            &base,
+            &[("X-Key".into(), "k".into())],
+            (1..=10).collect(),
+            Duration::from_secs(5),
+            Duration::from_secs(10),
+        )
+        .await;
+        assert_eq!(
+            (c.known, c.deleted, c.not_found, c.failed, c.left),
+            (10, 5, 5, 0, 0)
+        );
+        serve.abort();
+    }
+}
