@@ -196,7 +196,7 @@ mod tests {
                         .and_then(|p| p.rsplit('/').next())
                         .and_then(|n| n.parse().ok())
                         .unwrap_or(1);
-                    let status = if id % 2 == 0 {
+                    let status = if id.is_multiple_of(2) {
                         "204 No Content"
                     } else {
                         "404 Not Found"
