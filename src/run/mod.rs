@@ -145,9 +145,11 @@ pub async fn load(
             _ = sleep_until(tick) => {
                 let elapsed = interval * n;
                 n = n.saturating_add(1);
-                let now_active = faults::active_windows(&plan.faults, elapsed);
-                fault_events(sinks, &active, &now_active);
                 failed_fault_events(sinks, server_faults.as_ref(), &mut failed_faults);
+                // A window that could not be applied is not active (gauge, timeline, events).
+                let mut now_active = faults::active_windows(&plan.faults, elapsed);
+                now_active.retain(|i| !failed_faults.iter().any(|(f, _)| f == i));
+                fault_events(sinks, &active, &now_active);
                 active = now_active.clone();
                 let snap = collector.snapshot(elapsed, target_rate(plan, elapsed), now_active, false);
                 for s in sinks.iter_mut() {

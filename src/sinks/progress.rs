@@ -20,8 +20,9 @@ use crate::recorder::{Snapshot, new_histogram};
 pub struct Progress {
     mode: Mode,
     total: Duration,
-    /// A short label per plan fault window (`#0 latency/server`).
+    /// A short label per plan fault window (`#0 latency/server`), and its time span.
     faults: Vec<String>,
+    spans: Vec<(Duration, Duration)>,
     /// Windows that could not be applied (server-side).
     failed: Vec<usize>,
     /// The cumulative response times at the previous tick (all operations merged).
@@ -64,6 +65,7 @@ impl Progress {
             mode,
             total,
             faults: Vec::new(),
+            spans: Vec::new(),
             failed: Vec::new(),
             prev: new_histogram(),
             prev_elapsed: Duration::ZERO,
@@ -73,6 +75,10 @@ impl Progress {
     /// Names the plan's fault windows on the line while they are active.
     pub fn with_faults(mut self, faults: &[FaultWindow]) -> Progress {
         self.faults = faults.iter().enumerate().map(fault_label).collect();
+        self.spans = faults
+            .iter()
+            .map(|w| (w.start, w.start.saturating_add(w.duration)))
+            .collect();
         self
     }
 
@@ -113,7 +119,18 @@ impl Progress {
             return;
         }
         let iv = self.interval(s);
-        let text = line(s, &iv, &self.faults, &self.failed);
+        // Failed windows are not in the snapshot's active list: shown in their time, marked.
+        let failed: Vec<usize> = self
+            .failed
+            .iter()
+            .copied()
+            .filter(|&i| {
+                self.spans
+                    .get(i)
+                    .is_some_and(|&(a, b)| s.elapsed >= a && s.elapsed < b)
+            })
+            .collect();
+        let text = line(s, &iv, &self.faults, &failed);
         match &self.mode {
             Mode::Quiet => {}
             Mode::Bar(bar) => {
@@ -161,7 +178,8 @@ fn ms(us: Option<u64>) -> String {
 }
 
 /// The figures of one progress line: counts since the start, percentiles of the last interval
-/// (`iv`), the active fault windows (`labels` by plan index; `failed` ones marked).
+/// (`iv`), the active fault windows (`labels` by plan index) and, marked, the `failed` ones
+/// whose time it is.
 pub fn line(s: &Snapshot, iv: &Interval, labels: &[String], failed: &[usize]) -> String {
     let t = s.totals();
     let errors: u64 = t.errors.iter().sum();
@@ -187,9 +205,11 @@ pub fn line(s: &Snapshot, iv: &Interval, labels: &[String], failed: &[usize]) ->
     if t.dropped > 0 || t.late > 0 {
         l += &format!(", dropped {}, late {}", t.dropped, t.late);
     }
-    if !s.active_faults.is_empty() {
-        let names: Vec<String> = s
-            .active_faults
+    let mut shown: Vec<usize> = s.active_faults.iter().chain(failed).copied().collect();
+    shown.sort_unstable();
+    shown.dedup();
+    if !shown.is_empty() {
+        let names: Vec<String> = shown
             .iter()
             .map(|&i| {
                 let name = labels.get(i).cloned().unwrap_or_else(|| format!("#{i}"));
@@ -301,13 +321,13 @@ mod tests {
             p50_us: Some(1500),
             p99_us: Some(9000),
         };
-        let l = line(&snap(1, &[1500], vec![0, 1]), &iv, &labels, &[1]);
+        let l = line(&snap(1, &[1500], vec![0]), &iv, &labels, &[1]);
         assert!(
             l.ends_with(", faults #0 latency/header, #1 error/server FAILED"),
             "{l}"
         );
         assert!(l.contains("last 1s p50 1.5 ms p99 9.0 ms"), "{l}");
-        let l = line(&snap(1, &[1500], vec![]), &iv, &labels, &[1]);
+        let l = line(&snap(1, &[1500], vec![]), &iv, &labels, &[]);
         assert!(!l.contains("faults"), "{l}");
     }
 }

@@ -102,6 +102,16 @@ fn assert_failed(r: &Ran, reason: &str) {
         "{last}"
     );
     assert!(!r.stderr.contains(TOKEN), "the token is never shown");
+    // It did not happen: no second of the timeline has it active.
+    assert!(!window_in_timeline(&r.report), "{}", r.report["timeline"]);
+}
+
+fn window_in_timeline(report: &Value) -> bool {
+    report["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| !p["faults"].as_array().unwrap().is_empty())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -133,6 +143,7 @@ async fn a_fault_window_the_target_refuses_fails_the_run() {
     assert_eq!(r.code, Some(0), "{}\n{}", r.stdout, r.stderr);
     assert_eq!(r.report["verdict"]["state"], "passed");
     assert!(r.report["faults"][0].get("failed").is_none());
+    assert!(window_in_timeline(&r.report), "{}", r.report["timeline"]);
     assert!(
         r.stderr.contains("faults #0 latency/server"),
         "{}",
