@@ -113,6 +113,10 @@ fn ops_table(out: &mut String, r: &Report) {
     );
     for (name, op) in &r.ops {
         op_row(out, name, op, "op");
+        // A flow's row counts whole flows; its steps follow it.
+        for (i, (step, s)) in op.steps.iter().enumerate() {
+            op_row(out, &format!("{name} · step {} {step}", i + 1), s, "step");
+        }
     }
     op_row(out, "all", &r.totals, "total");
     out.push_str("</tbody></table></section>\n");

@@ -512,8 +512,15 @@ fn junit_validates_and_names_every_threshold_check_and_assertion() {
     );
     let failed = r.thresholds.iter().filter(|t| !t.passed).count()
         + usize::from(r.totals.counts.checks_failed > 0);
+    // One more case per server-side fault window (applied here).
+    let server = r.faults.iter().filter(|f| f.via == "server").count();
+    assert_eq!(server, 1);
     assert!(
-        doc.contains(&format!("tests=\"5\" failures=\"{failed}\"")),
+        doc.contains("<testcase name=\"fault window #1 (error via server) was applied\""),
+        "{doc}"
+    );
+    assert!(
+        doc.contains(&format!("tests=\"{}\" failures=\"{failed}\"", 5 + server)),
         "{doc}"
     );
 
