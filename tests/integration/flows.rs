@@ -173,3 +173,92 @@ async fn flows_follow_captured_locations_and_fail_on_missing_captures() {
     );
     assert!(stdout.contains("capture_missing 20"), "{stdout}");
 }
+
+/// The steps' series on the generator's own `/metrics` (scraped while the run lingers): the
+/// flow's `op` series count flows, the step series count each step's requests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flow_steps_have_their_own_series() {
+    let dir = tempfile::tempdir().unwrap();
+    let (origin, _hits) = server("/base/things/1").await;
+    let metrics = format!("127.0.0.1:{}", crate::support::free_port());
+    let file = dir.path().join("m.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "name: flows\n\
+             target:\n  url: {origin}/base\n\
+             load:\n  model: open\n  stages:\n    - {{duration: 1s, rate: 20/s}}\n\
+             mix:\n  operations:\n    - name: make\n      flow:\n\
+             \x20       - name: create\n          request: {{method: POST, path: /things}}\n\
+             \x20         capture: {{next: \"header:Location\"}}\n\
+             \x20       - name: read\n          request: {{path: \"{{{{next}}}}\"}}\n\
+             telemetry:\n  metrics_addr: {metrics}\n  linger: 3s\n\
+             output:\n  progress: quiet\n"
+        ),
+    )
+    .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_trafficgen"))
+        .arg("run")
+        .arg(&file)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut text = String::new();
+    for _ in 0..100 {
+        if let Ok(r) = reqwest::get(format!("http://{metrics}/metrics")).await
+            && let Ok(t) = r.text().await
+        {
+            let done = t
+                .lines()
+                .any(|l| l.starts_with("trafficgen_run_finished{") && l.ends_with(" 1"));
+            text = t;
+            if done {
+                break;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let value = |prefix: &str, needles: &[&str]| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(prefix) && needles.iter().all(|n| l.contains(n)))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {prefix} {needles:?} in:\n{text}"))
+    };
+    let step = |name: &str, class: &str| {
+        value(
+            "trafficgen_flow_step_requests_total{",
+            &[
+                "op=\"make\"",
+                &format!("step=\"{name}\""),
+                &format!("status_class=\"{class}\""),
+            ],
+        )
+    };
+    assert_eq!(step("create", "2xx"), 20.0);
+    assert_eq!(step("read", "2xx"), 20.0);
+    assert_eq!(
+        value(
+            "trafficgen_requests_total{",
+            &["op=\"make\"", "status_class=\"2xx\""]
+        ),
+        20.0,
+        "the flow's own series count flows"
+    );
+    assert_eq!(
+        value(
+            "trafficgen_flow_step_response_time_seconds_count{",
+            &["step=\"read\""]
+        ),
+        20.0
+    );
+}
