@@ -192,9 +192,14 @@ pub fn line(s: &Snapshot, iv: &Interval, labels: &[String], failed: &[usize]) ->
     if s.target_rate > 0.0 {
         l += &format!(" (target {:.1}/s)", s.target_rate);
     }
+    // One decimal for sub-10 s intervals (`output.interval: 500ms` is `last 0.5s`).
+    let secs = if iv.seconds < 10.0 {
+        format!("{:.1}", iv.seconds)
+    } else {
+        format!("{:.0}", iv.seconds)
+    };
     l += &format!(
-        ", errors {err_pct:.2}%, last {:.0}s p50 {} p99 {}, in flight {}",
-        iv.seconds,
+        ", errors {err_pct:.2}%, last {secs}s p50 {} p99 {}, in flight {}",
         ms(iv.p50_us),
         ms(iv.p99_us),
         s.in_flight
@@ -326,7 +331,7 @@ mod tests {
             l.ends_with(", faults #0 latency/header, #1 error/server FAILED"),
             "{l}"
         );
-        assert!(l.contains("last 1s p50 1.5 ms p99 9.0 ms"), "{l}");
+        assert!(l.contains("last 1.0s p50 1.5 ms p99 9.0 ms"), "{l}");
         let l = line(&snap(1, &[1500], vec![]), &iv, &labels, &[]);
         assert!(!l.contains("faults"), "{l}");
     }
