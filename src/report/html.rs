@@ -227,7 +227,10 @@ fn faults_table(out: &mut String, r: &Report) {
             esc(&f.via),
             esc(&target),
             f.share * 100.0,
-            f.injected.map_or("–".to_string(), |n| n.to_string())
+            match &f.failed {
+                Some(why) => format!("FAILED, not applied: {}", esc(why)),
+                None => f.injected.map_or("–".to_string(), |n| n.to_string()),
+            }
         );
     }
     out.push_str("</tbody></table></section>\n");

@@ -206,9 +206,11 @@ pub fn chart_data(r: &Report) -> ChartData {
 
 /// `chart_data` with a series for every error kind (see `charts`).
 pub fn chart_data_with(r: &Report, all_kinds: bool) -> ChartData {
+    // A window that could not be applied did not happen: no band.
     let mut bands: Vec<Band> = r
         .faults
         .iter()
+        .filter(|f| f.failed.is_none())
         .map(|f| Band {
             start_s: f.start_s,
             end_s: f.end_s,
