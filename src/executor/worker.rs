@@ -103,7 +103,15 @@ async fn main(
     let seed = plan.seed
         ^ (w as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15)
         ^ ((plan.segment.index as u64) << 48);
-    let pool_cap = split(plan.mix.pool_capacity as u64, shared.workers, w).max(1) as usize;
+    // The pool is the whole run's: a segment of a distributed run holds its share, so the run
+    // never keeps (with `mix.steady_state`, never leaves on the target) more than the capacity.
+    let seg = plan.segment;
+    let seg_cap = split(
+        plan.mix.pool_capacity as u64,
+        seg.count.max(1) as usize,
+        seg.index as usize,
+    );
+    let pool_cap = split(seg_cap, shared.workers, w).max(1) as usize;
     let st = Rc::new(Local {
         shared: shared.clone(),
         worker: w,
