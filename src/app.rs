@@ -54,18 +54,53 @@ pub async fn run(cli: Cli, out: &mut dyn Write, shutdown: impl Future<Output = (
 }
 
 /// The plan of a scenario file, or every problem printed and `Exit::Invalid`.
-fn build_plan(path: &Path, overrides: &plan::Overrides) -> Result<Plan, Exit> {
+fn build_plan(
+    path: &Path,
+    overrides: &plan::Overrides,
+    args: Option<&RunArgs>,
+) -> Result<Plan, Exit> {
     plan::build(path, overrides).map_err(|errors| {
-        for e in &errors {
-            eprintln!("{e}");
-        }
+        print_problems(&errors, args);
         eprintln!("{} problem(s) in {}", errors.len(), path.display());
         Exit::Invalid
     })
 }
 
+/// Problems on stderr; those of a command-line value name it as the user gave it: the
+/// `TRAFFICGEN_*` variable when it came from the environment, and in quick mode the flag
+/// rather than a place in the scenario text made of the flags.
+fn print_problems(errors: &[plan::PlanError], args: Option<&RunArgs>) {
+    let mut shown: Vec<String> = Vec::new();
+    for e in errors {
+        let mut e = e.clone();
+        if e.file == plan::COMMAND_LINE {
+            let flag = match e.field.as_str() {
+                "load.stages[0].duration" => Some("--duration"),
+                "load.stages[0].rate" | "load.start_rate" => Some("--rate"),
+                "load.stages[0].vus" | "load.start_vus" => Some("--vus"),
+                _ => None,
+            };
+            if let Some(flag) = flag.filter(|_| e.line > 0) {
+                (e.line, e.column, e.field) = (0, 0, flag.to_string());
+            }
+            if let Some(a) = args {
+                e.field = a.source_name(&e.field).to_string();
+            }
+        }
+        let line = e.to_string();
+        if !shown.contains(&line) {
+            eprintln!("{line}");
+            shown.push(line);
+        }
+    }
+}
+
 /// Quick mode: the flags as a one-operation scenario, validated like a file.
-fn quick_plan(q: &plan::quick::Quick, overrides: &plan::Overrides) -> Result<Plan, Exit> {
+fn quick_plan(
+    q: &plan::quick::Quick,
+    overrides: &plan::Overrides,
+    args: &RunArgs,
+) -> Result<Plan, Exit> {
     let text = plan::quick::scenario_text(q).map_err(|m| {
         eprintln!("trafficgen run: {m}");
         Exit::Invalid
@@ -82,15 +117,13 @@ fn quick_plan(q: &plan::quick::Quick, overrides: &plan::Overrides) -> Result<Pla
         std::env::var(n).ok()
     })
     .map_err(|errors| {
-        for e in &errors {
-            eprintln!("{e}");
-        }
+        print_problems(&errors, Some(args));
         Exit::Invalid
     })
 }
 
 fn validate(path: &Path, out: &mut dyn Write) -> Exit {
-    match build_plan(path, &plan::Overrides::default()) {
+    match build_plan(path, &plan::Overrides::default(), None) {
         Ok(p) => {
             let _ = writeln!(
                 out,
@@ -159,7 +192,7 @@ fn compare(
 }
 
 async fn verify_cmd(report: &Path, scenario: &Path, out: &mut dyn Write) -> anyhow::Result<Exit> {
-    let plan = match build_plan(scenario, &plan::Overrides::default()) {
+    let plan = match build_plan(scenario, &plan::Overrides::default(), None) {
         Ok(p) => p,
         Err(e) => return Ok(e),
     };
@@ -208,10 +241,9 @@ async fn run_scenario(
     let mut overrides = args.overrides();
     overrides.segment = segment;
     let built = match (&args.scenario, args.quick()) {
-        (_, Some(q)) => {
-            quick_plan(&q, &overrides).map_err(|e| (e, "invalid quick-mode flags".to_string()))
-        }
-        (Some(path), None) => build_plan(path, &overrides)
+        (_, Some(q)) => quick_plan(&q, &overrides, args)
+            .map_err(|e| (e, "invalid quick-mode flags".to_string())),
+        (Some(path), None) => build_plan(path, &overrides, Some(args))
             .map_err(|e| (e, format!("invalid scenario {}", path.display()))),
         (None, None) => Err((Exit::Invalid, "give a scenario file or --url".to_string())),
     };

@@ -23,7 +23,7 @@ pub use crate::scenario::model::{Arrivals, FaultVia, Progress, TodoOp, TraceSet}
 pub use template::{Escape, Template, Vars};
 pub use threshold::{Aggregation, Comparison, Threshold, ThresholdMetric};
 pub use validate::{
-    COMMAND_LINE, Overrides, PlanError, build, build_from_str, build_with_env, defaults,
+    COMMAND_LINE, Overrides, PlanError, build, build_from_str, build_with_env, defaults, limits,
     parse_base_url,
 };
 
@@ -324,8 +324,13 @@ impl LoadModel {
     /// Total planned duration of the load (sum of stage durations).
     pub fn duration(&self) -> Duration {
         match self {
-            LoadModel::Open { stages, .. } => stages.iter().map(|s| s.duration).sum(),
-            LoadModel::Closed { stages, .. } => stages.iter().map(|s| s.duration).sum(),
+            // Saturating: a plan under validation may hold values beyond the limits.
+            LoadModel::Open { stages, .. } => stages
+                .iter()
+                .fold(Duration::ZERO, |t, s| t.saturating_add(s.duration)),
+            LoadModel::Closed { stages, .. } => stages
+                .iter()
+                .fold(Duration::ZERO, |t, s| t.saturating_add(s.duration)),
         }
     }
 }

@@ -31,7 +31,7 @@ pub struct Problem {
 /// (possibly with bad nodes removed, then `problems` is not empty) and the problems sorted by
 /// position.
 pub fn parse(text: &str) -> (Option<Scenario>, Vec<Problem>) {
-    let root = match node::Node::parse(text) {
+    let mut root = match node::Node::parse(text) {
         Ok(root) => root,
         Err((line, column, message)) => {
             return (
@@ -45,11 +45,26 @@ pub fn parse(text: &str) -> (Option<Scenario>, Vec<Problem>) {
             );
         }
     };
+    let duplicates: Vec<Problem> = root
+        .take_duplicates()
+        .into_iter()
+        .map(|d| Problem {
+            line: d.line,
+            column: d.column,
+            message: format!(
+                "`{}` is given twice (first on line {}); keep one",
+                d.key, d.first_line
+            ),
+            path: d.path,
+        })
+        .collect();
     let mut ctx = de::Ctx::default();
     let mut errors: Vec<de::DeError> = Vec::new();
+    let mut next_id = max_id(&root) + 1;
     let mut result = None;
     // Each failed pass removes the node that failed, so this ends within the node count.
-    for _ in 0..=root_size(&root) {
+    // (+3: at most one stand-in per required section.)
+    for _ in 0..=root_size(&root) + 3 {
         let r = Scenario::deserialize(de::NodeDe {
             node: &root,
             path: String::new(),
@@ -68,14 +83,25 @@ pub fn parse(text: &str) -> (Option<Scenario>, Vec<Problem>) {
                     id: 0,
                 });
                 // A missing field whose value we removed ourselves is a consequence, not news.
-                let consequence = e
-                    .missing
-                    .is_some_and(|f| removed_child(&root, at.id, f, &ctx));
+                let missing = e.missing;
+                let consequence = missing.is_some_and(|f| removed_child(&root, at.id, f, &ctx));
                 if !consequence && !errors.contains(&e) {
                     errors.push(e);
                 }
                 if at.id == root.id {
-                    break;
+                    // A required section that is missing or was dropped gets an empty stand-in,
+                    // so the other sections are still checked for meaning (its own problems
+                    // are reported already; checks skip damaged sections).
+                    match missing.and_then(|f| stand_in(f, &mut next_id)) {
+                        Some(pair) => {
+                            if let node::NodeKind::Map(pairs) = &mut root.kind {
+                                pairs.push(pair);
+                                continue;
+                            }
+                            break;
+                        }
+                        None => break,
+                    }
                 }
                 ctx.removed.insert(at.id);
             }
@@ -99,9 +125,51 @@ pub fn parse(text: &str) -> (Option<Scenario>, Vec<Problem>) {
             }
         })
         .collect();
+    problems.extend(duplicates);
     problems.sort_by_key(|p| (p.line, p.column));
     problems.dedup();
     (result, problems)
+}
+
+fn max_id(n: &node::Node) -> u32 {
+    match &n.kind {
+        node::NodeKind::Seq(items) => items.iter().map(max_id).fold(n.id, u32::max),
+        node::NodeKind::Map(pairs) => pairs
+            .iter()
+            .map(|(k, v)| max_id(k).max(max_id(v)))
+            .fold(n.id, u32::max),
+        _ => n.id,
+    }
+}
+
+/// The empty stand-in of a required top-level section: `name: ""`, `load: {stages: []}`,
+/// `mix: {operations: []}`.
+fn stand_in(field: &str, next_id: &mut u32) -> Option<(node::Node, node::Node)> {
+    use node::{Node, NodeKind};
+    let mut make = |kind: NodeKind| {
+        *next_id += 1;
+        Node {
+            kind,
+            line: 1,
+            column: 1,
+            id: *next_id,
+        }
+    };
+    let value = match field {
+        "name" => make(NodeKind::Str(String::new())),
+        "load" | "mix" => {
+            let inner = if field == "load" {
+                "stages"
+            } else {
+                "operations"
+            };
+            let k = make(NodeKind::Str(inner.into()));
+            let v = make(NodeKind::Seq(Vec::new()));
+            make(NodeKind::Map(vec![(k, v)]))
+        }
+        _ => return None,
+    };
+    Some((make(NodeKind::Str(field.into())), value))
 }
 
 fn root_size(n: &node::Node) -> usize {
