@@ -5,6 +5,7 @@ mod ends;
 mod http_client;
 mod http_parser;
 mod layering;
+mod limits;
 mod nginx_tls;
 mod outputs;
 mod report;
