@@ -6,6 +6,7 @@
 
 pub mod de;
 pub mod forms;
+pub mod limits;
 pub mod model;
 pub mod node;
 pub mod suggest;

@@ -298,7 +298,7 @@ impl schemars::JsonSchema for Rate {
         schemars::json_schema!({
             "description": "Requests per second: `200/s`, `12000/m`, `36000/h` or a number.",
             "anyOf": [
-                { "type": "number", "minimum": 0 },
+                { "type": "number", "minimum": 0, "maximum": super::limits::MAX_RATE },
                 { "type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?(/(s|m|h))?$" }
             ]
         })

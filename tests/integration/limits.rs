@@ -96,7 +96,8 @@ fn command_line_and_environment_values_beyond_a_limit_exit_2() {
     let big = big.to_string_lossy().into_owned();
     let too_big = "the scenario is larger than the limit of 4194304 bytes (4 MiB)";
     // (arguments, environment, a line stderr must contain)
-    let cases: &[(&[&str], &[(&str, &str)], &str)] = &[
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: &[Case] = &[
         (&["validate", "/dev/zero"], &[], too_big),
         (&["validate", &big], &[], too_big),
         (
