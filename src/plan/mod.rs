@@ -374,6 +374,28 @@ pub struct Operation {
     pub checks: Vec<Check>,
     /// Overrides `target.follow_redirects` for this operation.
     pub follow_redirects: Option<u32>,
+    /// Statuses that are not errors even at 400 and above (inclusive ranges): the scenario's
+    /// `expect_status`, else its `checks.status`; empty = the default (below 400).
+    pub expect_status: Vec<(u16, u16)>,
+}
+
+impl Operation {
+    /// Whether `status` (of a request of this operation, or of a flow step with
+    /// `step_checks`) is an expected answer rather than an error. A flow step's own status
+    /// check decides for that step, unless the operation's `expect_status` was given.
+    pub fn expects(&self, step_checks: &[Check], status: u16) -> bool {
+        let within =
+            |ranges: &[(u16, u16)]| ranges.iter().any(|&(lo, hi)| (lo..=hi).contains(&status));
+        let step = step_checks.iter().find_map(|c| match c {
+            Check::Status(r) => Some(r),
+            _ => None,
+        });
+        match (self.expect_status.is_empty(), step) {
+            (true, Some(r)) => within(r),
+            (true, None) => status < 400,
+            (false, _) => within(&self.expect_status),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -446,4 +468,33 @@ pub struct Output {
     /// Required from the dashboard's clients when it listens beyond loopback
     /// (`TRAFFICGEN_DASHBOARD_TOKEN`).
     pub dashboard_token: Option<String>,
+}
+
+#[cfg(test)]
+mod expect_tests {
+    use super::*;
+
+    fn op(expect_status: Vec<(u16, u16)>) -> Operation {
+        Operation {
+            name: "o".into(),
+            weight: 1,
+            kind: OpKind::Todo(TodoOp::List),
+            checks: Vec::new(),
+            follow_redirects: None,
+            expect_status,
+        }
+    }
+
+    #[test]
+    fn expected_statuses_decide_what_is_an_error() {
+        // Default: below 400.
+        assert!(op(vec![]).expects(&[], 302) && !op(vec![]).expects(&[], 404));
+        // Explicit ranges, whatever a step checks.
+        let o = op(vec![(404, 404), (500, 599)]);
+        assert!(o.expects(&[], 404) && o.expects(&[], 503) && !o.expects(&[], 400));
+        assert!(o.expects(&[Check::Status(vec![(200, 200)])], 404));
+        // Without explicit ranges a flow step's own status check decides for the step.
+        assert!(op(vec![]).expects(&[Check::Status(vec![(409, 409)])], 409));
+        assert!(!op(vec![]).expects(&[Check::Status(vec![(409, 409)])], 404));
+    }
 }

@@ -244,6 +244,10 @@ pub struct OperationSpec {
     /// Redirects (3xx with a same-origin `Location`) followed; default `target.follow_redirects`.
     #[schemars(range(max = super::limits::MAX_REDIRECTS))]
     pub follow_redirects: Option<Sp<u32>>,
+    /// Statuses that are the expected answer, not errors (k6's `expected_response`): `404`,
+    /// `"4xx"`, `"200-299"` or a list. Default: the statuses of `checks.status` when there is
+    /// one, else every status below 400. A 4xx/5xx outside the list counts as an error.
+    pub expect_status: Option<Sp<StatusList>>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

@@ -4,6 +4,7 @@ mod distributed;
 mod ends;
 mod http_client;
 mod http_parser;
+mod inputs;
 mod layering;
 mod limits;
 mod nginx_tls;

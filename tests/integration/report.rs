@@ -38,6 +38,7 @@ pub fn plan(thresholds: Vec<Threshold>) -> Plan {
             kind: OpKind::Todo(k),
             checks: vec![],
             follow_redirects: None,
+            expect_status: Vec::new(),
         })
         .collect();
     let mut p = super::support::plan(None, load, operations, None);

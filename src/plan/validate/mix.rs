@@ -177,12 +177,33 @@ fn operation(
         OpKind::Flow(flow(steps, &format!("{field}.flow"), constants, env, errs))
     };
     let checks = checks(spec.checks.as_ref(), &format!("{field}.checks"), errs);
+    // Explicit, else the status check's statuses: what a check expects is not an error.
+    let expect_status = match &spec.expect_status {
+        Some(e) => {
+            if e.0.is_empty() {
+                errs.at(
+                    e,
+                    format!("{field}.expect_status"),
+                    "list at least one status",
+                );
+            }
+            e.0.clone()
+        }
+        None => checks
+            .iter()
+            .find_map(|c| match c {
+                Check::Status(r) => Some(r.clone()),
+                _ => None,
+            })
+            .unwrap_or_default(),
+    };
     Some(Operation {
         name,
         weight,
         kind,
         checks,
         follow_redirects: spec.follow_redirects.as_ref().map(|f| f.value),
+        expect_status,
     })
 }
 
