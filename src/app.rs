@@ -147,7 +147,15 @@ fn merge(
         .iter()
         .map(|p| Report::read(p))
         .collect::<Result<Vec<_>, _>>()?;
-    let merged = verdict::merge_reports(&reports)?;
+    let merged = match verdict::merge_reports(&reports) {
+        Ok(m) => m,
+        // Reports of different plans or runs: a usage error (exit 2, as `exit.rs` documents).
+        Err(e @ crate::report::ReportError::Mismatch(_)) => {
+            eprintln!("trafficgen: {e}");
+            return Ok(Exit::Invalid);
+        }
+        Err(e) => return Err(e.into()),
+    };
     if let Some(o) = output {
         merged.write(o)?;
     }

@@ -53,6 +53,46 @@ pub struct Plan {
     pub segment: Segment,
 }
 
+impl Plan {
+    /// A stable hash (FNV-1a, 16 hex digits) of what the run does: the scenario name, target,
+    /// load, mix, thresholds, fault timeline, seed and the number of segments. Per-process
+    /// fields are left out (the segment index, output paths, telemetry, verify endpoints), so
+    /// every segment of one run has the same fingerprint and `report merge` can refuse reports
+    /// of different plans. (It hashes the plan's canonical debug text: a trafficgen version
+    /// that changes a plan type may change fingerprints, which only refuses merging reports
+    /// of two versions.)
+    pub fn fingerprint(&self) -> String {
+        use std::hash::Hasher as _;
+        let t = &self.target;
+        let canonical = format!(
+            "name={:?}\nbase_url={:?}\nheaders={:?}\ntimeouts={:?},{:?}\nconnections={},{},{:?},{},{},{}\nload={:?}\nmix={:?}\nthresholds={:?}\nfaults={:?}\nseed={}\nsegments={}\n",
+            self.name,
+            t.base_url,
+            t.headers,
+            t.connect_timeout,
+            t.request_timeout,
+            t.max_connections,
+            t.max_body,
+            t.http_version,
+            t.max_streams,
+            t.follow_redirects,
+            t.cookies,
+            self.load,
+            self.mix,
+            self.thresholds
+                .iter()
+                .map(|th| &th.source)
+                .collect::<Vec<_>>(),
+            self.faults,
+            self.seed,
+            self.segment.count,
+        );
+        let mut h = fnv::FnvHasher::default();
+        h.write(canonical.as_bytes());
+        format!("{:016x}", h.finish())
+    }
+}
+
 /// Share `index` (0-based) of `count` equal shares of the load. Open model: arrival number `k`
 /// of the whole schedule belongs to share `k % count`, so the shares add up exactly. Closed
 /// model: VU `v` belongs to share `v % count`.

@@ -9,6 +9,43 @@ use super::{OpReport, Report, ReportConfig, ReportError, TimelinePoint, VerdictR
 use crate::plan::Segment;
 use crate::recorder::{Counts, TraceRef};
 
+/// The reports must be segments of one run: the same resolved plan (fingerprint, which
+/// includes the seed) and the same run id. Reports written before fingerprints were kept are
+/// compared on what they have.
+fn check_same_run(reports: &[Report]) -> Result<(), ReportError> {
+    let Some(first) = reports.first() else {
+        return Ok(());
+    };
+    let seg = |r: &Report| format!("segment {}/{}", r.segment.index, r.segment.count);
+    for r in &reports[1..] {
+        if let (Some(a), Some(b)) = (&first.config.fingerprint, &r.config.fingerprint)
+            && a != b
+        {
+            let seeds = match (first.config.seed, r.config.seed) {
+                (Some(x), Some(y)) if x != y => format!(" (seeds {x} and {y})"),
+                _ => String::new(),
+            };
+            return Err(ReportError::Mismatch(format!(
+                "{} and {} ran different plans{seeds}: plan fingerprints {a} and {b}; every \
+                 segment must run the same scenario with the same load flags and seed \
+                 (`--seed`, or `--coordinator`, which hands out one)",
+                seg(first),
+                seg(r)
+            )));
+        }
+        if r.run_id != first.run_id {
+            return Err(ReportError::Mismatch(format!(
+                "{} and {} are from different runs (run ids {} and {})",
+                seg(first),
+                seg(r),
+                first.run_id,
+                r.run_id
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn check_segments(reports: &[Report]) -> Result<(), ReportError> {
     let first = reports
         .first()
@@ -38,6 +75,7 @@ fn check_segments(reports: &[Report]) -> Result<(), ReportError> {
             return Err(ReportError::Merge(format!("segment {i}/{n} given twice")));
         }
     }
+    check_same_run(reports)?;
     let missing: Vec<String> = (0..n as usize)
         .filter(|&i| !seen[i])
         .map(|i| i.to_string())
@@ -235,6 +273,9 @@ pub fn merge(reports: &[Report]) -> Result<Report, ReportError> {
             grafana_url: sorted.iter().find_map(|r| r.config.grafana_url.clone()),
             thresholds: Vec::new(),
             compare: first.config.compare.clone(),
+            seed: first.config.seed,
+            fingerprint: first.config.fingerprint.clone(),
+            merged_segments: u32::try_from(reports.len()).ok(),
         },
     };
 

@@ -77,3 +77,220 @@ fn expected_statuses_are_not_errors() {
         assert_eq!(errors, want, "{name}: {requests} requests, {errors} errors");
     }
 }
+
+/// An HTTP/1.1 server that answers every request `200 ok` and records the request targets
+/// under `/op/` per connection, in order (one connection per worker in the runs below, so a
+/// connection's list is one worker's choices).
+struct Recorder {
+    port: u16,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<Vec<String>>>>,
+}
+
+impl Recorder {
+    fn start() -> Recorder {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let conns = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let all = conns.clone();
+        // The accept loop ends with the test process; each connection's thread ends when the
+        // generator closes it.
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let all = all.clone();
+                std::thread::spawn(move || {
+                    let mut seen = Vec::new();
+                    let mut w = stream.try_clone().expect("clone");
+                    let mut r = BufReader::new(stream);
+                    let mut line = String::new();
+                    loop {
+                        line.clear();
+                        if r.read_line(&mut line).unwrap_or(0) == 0 {
+                            break;
+                        }
+                        let target = line.split(' ').nth(1).unwrap_or("").to_string();
+                        // The head's other lines (GET requests carry no body).
+                        loop {
+                            line.clear();
+                            if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                                break;
+                            }
+                        }
+                        if target.starts_with("/op/") {
+                            seen.push(target);
+                        }
+                        let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                        if w.write_all(ok).is_err() {
+                            break;
+                        }
+                    }
+                    if !seen.is_empty() {
+                        all.lock().expect("lock").push(seen);
+                    }
+                });
+            }
+        });
+        Recorder { port, conns }
+    }
+
+    /// Runs the mix with `workers` workers (one connection each) and returns the sorted
+    /// per-connection sequences, and stdout.
+    fn run(&self, workers: u32, seed: Option<u64>) -> (Vec<Vec<String>>, String) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let scenario = dir.path().join("replay.yaml");
+        std::fs::write(
+            &scenario,
+            format!(
+                "name: replay\ntarget:\n  url: http://127.0.0.1:{}\n  max_connections: {workers}\n  ready: {{path: /health}}\nload:\n  stages:\n    - {{duration: 1s, rate: 60/s}}\nmix:\n  operations:\n    - name: a\n      weight: 5\n      request: {{path: \"/op/a?n={{{{random_int(1,1000000)}}}}\"}}\n    - name: b\n      weight: 3\n      request: {{path: \"/op/b/{{{{random_string(8)}}}}\"}}\n    - name: c\n      weight: 2\n      request: {{path: /op/c}}\noutput:\n  progress: quiet\n",
+                self.port
+            ),
+        )
+        .expect("write");
+        self.conns.lock().expect("lock").clear();
+        let mut c = bin();
+        c.arg("run")
+            .arg(&scenario)
+            .args(["--workers", &workers.to_string()]);
+        if let Some(s) = seed {
+            c.args(["--seed", &s.to_string()]);
+        }
+        let out = c.output().expect("run");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // The generator has closed its connections when it exits; give their threads a moment
+        // to file what they saw (bounded poll).
+        let want = workers as usize;
+        for _ in 0..200 {
+            if self.conns.lock().expect("lock").len() >= want {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let mut seqs = self.conns.lock().expect("lock").clone();
+        seqs.sort();
+        (seqs, stdout)
+    }
+}
+
+/// The seed is printed and kept in the report; `--seed N` replays every choice (operations,
+/// template randoms) exactly, per worker count; a run without a seed prints the one it drew,
+/// and rerunning with it replays that run.
+#[test]
+fn the_seed_replays_a_runs_choices() {
+    let server = Recorder::start();
+    for workers in [1, 2] {
+        let (first, out) = server.run(workers, Some(42));
+        assert!(
+            out.contains(" · seed 42"),
+            "the summary shows the seed: {out}"
+        );
+        let total: usize = first.iter().map(Vec::len).sum();
+        assert!(
+            total >= 50,
+            "{workers} worker(s): {total} requests recorded"
+        );
+        let (second, _) = server.run(workers, Some(42));
+        assert_eq!(
+            first, second,
+            "{workers} worker(s): same seed, same choices"
+        );
+        let (other, _) = server.run(workers, Some(43));
+        assert_ne!(
+            first, other,
+            "{workers} worker(s): another seed, other choices"
+        );
+    }
+    let (drawn, out) = server.run(2, None);
+    let seed: u64 = out
+        .split(" · seed ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no seed in the summary: {out}"));
+    let (again, _) = server.run(2, Some(seed));
+    assert_eq!(drawn, again, "rerun with the printed seed {seed}");
+}
+
+/// Every report carries its seed and plan fingerprint; `report merge` takes the segments of one
+/// run and refuses reports of different plans (here: another seed) or of different runs, with
+/// exit 2.
+#[test]
+fn report_merge_refuses_different_plans_and_runs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let segment = |i: u32, seed: u64, name: &str| {
+        let path = dir.path().join(name);
+        let out = bin()
+            .args([
+                "run",
+                "scenarios/smoke.yaml",
+                "--duration",
+                "300ms",
+                "--quiet",
+            ])
+            .args(["--segment", &format!("{i}/2"), "--seed", &seed.to_string()])
+            .arg("--report")
+            .arg(&path)
+            .output()
+            .expect("run");
+        assert!(
+            path.exists(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        path
+    };
+    let (a, b) = (segment(0, 5, "a.json"), segment(1, 5, "b.json"));
+    let (ra, rb) = (report(&a), report(&b));
+    assert_eq!(ra["config"]["seed"], 5);
+    let fp = ra["config"]["fingerprint"].as_str().expect("a fingerprint");
+    assert_eq!(fp.len(), 16);
+    assert_eq!(
+        rb["config"]["fingerprint"], fp,
+        "segments share the fingerprint"
+    );
+    assert_eq!(ra["run_id"], rb["run_id"], "and (uncoordinated) the run id");
+    let merged = dir.path().join("m.json");
+    let out = bin()
+        .args(["report", "merge"])
+        .args([&a, &b])
+        .arg("-o")
+        .arg(&merged)
+        .output()
+        .expect("merge");
+    assert_ne!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(report(&merged)["config"]["fingerprint"], fp);
+
+    let other_seed = segment(1, 6, "c.json");
+    let mut c = bin();
+    c.args(["report", "merge"]).args([&a, &other_seed]);
+    let out = c.output().expect("merge");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("ran different plans (seeds 5 and 6)"),
+        "names the difference: {err}"
+    );
+
+    let mut rb = rb;
+    rb["run_id"] = "another-run".into();
+    let other_run = dir.path().join("d.json");
+    std::fs::write(&other_run, rb.to_string()).expect("write");
+    let out = bin()
+        .args(["report", "merge"])
+        .args([&a, &other_run])
+        .output()
+        .expect("merge");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("are from different runs"), "{err}");
+}
