@@ -262,11 +262,77 @@ async fn run_scenario(
             return Ok(e);
         }
     };
+    let problems = preflight(&plan);
+    if !problems.is_empty() {
+        for p in &problems {
+            eprintln!("trafficgen: {p}");
+        }
+        coord::summary_before_run(&opts, plan.segment, &problems.join("; "));
+        return Ok(Exit::Invalid);
+    }
     let workers = args
         .workers
         .unwrap_or_else(executor::default_workers)
         .max(1);
     coord::run(plan, workers, &opts, out, shutdown).await
+}
+
+/// What would only fail after the load, checked before it (a two-hour soak must not lose its
+/// report to a typo): every output file's directory exists and takes a new file (one is
+/// created and removed beside it), and the metrics and dashboard addresses can be bound.
+/// Each problem names the setting.
+pub fn preflight(plan: &Plan) -> Vec<String> {
+    let mut problems = Vec::new();
+    let outputs = [
+        ("report", plan.output.report.as_deref()),
+        ("html", plan.output.html.as_deref()),
+        ("junit", plan.output.junit.as_deref()),
+    ];
+    for (what, path) in outputs {
+        if let Some(p) = path
+            && let Err(m) = writable(p)
+        {
+            problems.push(format!("the {what} path {}: {m}", p.display()));
+        }
+    }
+    let addrs = [
+        ("metrics address", plan.telemetry.metrics_addr),
+        ("dashboard address", plan.output.dashboard),
+    ];
+    for (what, addr) in addrs {
+        if let Some(a) = addr
+            && let Err(e) = std::net::TcpListener::bind(a)
+        {
+            problems.push(format!("the {what} {a} cannot be bound: {e}"));
+        }
+    }
+    problems
+}
+
+/// Whether a file can be written at `path`: not a directory, in an existing directory where a
+/// new file can be created (and is removed at once).
+fn writable(path: &Path) -> Result<(), String> {
+    if path.is_dir() {
+        return Err("is a directory".into());
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(format!("the directory {} does not exist", dir.display()));
+    }
+    let name = path
+        .file_name()
+        .map_or("report".into(), |n| n.to_string_lossy().into_owned());
+    let probe = dir.join(format!(".{name}.{}.trafficgen-check", std::process::id()));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .map_err(|e| format!("cannot create a file in {}: {e}", dir.display()))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
 }
 
 /// Runs a resolved plan in this process alone: starts the embedded todo-api when the plan has

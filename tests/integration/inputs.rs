@@ -294,3 +294,109 @@ fn report_merge_refuses_different_plans_and_runs() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("are from different runs"), "{err}");
 }
+
+/// A scenario of the embedded todo-api lasting `secs`.
+fn long_scenario(dir: &std::path::Path, secs: u32) -> PathBuf {
+    let p = dir.join("long.yaml");
+    std::fs::write(
+        &p,
+        format!(
+            "name: long\nload:\n  stages:\n    - {{duration: {secs}s, rate: 20/s}}\nmix:\n  operations:\n    - todo: list\n"
+        ),
+    )
+    .expect("write");
+    p
+}
+
+/// The report path, the metrics and the dashboard addresses are checked before the load: a
+/// problem is exit 2 naming it, at once (the 60-second load never starts).
+#[test]
+fn outputs_and_addresses_are_checked_before_the_load() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let scenario = long_scenario(dir.path(), 60);
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let taken = taken.local_addr().expect("addr").to_string();
+    let missing = dir.path().join("no-such-dir/r.json");
+    let cases: [(Vec<String>, String); 4] = [
+        (
+            vec!["--report".into(), missing.display().to_string()],
+            format!(
+                "the report path {}: the directory {} does not exist",
+                missing.display(),
+                dir.path().join("no-such-dir").display()
+            ),
+        ),
+        (
+            vec!["--report".into(), dir.path().display().to_string()],
+            "is a directory".into(),
+        ),
+        (
+            vec!["--metrics-addr".into(), taken.clone()],
+            format!("the metrics address {taken} cannot be bound"),
+        ),
+        (
+            vec!["--dashboard".into(), taken.clone()],
+            format!("the dashboard address {taken} cannot be bound"),
+        ),
+    ];
+    for (flags, want) in cases {
+        let started = std::time::Instant::now();
+        let mut c = bin();
+        c.arg("run").arg(&scenario).args(&flags).arg("--quiet");
+        c.timeout(Duration::from_secs(20));
+        let out = c.output().expect("run");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flags:?}: {err}");
+        assert!(err.contains(&want), "{flags:?}: wanted `{want}` in {err}");
+        assert!(out.stdout.is_empty(), "{flags:?}: no load, no summary");
+        assert!(started.elapsed() < Duration::from_secs(20));
+    }
+}
+
+/// A report that cannot be written at the end (its directory vanished during the run) is a
+/// non-zero exit, said in the summary.
+#[test]
+fn a_failed_report_write_is_a_non_zero_exit() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let scenario = long_scenario(dir.path(), 3);
+    let sub = dir.path().join("sub");
+    std::fs::create_dir(&sub).expect("mkdir");
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("trafficgen"))
+        .arg("run")
+        .arg(&scenario)
+        .arg("--no-progress")
+        .arg("--report")
+        .arg(sub.join("r.json"))
+        .env_remove("TRAFFICGEN_REPORT")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // Killed on every path out of this test.
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let stderr = child.stderr.take().expect("stderr");
+    let mut child = Kill(child);
+    // The first progress line: the pre-run checks passed and the load runs.
+    let mut lines = BufReader::new(stderr).lines();
+    let first = lines.next().and_then(Result::ok).unwrap_or_default();
+    assert!(first.contains(" req, "), "a progress line: {first}");
+    std::fs::remove_dir_all(&sub).expect("remove the report's directory");
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    // stdout to its end (the process exits), then the status.
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(child.0.stdout.as_mut().expect("stdout"), &mut stdout)
+        .expect("read stdout");
+    let status = child.0.wait().expect("wait");
+    assert_ne!(status.code(), Some(0), "{stdout}{rest:?}");
+    assert!(
+        stdout.contains("the report was not written") || rest.iter().any(|l| l.contains("r.json")),
+        "{stdout}{rest:?}"
+    );
+}
