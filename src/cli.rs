@@ -141,14 +141,14 @@ pub struct RunArgs {
     #[arg(long, env = "TRAFFICGEN_SEED")]
     pub seed: Option<u64>,
     /// Worker threads (default: one per two cores, 1..=8).
-    #[arg(long, env = "TRAFFICGEN_WORKERS")]
+    #[arg(long, env = "TRAFFICGEN_WORKERS", value_parser = parse_workers)]
     pub workers: Option<usize>,
     /// This process's share of a distributed run, `i/N` (0-based i).
     #[arg(long, env = "TRAFFICGEN_SEGMENT", value_parser = parse_segment)]
     pub segment: Option<Segment>,
     /// A distributed run of N segments; this process's index comes from `JOB_COMPLETION_INDEX`
     /// (set by a Kubernetes Indexed Job). Either this or --segment.
-    #[arg(long, env = "TRAFFICGEN_SEGMENTS", conflicts_with = "segment")]
+    #[arg(long, env = "TRAFFICGEN_SEGMENTS", conflicts_with = "segment", value_parser = parse_segments)]
     pub segments: Option<u32>,
     /// HOST:PORT of segment 0, which coordinates a distributed run (it listens on PORT on all
     /// interfaces; the others connect). Needs --segment or --segments. Default port 7000.
@@ -156,7 +156,7 @@ pub struct RunArgs {
     pub coordinator: Option<crate::coord::Address>,
     /// How long the coordinator waits for every segment to register (and, after its own load,
     /// for their reports); how long a segment keeps trying to reach the coordinator.
-    #[arg(long, env = "TRAFFICGEN_COORDINATOR_TIMEOUT", value_parser = parse_duration, default_value = "5m")]
+    #[arg(long, env = "TRAFFICGEN_COORDINATOR_TIMEOUT", value_parser = parse_wait, default_value = "5m")]
     pub coordinator_timeout: Duration,
     /// Where to write a compact JSON summary (≤ 4 KiB: verdict, totals, thresholds) on every
     /// exit path of a run; e.g. /dev/termination-log in Kubernetes.
@@ -458,6 +458,21 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     s.parse::<crate::scenario::units::Duration>().map(|d| d.0)
 }
 
+/// A duration for a whole-phase wait (`--coordinator-timeout`): at most the scenario format's
+/// `MAX_WAIT` (24h), so deadlines computed from it never overflow.
+pub fn parse_wait(s: &str) -> Result<Duration, String> {
+    let max = crate::scenario::limits::MAX_WAIT;
+    let d = parse_duration(s)?;
+    if d > max {
+        return Err(format!(
+            "`{}` is beyond the limit of {}h",
+            s.trim(),
+            max.as_secs() / 3600
+        ));
+    }
+    Ok(d)
+}
+
 /// `true`/`false`/`1`/`0` (also `yes`/`no`, `on`/`off`), for flags that variables set.
 pub fn parse_bool(s: &str) -> Result<bool, String> {
     match s.trim().to_ascii_lowercase().as_str() {
@@ -472,7 +487,25 @@ pub fn parse_coordinator(s: &str) -> Result<crate::coord::Address, String> {
     s.parse()
 }
 
-/// `i/N` with 0 <= i < N.
+/// Worker threads: 1..=`MAX_WORKERS`.
+pub fn parse_workers(s: &str) -> Result<usize, String> {
+    let max = crate::scenario::limits::MAX_WORKERS;
+    match s.trim().parse::<usize>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(format!("{s}: expected a number of workers in 1..={max}")),
+    }
+}
+
+/// A segment count N: 0..=`MAX_SEGMENTS` (0 is reported by `resolve_segment`).
+pub fn parse_segments(s: &str) -> Result<u32, String> {
+    let max = crate::scenario::limits::MAX_SEGMENTS;
+    match s.trim().parse::<u32>() {
+        Ok(n) if n <= max => Ok(n),
+        _ => Err(format!("{s}: expected a number of segments up to {max}")),
+    }
+}
+
+/// `i/N` with 0 <= i < N <= `MAX_SEGMENTS`.
 pub fn parse_segment(s: &str) -> Result<Segment, String> {
     let (i, n) = s
         .split_once('/')
@@ -487,6 +520,12 @@ pub fn parse_segment(s: &str) -> Result<Segment, String> {
         .map_err(|_| format!("{s}: N is not a number"))?;
     if count == 0 || index >= count {
         return Err(format!("{s}: need 0 <= i < N"));
+    }
+    if count > crate::scenario::limits::MAX_SEGMENTS {
+        return Err(format!(
+            "{s}: at most {} segments",
+            crate::scenario::limits::MAX_SEGMENTS
+        ));
     }
     Ok(Segment { index, count })
 }
@@ -505,6 +544,11 @@ mod tests {
         assert!(parse_duration("2").is_err());
         assert!(parse_duration("30s1m").is_err());
         assert!(parse_duration("5x").is_err());
+        assert_eq!(parse_wait("24h"), Ok(Duration::from_secs(86_400)));
+        assert_eq!(
+            parse_wait("4000000000000000h"),
+            Err("`4000000000000000h` is beyond the limit of 24h".into())
+        );
         assert_eq!(parse_segment("1/4"), Ok(Segment { index: 1, count: 4 }));
         assert!(parse_segment("4/4").is_err());
     }

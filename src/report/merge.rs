@@ -51,6 +51,13 @@ fn check_segments(reports: &[Report]) -> Result<(), ReportError> {
         .first()
         .ok_or_else(|| ReportError::Merge("no reports given".into()))?;
     let n = first.segment.count;
+    // A report is input: its segment count sizes the table below.
+    if n == 0 || n > crate::scenario::limits::MAX_SEGMENTS {
+        return Err(ReportError::Merge(format!(
+            "segment count {n} is outside 1..={}",
+            crate::scenario::limits::MAX_SEGMENTS
+        )));
+    }
     let mut seen = vec![false; n as usize];
     for r in reports {
         if r.scenario != first.scenario {

@@ -40,3 +40,7 @@ pub const MAX_WEIGHT: u32 = 1_000_000;
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
 /// Waits of a whole phase: `ready.timeout`, `verify.deadline`, `telemetry.linger`.
 pub const MAX_WAIT: Duration = Duration::from_secs(24 * 3600);
+/// Segments of a distributed run (`--segment i/N`, `--segments N`, a report's segment count).
+pub const MAX_SEGMENTS: u32 = 10_000;
+/// Worker threads (`--workers`).
+pub const MAX_WORKERS: usize = 256;

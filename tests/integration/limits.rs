@@ -145,6 +145,40 @@ fn command_line_and_environment_values_beyond_a_limit_exit_2() {
             &[],
             "--metrics-linger: `100000h` is beyond the limit of 24h",
         ),
+        (
+            &[
+                "run",
+                "scenarios/smoke.yaml",
+                "--segment",
+                "0/2",
+                "--coordinator",
+                "127.0.0.1:0",
+                "--coordinator-timeout",
+                "4000000000000000h",
+            ],
+            &[],
+            "`4000000000000000h` is beyond the limit of 24h",
+        ),
+        (
+            &["run", "scenarios/smoke.yaml"],
+            &[("TRAFFICGEN_COORDINATOR_TIMEOUT", "4000000000000000h")],
+            "environment variable TRAFFICGEN_COORDINATOR_TIMEOUT=4000000000000000h: `4000000000000000h` is beyond the limit of 24h",
+        ),
+        (
+            &["run", "scenarios/smoke.yaml", "--workers", "100000000"],
+            &[],
+            "expected a number of workers in 1..=256",
+        ),
+        (
+            &["run", "scenarios/smoke.yaml", "--segment", "0/4000000000"],
+            &[],
+            "at most 10000 segments",
+        ),
+        (
+            &["run", "scenarios/smoke.yaml", "--segments", "4000000000"],
+            &[],
+            "expected a number of segments up to 10000",
+        ),
         // Quick mode: the flags are named, not a place in the text made of them.
         (
             &[
