@@ -22,6 +22,7 @@ mod validate;
 pub use crate::scenario::model::{Arrivals, FaultVia, Progress, TodoOp, TraceSet};
 pub use template::{Escape, Template, Vars};
 pub use threshold::{Aggregation, Comparison, Threshold, ThresholdMetric};
+pub(crate) use validate::read_bounded;
 pub use validate::{
     COMMAND_LINE, Overrides, PlanError, build, build_from_str, build_with_env, defaults, limits,
     parse_base_url,

@@ -113,7 +113,7 @@ pub fn build_with_env(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Plan, Vec<PlanError>> {
     let file = path.display().to_string();
-    let text = read_bounded(path, limits::MAX_FILE_BYTES).map_err(|message| {
+    let text = read_bounded(path, limits::MAX_FILE_BYTES, "the scenario").map_err(|message| {
         vec![PlanError {
             file: file.clone(),
             line: 0,
@@ -127,28 +127,28 @@ pub fn build_with_env(
 
 /// The file's text, refused without reading it whole when it is larger than `max` bytes (a
 /// regular file by its length, anything else — `/dev/zero`, a pipe — by reading `max + 1`).
-fn read_bounded(path: &Path, max: u64) -> Result<String, String> {
+pub(crate) fn read_bounded(path: &Path, max: u64, what: &str) -> Result<String, String> {
     use std::io::Read as _;
     let too_big = || {
         format!(
-            "the scenario is larger than the limit of {max} bytes ({} MiB)",
+            "{what} is larger than the limit of {max} bytes ({} MiB)",
             max >> 20
         )
     };
-    let f = std::fs::File::open(path).map_err(|e| format!("cannot read the scenario: {e}"))?;
+    let f = std::fs::File::open(path).map_err(|e| format!("cannot read {what}: {e}"))?;
     if f.metadata().is_ok_and(|m| m.is_file() && m.len() > max) {
         return Err(too_big());
     }
     let mut bytes = Vec::new();
     f.take(max + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| format!("cannot read the scenario: {e}"))?;
+        .map_err(|e| format!("cannot read {what}: {e}"))?;
     if bytes.len() as u64 > max {
         return Err(too_big());
     }
     String::from_utf8(bytes).map_err(|e| {
         format!(
-            "the scenario is not UTF-8 text (invalid byte at offset {})",
+            "{what} is not UTF-8 text (invalid byte at offset {})",
             e.utf8_error().valid_up_to()
         )
     })

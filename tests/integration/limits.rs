@@ -101,6 +101,21 @@ fn command_line_and_environment_values_beyond_a_limit_exit_2() {
         (&["validate", "/dev/zero"], &[], too_big),
         (&["validate", &big], &[], too_big),
         (
+            &[
+                "run",
+                "--url",
+                "http://127.0.0.1:9/",
+                "--rate",
+                "1",
+                "--duration",
+                "1s",
+                "--body",
+                "@/dev/zero",
+            ],
+            &[],
+            "--body @/dev/zero: the body file is larger than the limit of 4194304 bytes (4 MiB)",
+        ),
+        (
             &["run", "scenarios/closed-vus.yaml", "--vus", "300000"],
             &[],
             "<command line>:0:0: --vus: 300000 is beyond the limit of 100000",
