@@ -170,7 +170,9 @@ pub fn build_from_str(
         lines: text.lines().map(str::to_string).collect(),
     };
     for p in problems {
-        errs.structural.push(p.path.clone());
+        if p.dropped {
+            errs.structural.push(p.path.clone());
+        }
         errs.at_pos(p.line, p.column, p.path, p.message);
     }
     let plan = scenario.map(|s| check(s, source, overrides, env, &mut errs));

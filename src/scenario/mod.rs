@@ -26,6 +26,10 @@ pub struct Problem {
     /// Dotted field path (`load.stages[1].rate`); empty for the document itself.
     pub path: String,
     pub message: String,
+    /// The node was left out of the model (a wrong type, a bad value, a missing field), so
+    /// checks across sections must not trust what is under `path`. An unknown field or a
+    /// repeated key loses nothing: the rest is read as written.
+    pub dropped: bool,
 }
 
 /// Deserializes `text`, collecting every problem. Returns the model when it could be built
@@ -42,6 +46,7 @@ pub fn parse(text: &str) -> (Option<Scenario>, Vec<Problem>) {
                     column,
                     path: "yaml".into(),
                     message,
+                    dropped: true,
                 }],
             );
         }
@@ -57,6 +62,7 @@ pub fn parse(text: &str) -> (Option<Scenario>, Vec<Problem>) {
                 d.key, d.first_line
             ),
             path: d.path,
+            dropped: false,
         })
         .collect();
     let mut ctx = de::Ctx::default();
@@ -108,10 +114,13 @@ pub fn parse(text: &str) -> (Option<Scenario>, Vec<Problem>) {
             }
         }
     }
-    errors.extend(ctx.found.into_inner());
+    let noted = ctx.found.into_inner();
+    let dropped = errors.len();
+    errors.extend(noted);
     let mut problems: Vec<Problem> = errors
         .into_iter()
-        .map(|e| {
+        .enumerate()
+        .map(|(i, e)| {
             let at = e.at.unwrap_or(de::At {
                 line: 1,
                 column: 1,
@@ -123,6 +132,7 @@ pub fn parse(text: &str) -> (Option<Scenario>, Vec<Problem>) {
                 column: at.column,
                 path: at.path,
                 message: e.message,
+                dropped: i < dropped,
             }
         })
         .collect();
@@ -206,5 +216,44 @@ pub fn json_schema() -> serde_json::Value {
     let schema = schemars::generate::SchemaSettings::draft2020_12()
         .into_generator()
         .into_root_schema_for::<Scenario>();
-    serde_json::to_value(schema).expect("a schema serializes")
+    let mut v = serde_json::to_value(schema).expect("a schema serializes");
+    scalars_as_text(&mut v);
+    v
+}
+
+/// The reader takes a number or a boolean where text is expected (`X-Id: 42` is the header
+/// value `"42"`), so the schema's free-text fields take them too: the schema never refuses
+/// what the validator accepts. (Text with a pattern or a fixed set of values is left alone.)
+fn scalars_as_text(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::Object(o) => {
+            let free = !["enum", "const", "pattern", "format"]
+                .iter()
+                .any(|k| o.contains_key(*k));
+            if free {
+                let widened = match o.get("type") {
+                    Some(Value::String(t)) if t == "string" => {
+                        Some(serde_json::json!(["string", "number", "boolean"]))
+                    }
+                    Some(Value::Array(ts)) if ts.iter().any(|t| t == "string") => {
+                        let mut ts = ts.clone();
+                        for extra in ["number", "boolean"] {
+                            if !ts.iter().any(|t| t == extra) {
+                                ts.push(extra.into());
+                            }
+                        }
+                        Some(Value::Array(ts))
+                    }
+                    _ => None,
+                };
+                if let Some(w) = widened {
+                    o.insert("type".into(), w);
+                }
+            }
+            o.values_mut().for_each(scalars_as_text);
+        }
+        Value::Array(items) => items.iter_mut().for_each(scalars_as_text),
+        _ => {}
+    }
 }
