@@ -340,16 +340,15 @@ fn outputs_and_addresses_are_checked_before_the_load() {
         ),
     ];
     for (flags, want) in cases {
-        let started = std::time::Instant::now();
         let mut c = bin();
         c.arg("run").arg(&scenario).args(&flags).arg("--quiet");
+        // Killed (no exit code, so the assertion below fails) if the load started.
         c.timeout(Duration::from_secs(20));
         let out = c.output().expect("run");
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{flags:?}: {err}");
         assert!(err.contains(&want), "{flags:?}: wanted `{want}` in {err}");
         assert!(out.stdout.is_empty(), "{flags:?}: no load, no summary");
-        assert!(started.elapsed() < Duration::from_secs(20));
     }
 }
 
