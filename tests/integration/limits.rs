@@ -288,3 +288,41 @@ fn variables_take_what_their_flags_take_and_name_themselves() {
         "{err}"
     );
 }
+
+/// A saved report is input too: `trafficgen verify REPORT` on a report whose fault window
+/// time overflows fails its assertions with a message, never a panic.
+#[test]
+fn a_report_with_overflowing_times_is_a_failed_verify_not_a_panic() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let scenario = dir.path().join("v.yaml");
+    std::fs::write(
+        &scenario,
+        "name: v\nload:\n  stages:\n    - {duration: 300ms, rate: 10/s}\nmix:\n  operations:\n    - todo: list\nfaults:\n  - {start: 0s, duration: 200ms, kind: latency, delay: 1ms}\nverify:\n  prometheus_url: http://127.0.0.1:9\n  deadline: 1s\n  assertions:\n    - promql: up\n",
+    )
+    .expect("write");
+    let path = dir.path().join("r.json");
+    let mut c = bin();
+    c.args(["run", "--quiet", "--report"])
+        .arg(&path)
+        .arg(&scenario);
+    let _ = c.output().expect("run");
+    let mut r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("report")).expect("json");
+    r["faults"][0]["start_s"] = 1e30.into();
+    std::fs::write(&path, r.to_string()).expect("write");
+    let out = bin()
+        .arg("verify")
+        .arg(&path)
+        .arg("--scenario")
+        .arg(&scenario)
+        .output()
+        .expect("verify");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!text.contains("panicked"), "{text}");
+    assert_eq!(out.status.code(), Some(100), "{text}");
+    assert!(text.contains("out of range"), "{text}");
+}
