@@ -198,7 +198,10 @@ impl std::str::FromStr for Rate {
             None => (t, 1.0),
         };
         let n: f64 = num.parse().map_err(|_| bad())?;
-        if !n.is_finite() || n < 0.0 {
+        if !n.is_finite() {
+            return Err(format!("`{s}` is not a finite rate"));
+        }
+        if n < 0.0 {
             return Err(format!("`{s}`: a rate cannot be negative"));
         }
         Ok(Rate(n / per))
@@ -356,6 +359,11 @@ mod tests {
         assert_eq!("50".parse::<Rate>(), Ok(Rate(50.0)));
         assert!("fast".parse::<Rate>().is_err());
         assert!("-1/s".parse::<Rate>().is_err());
+        assert_eq!(
+            "inf/s".parse::<Rate>(),
+            Err("`inf/s` is not a finite rate".into())
+        );
+        assert!("NaN".parse::<Rate>().is_err());
         assert!("5/d".parse::<Rate>().is_err());
         assert_eq!("25%".parse::<Share>(), Ok(Share(0.25)));
         assert_eq!("0.5".parse::<Share>(), Ok(Share(0.5)));
