@@ -317,6 +317,25 @@ fn check(
     };
     let faults = observe::faults(s.faults.as_deref(), ops, load.duration(), factor, errs);
     let mut verify = s.verify.as_ref().map(|v| observe::verify(v, ops, errs));
+    // `traces: faulted` reads the requests the generator faulted itself: header faults only.
+    if let Some(v) = s.verify.as_ref().filter(|_| !errs.damaged("faults"))
+        && !faults.iter().any(|f| f.via == super::FaultVia::Header)
+    {
+        for (i, a) in v.assertions.iter().enumerate() {
+            if let Some(t) = a
+                .traces
+                .as_ref()
+                .filter(|t| t.value == super::TraceSet::Faulted)
+            {
+                errs.at(
+                    t,
+                    format!("verify.assertions[{i}].traces"),
+                    "`faulted` needs a header fault window (`faults` with `via: header`, the \
+                     default): no request would be faulted",
+                );
+            }
+        }
+    }
     if let Some(url) = &o.grafana_url {
         if let Err(m) = observe::check_url(url, true) {
             errs.flag("--grafana-url", m);
