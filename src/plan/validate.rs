@@ -254,6 +254,17 @@ impl Errors {
     }
 
     /// Whether the structural pass dropped something under `prefix`.
+    /// Whether every operation's name survived the structural pass.
+    fn names_intact(&self) -> bool {
+        !self.structural.iter().any(|p| {
+            p.is_empty()
+                || p == "mix"
+                || p == "mix.operations"
+                || (p.starts_with("mix.operations[")
+                    && (p.ends_with(']') || p.ends_with(".name") || p.ends_with(".todo")))
+        })
+    }
+
     /// Also when a section above `prefix` was dropped whole (`load` damages `load.stages`).
     pub(super) fn damaged(&self, prefix: &str) -> bool {
         let under = |a: &str, b: &str| {
@@ -285,8 +296,9 @@ fn check(
     }
     let mix = mix::mix(&s.mix, &constants, env, errs);
     let op_names: Vec<String> = mix.operations.iter().map(|op| op.name.clone()).collect();
-    // Cross-references to operation names are only checked when the mix was read whole.
-    let ops = (!errs.damaged("mix")).then_some(op_names.as_slice());
+    // Cross-references to operation names are only checked when every name was read: a bad
+    // weight loses no name, a dropped operation (or its name) might be the one referred to.
+    let ops = errs.names_intact().then_some(op_names.as_slice());
     let with_checks: Vec<String> = mix
         .operations
         .iter()
