@@ -130,7 +130,12 @@ impl std::str::FromStr for Duration {
         }
         std::time::Duration::try_from_secs_f64(total)
             .map(Duration)
-            .map_err(|_| format!("`{s}` is too long for a duration"))
+            .map_err(|_| {
+                format!(
+                    "`{s}` is too long for a duration (the longest allowed is {}h)",
+                    super::limits::MAX_RUN.as_secs() / 3600
+                )
+            })
     }
 }
 
