@@ -214,6 +214,18 @@ fn command_line_and_environment_values_beyond_a_limit_exit_2() {
             "<command line>:0:0: TRAFFICGEN_VUS: 300000 is beyond the limit of 100000",
         ),
     ];
+    // A report is read as it is parsed: an endless file is an error at its first byte (exit 1,
+    // like any unreadable report), never a read that exhausts memory.
+    let out = bin()
+        .args(["report", "merge", "/dev/zero", "/dev/zero"])
+        .output()
+        .expect("merge");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("/dev/zero: not a trafficgen report: invalid JSON"),
+        "{err}"
+    );
     for (args, env, want) in cases {
         let mut c = bin();
         c.args(*args);
