@@ -87,6 +87,16 @@ impl Node {
                 // The plain message, without serde-saphyr's snippet rendering.
                 let msg = e.without_snippet().to_string();
                 let msg = msg.lines().next().unwrap_or("invalid YAML").to_string();
+                // serde-saphyr's resource budget (alias expansion, nesting) in our words.
+                if msg.starts_with("budget breached") {
+                    return Err((
+                        line,
+                        column,
+                        "the document is too large once its aliases are expanded (a YAML \
+                         resource limit); write the values out or use fewer aliases"
+                            .into(),
+                    ));
+                }
                 Err((line, column, strip_location_suffix(&msg)))
             }
         }
