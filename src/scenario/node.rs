@@ -88,13 +88,18 @@ impl Node {
                 let msg = e.without_snippet().to_string();
                 let msg = msg.lines().next().unwrap_or("invalid YAML").to_string();
                 // serde-saphyr's resource budget (alias expansion, nesting) in our words.
-                if msg.starts_with("budget breached") {
+                if let Some(what) = msg.strip_prefix("budget breached: ") {
+                    let why = match what.split([' ', '{']).next().unwrap_or("") {
+                        "Depth" | "InclusionDepth" => "is nested too deeply",
+                        "Aliases" | "Anchors" => "uses too many aliases or anchors",
+                        "Documents" => "holds too many documents (one is expected)",
+                        "ScalarBytes" => "holds too much text",
+                        _ => "is too large once its aliases are expanded",
+                    };
                     return Err((
                         line,
                         column,
-                        "the document is too large once its aliases are expanded (a YAML \
-                         resource limit); write the values out or use fewer aliases"
-                            .into(),
+                        format!("the document {why} (a YAML resource limit)"),
                     ));
                 }
                 Err((line, column, strip_location_suffix(&msg)))
