@@ -6,7 +6,7 @@
 //! |---|---|
 //! | 0 | passed, or no threshold or assertion was set (said as such) |
 //! | 1 | any other error, including a generator failure (a worker panicked, the report could not be written) |
-//! | 2 | invalid command line or scenario |
+//! | 2 | invalid command line or scenario (a value beyond a limit included); `report merge` of reports of different plans or runs |
 //! | 3 | the target never became ready |
 //! | 96 | a server-side fault window could not be applied (no fault API, token refused) |
 //! | 98 | a threshold with `abort_on_fail` stopped the run |

@@ -304,6 +304,10 @@ async fn run_as(
             },
         };
         let (run_id, start) = match announced {
+            // An uncoordinated segment (`--segment i/N` without `--coordinator`): the run id
+            // is the plan's fingerprint (it includes the seed), so the segments of one run
+            // agree on it and `report merge` can tell runs apart.
+            None if plan.segment.count > 1 => (format!("p{}", plan.fingerprint()), None),
             None => (target::random_id(), None),
             Some(s) => {
                 plan.seed = s.seed;

@@ -569,6 +569,16 @@ impl Client {
         let (head, sent, attempts, mut error) = match result {
             Ok((h, sent, n)) => {
                 let e = match h.status {
+                    // An expected status (`expect_status`, a status check) is not an error.
+                    s if shared
+                        .plan
+                        .mix
+                        .operations
+                        .get(op)
+                        .is_some_and(|o| o.expects(step_checks, s)) =>
+                    {
+                        None
+                    }
                     400..=499 => Some(ErrorKind::Status4xx),
                     500.. => Some(ErrorKind::Status5xx),
                     _ => None,

@@ -117,6 +117,7 @@ async fn main(
         worker: w,
         rec: RefCell::new(WorkerRecorder::new(w, nops, keep)),
         rng: RefCell::new(SmallRng::seed_from_u64(seed)),
+        pick_rng: RefCell::new(SmallRng::seed_from_u64(seed ^ 0x6f70_2d70_6963_6b73)),
         pool: RefCell::new(Pool::new(pool_cap)),
         queue: RefCell::new(VecDeque::new()),
         notify: Notify::new(),

@@ -19,6 +19,7 @@ fn op(name: &str, kind: TodoOp) -> Operation {
         kind: OpKind::Todo(kind),
         checks: vec![],
         follow_redirects: None,
+        expect_status: Vec::new(),
     }
 }
 

@@ -323,6 +323,9 @@ impl Report {
                 grafana_url: plan.verify.as_ref().and_then(|v| v.grafana_url.clone()),
                 thresholds: plan.thresholds.iter().map(|t| t.source.clone()).collect(),
                 compare: plan.compare.iter().map(|c| c.source.clone()).collect(),
+                seed: Some(plan.seed),
+                fingerprint: Some(plan.fingerprint()),
+                merged_segments: None,
             },
             cleanup: None,
         }

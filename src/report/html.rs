@@ -313,14 +313,19 @@ fn header(out: &mut String, r: &Report) {
         if pass { "passed" } else { "failed" },
         esc(line)
     );
-    let merged = r.run_id.contains(',');
+    // Older merges joined the segments' run ids with commas.
+    let merged = r.config.merged_segments.or_else(|| {
+        r.run_id
+            .contains(',')
+            .then(|| r.run_id.split(',').count() as u32)
+    });
     let _ = writeln!(
         out,
         "<p class=\"meta\">run <code>{}</code>{} · target <code>{}</code> · {} → {} · \
          {:.1}s of load</p>",
         esc(&r.run_id),
-        if merged {
-            format!(" (merged from {} runs)", r.run_id.split(',').count())
+        if let Some(n) = merged {
+            format!(" (merged from {n} segments)")
         } else if r.segment.count > 1 {
             format!(" · segment {}/{}", r.segment.index, r.segment.count)
         } else {

@@ -9,11 +9,55 @@ use super::{OpReport, Report, ReportConfig, ReportError, TimelinePoint, VerdictR
 use crate::plan::Segment;
 use crate::recorder::{Counts, TraceRef};
 
+/// The reports must be segments of one run: the same resolved plan (fingerprint, which
+/// includes the seed) and the same run id. Reports written before fingerprints were kept are
+/// compared on what they have.
+fn check_same_run(reports: &[Report]) -> Result<(), ReportError> {
+    let Some(first) = reports.first() else {
+        return Ok(());
+    };
+    let seg = |r: &Report| format!("segment {}/{}", r.segment.index, r.segment.count);
+    for r in &reports[1..] {
+        if let (Some(a), Some(b)) = (&first.config.fingerprint, &r.config.fingerprint)
+            && a != b
+        {
+            let seeds = match (first.config.seed, r.config.seed) {
+                (Some(x), Some(y)) if x != y => format!(" (seeds {x} and {y})"),
+                _ => String::new(),
+            };
+            return Err(ReportError::Mismatch(format!(
+                "{} and {} ran different plans{seeds}: plan fingerprints {a} and {b}; every \
+                 segment must run the same scenario with the same load flags and seed \
+                 (`--seed`, or `--coordinator`, which hands out one)",
+                seg(first),
+                seg(r)
+            )));
+        }
+        if r.run_id != first.run_id {
+            return Err(ReportError::Mismatch(format!(
+                "{} and {} are from different runs (run ids {} and {})",
+                seg(first),
+                seg(r),
+                first.run_id,
+                r.run_id
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn check_segments(reports: &[Report]) -> Result<(), ReportError> {
     let first = reports
         .first()
         .ok_or_else(|| ReportError::Merge("no reports given".into()))?;
     let n = first.segment.count;
+    // A report is input: its segment count sizes the table below.
+    if n == 0 || n > crate::scenario::limits::MAX_SEGMENTS {
+        return Err(ReportError::Merge(format!(
+            "segment count {n} is outside 1..={}",
+            crate::scenario::limits::MAX_SEGMENTS
+        )));
+    }
     let mut seen = vec![false; n as usize];
     for r in reports {
         if r.scenario != first.scenario {
@@ -38,6 +82,7 @@ fn check_segments(reports: &[Report]) -> Result<(), ReportError> {
             return Err(ReportError::Merge(format!("segment {i}/{n} given twice")));
         }
     }
+    check_same_run(reports)?;
     let missing: Vec<String> = (0..n as usize)
         .filter(|&i| !seen[i])
         .map(|i| i.to_string())
@@ -256,6 +301,9 @@ pub fn merge(reports: &[Report]) -> Result<Report, ReportError> {
             grafana_url: sorted.iter().find_map(|r| r.config.grafana_url.clone()),
             thresholds: Vec::new(),
             compare: first.config.compare.clone(),
+            seed: first.config.seed,
+            fingerprint: first.config.fingerprint.clone(),
+            merged_segments: u32::try_from(reports.len()).ok(),
         },
         cleanup: merge_cleanups(sorted.iter().filter_map(|r| r.cleanup.as_ref())),
     };

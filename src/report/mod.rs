@@ -173,6 +173,18 @@ pub struct ReportConfig {
     /// when this report is the new run.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub compare: Vec<String>,
+    /// The seed of every random choice of the run: `--seed N` (or the scenario's `seed`)
+    /// replays them. `None` in reports written before it was kept, and in a merge of reports
+    /// that do not agree on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// `Plan::fingerprint` of the resolved plan: equal for every segment of one run, so `report
+    /// merge` refuses reports of different plans.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
+    /// Set by `report merge`: how many segment reports this one was merged from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged_segments: Option<u32>,
 }
 
 /// How a run (or a merge, or a re-verify) was judged: the state, the exit code it maps to
@@ -400,6 +412,9 @@ pub enum ReportError {
     Format { path: String, message: String },
     #[error("cannot merge: {0}")]
     Merge(String),
+    /// The reports are not segments of one run (different plans or run ids): a usage error.
+    #[error("cannot merge: {0}")]
+    Mismatch(String),
 }
 
 /// Accumulates the per-second timeline from the interval snapshots (see `build.rs`).

@@ -171,6 +171,10 @@ impl Report {
                 self.segment.index, self.segment.count
             );
         }
+        // The seed replays the run's choices (`--seed N`).
+        if let Some(seed) = self.config.seed {
+            let _ = write!(out, " · seed {seed}");
+        }
         out.push('\n');
         let _ = writeln!(out, "target {}", self.target_url);
         if self.interrupted {

@@ -38,6 +38,7 @@ pub fn plan(thresholds: Vec<Threshold>) -> Plan {
             kind: OpKind::Todo(k),
             checks: vec![],
             follow_redirects: None,
+            expect_status: Vec::new(),
         })
         .collect();
     let mut p = super::support::plan(None, load, operations, None);
@@ -562,6 +563,14 @@ fn merge_rejects_incomplete_or_foreign_segment_sets() {
     other.scenario = "else".into();
     assert!(err(&[seg(0, 2), other]).contains("different scenarios"));
     assert!(err(&[]).contains("no reports"));
+    // Segments of different plans (another seed) or of different runs.
+    let mut reseeded = segment_plan(1, 2);
+    reseeded.seed += 1;
+    let reseeded = run(&reseeded, 2, 10, |_| true);
+    assert!(err(&[seg(0, 2), reseeded]).contains("ran different plans (seeds"));
+    let mut rerun = seg(1, 2);
+    rerun.run_id = "another".into();
+    assert!(err(&[seg(0, 2), rerun]).contains("are from different runs"));
 }
 
 #[test]

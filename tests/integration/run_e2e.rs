@@ -231,6 +231,7 @@ async fn flows_capture_from_one_response_into_the_next_request() {
         kind: OpKind::Flow(flow),
         checks: vec![],
         follow_redirects: None,
+        expect_status: Vec::new(),
     };
     let dir = tempfile::tempdir().unwrap();
     let report_path = dir.path().join("report.json");

@@ -132,6 +132,7 @@ pub fn todo_op(name: &str, weight: u32, op: TodoOp) -> Operation {
         kind: OpKind::Todo(op),
         checks: vec![],
         follow_redirects: None,
+        expect_status: Vec::new(),
     }
 }
 

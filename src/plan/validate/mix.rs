@@ -79,6 +79,7 @@ pub(super) fn mix(
             kind: OpKind::Todo(crate::plan::TodoOp::Delete),
             checks: Vec::new(),
             follow_redirects: None,
+            expect_status: Vec::new(),
         });
     }
     let cleanup = m.cleanup.as_ref().is_some_and(|b| b.value).then(|| {
@@ -224,12 +225,33 @@ fn operation(
         OpKind::Flow(flow(steps, &format!("{field}.flow"), constants, env, errs))
     };
     let checks = checks(spec.checks.as_ref(), &format!("{field}.checks"), errs);
+    // Explicit, else the status check's statuses: what a check expects is not an error.
+    let expect_status = match &spec.expect_status {
+        Some(e) => {
+            if e.0.is_empty() {
+                errs.at(
+                    e,
+                    format!("{field}.expect_status"),
+                    "list at least one status",
+                );
+            }
+            e.0.clone()
+        }
+        None => checks
+            .iter()
+            .find_map(|c| match c {
+                Check::Status(r) => Some(r.clone()),
+                _ => None,
+            })
+            .unwrap_or_default(),
+    };
     Some(Operation {
         name,
         weight,
         kind,
         checks,
         follow_redirects: spec.follow_redirects.as_ref().map(|f| f.value),
+        expect_status,
     })
 }
 
