@@ -102,6 +102,29 @@ impl Embedded {
     }
 }
 
+/// A client for the generator's own calls to the target outside the load (readiness,
+/// `mix.cleanup`): it trusts what the load trusts (`target.tls`, not the platform's roots)
+/// and speaks HTTP/2 with prior knowledge to an HTTP/2-only cleartext target, as the load does.
+pub fn control_client(
+    plan: &Plan,
+    target: &Target,
+    timeout: Duration,
+) -> Result<reqwest::Client, String> {
+    let mut builder = reqwest::Client::builder();
+    if target.base.scheme == "https" {
+        let c = crate::executor::tls::client_config(&plan.target.tls, &[b"http/1.1"])
+            .map_err(|e| format!("TLS error: {}: {e}", target.base.host))?;
+        builder = builder.use_preconfigured_tls(c);
+    }
+    if plan.target.http_version == crate::plan::HttpVersion::Http2 && target.base.scheme == "http" {
+        builder = builder.http2_prior_knowledge();
+    }
+    builder
+        .timeout(timeout)
+        .build()
+        .map_err(|e| format!("cannot build an HTTP client: {e}"))
+}
+
 /// Why the target was not ready: the last attempt's answer or error.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotReady {
@@ -119,36 +142,12 @@ pub async fn wait_ready(plan: &Plan, target: &Target) -> Result<(), NotReady> {
     let quiet = plan.output.progress == crate::plan::Progress::Quiet;
     let r = &plan.target.ready;
     let url = format!("{}{}", target.url, r.path);
-    let mut builder = reqwest::Client::builder();
-    // The probe trusts what the load trusts (target.tls), not the platform's roots.
-    if target.base.scheme == "https" {
-        match crate::executor::tls::client_config(&plan.target.tls, &[b"http/1.1"]) {
-            Ok(c) => builder = builder.use_preconfigured_tls(c),
-            Err(e) => {
-                return Err(NotReady {
-                    last: format!("TLS error: {}: {e}", target.base.host),
-                    attempts: 0,
-                });
-            }
-        }
-    }
-    // An HTTP/2-only cleartext target (h2c) is probed with prior knowledge too.
-    if plan.target.http_version == crate::plan::HttpVersion::Http2 && target.base.scheme == "http" {
-        builder = builder.http2_prior_knowledge();
-    }
     let probe_timeout = r
         .interval
         .max(Duration::from_millis(200))
         .min(Duration::from_secs(5));
-    let client = match builder.timeout(probe_timeout).build() {
-        Ok(c) => c,
-        Err(e) => {
-            return Err(NotReady {
-                last: format!("cannot build the probe: {e}"),
-                attempts: 0,
-            });
-        }
-    };
+    let client = control_client(plan, target, probe_timeout)
+        .map_err(|last| NotReady { last, attempts: 0 })?;
     let started = Instant::now();
     let Some(deadline) = started.checked_add(r.timeout) else {
         return Err(NotReady {

@@ -2,9 +2,10 @@
 //! workers' id pools), a few requests at a time and within a time bound, counted apart from
 //! the load (its requests are in no operation's counts, threshold or latency).
 //!
-//! A control-plane step like the fault API calls (plain `reqwest`, not the hot path): it runs
-//! once, after the measured load, so its cost is irrelevant to the figures. It sends the
-//! target's static headers (an API key, a Host override) so it reaches what the load reached.
+//! A control-plane step like the fault API calls (`reqwest`, not the hot path): it runs once,
+//! after the measured load, so its cost is irrelevant to the figures. The caller's client
+//! trusts what the load trusts (`target::control_client`), and the target's static headers
+//! (an API key, a Host override) are sent, so it reaches what the load reached.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -42,21 +43,17 @@ struct Tally {
     first_error: Option<String>,
 }
 
-/// `DELETE {base}/api/todos/{id}` for every id, within `bound`. `base` ends without `/`;
-/// `headers` are sent with every request.
+/// `DELETE {base}/api/todos/{id}` for every id, within `bound`, with `client` (its timeout
+/// bounds each request). `base` ends without `/`; `headers` are sent with every request.
 pub async fn delete_all(
+    client: reqwest::Client,
     base: &str,
     headers: &[(String, String)],
     ids: Vec<u64>,
-    request_timeout: Duration,
     bound: Duration,
 ) -> Cleanup {
     let started = Instant::now();
     let known = ids.len() as u64;
-    let client = reqwest::Client::builder()
-        .timeout(request_timeout.min(bound))
-        .build()
-        .unwrap_or_default();
     let mut header_map = reqwest::header::HeaderMap::new();
     for (k, v) in headers {
         if let (Ok(k), Ok(v)) = (
@@ -161,10 +158,10 @@ mod tests {
         });
         let started = Instant::now();
         let c = delete_all(
+            reqwest::Client::new(),
             &base,
             &[],
             (1..=20).collect(),
-            Duration::from_secs(30),
             Duration::from_millis(300),
         )
         .await;
@@ -211,10 +208,10 @@ mod tests {
             }
         });
         let c = delete_all(
+            reqwest::Client::new(),
             &base,
             &[("X-Key".into(), "k".into())],
             (1..=10).collect(),
-            Duration::from_secs(5),
             Duration::from_secs(10),
         )
         .await;

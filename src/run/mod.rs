@@ -265,8 +265,18 @@ async fn cleanup(
         })
         .collect();
     let base = target.url.trim_end_matches('/');
-    let c = executor::cleanup::delete_all(base, &headers, ids, plan.target.request_timeout, bound)
-        .await;
+    let timeout = plan.target.request_timeout.min(bound);
+    let client = match crate::target::control_client(plan, target, timeout) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!(
+                "trafficgen: cleanup not done ({e}): {} created todo(s) left on the target",
+                ids.len()
+            );
+            return None;
+        }
+    };
+    let c = executor::cleanup::delete_all(client, base, &headers, ids, bound).await;
     Some(c)
 }
 
