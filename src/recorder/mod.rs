@@ -609,6 +609,38 @@ mod tests {
     }
 
     #[test]
+    fn flow_steps_are_counted_apart_from_their_flow() {
+        let mut c = Collector::new(vec!["flow".into()], 1, 5)
+            .with_steps(vec![(0, "create".into()), (0, "read".into())]);
+        let mut w = WorkerRecorder::new(0, 1, 5);
+        let mut step = out(0, Some(201), 10);
+        step.fault = Some("latency");
+        step.fault_window = Some(0);
+        w.record_step(0, &step, true, || true);
+        w.record_step(1, &out(0, Some(404), 20), true, || true);
+        // The flow itself: one request, no trace id of its own.
+        let mut flow = out(0, Some(404), 35);
+        flow.trace_id = [0; 16];
+        w.record(&flow);
+        c.absorb(&w);
+        let s = c.snapshot(Duration::from_secs(1), 0.0, vec![], true);
+        assert_eq!(s.ops[0].counts.requests, 1, "one flow");
+        assert_eq!(s.ops[0].counts.faults_latency, 1, "its step's header fault");
+        assert_eq!(s.fault_injected, vec![1]);
+        assert_eq!(s.steps.len(), 2);
+        assert_eq!((s.steps[0].0, s.steps[0].1.name.as_str()), (0, "create"));
+        assert_eq!(s.steps[0].1.counts.status, vec![(201, 1)]);
+        assert_eq!(s.steps[1].1.counts.errors[ErrorKind::Status4xx.index()], 1);
+        assert_eq!(s.steps[1].1.response_time.max(), 20);
+        // Steps' trace ids are what the lists point at (the flow has none).
+        assert_eq!(s.slowest.len(), 2);
+        assert!(s.slowest.iter().all(|t| t.op == "flow"));
+        // A recycled recorder starts its steps from zero.
+        w.reset();
+        assert!(w.steps.iter().all(|o| o.counts.requests == 0));
+    }
+
+    #[test]
     fn deltas_merge_into_cumulative_counts_and_bounded_lists() {
         let mut c = Collector::new(vec!["a".into(), "b".into()], 2, 2);
         let mut w = WorkerRecorder::new(0, 2, 2);
