@@ -23,7 +23,7 @@ use super::local::{Arrival, Local};
 use super::request::Pool;
 use super::{Control, Shared, split};
 use crate::plan::{LoadModel, ThinkTime};
-use crate::recorder::WorkerRecorder;
+use crate::recorder::{BEHIND_US, WorkerRecorder};
 use crate::scheduler::{self, OpenSchedule, dispatch};
 
 /// Thread entry point.
@@ -121,6 +121,7 @@ async fn main(
         clients: Cell::new(0),
         h2: Default::default(),
         tls_reasons: RefCell::new(Vec::new()),
+        busy: RefCell::new(Vec::new()),
     });
     let watcher = {
         let (st, mut control) = (st.clone(), control.clone());
@@ -131,16 +132,16 @@ async fn main(
     };
     let flusher = tokio::task::spawn_local(flush_loop(st.clone(), deltas.clone(), spares));
     let load_control = control.clone();
-    let load = async {
-        match &shared.plan.load {
-            LoadModel::Open { .. } => open(&st, load_control).await,
-            LoadModel::Closed { .. } => closed(&st, load_control).await,
-        }
-    };
-    tokio::select! {
-        _ = load => {}
-        _ = control.wait_for(|c| *c == Control::Abort) => {}
+    match &shared.plan.load {
+        // The open model handles `Abort` itself: it must account for its schedule first.
+        LoadModel::Open { .. } => open(&st, load_control).await,
+        LoadModel::Closed { .. } => tokio::select! {
+            _ = closed(&st, load_control) => {}
+            _ = control.wait_for(|c| *c == Control::Abort) => {}
+        },
     }
+    // Whatever is still queued or in flight now is abandoned (its tasks are being dropped).
+    st.abandon_rest();
     flusher.abort();
     watcher.abort();
     let mut last = std::mem::replace(&mut *st.rec.borrow_mut(), WorkerRecorder::new(w, 0, 0));
@@ -210,8 +211,9 @@ async fn open(st: &Rc<Local>, mut control: watch::Receiver<Control>) {
     for _ in 0..conns {
         set.spawn_local(open_conn(st.clone()));
     }
-    let schedule = OpenSchedule::new(*start_rate, stages, *arrivals, plan.seed)
-        .filter(|&(k, _)| scheduler::owns(k, plan.segment, w, nw));
+    let mut schedule = OpenSchedule::new(*start_rate, stages, *arrivals, plan.seed)
+        .filter(|&(k, _)| scheduler::owns(k, plan.segment, w, nw))
+        .peekable();
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let relay = async {
         let _ = control.wait_for(|c| *c != Control::Run).await;
@@ -219,32 +221,60 @@ async fn open(st: &Rc<Local>, mut control: watch::Receiver<Control>) {
     };
     let release = |_k: u64, intended: Instant| {
         let op = st.pick_op();
+        let now = Instant::now();
+        let mut rec = st.rec.borrow_mut();
+        rec.planned(op);
+        if now.saturating_duration_since(intended).as_micros() as u64 > BEHIND_US {
+            rec.behind(op);
+        }
         let mut q = st.queue.borrow_mut();
-        if q.len() as u64 >= queue_cap + st.idle.get() {
-            st.rec.borrow_mut().dropped(op);
+        let idle = st.idle.get();
+        if q.len() as u64 >= queue_cap + idle {
+            rec.dropped(op);
             return;
         }
+        // A connection free for it now: timed from the release (see `Arrival::released`).
+        let released = if (q.len() as u64) < idle {
+            now.max(intended)
+        } else {
+            intended
+        };
         q.push_back(Arrival {
             op,
             intended,
-            released: Instant::now(),
+            released,
         });
         st.notify.notify_one();
     };
     tokio::select! {
-        _ = dispatch::run(schedule, shared.start, release, &mut stop_rx) => {}
+        _ = dispatch::run(&mut schedule, shared.start, release, &mut stop_rx) => {}
         _ = relay => {}
     }
     if *control.borrow() != Control::Run {
-        // Interrupted: arrivals not sent yet are abandoned, in-flight ones finish.
-        st.queue.borrow_mut().clear();
+        // Stopped early: the arrivals already due but not released (a dispatcher behind its
+        // schedule) are planned and abandoned; the ones released are still sent (the drain).
+        let now = Instant::now();
+        dispatch::due_unreleased(&mut schedule, shared.start, now, |intended| {
+            let op = st.pick_op();
+            let mut rec = st.rec.borrow_mut();
+            rec.planned(op);
+            rec.abandoned(
+                op,
+                now.saturating_duration_since(intended).as_micros() as u64,
+            );
+        });
     }
     st.done.set(true);
     st.notify.notify_waiters();
-    join_all(st, &mut set).await;
+    tokio::select! {
+        biased;
+        _ = control.wait_for(|c| *c == Control::Abort) => {}
+        _ = join_all(st, &mut set) => {}
+    }
 }
 
 async fn open_conn(st: Rc<Local>) {
+    let slot = st.slot();
     let mut client = Client::new(&st.shared, st.next_client_id());
     client.preconnect(&st).await;
     loop {
@@ -259,7 +289,9 @@ async fn open_conn(st: Rc<Local>) {
         };
         let Some(a) = next else { return };
         st.idle.set(st.idle.get() - 1);
+        st.begin(slot, a.op, a.released);
         guarded(&st, &mut client, a.op, a.intended, Some(a.released)).await;
+        st.end(slot, a.op);
         st.idle.set(st.idle.get() + 1);
     }
 }
@@ -294,6 +326,7 @@ async fn vu(st: Rc<Local>, v: u32, mut control: watch::Receiver<Control>) {
         return;
     };
     let mut client = Client::new(&shared, st.next_client_id());
+    let slot = st.slot();
     let mut active = false;
     loop {
         if st.stopping.get() {
@@ -332,7 +365,9 @@ async fn vu(st: Rc<Local>, v: u32, mut control: watch::Receiver<Control>) {
             None => now,
         };
         let op = st.pick_op();
+        st.begin(slot, op, intended);
         guarded(&st, &mut client, op, intended, None).await;
+        st.end(slot, op);
         let think = match *think_time {
             ThinkTime::None => Duration::ZERO,
             ThinkTime::Fixed(d) => d,

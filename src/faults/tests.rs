@@ -86,6 +86,7 @@ fn plan(faults: Vec<FaultWindow>) -> Plan {
             instance: None,
         },
         segment: Segment::WHOLE,
+        schedule: Default::default(),
     }
 }
 

@@ -285,6 +285,10 @@ fn check(
             ),
         );
     }
+    let schedule = super::ScheduleRules {
+        drain: s.load.drain.as_ref().map(|d| d.value.0),
+        allow_miss: s.load.allow_schedule_miss.as_ref().is_some_and(|b| b.value),
+    };
     Plan {
         name: s.name.value.trim().to_string(),
         source,
@@ -300,6 +304,7 @@ fn check(
         verify,
         telemetry,
         segment,
+        schedule,
     }
 }
 

@@ -28,6 +28,11 @@ pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, HIST_MAX_US, 3).expect("static histogram bounds are valid")
 }
 
+/// Dispatcher lateness (release − intended start, µs) beyond which an arrival counts as
+/// `behind`: 10 ms is ten times the timer's granularity, so only a generator that cannot keep
+/// up (CPU starved, a release loop falling behind) gets there.
+pub const BEHIND_US: u64 = 10_000;
+
 /// A request worth remembering, without allocation.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RawTrace {
@@ -330,6 +335,40 @@ impl WorkerRecorder {
         }
     }
 
+    /// An arrival came due (counted before it is queued, dropped or sent).
+    pub fn planned(&mut self, op: usize) {
+        if let Some(o) = self.ops.get_mut(op) {
+            o.counts.planned += 1;
+        }
+    }
+    /// Closed model: a VU's request is an arrival of its own (the open model counts its
+    /// arrivals at release, before they can be dropped).
+    pub fn planned_if_closed(&mut self, closed: bool, op: usize) {
+        if closed {
+            self.planned(op);
+        }
+    }
+    /// An arrival's handling ended (see `Counts::completed`).
+    pub fn completed(&mut self, op: usize) {
+        if let Some(o) = self.ops.get_mut(op) {
+            o.counts.completed += 1;
+        }
+    }
+    /// An arrival given up at the drain bound or a hard stop, after waiting `waited_us` since
+    /// the point its response time counts from: counted, and that wait goes into the
+    /// response-time histogram (the least its latency would have been).
+    pub fn abandoned(&mut self, op: usize, waited_us: u64) {
+        if let Some(o) = self.ops.get_mut(op) {
+            o.counts.abandoned += 1;
+            o.response_time.saturating_record(waited_us.max(1));
+        }
+    }
+    /// An arrival released later than `BEHIND_US` after its intended start.
+    pub fn behind(&mut self, op: usize) {
+        if let Some(o) = self.ops.get_mut(op) {
+            o.counts.behind += 1;
+        }
+    }
     pub fn dropped(&mut self, op: usize) {
         if let Some(o) = self.ops.get_mut(op) {
             o.counts.dropped += 1;

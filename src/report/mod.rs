@@ -92,7 +92,7 @@ pub struct PhasePercentiles {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct OpReport {
     pub counts: Counts,
-    /// Completed requests per second over the load's duration.
+    /// Requests per second of real elapsed time (`Report::elapsed_s`, the drain included).
     pub rate: f64,
     pub response_time_ms: Percentiles,
     pub service_time_ms: Percentiles,
@@ -137,6 +137,12 @@ pub struct TimelinePoint {
     /// protocol, status_4xx, status_5xx, invalid_request, panic, tls); they add up to `errors`.
     #[serde(default)]
     pub errors_by_kind: [u64; crate::recorder::ErrorKind::COUNT],
+    /// Arrivals of this second that were planned, and that were abandoned (see
+    /// `Counts::planned`, `Counts::abandoned`); 0 in reports written before them.
+    #[serde(default)]
+    pub planned: u64,
+    #[serde(default)]
+    pub abandoned: u64,
 }
 
 /// One threshold's result.
@@ -166,6 +172,9 @@ pub struct ReportConfig {
     /// when this report is the new run.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub compare: Vec<String>,
+    /// Scenario `load.allow_schedule_miss`: a missed schedule is only a warning.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_schedule_miss: bool,
 }
 
 /// How a run (or a merge, or a re-verify) was judged: the state, the exit code it maps to
@@ -206,6 +215,9 @@ pub enum VerdictState {
     Aborted,
     /// SIGINT/SIGTERM stopped the run before the load ended.
     Interrupted,
+    /// The generator could not keep its schedule (it released arrivals far behind their
+    /// time): its latency figures are not trustworthy. Exit 97.
+    ScheduleMissed,
     /// The generator itself failed (a worker panicked, the report could not be written).
     GeneratorFailed,
     /// Set on a report that has not been judged yet.
@@ -222,6 +234,7 @@ impl VerdictState {
             VerdictState::ThresholdsAndVerifyFailed => "thresholds_and_verify_failed",
             VerdictState::Aborted => "aborted",
             VerdictState::Interrupted => "interrupted",
+            VerdictState::ScheduleMissed => "schedule_missed",
             VerdictState::GeneratorFailed => "generator_failed",
             VerdictState::NotJudged => "not_judged",
         }
@@ -309,6 +322,16 @@ pub struct Report {
     pub verdict: VerdictRecord,
     #[serde(default)]
     pub config: ReportConfig,
+    /// Seconds from the start of the load to its real end, the drain included: what the
+    /// rates (`rate` of every operation and of the totals) are divided by. 0 in reports
+    /// written before it (their rates are per `duration_s`).
+    #[serde(default)]
+    pub elapsed_s: f64,
+    /// Why the generator could not keep its schedule (its latency figures are then not
+    /// trustworthy); `None` when it kept it. A verdict of its own (exit 97) unless the
+    /// scenario allows it (`config.allow_schedule_miss`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule_missed: Option<String>,
 }
 
 impl Default for Report {
@@ -339,6 +362,8 @@ impl Default for Report {
             passed: false,
             verdict: VerdictRecord::default(),
             config: ReportConfig::default(),
+            elapsed_s: 0.0,
+            schedule_missed: None,
         }
     }
 }

@@ -25,6 +25,7 @@ use crate::target::Target;
 use crate::verdict::RunEnd;
 
 mod finish;
+mod health;
 
 pub use finish::{collect, finish, judge};
 
@@ -43,6 +44,8 @@ pub struct Loaded {
     pub fault_messages: Vec<String>,
     /// The target's fault counter over the load (when it has one and the plan has windows).
     pub target_faults: Option<faults::Measured>,
+    /// Why the generator could not keep its schedule (`health::Health`), if it could not.
+    pub schedule_missed: Option<String>,
 }
 
 /// Drives the plan's load against `target` and feeds `sinks`. `shutdown` resolves on the
@@ -72,8 +75,13 @@ pub async fn load(
         None
     };
     // Never in the past: a late start announcement starts at once (and the report says when).
-    let soon = Instant::now() + Duration::from_millis(20);
-    let start = start.map_or(soon, |s| s.max(soon));
+    // 100 ms: time for the worker threads to start and connect on a busy machine, so the
+    // first arrivals are not released late (which the health check would count).
+    // An announced start (distributed run) is kept unless it is already (nearly) past.
+    let now = Instant::now();
+    let start = start.map_or(now + Duration::from_millis(100), |s| {
+        s.max(now + Duration::from_millis(20))
+    });
     let shared = Arc::new(Shared::new(
         plan.clone(),
         addrs,
@@ -106,13 +114,18 @@ pub async fn load(
     // Tick a little after the workers' flushes so each snapshot holds the whole interval.
     let offset = (interval / 10).min(Duration::from_millis(50));
     let mut n = 1u32;
-    let drain = plan.target.request_timeout.min(Duration::from_secs(10)) + Duration::from_secs(1);
+    // After the last arrival (or the first stop) the queued and in-flight arrivals get this
+    // long; then the workers abandon (and count) what is left.
+    let drain = plan.drain();
     let far = Duration::from_secs(86_400 * 365);
     let mut abort_at = start
         .checked_add(plan.load.duration().saturating_add(drain))
         .unwrap_or_else(|| start + far);
     let (mut interrupted, mut aborted, mut abort_sent) = (false, None::<String>, false);
     let mut active: Vec<usize> = Vec::new();
+    let mut health = health::Health::default();
+    // Armed by the first signal: a second one stops at once.
+    let mut second: Option<Pin<Box<dyn Future<Output = ()> + Send>>> = None;
     loop {
         let tick = interval
             .checked_mul(n)
@@ -132,9 +145,20 @@ pub async fn load(
             },
             _ = &mut shutdown, if !interrupted => {
                 interrupted = true;
+                second = Some(next_signal());
                 let _ = ctl.send(WorkerControl::Stop);
-                abort_at = abort_at.min(Instant::now() + drain);
+                abort_at = abort_at.min(Instant::now().checked_add(drain).unwrap_or(abort_at));
                 emit(sinks, &Event::Stopping("interrupted (SIGINT/SIGTERM)".into()));
+            }
+            _ = async { match second.as_mut() {
+                Some(f) => f.await,
+                None => std::future::pending().await,
+            } }, if !abort_sent => {
+                // The second signal: what is queued or in flight is abandoned (and counted) now.
+                abort_sent = true;
+                second = None;
+                let _ = ctl.send(WorkerControl::Abort);
+                eprintln!("trafficgen: second signal: stopping now, abandoning the requests in flight");
             }
             _ = sleep_until(tick) => {
                 let elapsed = interval * n;
@@ -143,6 +167,9 @@ pub async fn load(
                 fault_events(sinks, &active, &now_active);
                 active = now_active.clone();
                 let snap = collector.snapshot(elapsed, target_rate(plan, elapsed), now_active, false);
+                if let Some(m) = health.observe(&snap) {
+                    eprintln!("trafficgen: {}", health::message(m));
+                }
                 for s in sinks.iter_mut() {
                     s.on_interval(&snap, &mut control);
                 }
@@ -151,7 +178,7 @@ pub async fn load(
                     emit(sinks, &Event::Stopping(reason.clone()));
                     aborted = Some(reason);
                     let _ = ctl.send(WorkerControl::Stop);
-                    abort_at = abort_at.min(Instant::now() + drain);
+                    abort_at = abort_at.min(Instant::now().checked_add(drain).unwrap_or(abort_at));
                 }
             }
             _ = sleep_until(abort_at), if !abort_sent => {
@@ -169,6 +196,9 @@ pub async fn load(
     fault_events(sinks, &active, &[]);
     let elapsed = Instant::now().saturating_duration_since(start);
     let last = collector.snapshot(elapsed, 0.0, vec![], true);
+    if let Some(m) = health.observe(&last) {
+        eprintln!("trafficgen: {}", health::message(m));
+    }
     for s in sinks.iter_mut() {
         s.on_interval(&last, &mut control);
     }
@@ -207,6 +237,32 @@ pub async fn load(
         end,
         fault_messages,
         target_faults,
+        schedule_missed: health.missed,
+    })
+}
+
+/// Resolves on the next SIGINT or SIGTERM after this call (the listeners are registered here,
+/// before it returns, so a signal right after the first one is not lost).
+fn next_signal() -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
+            (Ok(mut int), Ok(mut term)) => Box::pin(async move {
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                }
+            }),
+            _ => Box::pin(std::future::pending()),
+        }
+    }
+    #[cfg(not(unix))]
+    Box::pin(async {
+        let _ = tokio::signal::ctrl_c().await;
     })
 }
 

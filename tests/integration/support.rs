@@ -228,6 +228,7 @@ pub fn plan(
             instance: None,
         },
         segment: Segment::WHOLE,
+        schedule: Default::default(),
     }
 }
 
