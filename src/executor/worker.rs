@@ -211,9 +211,8 @@ async fn open(st: &Rc<Local>, mut control: watch::Receiver<Control>) {
     for _ in 0..conns {
         set.spawn_local(open_conn(st.clone()));
     }
-    let mut schedule = OpenSchedule::new(*start_rate, stages, *arrivals, plan.seed)
-        .filter(|&(k, _)| scheduler::owns(k, plan.segment, w, nw))
-        .peekable();
+    let mut schedule =
+        OpenSchedule::new(*start_rate, stages, *arrivals, plan.seed).owned_by(plan.segment, w, nw);
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let relay = async {
         let _ = control.wait_for(|c| *c != Control::Run).await;
@@ -253,15 +252,14 @@ async fn open(st: &Rc<Local>, mut control: watch::Receiver<Control>) {
     if *control.borrow() != Control::Run {
         // Stopped early: the arrivals already due but not released (a dispatcher behind its
         // schedule) are planned and abandoned; the ones released are still sent (the drain).
+        // They never got an operation: they are shared among the operations by weight.
         let now = Instant::now();
-        dispatch::due_unreleased(&mut schedule, shared.start, now, |intended| {
-            let op = st.pick_op();
+        dispatch::due_unreleased(&mut schedule, shared.start, now, |count, waited| {
             let mut rec = st.rec.borrow_mut();
-            rec.planned(op);
-            rec.abandoned(
-                op,
-                now.saturating_duration_since(intended).as_micros() as u64,
-            );
+            let waited = waited.as_micros() as u64;
+            for (op, n) in st.shared.split_by_weight(count).into_iter().enumerate() {
+                rec.unreleased(op, n, waited);
+            }
         });
     }
     st.done.set(true);

@@ -363,6 +363,19 @@ impl WorkerRecorder {
             o.response_time.saturating_record(waited_us.max(1));
         }
     }
+    /// `n` arrivals of `op` that came due but were never released (a dispatcher behind its
+    /// schedule when the run stopped): planned, abandoned with at least `waited_us`, and
+    /// behind when that is beyond `BEHIND_US`.
+    pub fn unreleased(&mut self, op: usize, n: u64, waited_us: u64) {
+        if let Some(o) = self.ops.get_mut(op).filter(|_| n > 0) {
+            o.counts.planned += n;
+            o.counts.abandoned += n;
+            if waited_us > BEHIND_US {
+                o.counts.behind += n;
+            }
+            o.response_time.saturating_record_n(waited_us.max(1), n);
+        }
+    }
     /// An arrival released later than `BEHIND_US` after its intended start.
     pub fn behind(&mut self, op: usize) {
         if let Some(o) = self.ops.get_mut(op) {

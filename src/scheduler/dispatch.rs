@@ -8,14 +8,16 @@
 //!
 //! A batch is cut after `CHUNK` releases to yield: at a rate the machine cannot follow, the
 //! release loop would otherwise never return to the runtime, so neither a stop nor the
-//! connection tasks (nor the flush) would run. The schedule is a borrowed `Peekable`, so after a
-//! stop the caller can account for the arrivals that were due but not released.
+//! connection tasks (nor the flush) would run. The schedule is borrowed, so after a stop the
+//! caller can account for the arrivals that were due but not released (`due_unreleased`,
+//! in slices, without walking them one by one).
 
-use std::iter::Peekable;
 use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::time::{Instant, sleep_until};
+
+use super::OpenSchedule;
 
 /// Minimum spacing of wake-ups.
 pub const BATCH: Duration = Duration::from_millis(1);
@@ -26,14 +28,13 @@ pub const CHUNK: u32 = 1024;
 /// Releases arrivals of `schedule` (arrival number, offset from `start`) at their deadlines by
 /// calling `release(k, intended)`, until the schedule ends or `stop` turns true (or its sender
 /// goes away). Returns how many were released; what is left stays in `schedule`.
-pub async fn run<I, F>(
-    schedule: &mut Peekable<I>,
+pub async fn run<F>(
+    schedule: &mut OpenSchedule,
     start: Instant,
     mut release: F,
     stop: &mut watch::Receiver<bool>,
 ) -> u64
 where
-    I: Iterator<Item = (u64, Duration)>,
     F: FnMut(u64, Instant),
 {
     let mut released = 0u64;
@@ -43,7 +44,7 @@ where
         }
         let now = Instant::now();
         let mut batch = 0u32;
-        while let Some(&(k, off)) = schedule.peek() {
+        while let Some((k, off)) = schedule.peek() {
             let Some(intended) = start.checked_add(off) else {
                 // Beyond the clock's range: never due.
                 return released;
@@ -61,7 +62,7 @@ where
             tokio::task::yield_now().await;
             continue;
         }
-        let Some(&(_, off)) = schedule.peek() else {
+        let Some((_, off)) = schedule.peek() else {
             return released;
         };
         let Some(due) = start.checked_add(off) else {
@@ -84,27 +85,38 @@ where
     }
 }
 
+/// Slices `due_unreleased` cuts the unreleased arrivals into: each slice's arrivals are
+/// recorded with the wait of its latest one, a lower bound for all of them.
+pub const SLICES: u32 = 16;
+
 /// After a stop: takes the arrivals of `schedule` already due at `now` (they were never
-/// released) and hands each to `abandon(intended)`. Returns how many.
-pub fn due_unreleased<I, F>(
-    schedule: &mut Peekable<I>,
+/// released) in `SLICES` slices of time and hands each to `abandon(count, waited)`, `waited`
+/// being how long the slice's latest arrival had been due. Constant arrivals are counted, not
+/// walked, so this is immediate however far behind the dispatcher was. Returns how many.
+pub fn due_unreleased<F>(
+    schedule: &mut OpenSchedule,
     start: Instant,
     now: Instant,
     mut abandon: F,
 ) -> u64
 where
-    I: Iterator<Item = (u64, Duration)>,
-    F: FnMut(Instant),
+    F: FnMut(u64, Duration),
 {
+    let Some((_, first)) = schedule.peek() else {
+        return 0;
+    };
+    let until = now.saturating_duration_since(start);
+    if first > until {
+        return 0;
+    }
+    let span = until - first;
     let mut n = 0;
-    while let Some(&(_, off)) = schedule.peek() {
-        match start.checked_add(off) {
-            Some(intended) if intended <= now => {
-                abandon(intended);
-                n += 1;
-                schedule.next();
-            }
-            _ => break,
+    for i in 1..=SLICES {
+        let cut = first + span.mul_f64(i as f64 / SLICES as f64);
+        let s = schedule.skip_due(cut.min(until));
+        if s.count > 0 {
+            abandon(s.count, until.saturating_sub(s.latest));
+            n += s.count;
         }
     }
     n
@@ -114,15 +126,19 @@ where
 mod tests {
     use super::*;
 
-    /// A schedule far beyond what can be released (10 M arrivals due at once) still sees a
-    /// stop between chunks, and what it did not release is left for `due_unreleased`.
+    use crate::plan::{Arrivals, RateStage};
+
+    /// A schedule far beyond what can be released (10 M arrivals/s) still sees a stop
+    /// between chunks, and what it did not release is counted by `due_unreleased` at once.
     #[tokio::test(start_paused = true)]
     async fn a_stop_is_seen_between_chunks_at_any_rate() {
         let start = Instant::now();
         let (tx, mut rx) = watch::channel(false);
-        let mut sched = (0..10_000_000u64)
-            .map(|k| (k, Duration::from_nanos(k)))
-            .peekable();
+        let stage = RateStage {
+            duration: Duration::from_secs(2),
+            target: 10_000_000.0,
+        };
+        let mut sched = OpenSchedule::new(10_000_000.0, &[stage], Arrivals::Constant, 1);
         tokio::time::advance(Duration::from_secs(1)).await;
         let mut count = 0u64;
         let n = run(
@@ -142,7 +158,16 @@ mod tests {
             4 * CHUNK as u64,
             "stops at the end of the chunk it was told in"
         );
-        let left = due_unreleased(&mut sched, start, Instant::now(), |_| {});
-        assert_eq!(n + left, 10_000_000);
+        let mut waits = Vec::new();
+        let left = due_unreleased(&mut sched, start, Instant::now(), |c, w| waits.push((c, w)));
+        // Arrivals 0 ..= 10 M are due at 1 s (arrival k at k / 10 M s).
+        assert_eq!(n + left, 10_000_001);
+        assert_eq!(waits.iter().map(|w| w.0).sum::<u64>(), left);
+        assert!(waits.len() as u32 <= SLICES && waits[0].1 > waits[waits.len() - 1].1);
+        // Nothing more was due.
+        assert_eq!(
+            due_unreleased(&mut sched, start, Instant::now(), |_, _| {}),
+            0
+        );
     }
 }

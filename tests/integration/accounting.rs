@@ -229,8 +229,10 @@ async fn a_schedule_the_machine_cannot_follow_is_a_verdict() {
     let load = "  stages:\n    - { duration: 1s, rate: 20000000/s }\n  drain: 200ms\n";
     let started = tokio::time::Instant::now();
     let e = run(&scenario(srv.addr, load, "  max_connections: 2\n")).await;
+    // 1 s of load + 200 ms of drain (+ readiness and a busy machine's slack): the dispatcher
+    // neither runs on behind its schedule nor walks the arrivals it could not release.
     assert!(
-        started.elapsed() < Duration::from_secs(20),
+        started.elapsed() < Duration::from_secs(6),
         "{:?}",
         started.elapsed()
     );

@@ -24,7 +24,7 @@ async fn releases(
     let start = Instant::now();
     let (_tx, mut rx) = watch::channel(false);
     let mut out = Vec::new();
-    let mut schedule = OpenSchedule::new(start_rate, stages, arrivals, 7).peekable();
+    let mut schedule = OpenSchedule::new(start_rate, stages, arrivals, 7);
     dispatch::run(
         &mut schedule,
         start,
@@ -120,7 +120,7 @@ async fn stop_ends_the_dispatcher_at_once() {
         tx.send(true).unwrap();
     };
     let mut n = 0u64;
-    let mut schedule = OpenSchedule::new(10.0, &[st(60, 10.0)], Arrivals::Constant, 1).peekable();
+    let mut schedule = OpenSchedule::new(10.0, &[st(60, 10.0)], Arrivals::Constant, 1);
     let run = dispatch::run(&mut schedule, start, |_, _| n += 1, &mut rx);
     let (released, _) = tokio::join!(run, stopper);
     assert_eq!(released, 25, "arrivals at 0.0 .. 2.4 s");
