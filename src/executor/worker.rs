@@ -23,6 +23,7 @@ use super::local::{Arrival, Local};
 use super::request::Pool;
 use super::{Control, Shared, split};
 use crate::plan::{LoadModel, ThinkTime};
+use crate::recorder::interval::Span;
 use crate::recorder::{BEHIND_US, WorkerRecorder};
 use crate::scheduler::{self, OpenSchedule, dispatch};
 
@@ -107,7 +108,11 @@ async fn main(
     let st = Rc::new(Local {
         shared: shared.clone(),
         worker: w,
-        rec: RefCell::new(WorkerRecorder::new(w, nops, keep)),
+        rec: RefCell::new({
+            let mut r = WorkerRecorder::new(w, nops, keep);
+            r.span = Span::first(flush_interval(&shared).as_micros() as u64);
+            r
+        }),
         rng: RefCell::new(SmallRng::seed_from_u64(seed)),
         pool: RefCell::new(Pool::new(pool_cap)),
         queue: RefCell::new(VecDeque::new()),
@@ -156,26 +161,21 @@ async fn flush_loop(
     deltas: mpsc::UnboundedSender<WorkerRecorder>,
     spares: std::sync::mpsc::Receiver<WorkerRecorder>,
 ) {
-    let interval = st
-        .shared
-        .plan
-        .output
-        .interval
-        .max(Duration::from_millis(10));
+    let interval = flush_interval(&st.shared);
     let mut n = 1u32;
     loop {
         sleep_until(st.shared.start + interval * n).await;
         n += 1;
         let plan = &st.shared.plan;
-        let mut spare = spares.try_recv().unwrap_or_else(|_| {
+        let spare = spares.try_recv().unwrap_or_else(|_| {
             WorkerRecorder::new(
                 st.worker,
                 plan.mix.operations.len(),
                 plan.output.keep_traces,
             )
         });
-        spare.worker = st.worker;
-        let mut delta = std::mem::replace(&mut *st.rec.borrow_mut(), spare);
+        // Exactly interval `n - 1`'s requests, however late this runs (`recorder::interval`).
+        let mut delta = st.rec.borrow_mut().rotate(spare);
         delta.in_flight = st.in_flight.get();
         delta.vus = st.vus.get();
         delta.finished = false;
@@ -183,6 +183,11 @@ async fn flush_loop(
             return;
         }
     }
+}
+
+/// The flush interval (the run loop ticks on the same one).
+fn flush_interval(shared: &Shared) -> Duration {
+    shared.plan.output.interval.max(Duration::from_millis(10))
 }
 
 async fn open(st: &Rc<Local>, mut control: watch::Receiver<Control>) {

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
+pub mod interval;
 pub mod snapshot;
 
 pub use snapshot::{Counts, ErrorKind, OpSnapshot, Phases, Snapshot, SpanRecord, TraceRef};
@@ -222,6 +223,11 @@ pub struct WorkerRecorder {
     pub vus: u64,
     /// Set on the worker's last delta.
     pub finished: bool,
+    /// Which interval the requests of this delta ended in (see `interval.rs`).
+    pub span: interval::Span,
+    /// Requests that ended after `span` (a late flush), by interval: `later[i]` is interval
+    /// `span.index + 1 + i`.
+    pub later: Vec<WorkerRecorder>,
 }
 
 impl WorkerRecorder {
@@ -234,6 +240,8 @@ impl WorkerRecorder {
             in_flight: 0,
             vus: 0,
             finished: false,
+            span: interval::Span::default(),
+            later: Vec::new(),
         }
     }
 
@@ -245,6 +253,7 @@ impl WorkerRecorder {
         self.traces.clear();
         self.windows.iter_mut().for_each(|n| *n = 0);
         self.finished = false;
+        self.later.clear();
     }
 
     /// Records a request whose trace is known to be exported (tests, replays): counts it and
@@ -265,6 +274,10 @@ impl WorkerRecorder {
         sampled: bool,
         export: impl FnOnce() -> bool,
     ) {
+        if let Some(later) = self.later_for(o) {
+            later.record_traced(o, sampled, export);
+            return;
+        }
         if let Some(w) = o.fault_window {
             if self.windows.len() <= w {
                 self.windows.resize(w + 1, 0);
@@ -438,8 +451,17 @@ impl Collector {
         }
     }
 
-    /// Adds a worker's delta; the caller may reuse `d` after `d.reset()`.
+    /// Adds a worker's delta (and the parts of it that belong to later intervals: the run
+    /// loop hands those over once their interval is due); the caller may reuse `d` after
+    /// `d.reset()`.
     pub fn absorb(&mut self, d: &WorkerRecorder) {
+        self.absorb_one(d);
+        for l in &d.later {
+            self.absorb_one(l);
+        }
+    }
+
+    fn absorb_one(&mut self, d: &WorkerRecorder) {
         for (acc, o) in self.ops.iter_mut().zip(&d.ops) {
             acc.counts.add(&o.counts);
             // Same bounds on both sides, so `add` cannot fail.

@@ -26,6 +26,7 @@ use crate::verdict::RunEnd;
 
 mod finish;
 mod health;
+mod intervals;
 
 pub use finish::{collect, finish, judge};
 
@@ -126,6 +127,9 @@ pub async fn load(
     let mut health = health::Health::default();
     // Armed by the first signal: a second one stops at once.
     let mut second: Option<Pin<Box<dyn Future<Output = ()> + Send>>> = None;
+    let mut intervals = intervals::Intervals::new(workers);
+    // The tick of interval `n` passed: its snapshot waits (until then) for late workers.
+    let mut due: Option<Instant> = None;
     loop {
         let tick = interval
             .checked_mul(n)
@@ -134,11 +138,9 @@ pub async fn load(
         tokio::select! {
             biased;
             d = drx.recv() => match d {
-                Some(mut d) => {
-                    collector.absorb(&d);
-                    if let Some(back) = ws.recycle.get(d.worker) && !d.finished {
-                        d.reset();
-                        let _ = back.send(d);
+                Some(d) => {
+                    if let Some(d) = intervals.arrive(d, &mut collector) {
+                        recycle(&ws, d);
                     }
                 }
                 None => break,
@@ -160,33 +162,46 @@ pub async fn load(
                 let _ = ctl.send(WorkerControl::Abort);
                 eprintln!("trafficgen: second signal: stopping now, abandoning the requests in flight");
             }
-            _ = sleep_until(tick) => {
-                let elapsed = interval * n;
-                n = n.saturating_add(1);
-                let now_active = faults::active_windows(&plan.faults, elapsed);
-                fault_events(sinks, &active, &now_active);
-                active = now_active.clone();
-                let snap = collector.snapshot(elapsed, target_rate(plan, elapsed), now_active, false);
-                if let Some(m) = health.observe(&snap) {
-                    eprintln!("trafficgen: {}", health::message(m));
-                }
-                for s in sinks.iter_mut() {
-                    s.on_interval(&snap, &mut control);
-                }
-                if let Some(reason) = control.take_abort() && aborted.is_none() {
-                    eprintln!("trafficgen: aborting: {reason}");
-                    emit(sinks, &Event::Stopping(reason.clone()));
-                    aborted = Some(reason);
-                    let _ = ctl.send(WorkerControl::Stop);
-                    abort_at = abort_at.min(Instant::now().checked_add(drain).unwrap_or(abort_at));
-                }
+            _ = sleep_until(tick), if due.is_none() => {
+                due = Some(Instant::now() + intervals::WAIT);
             }
+            _ = sleep_until(due.unwrap_or(tick)), if due.is_some() => {}
             _ = sleep_until(abort_at), if !abort_sent => {
                 abort_sent = true;
                 let _ = ctl.send(WorkerControl::Abort);
             }
         }
+        if let Some(deadline) = due
+            && (intervals.complete() || Instant::now() >= deadline)
+        {
+            due = None;
+            let elapsed = interval * n;
+            n = n.saturating_add(1);
+            let now_active = faults::active_windows(&plan.faults, elapsed);
+            fault_events(sinks, &active, &now_active);
+            active = now_active.clone();
+            let snap = collector.snapshot(elapsed, target_rate(plan, elapsed), now_active, false);
+            if let Some(m) = health.observe(&snap, false) {
+                eprintln!("trafficgen: {}", health::message(m));
+            }
+            for s in sinks.iter_mut() {
+                s.on_interval(&snap, &mut control);
+            }
+            if let Some(reason) = control.take_abort()
+                && aborted.is_none()
+            {
+                eprintln!("trafficgen: aborting: {reason}");
+                emit(sinks, &Event::Stopping(reason.clone()));
+                aborted = Some(reason);
+                let _ = ctl.send(WorkerControl::Stop);
+                abort_at = abort_at.min(Instant::now().checked_add(drain).unwrap_or(abort_at));
+            }
+            for d in intervals.advance(&mut collector) {
+                recycle(&ws, d);
+            }
+        }
     }
+    intervals.finish(&mut collector);
     let mut panicked = Vec::new();
     for (i, t) in ws.threads.into_iter().enumerate() {
         if let Ok(Err(_)) = tokio::task::spawn_blocking(move || t.join()).await {
@@ -196,7 +211,7 @@ pub async fn load(
     fault_events(sinks, &active, &[]);
     let elapsed = Instant::now().saturating_duration_since(start);
     let last = collector.snapshot(elapsed, 0.0, vec![], true);
-    if let Some(m) = health.observe(&last) {
+    if let Some(m) = health.observe(&last, true) {
         eprintln!("trafficgen: {}", health::message(m));
     }
     for s in sinks.iter_mut() {
@@ -264,6 +279,16 @@ fn next_signal() -> Pin<Box<dyn Future<Output = ()> + Send>> {
     Box::pin(async {
         let _ = tokio::signal::ctrl_c().await;
     })
+}
+
+/// Hands an absorbed delta back to its worker for reuse (a finished worker needs none).
+fn recycle(ws: &executor::Workers, mut d: crate::recorder::WorkerRecorder) {
+    if let Some(back) = ws.recycle.get(d.worker)
+        && !d.finished
+    {
+        d.reset();
+        let _ = back.send(d);
+    }
 }
 
 fn emit(sinks: &mut [Box<dyn Sink>], event: &Event) {
