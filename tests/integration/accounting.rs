@@ -369,3 +369,20 @@ async fn a_second_signal_stops_at_once_and_counts_what_was_in_flight() {
     assert!(t.abandoned >= 10, "{t:?}");
     assert_eq!(t.abandoned + t.dropped, t.planned);
 }
+
+/// The closed model keeps the identity too (every request a VU starts is an arrival): against
+/// a target that never answers, each VU's request in flight at the drain bound is abandoned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_model_vus_in_flight_are_abandoned_and_counted() {
+    let srv = server(None).await;
+    let yaml = scenario(
+        srv.addr,
+        "  model: closed\n  stages:\n    - { duration: 1s, vus: 6 }\n  drain: 300ms\n",
+        "  request_timeout: 30s\n",
+    );
+    let e = run(&yaml).await;
+    identity(&e.report);
+    let t = &e.report.totals.counts;
+    assert_eq!((t.planned, t.abandoned, t.completed), (6, 6, 0), "{t:?}");
+    assert_eq!(srv.seen.load(Ordering::Relaxed), 6);
+}
