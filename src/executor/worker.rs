@@ -218,6 +218,16 @@ async fn open(st: &Rc<Local>, mut control: watch::Receiver<Control>) {
     }
     let mut schedule =
         OpenSchedule::new(*start_rate, stages, *arrivals, plan.seed).owned_by(plan.segment, w, nw);
+    // The end of the load (a duration beyond the clock's range: a century, never reached).
+    let end = shared
+        .start
+        .checked_add(plan.load.duration())
+        .or_else(|| {
+            shared
+                .start
+                .checked_add(Duration::from_secs(86_400 * 365 * 100))
+        })
+        .unwrap_or(shared.start);
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let relay = async {
         let _ = control.wait_for(|c| *c != Control::Run).await;
@@ -251,12 +261,13 @@ async fn open(st: &Rc<Local>, mut control: watch::Receiver<Control>) {
         st.notify.notify_one();
     };
     tokio::select! {
-        _ = dispatch::run(&mut schedule, shared.start, release, &mut stop_rx) => {}
+        _ = dispatch::run(&mut schedule, shared.start, end, release, &mut stop_rx) => {}
         _ = relay => {}
     }
-    if *control.borrow() != Control::Run {
-        // Stopped early: the arrivals already due but not released (a dispatcher behind its
-        // schedule) are planned and abandoned; the ones released are still sent (the drain).
+    {
+        // Stopped early, or still behind at the end of the load: the arrivals already due but
+        // not released are planned and abandoned; the ones released are still sent (the
+        // drain). After a normal end nothing is left.
         // They never got an operation: they are shared among the operations by weight.
         let now = Instant::now();
         dispatch::due_unreleased(&mut schedule, shared.start, now, |count, waited| {

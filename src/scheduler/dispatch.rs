@@ -25,12 +25,19 @@ pub const BATCH: Duration = Duration::from_millis(1);
 /// Releases per batch before the loop yields and looks at `stop` again.
 pub const CHUNK: u32 = 1024;
 
+/// After the end of the load (`end` of `run`) plus this, nothing is released any more: a
+/// dispatcher still behind then leaves the rest to `due_unreleased` (abandoned), instead of
+/// releasing for seconds past the planned duration.
+pub const LATE_END: Duration = Duration::from_millis(100);
+
 /// Releases arrivals of `schedule` (arrival number, offset from `start`) at their deadlines by
-/// calling `release(k, intended)`, until the schedule ends or `stop` turns true (or its sender
-/// goes away). Returns how many were released; what is left stays in `schedule`.
+/// calling `release(k, intended)`, until the schedule ends, `stop` turns true (or its sender
+/// goes away), or it is `LATE_END` past `end` (the end of the load). Returns how many were
+/// released; what is left stays in `schedule`.
 pub async fn run<F>(
     schedule: &mut OpenSchedule,
     start: Instant,
+    end: Instant,
     mut release: F,
     stop: &mut watch::Receiver<bool>,
 ) -> u64
@@ -43,6 +50,9 @@ where
             return released;
         }
         let now = Instant::now();
+        if now.saturating_duration_since(end) > LATE_END {
+            return released;
+        }
         let mut batch = 0u32;
         while let Some((k, off)) = schedule.peek() {
             let Some(intended) = start.checked_add(off) else {
@@ -144,6 +154,7 @@ mod tests {
         let n = run(
             &mut sched,
             start,
+            start + Duration::from_secs(2),
             |_, _| {
                 count += 1;
                 if count == 3 * CHUNK as u64 + 5 {
@@ -169,5 +180,25 @@ mod tests {
             due_unreleased(&mut sched, start, Instant::now(), |_, _| {}),
             0
         );
+    }
+
+    /// A dispatcher behind at the end of the load stops releasing shortly after it, however
+    /// much of the schedule is left; the rest is counted as due and unreleased.
+    #[tokio::test(start_paused = true)]
+    async fn nothing_is_released_long_after_the_end() {
+        let start = Instant::now();
+        let (_tx, mut rx) = watch::channel(false);
+        let stage = RateStage {
+            duration: Duration::from_secs(1),
+            target: 1_000_000.0,
+        };
+        let mut sched = OpenSchedule::new(1_000_000.0, &[stage], Arrivals::Constant, 1);
+        // The whole load is due before the dispatcher first runs (a stalled worker).
+        tokio::time::advance(Duration::from_secs(3)).await;
+        let end = start + Duration::from_secs(1);
+        let n = run(&mut sched, start, end, |_, _| {}, &mut rx).await;
+        assert_eq!(n, 0);
+        let left = due_unreleased(&mut sched, start, Instant::now(), |_, _| {});
+        assert_eq!(left, 1_000_000);
     }
 }
