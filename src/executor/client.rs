@@ -250,16 +250,18 @@ impl Client {
                     at = Instant::now();
                     rel = None;
                 }
-                self.record_flow(st, op, intended);
+                self.record_flow(st, op, intended, released);
             }
         }
     }
 
-    /// Records a whole flow as one request of its operation: response time = from the
-    /// flow's intended start to the end of its last step, service time from its first send;
-    /// the last status, the first error. No trace id (each step has its own, listed there).
-    fn record_flow(&mut self, st: &Local, op: usize, intended: Instant) {
+    /// Records a whole flow as one request of its operation: response time = to the end of
+    /// its last step from where a single request's would count (its release when a connection
+    /// was free, else its intended start: `Arrival::released`), service time from its first
+    /// send; the last status, the first error. No trace id (each step has its own, listed there).
+    fn record_flow(&mut self, st: &Local, op: usize, intended: Instant, released: Option<Instant>) {
         let done = Instant::now();
+        let origin = released.map_or(intended, |r| r.max(intended));
         let f = std::mem::take(&mut self.flow);
         let at = intended.saturating_duration_since(st.shared.start);
         st.rec.borrow_mut().record(&RequestRecord {
@@ -268,7 +270,7 @@ impl Client {
             error: f.error,
             rt_us: f
                 .answered
-                .then(|| done.saturating_duration_since(intended).as_micros() as u64),
+                .then(|| done.saturating_duration_since(origin).as_micros() as u64),
             st_us: f
                 .first_sent
                 .filter(|_| f.answered)
@@ -588,7 +590,9 @@ impl Client {
             Err((kind, sent, n)) => (None, sent, n, Some(kind)),
         };
         let got_answer = head.is_some() || error == Some(ErrorKind::Timeout);
-        let rt = done.saturating_duration_since(intended);
+        // From the release when the connection was free then, else from the intended start
+        // (`Arrival::released`): the dispatcher's timer lag is schedule lag, not latency.
+        let rt = done.saturating_duration_since(released.map_or(intended, |r| r.max(intended)));
         let lag = sent.saturating_duration_since(intended);
         let late =
             released.is_some_and(|r| sent.saturating_duration_since(r) > Duration::from_millis(1));

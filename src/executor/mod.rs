@@ -232,6 +232,31 @@ impl Shared {
     pub fn total_weight(&self) -> u64 {
         self.cum_weights.last().copied().unwrap_or(0)
     }
+
+    /// `count` arrivals shared among the operations in proportion to their weights.
+    pub fn split_by_weight(&self, count: u64) -> Vec<u64> {
+        split_by_weight(&self.cum_weights, count)
+    }
+}
+
+/// `count` shared in proportion to the weights whose running sums are `cum`, exactly: each
+/// share rounded down, the remainder (fewer than the shares) one by one in order.
+fn split_by_weight(cum: &[u64], count: u64) -> Vec<u64> {
+    let total = cum.last().copied().unwrap_or(0).max(1) as u128;
+    let mut prev = 0u64;
+    let mut out: Vec<u64> = cum
+        .iter()
+        .map(|&c| {
+            let w = c.saturating_sub(prev);
+            prev = c;
+            (count as u128 * w as u128 / total) as u64
+        })
+        .collect();
+    let left = count - out.iter().sum::<u64>();
+    for n in out.iter_mut().take(left as usize) {
+        *n += 1;
+    }
+    out
 }
 
 fn reads_body(checks: &[Check]) -> bool {
@@ -314,6 +339,16 @@ pub fn start(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn split_by_weight_is_exact_and_proportional() {
+        assert_eq!(split_by_weight(&[3, 4], 100), vec![75, 25]);
+        assert_eq!(split_by_weight(&[1, 2, 3], 10), vec![4, 3, 3]);
+        assert_eq!(split_by_weight(&[5], 7), vec![7]);
+        for n in [0, 1, 99, 1_000_003, u64::MAX / 2] {
+            assert_eq!(split_by_weight(&[2, 9, 10], n).iter().sum::<u64>(), n);
+        }
+    }
 
     #[test]
     fn split_adds_up() {

@@ -23,7 +23,8 @@ use super::local::{Arrival, Local};
 use super::request::Pool;
 use super::{Control, Shared, split};
 use crate::plan::{LoadModel, ThinkTime};
-use crate::recorder::WorkerRecorder;
+use crate::recorder::interval::Span;
+use crate::recorder::{BEHIND_US, WorkerRecorder};
 use crate::scheduler::{self, OpenSchedule, dispatch};
 
 /// Thread entry point.
@@ -115,7 +116,11 @@ async fn main(
     let st = Rc::new(Local {
         shared: shared.clone(),
         worker: w,
-        rec: RefCell::new(WorkerRecorder::new(w, nops, keep)),
+        rec: RefCell::new({
+            let mut r = WorkerRecorder::new(w, nops, keep);
+            r.span = Span::first(flush_interval(&shared).as_micros() as u64);
+            r
+        }),
         rng: RefCell::new(SmallRng::seed_from_u64(seed)),
         pick_rng: RefCell::new(SmallRng::seed_from_u64(seed ^ 0x6f70_2d70_6963_6b73)),
         pool: RefCell::new(Pool::new(pool_cap)),
@@ -130,6 +135,7 @@ async fn main(
         clients: Cell::new(0),
         h2: Default::default(),
         tls_reasons: RefCell::new(Vec::new()),
+        busy: RefCell::new(Vec::new()),
     });
     let watcher = {
         let (st, mut control) = (st.clone(), control.clone());
@@ -140,16 +146,16 @@ async fn main(
     };
     let flusher = tokio::task::spawn_local(flush_loop(st.clone(), deltas.clone(), spares));
     let load_control = control.clone();
-    let load = async {
-        match &shared.plan.load {
-            LoadModel::Open { .. } => open(&st, load_control).await,
-            LoadModel::Closed { .. } => closed(&st, load_control).await,
-        }
-    };
-    tokio::select! {
-        _ = load => {}
-        _ = control.wait_for(|c| *c == Control::Abort) => {}
+    match &shared.plan.load {
+        // The open model handles `Abort` itself: it must account for its schedule first.
+        LoadModel::Open { .. } => open(&st, load_control).await,
+        LoadModel::Closed { .. } => tokio::select! {
+            _ = closed(&st, load_control) => {}
+            _ = control.wait_for(|c| *c == Control::Abort) => {}
+        },
     }
+    // Whatever is still queued or in flight now is abandoned (its tasks are being dropped).
+    st.abandon_rest();
     flusher.abort();
     watcher.abort();
     if shared.plan.mix.cleanup.is_some() {
@@ -167,26 +173,21 @@ async fn flush_loop(
     deltas: mpsc::UnboundedSender<WorkerRecorder>,
     spares: std::sync::mpsc::Receiver<WorkerRecorder>,
 ) {
-    let interval = st
-        .shared
-        .plan
-        .output
-        .interval
-        .max(Duration::from_millis(10));
+    let interval = flush_interval(&st.shared);
     let mut n = 1u32;
     loop {
         sleep_until(st.shared.start + interval * n).await;
         n += 1;
         let plan = &st.shared.plan;
-        let mut spare = spares.try_recv().unwrap_or_else(|_| {
+        let spare = spares.try_recv().unwrap_or_else(|_| {
             WorkerRecorder::new(
                 st.worker,
                 plan.mix.operations.len(),
                 plan.output.keep_traces,
             )
         });
-        spare.worker = st.worker;
-        let mut delta = std::mem::replace(&mut *st.rec.borrow_mut(), spare);
+        // Exactly interval `n - 1`'s requests, however late this runs (`recorder::interval`).
+        let mut delta = st.rec.borrow_mut().rotate(spare);
         delta.in_flight = st.in_flight.get();
         delta.vus = st.vus.get();
         delta.finished = false;
@@ -194,6 +195,11 @@ async fn flush_loop(
             return;
         }
     }
+}
+
+/// The flush interval (the run loop ticks on the same one).
+fn flush_interval(shared: &Shared) -> Duration {
+    shared.plan.output.interval.max(Duration::from_millis(10))
 }
 
 async fn open(st: &Rc<Local>, mut control: watch::Receiver<Control>) {
@@ -222,8 +228,18 @@ async fn open(st: &Rc<Local>, mut control: watch::Receiver<Control>) {
     for _ in 0..conns {
         set.spawn_local(open_conn(st.clone()));
     }
-    let schedule = OpenSchedule::new(*start_rate, stages, *arrivals, plan.seed)
-        .filter(|&(k, _)| scheduler::owns(k, plan.segment, w, nw));
+    let mut schedule =
+        OpenSchedule::new(*start_rate, stages, *arrivals, plan.seed).owned_by(plan.segment, w, nw);
+    // The end of the load (a duration beyond the clock's range: a century, never reached).
+    let end = shared
+        .start
+        .checked_add(plan.load.duration())
+        .or_else(|| {
+            shared
+                .start
+                .checked_add(Duration::from_secs(86_400 * 365 * 100))
+        })
+        .unwrap_or(shared.start);
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let relay = async {
         let _ = control.wait_for(|c| *c != Control::Run).await;
@@ -231,32 +247,60 @@ async fn open(st: &Rc<Local>, mut control: watch::Receiver<Control>) {
     };
     let release = |_k: u64, intended: Instant| {
         let op = st.pick_op();
+        let now = Instant::now();
+        let mut rec = st.rec.borrow_mut();
+        rec.planned(op);
+        if now.saturating_duration_since(intended).as_micros() as u64 > BEHIND_US {
+            rec.behind(op);
+        }
         let mut q = st.queue.borrow_mut();
-        if q.len() as u64 >= queue_cap + st.idle.get() {
-            st.rec.borrow_mut().dropped(op);
+        let idle = st.idle.get();
+        if q.len() as u64 >= queue_cap + idle {
+            rec.dropped(op);
             return;
         }
+        // A connection free for it now: timed from the release (see `Arrival::released`).
+        let released = if (q.len() as u64) < idle {
+            now.max(intended)
+        } else {
+            intended
+        };
         q.push_back(Arrival {
             op,
             intended,
-            released: Instant::now(),
+            released,
         });
         st.notify.notify_one();
     };
     tokio::select! {
-        _ = dispatch::run(schedule, shared.start, release, &mut stop_rx) => {}
+        _ = dispatch::run(&mut schedule, shared.start, end, release, &mut stop_rx) => {}
         _ = relay => {}
     }
-    if *control.borrow() != Control::Run {
-        // Interrupted: arrivals not sent yet are abandoned, in-flight ones finish.
-        st.queue.borrow_mut().clear();
+    {
+        // Stopped early, or still behind at the end of the load: the arrivals already due but
+        // not released are planned and abandoned; the ones released are still sent (the
+        // drain). After a normal end nothing is left.
+        // They never got an operation: they are shared among the operations by weight.
+        let now = Instant::now();
+        dispatch::due_unreleased(&mut schedule, shared.start, now, |count, waited| {
+            let mut rec = st.rec.borrow_mut();
+            let waited = waited.as_micros() as u64;
+            for (op, n) in st.shared.split_by_weight(count).into_iter().enumerate() {
+                rec.unreleased(op, n, waited);
+            }
+        });
     }
     st.done.set(true);
     st.notify.notify_waiters();
-    join_all(st, &mut set).await;
+    tokio::select! {
+        biased;
+        _ = control.wait_for(|c| *c == Control::Abort) => {}
+        _ = join_all(st, &mut set) => {}
+    }
 }
 
 async fn open_conn(st: Rc<Local>) {
+    let slot = st.slot();
     let mut client = Client::new(&st.shared, st.next_client_id());
     client.preconnect(&st).await;
     loop {
@@ -271,7 +315,9 @@ async fn open_conn(st: Rc<Local>) {
         };
         let Some(a) = next else { return };
         st.idle.set(st.idle.get() - 1);
+        st.begin(slot, a.op, a.released);
         guarded(&st, &mut client, a.op, a.intended, Some(a.released)).await;
+        st.end(slot, a.op);
         st.idle.set(st.idle.get() + 1);
     }
 }
@@ -306,6 +352,7 @@ async fn vu(st: Rc<Local>, v: u32, mut control: watch::Receiver<Control>) {
         return;
     };
     let mut client = Client::new(&shared, st.next_client_id());
+    let slot = st.slot();
     let mut active = false;
     loop {
         if st.stopping.get() {
@@ -344,7 +391,9 @@ async fn vu(st: Rc<Local>, v: u32, mut control: watch::Receiver<Control>) {
             None => now,
         };
         let op = st.pick_op();
+        st.begin(slot, op, intended);
         guarded(&st, &mut client, op, intended, None).await;
+        st.end(slot, op);
         let think = match *think_time {
             ThinkTime::None => Duration::ZERO,
             ThinkTime::Fixed(d) => d,

@@ -89,6 +89,7 @@ fn plan(faults: Vec<FaultWindow>) -> Plan {
             instance: None,
         },
         segment: Segment::WHOLE,
+        schedule: Default::default(),
     }
 }
 

@@ -52,6 +52,26 @@ pub struct Plan {
     pub telemetry: Telemetry,
     /// This process's share of a distributed run (`--segment i/N`); `Segment::WHOLE` otherwise.
     pub segment: Segment,
+    /// The end of the load and the schedule's health (scenario `load.drain`,
+    /// `load.allow_schedule_miss`).
+    pub schedule: ScheduleRules,
+}
+
+/// How the load ends and how strictly the schedule is held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ScheduleRules {
+    /// How long after the last arrival (or the first stop) queued and in-flight arrivals may
+    /// still take; `None` = the target's `request_timeout`.
+    pub drain: Option<Duration>,
+    /// A missed schedule is a warning, not a verdict of its own (exit 97).
+    pub allow_miss: bool,
+}
+
+impl Plan {
+    /// The drain bound: `load.drain`, or the target's `request_timeout`.
+    pub fn drain(&self) -> Duration {
+        self.schedule.drain.unwrap_or(self.target.request_timeout)
+    }
 }
 
 impl Plan {

@@ -377,6 +377,10 @@ fn check(
             ),
         );
     }
+    let schedule = super::ScheduleRules {
+        drain: s.load.drain.as_ref().map(|d| d.value.0),
+        allow_miss: s.load.allow_schedule_miss.as_ref().is_some_and(|b| b.value),
+    };
     Plan {
         name: s.name.value.trim().to_string(),
         source,
@@ -392,6 +396,7 @@ fn check(
         verify,
         telemetry,
         segment,
+        schedule,
     }
 }
 

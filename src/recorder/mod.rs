@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
+pub mod interval;
 pub mod snapshot;
 
 pub use snapshot::{Counts, ErrorKind, OpSnapshot, Phases, Snapshot, SpanRecord, TraceRef};
@@ -27,6 +28,11 @@ pub const HIST_MAX_US: u64 = 300_000_000;
 pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, HIST_MAX_US, 3).expect("static histogram bounds are valid")
 }
+
+/// Dispatcher lateness (release − intended start, µs) beyond which an arrival counts as
+/// `behind`: 10 ms is ten times the timer's granularity, so only a generator that cannot keep
+/// up (CPU starved, a release loop falling behind) gets there.
+pub const BEHIND_US: u64 = 10_000;
 
 /// A request worth remembering, without allocation.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -267,6 +273,11 @@ pub struct WorkerRecorder {
     pub finished: bool,
     /// Flow steps' own figures, by index in `Mix::flow_steps` (grown on first use).
     pub steps: Vec<OpRecorder>,
+    /// Which interval the requests of this delta ended in (see `interval.rs`).
+    pub span: interval::Span,
+    /// Requests that ended after `span` (a late flush), by interval: `later[i]` is interval
+    /// `span.index + 1 + i`.
+    pub later: Vec<WorkerRecorder>,
 }
 
 impl WorkerRecorder {
@@ -280,6 +291,8 @@ impl WorkerRecorder {
             vus: 0,
             finished: false,
             steps: Vec::new(),
+            span: interval::Span::default(),
+            later: Vec::new(),
         }
     }
 
@@ -294,6 +307,7 @@ impl WorkerRecorder {
         for s in &mut self.steps {
             s.reset();
         }
+        self.later.clear();
     }
 
     /// Records a request whose trace is known to be exported (tests, replays): counts it and
@@ -314,6 +328,10 @@ impl WorkerRecorder {
         sampled: bool,
         export: impl FnOnce() -> bool,
     ) {
+        if let Some(later) = self.later_for(o) {
+            later.record_traced(o, sampled, export);
+            return;
+        }
         if let Some(w) = o.fault_window {
             if self.windows.len() <= w {
                 self.windows.resize(w + 1, 0);
@@ -352,6 +370,10 @@ impl WorkerRecorder {
         sampled: bool,
         export: impl FnOnce() -> bool,
     ) {
+        if let Some(later) = self.later_for(o) {
+            later.record_step(step, o, sampled, export);
+            return;
+        }
         if let Some(w) = o.fault_window {
             if self.windows.len() <= w {
                 self.windows.resize(w + 1, 0);
@@ -387,6 +409,53 @@ impl WorkerRecorder {
         }
     }
 
+    /// An arrival came due (counted before it is queued, dropped or sent).
+    pub fn planned(&mut self, op: usize) {
+        if let Some(o) = self.ops.get_mut(op) {
+            o.counts.planned += 1;
+        }
+    }
+    /// Closed model: a VU's request is an arrival of its own (the open model counts its
+    /// arrivals at release, before they can be dropped).
+    pub fn planned_if_closed(&mut self, closed: bool, op: usize) {
+        if closed {
+            self.planned(op);
+        }
+    }
+    /// An arrival's handling ended (see `Counts::completed`).
+    pub fn completed(&mut self, op: usize) {
+        if let Some(o) = self.ops.get_mut(op) {
+            o.counts.completed += 1;
+        }
+    }
+    /// An arrival given up at the drain bound or a hard stop, after waiting `waited_us` since
+    /// the point its response time counts from: counted, and that wait goes into the
+    /// response-time histogram (the least its latency would have been).
+    pub fn abandoned(&mut self, op: usize, waited_us: u64) {
+        if let Some(o) = self.ops.get_mut(op) {
+            o.counts.abandoned += 1;
+            o.response_time.saturating_record(waited_us.max(1));
+        }
+    }
+    /// `n` arrivals of `op` that came due but were never released (a dispatcher behind its
+    /// schedule when the run stopped): planned, abandoned with at least `waited_us`, and
+    /// behind when that is beyond `BEHIND_US`.
+    pub fn unreleased(&mut self, op: usize, n: u64, waited_us: u64) {
+        if let Some(o) = self.ops.get_mut(op).filter(|_| n > 0) {
+            o.counts.planned += n;
+            o.counts.abandoned += n;
+            if waited_us > BEHIND_US {
+                o.counts.behind += n;
+            }
+            o.response_time.saturating_record_n(waited_us.max(1), n);
+        }
+    }
+    /// An arrival released later than `BEHIND_US` after its intended start.
+    pub fn behind(&mut self, op: usize) {
+        if let Some(o) = self.ops.get_mut(op) {
+            o.counts.behind += 1;
+        }
+    }
     pub fn dropped(&mut self, op: usize) {
         if let Some(o) = self.ops.get_mut(op) {
             o.counts.dropped += 1;
@@ -456,7 +525,17 @@ impl Collector {
     }
 
     /// Adds a worker's delta; the caller may reuse `d` after `d.reset()`.
+    /// Adds a worker's delta (and the parts of it that belong to later intervals: the run
+    /// loop hands those over once their interval is due); the caller may reuse `d` after
+    /// `d.reset()`.
     pub fn absorb(&mut self, d: &WorkerRecorder) {
+        self.absorb_one(d);
+        for l in &d.later {
+            self.absorb_one(l);
+        }
+    }
+
+    fn absorb_one(&mut self, d: &WorkerRecorder) {
         for (acc, o) in self.steps.iter_mut().zip(&d.steps) {
             acc.counts.add(&o.counts);
             let _ = acc.response_time.add(&o.response_time);

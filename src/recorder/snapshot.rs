@@ -123,9 +123,10 @@ pub struct Counts {
     pub bytes_received: u64,
     /// Arrivals never sent: no connection free and the queue full (open model).
     pub dropped: u64,
-    /// Arrivals sent later than 1 ms after their intended start because they waited for a free
-    /// connection (open model). The dispatcher's own 1 ms timer batching is not counted here;
-    /// it shows in the schedule-lag histogram, and latency counts from the intended start anyway.
+    /// Arrivals sent later than 1 ms after they could have been: after their release when a
+    /// connection was free at release (its connect time), after their intended start when they
+    /// had to wait for a connection (open model). The dispatcher's own timer lag is not
+    /// counted here; it shows in the schedule-lag histogram and in `behind`.
     pub late: u64,
     /// Arrivals of a pool operation (get/update/toggle/delete) that found the id pool empty:
     /// not sent, counted here.
@@ -135,6 +136,25 @@ pub struct Counts {
     /// Requests the generator faulted itself with fault headers, by kind.
     pub faults_latency: u64,
     pub faults_error: u64,
+    /// Arrivals that came due while the load ran (open model: every arrival of the schedule
+    /// up to the end or the stop; closed model: every request a VU started). Always
+    /// `planned == completed + dropped + abandoned` (the accounting identity).
+    #[serde(default)]
+    pub planned: u64,
+    /// Arrivals whose handling ended: a response, a failure, a refused flow step, or not sent
+    /// because the id pool was empty (`empty_pool`). A flow is one arrival however many steps.
+    #[serde(default)]
+    pub completed: u64,
+    /// Arrivals still waiting for a connection, in flight, or due but not yet released when
+    /// the drain bound passed or a second signal stopped the run at once. They count in the
+    /// `dropped` share of thresholds and in the response-time histogram with the time they
+    /// had waited (a lower bound of their latency).
+    #[serde(default)]
+    pub abandoned: u64,
+    /// Arrivals the dispatcher released more than `recorder::BEHIND_US` after their intended
+    /// start: the generator's own lateness, the input of the schedule health check.
+    #[serde(default)]
+    pub behind: u64,
 }
 
 /// A request worth pointing at: one of the slowest, a failure, or a faulted one.
@@ -286,6 +306,10 @@ impl Counts {
         self.checks_failed += other.checks_failed;
         self.faults_latency += other.faults_latency;
         self.faults_error += other.faults_error;
+        self.planned += other.planned;
+        self.completed += other.completed;
+        self.abandoned += other.abandoned;
+        self.behind += other.behind;
     }
 }
 

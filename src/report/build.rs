@@ -126,6 +126,8 @@ impl Timeline {
                 hist::ms(lag.max())
             },
             errors_by_kind,
+            planned: now.planned.saturating_sub(prev.planned),
+            abandoned: now.abandoned.saturating_sub(prev.abandoned),
         });
         self.acc.prev_counts = now;
         self.acc.prev_hist = Some(now_hist);
@@ -261,6 +263,14 @@ impl Report {
         } else {
             planned.as_secs_f64()
         };
+        // Rates are per second of real time, drain included (the arrivals completed in it
+        // belong to the load); the planned duration would overstate them.
+        let elapsed_s = last.elapsed.as_secs_f64();
+        let rate_s = if elapsed_s > 0.0 {
+            elapsed_s
+        } else {
+            duration_s
+        };
         let (mut all_r, mut all_s, mut all_l) = (hist::empty(), hist::empty(), hist::empty());
         let mut all_p = Phases::default();
         let mut ops = Vec::with_capacity(last.ops.len());
@@ -274,7 +284,7 @@ impl Report {
                 &op.response_time,
                 &op.service_time,
                 &op.lag,
-                duration_s,
+                rate_s,
             );
             r.set_phases(&op.phases);
             ops.push((op.name.clone(), r));
@@ -285,14 +295,14 @@ impl Report {
                 &step.response_time,
                 &step.service_time,
                 &step.lag,
-                duration_s,
+                rate_s,
             );
             r.set_phases(&step.phases);
             if let Some((_, flow)) = ops.get_mut(*i) {
                 flow.steps.push((step.name.clone(), r));
             }
         }
-        let mut totals = OpReport::from_parts(last.totals(), &all_r, &all_s, &all_l, duration_s);
+        let mut totals = OpReport::from_parts(last.totals(), &all_r, &all_s, &all_l, rate_s);
         totals.set_phases(&all_p);
         let faults = fault_reports(plan, duration_s);
         Report {
@@ -326,8 +336,11 @@ impl Report {
                 seed: Some(plan.seed),
                 fingerprint: Some(plan.fingerprint()),
                 merged_segments: None,
+                allow_schedule_miss: plan.schedule.allow_miss,
             },
             cleanup: None,
+            elapsed_s,
+            schedule_missed: None,
         }
     }
 

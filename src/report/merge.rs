@@ -150,6 +150,8 @@ fn merge_timelines(reports: &[Report]) -> Vec<TimelinePoint> {
             m.requests += p.requests;
             m.errors += p.errors;
             m.dropped += p.dropped;
+            m.planned += p.planned;
+            m.abandoned += p.abandoned;
             m.p50_ms = m.p50_ms.max(p.p50_ms);
             m.p99_ms = m.p99_ms.max(p.p99_ms);
             m.p95_ms = m.p95_ms.max(p.p95_ms);
@@ -198,6 +200,13 @@ pub fn merge(reports: &[Report]) -> Result<Report, ReportError> {
     sorted.sort_by_key(|r| r.segment.index);
     let first = sorted[0];
     let duration_s = reports.iter().map(|r| r.duration_s).fold(0.0, f64::max);
+    // Rates per second of real time, as each segment's own (older reports: the duration).
+    let elapsed_s = reports.iter().map(|r| r.elapsed_s).fold(0.0, f64::max);
+    let rate_s = if elapsed_s > 0.0 {
+        elapsed_s
+    } else {
+        duration_s
+    };
 
     let mut names: Vec<String> = Vec::new();
     for r in &sorted {
@@ -213,11 +222,11 @@ pub fn merge(reports: &[Report]) -> Result<Report, ReportError> {
             .iter()
             .filter_map(|r| r.ops.iter().find(|(o, _)| *o == n).map(|(_, x)| x))
             .collect();
-        let merged = merge_ops(&parts, duration_s)?;
+        let merged = merge_ops(&parts, rate_s)?;
         ops.push((n, merged));
     }
     let totals_parts: Vec<&OpReport> = sorted.iter().map(|r| &r.totals).collect();
-    let totals = merge_ops(&totals_parts, duration_s)?;
+    let totals = merge_ops(&totals_parts, rate_s)?;
 
     let mut faults = sorted
         .iter()
@@ -304,8 +313,16 @@ pub fn merge(reports: &[Report]) -> Result<Report, ReportError> {
             seed: first.config.seed,
             fingerprint: first.config.fingerprint.clone(),
             merged_segments: u32::try_from(reports.len()).ok(),
+            allow_schedule_miss: first.config.allow_schedule_miss,
         },
         cleanup: merge_cleanups(sorted.iter().filter_map(|r| r.cleanup.as_ref())),
+        elapsed_s,
+        // One segment that could not keep its schedule makes the whole run's figures suspect.
+        schedule_missed: sorted.iter().find_map(|r| {
+            r.schedule_missed
+                .as_ref()
+                .map(|m| format!("segment {}: {m}", r.segment.index))
+        }),
     };
 
     // Every threshold line of any segment, in first-seen order.

@@ -92,7 +92,7 @@ pub struct PhasePercentiles {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct OpReport {
     pub counts: Counts,
-    /// Completed requests per second over the load's duration.
+    /// Requests per second of real elapsed time (`Report::elapsed_s`, the drain included).
     pub rate: f64,
     pub response_time_ms: Percentiles,
     pub service_time_ms: Percentiles,
@@ -144,6 +144,12 @@ pub struct TimelinePoint {
     /// cross_origin); they add up to `errors`.
     #[serde(default, deserialize_with = "crate::recorder::snapshot::error_counts")]
     pub errors_by_kind: [u64; crate::recorder::ErrorKind::COUNT],
+    /// Arrivals of this second that were planned, and that were abandoned (see
+    /// `Counts::planned`, `Counts::abandoned`); 0 in reports written before them.
+    #[serde(default)]
+    pub planned: u64,
+    #[serde(default)]
+    pub abandoned: u64,
 }
 
 /// One threshold's result.
@@ -185,6 +191,9 @@ pub struct ReportConfig {
     /// Set by `report merge`: how many segment reports this one was merged from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merged_segments: Option<u32>,
+    /// Scenario `load.allow_schedule_miss`: a missed schedule is only a warning.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_schedule_miss: bool,
 }
 
 /// How a run (or a merge, or a re-verify) was judged: the state, the exit code it maps to
@@ -225,6 +234,9 @@ pub enum VerdictState {
     Aborted,
     /// SIGINT/SIGTERM stopped the run before the load ended.
     Interrupted,
+    /// The generator could not keep its schedule (it released arrivals far behind their
+    /// time): its latency figures are not trustworthy. Exit 97.
+    ScheduleMissed,
     /// The generator itself failed (a worker panicked, the report could not be written).
     GeneratorFailed,
     /// A server-side fault window could not be applied (the target has no fault API, the
@@ -244,6 +256,7 @@ impl VerdictState {
             VerdictState::ThresholdsAndVerifyFailed => "thresholds_and_verify_failed",
             VerdictState::Aborted => "aborted",
             VerdictState::Interrupted => "interrupted",
+            VerdictState::ScheduleMissed => "schedule_missed",
             VerdictState::GeneratorFailed => "generator_failed",
             VerdictState::FaultsFailed => "faults_failed",
             VerdictState::NotJudged => "not_judged",
@@ -340,6 +353,16 @@ pub struct Report {
     /// count above).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cleanup: Option<crate::executor::Cleanup>,
+    /// Seconds from the start of the load to its real end, the drain included: what the
+    /// rates (`rate` of every operation and of the totals) are divided by. 0 in reports
+    /// written before it (their rates are per `duration_s`).
+    #[serde(default)]
+    pub elapsed_s: f64,
+    /// Why the generator could not keep its schedule (its latency figures are then not
+    /// trustworthy); `None` when it kept it. A verdict of its own (exit 97) unless the
+    /// scenario allows it (`config.allow_schedule_miss`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule_missed: Option<String>,
 }
 
 impl Default for Report {
@@ -371,6 +394,8 @@ impl Default for Report {
             verdict: VerdictRecord::default(),
             config: ReportConfig::default(),
             cleanup: None,
+            elapsed_s: 0.0,
+            schedule_missed: None,
         }
     }
 }

@@ -55,6 +55,14 @@ fn op_block(out: &mut String, name: &str, r: &OpReport) {
         "    dropped {}  late {}  empty pool {}  checks {}/{} passed",
         c.dropped, c.late, c.empty_pool, c.checks_passed, checks
     );
+    // Reports written before the accounting have no planned count: nothing to say then.
+    if c.planned > 0 {
+        let _ = writeln!(
+            out,
+            "    arrivals  planned {} = completed {} + dropped {} + abandoned {}",
+            c.planned, c.completed, c.dropped, c.abandoned
+        );
+    }
     if r.steps.is_empty() {
         pct_line(out, "response", &r.response_time_ms);
         pct_line(out, "service", &r.service_time_ms);
@@ -164,6 +172,9 @@ impl Report {
             "trafficgen: scenario {} · run {} · {:.1}s",
             self.scenario, self.run_id, self.duration_s
         );
+        if self.elapsed_s > 0.0 {
+            let _ = write!(out, " (elapsed {:.1}s with the drain)", self.elapsed_s);
+        }
         if self.segment.count > 1 {
             let _ = write!(
                 out,
@@ -183,8 +194,19 @@ impl Report {
         if let Some(reason) = &self.aborted {
             let _ = writeln!(out, "ABORTED: {reason}");
         }
+        if let Some(why) = &self.schedule_missed {
+            let allowed = if self.config.allow_schedule_miss {
+                " (allowed by load.allow_schedule_miss)"
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                out,
+                "WARNING: the generator could not keep the schedule: latency figures are not trustworthy ({why}){allowed}"
+            );
+        }
         out.push_str(
-            "\ntimes in ms (response = from the intended start; service = from the send)\n",
+            "\ntimes in ms (response = from the release, or from the intended start when it waited for a connection; service = from the send; lag = send − intended)\n",
         );
         for (name, r) in &self.ops {
             op_block(&mut out, name, r);

@@ -173,6 +173,13 @@ pub struct LoadSpec {
     pub think_time: Option<Sp<ThinkTimeSpec>>,
     /// Closed model: cap on the total request rate.
     pub max_rate: Option<Sp<Rate>>,
+    /// After the last arrival (or the first stop signal), how long arrivals still queued or in
+    /// flight may take before they are abandoned (counted as such). Default: the target's
+    /// `request_timeout`.
+    pub drain: Option<Sp<Duration>>,
+    /// `true`: a generator that could not keep its schedule (dispatcher late, arrivals
+    /// released far behind their time) is only a warning, not exit 97. Default `false`.
+    pub allow_schedule_miss: Option<Sp<bool>>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

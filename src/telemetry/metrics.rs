@@ -249,7 +249,27 @@ pub fn op_families(id: &Identity, ops: Option<&[OpSnapshot]>) -> Vec<Family> {
     }
 
     type Pick = fn(&crate::recorder::Counts) -> u64;
-    let simple: [(&'static str, &'static str, Pick); 6] = [
+    let simple: [(&'static str, &'static str, Pick); 10] = [
+        (
+            "trafficgen_planned",
+            "Arrivals that came due (planned = completed + dropped + abandoned).",
+            |c| c.planned,
+        ),
+        (
+            "trafficgen_completed",
+            "Arrivals whose handling ended (a response, a failure, or an empty id pool).",
+            |c| c.completed,
+        ),
+        (
+            "trafficgen_abandoned",
+            "Arrivals still queued or in flight when the drain bound passed or a second signal stopped the run.",
+            |c| c.abandoned,
+        ),
+        (
+            "trafficgen_behind",
+            "Arrivals the generator released more than 10 ms after their intended start (its own lateness).",
+            |c| c.behind,
+        ),
         (
             "trafficgen_dropped",
             "Arrivals never sent: no connection free and the queue full.",
@@ -257,7 +277,7 @@ pub fn op_families(id: &Identity, ops: Option<&[OpSnapshot]>) -> Vec<Family> {
         ),
         (
             "trafficgen_late",
-            "Arrivals sent more than 1 ms after their intended start.",
+            "Arrivals sent more than 1 ms after they could have been (waiting for a connection).",
             |c| c.late,
         ),
         (

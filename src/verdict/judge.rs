@@ -29,6 +29,9 @@ pub struct Verdict {
     /// Assertions not checked (their backend left out by `TRAFFICGEN_VERIFY_BACKENDS`):
     /// neither held nor failed, said in the line.
     pub assertions_skipped: usize,
+    /// Why the generator could not keep its schedule, when that is a verdict of its own (the
+    /// scenario did not allow it; see `with_schedule`).
+    pub schedule_missed: Option<String>,
     /// Server-side fault windows that could not be applied, and the first one's reason.
     pub faults_failed: usize,
     pub fault_failure: Option<String>,
@@ -47,9 +50,21 @@ impl Verdict {
             assertions: assertions.len(),
             assertions_failed: assertions.iter().filter(|a| a.failed()).count(),
             assertions_skipped: assertions.iter().filter(|a| a.skipped).count(),
+            schedule_missed: None,
             faults_failed: 0,
             fault_failure: None,
         }
+    }
+
+    /// The same verdict, knowing whether the generator kept its schedule (`report`'s
+    /// `schedule_missed`); an allowed miss (`load.allow_schedule_miss`) stays a warning the
+    /// summary prints, not a state.
+    pub fn with_schedule(mut self, report: &Report) -> Verdict {
+        self.schedule_missed = report
+            .schedule_missed
+            .clone()
+            .filter(|_| !report.config.allow_schedule_miss);
+        self
     }
 
     /// The same verdict, knowing the report's fault windows that could not be applied.
@@ -72,7 +87,9 @@ impl Verdict {
             (None, true) => RunEnd::Interrupted,
             (None, false) => RunEnd::Completed,
         };
-        Verdict::decide(end, &report.thresholds, &report.verify).with_faults_failed(report)
+        Verdict::decide(end, &report.thresholds, &report.verify)
+            .with_schedule(report)
+            .with_faults_failed(report)
     }
 
     /// The same verdict, but the generator failed (keeps the counts for the message).
@@ -82,13 +99,15 @@ impl Verdict {
     }
 
     /// Precedence: a failed generator, then an early end (the load asked for was not done),
-    /// then fault windows that could not be applied (the run did not test what was asked),
-    /// then failed thresholds, then failed assertions.
+    /// then a missed schedule (no figure of the run can be trusted), then fault windows that
+    /// could not be applied (the run did not test what was asked), then failed thresholds,
+    /// then failed assertions.
     pub fn state(&self) -> VerdictState {
         match &self.end {
             RunEnd::GeneratorFailed(_) => VerdictState::GeneratorFailed,
             RunEnd::Interrupted => VerdictState::Interrupted,
             RunEnd::Aborted(_) => VerdictState::Aborted,
+            RunEnd::Completed if self.schedule_missed.is_some() => VerdictState::ScheduleMissed,
             RunEnd::Completed if self.faults_failed > 0 => VerdictState::FaultsFailed,
             RunEnd::Completed => match (self.thresholds_failed > 0, self.assertions_failed > 0) {
                 (true, true) => VerdictState::ThresholdsAndVerifyFailed,
@@ -147,6 +166,10 @@ impl Verdict {
                 "INTERRUPTED: the run was stopped before the load ended, so it did not pass{judged}"
             ),
             (RunEnd::Aborted(reason), _) => format!("ABORTED: {reason}{judged}"),
+            (_, VerdictState::ScheduleMissed) => format!(
+                "SCHEDULE MISSED: the generator could not keep the schedule: latency figures are not trustworthy ({}){judged}",
+                self.schedule_missed.as_deref().unwrap_or("")
+            ),
             (_, VerdictState::FaultsFailed) => format!(
                 "FAULTS FAILED: {} server-side fault window(s) could not be applied, so the run \
                  did not test what it was asked to ({}){judged}",
@@ -217,6 +240,24 @@ mod tests {
             v(RunEnd::Aborted("x".into()), &[false]).state(),
             VerdictState::Aborted
         );
+        let missed = Report {
+            schedule_missed: Some("at 3 s: 40 of 100 arrivals released late".into()),
+            ..Report::default()
+        };
+        let m = v(RunEnd::Completed, &[false]).with_schedule(&missed);
+        assert_eq!(m.state(), VerdictState::ScheduleMissed);
+        assert_eq!(m.exit_code(), 97);
+        assert!(
+            m.line()
+                .starts_with("SCHEDULE MISSED: the generator could not keep")
+        );
+        // Below an early end, and only a warning when the scenario allows it.
+        let m = v(RunEnd::Interrupted, &[]).with_schedule(&missed);
+        assert_eq!(m.state(), VerdictState::Interrupted);
+        let mut allowed = missed.clone();
+        allowed.config.allow_schedule_miss = true;
+        let m = v(RunEnd::Completed, &[true]).with_schedule(&allowed);
+        assert_eq!(m.state(), VerdictState::Passed);
         let mut r = Report::default();
         r.faults.push(crate::report::FaultReport {
             start_s: 1.0,

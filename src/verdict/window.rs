@@ -50,6 +50,10 @@ fn sub_counts(now: &Counts, before: &Counts) -> Counts {
     let mut d = Counts {
         requests: now.requests.saturating_sub(before.requests),
         dropped: now.dropped.saturating_sub(before.dropped),
+        planned: now.planned.saturating_sub(before.planned),
+        completed: now.completed.saturating_sub(before.completed),
+        abandoned: now.abandoned.saturating_sub(before.abandoned),
+        behind: now.behind.saturating_sub(before.behind),
         late: now.late.saturating_sub(before.late),
         empty_pool: now.empty_pool.saturating_sub(before.empty_pool),
         checks_passed: now.checks_passed.saturating_sub(before.checks_passed),

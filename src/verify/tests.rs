@@ -72,6 +72,8 @@ fn report() -> Report {
         passed: true,
         verdict: Default::default(),
         config: Default::default(),
+        elapsed_s: 0.0,
+        schedule_missed: None,
         cleanup: None,
     }
 }

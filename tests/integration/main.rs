@@ -1,3 +1,4 @@
+mod accounting;
 mod cli;
 mod dashboard;
 mod distributed;

@@ -231,6 +231,7 @@ pub fn plan(
             instance: None,
         },
         segment: Segment::WHOLE,
+        schedule: Default::default(),
     }
 }
 
