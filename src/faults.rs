@@ -417,7 +417,7 @@ impl Drop for ServerFaults {
     }
 }
 
-async fn post_rule(
+pub(crate) async fn post_rule(
     client: &reqwest::Client,
     base: &str,
     token: Option<&str>,

@@ -92,6 +92,9 @@ pub struct Shared {
     pub start: Instant,
     /// Closed model rate cap for this process.
     pub limiter: Option<Arc<Limiter>>,
+    /// Run-time changes of the load from the control API (none unless a dashboard listens;
+    /// the run loop sets it after `new`).
+    pub steering: crate::scheduler::steer::Steering,
 }
 
 impl Shared {
@@ -191,6 +194,7 @@ impl Shared {
             workers: workers.max(1),
             start,
             limiter,
+            steering: crate::scheduler::steer::Steering::none(),
         })
     }
 

@@ -24,7 +24,7 @@ use super::request::Pool;
 use super::{Control, Shared, split};
 use crate::plan::{LoadModel, ThinkTime};
 use crate::recorder::WorkerRecorder;
-use crate::scheduler::{self, OpenSchedule, dispatch};
+use crate::scheduler::{self, steer};
 
 /// Thread entry point.
 pub fn run(
@@ -210,8 +210,17 @@ async fn open(st: &Rc<Local>, mut control: watch::Receiver<Control>) {
     for _ in 0..conns {
         set.spawn_local(open_conn(st.clone()));
     }
-    let schedule = OpenSchedule::new(*start_rate, stages, *arrivals, plan.seed)
-        .filter(|&(k, _)| scheduler::owns(k, plan.segment, w, nw));
+    // The plan's arrivals, rebuilt from "now" when the control API changes the load.
+    let open_plan = steer::OpenPlan {
+        start_rate: *start_rate,
+        stages,
+        arrivals: *arrivals,
+        seed: plan.seed,
+        segment: plan.segment,
+        worker: w,
+        workers: nw,
+    };
+    let schedule = |o: &steer::LoadOverride, from| steer::open_arrivals(open_plan, o, from);
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let relay = async {
         let _ = control.wait_for(|c| *c != Control::Run).await;
@@ -232,7 +241,8 @@ async fn open(st: &Rc<Local>, mut control: watch::Receiver<Control>) {
         st.notify.notify_one();
     };
     tokio::select! {
-        _ = dispatch::run(schedule, shared.start, release, &mut stop_rx) => {}
+        _ = steer::dispatch(schedule, shared.start, plan.load.duration(), release, &mut stop_rx,
+            shared.steering.clone()) => {}
         _ = relay => {}
     }
     if *control.borrow() != Control::Run {
@@ -274,12 +284,47 @@ async fn closed(st: &Rc<Local>, control: watch::Receiver<Control>) {
         return;
     };
     let mut set = JoinSet::new();
-    for v in 0..scheduler::max_vus(*start_vus, stages) {
+    let planned = scheduler::max_vus(*start_vus, stages);
+    for v in 0..planned {
         if scheduler::owns(v as u64, plan.segment, st.worker, shared.workers) {
             set.spawn_local(vu(st.clone(), v, control.clone()));
         }
     }
-    join_all(st, &mut set).await;
+    join_growing(st, &mut set, planned, &control).await;
+}
+
+/// `join_all` of the VU tasks that also starts more of them when the control API asks for
+/// more VUs than the plan ever has (only while someone can steer; otherwise `join_all`).
+async fn join_growing(
+    st: &Rc<Local>,
+    set: &mut JoinSet<()>,
+    mut slots: u32,
+    control: &watch::Receiver<Control>,
+) {
+    let mut steering = st.shared.steering.clone();
+    if !steering.is_live() {
+        return join_all(st, set).await;
+    }
+    let (plan, shared) = (&st.shared.plan, &st.shared);
+    loop {
+        tokio::select! {
+            r = set.join_next() => match r {
+                None => return,
+                Some(r) => if r.is_err_and(|e| e.is_panic()) {
+                    st.rec.borrow_mut().task_panic(0);
+                },
+            },
+            _ = steering.changed() => {
+                let want = steer::vu_slots(slots, plan.segment, &steering.current());
+                for v in slots..want {
+                    if scheduler::owns(v as u64, plan.segment, st.worker, shared.workers) {
+                        set.spawn_local(vu(st.clone(), v, control.clone()));
+                    }
+                }
+                slots = want;
+            }
+        }
+    }
 }
 
 async fn vu(st: Rc<Local>, v: u32, mut control: watch::Receiver<Control>) {
@@ -295,24 +340,28 @@ async fn vu(st: Rc<Local>, v: u32, mut control: watch::Receiver<Control>) {
     };
     let mut client = Client::new(&shared, st.next_client_id());
     let mut active = false;
+    // The control API's VU count and pause (the plan's stages when nobody steers).
+    let mut steering = shared.steering.clone();
     loop {
         if st.stopping.get() {
             break;
         }
         let now = Instant::now();
         let t = now.saturating_duration_since(shared.start).as_secs_f64();
-        if scheduler::vus_at(*start_vus, stages, t) <= v {
+        let o = steering.current();
+        if !steer::vu_active(*start_vus, stages, shared.plan.segment, &o, v, t) {
             if active {
                 active = false;
                 st.vus.set(st.vus.get() - 1);
                 client.close();
             }
-            let Some(next) = scheduler::next_vu_change(*start_vus, stages, v, t) else {
+            let Some(next) = steer::next_vu_change(*start_vus, stages, &o, v, t) else {
                 break;
             };
             tokio::select! {
                 _ = sleep_until(shared.start + Duration::from_secs_f64(next)) => {}
                 _ = control.changed() => st.note(&control),
+                _ = steering.changed() => {}
             }
             continue;
         }

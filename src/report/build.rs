@@ -310,6 +310,7 @@ impl Report {
                 thresholds: plan.thresholds.iter().map(|t| t.source.clone()).collect(),
                 compare: plan.compare.iter().map(|c| c.source.clone()).collect(),
             },
+            control: Vec::new(),
         }
     }
 

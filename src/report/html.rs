@@ -359,14 +359,15 @@ pub fn render(r: &Report) -> String {
 }
 
 /// The page of the live dashboard: the run so far, its script following `events` (a URL
-/// relative to the page) for new points.
-pub fn render_live(r: &Report, events: &str) -> String {
-    render_with(r, Some(events))
+/// relative to the page) for new points; `control` is the dashboard's control section (HTML,
+/// placed under the header).
+pub fn render_live(r: &Report, events: &str, control: &str) -> String {
+    render_with(r, Some((events, control)))
 }
 
-fn render_with(r: &Report, live: Option<&str>) -> String {
+fn render_with(r: &Report, live: Option<(&str, &str)>) -> String {
     let mut body = String::new();
-    if let Some(url) = live {
+    if let Some((url, _)) = live {
         let _ = writeln!(
             body,
             "<script>window.trafficgenLive = {};</script>
@@ -376,8 +377,9 @@ fn render_with(r: &Report, live: Option<&str>) -> String {
             script_json(&url)
         );
     }
-    if live.is_some() {
+    if let Some((_, control)) = live {
         live_header(&mut body, r);
+        body.push_str(control);
     } else {
         header(&mut body, r);
     }

@@ -236,6 +236,12 @@ pub fn merge(reports: &[Report]) -> Result<Report, ReportError> {
             thresholds: Vec::new(),
             compare: first.config.compare.clone(),
         },
+        // Each segment's control actions (each has its own dashboard), in time order.
+        control: {
+            let mut c: Vec<_> = sorted.iter().flat_map(|r| r.control.clone()).collect();
+            c.sort_by(|a, b| a.t_s.total_cmp(&b.t_s));
+            c
+        },
     };
 
     // Every threshold line of any segment, in first-seen order.

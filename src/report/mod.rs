@@ -309,6 +309,24 @@ pub struct Report {
     pub verdict: VerdictRecord,
     #[serde(default)]
     pub config: ReportConfig,
+    /// What the control API (next to `--dashboard`) changed during the run, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub control: Vec<ControlEvent>,
+}
+
+/// One action taken through the control API: when, what, with which values, by whom.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ControlEvent {
+    /// Seconds since the start of the load.
+    pub t_s: f64,
+    /// Wall-clock time, RFC 3339.
+    pub at: String,
+    /// `rate`, `vus`, `pause`, `resume`, `fault_open`, `fault_close` or `annotate`.
+    pub action: String,
+    /// The action's values (the new rate, the fault window, the annotation's text, ...).
+    pub values: serde_json::Map<String, serde_json::Value>,
+    /// Who asked: the request's `who` field when given, else the client's address.
+    pub who: String,
 }
 
 impl Default for Report {
@@ -339,6 +357,7 @@ impl Default for Report {
             passed: false,
             verdict: VerdictRecord::default(),
             config: ReportConfig::default(),
+            control: Vec::new(),
         }
     }
 }

@@ -24,6 +24,7 @@ use crate::sinks::{Control, Event, Sink};
 use crate::target::Target;
 use crate::verdict::RunEnd;
 
+mod control;
 mod finish;
 
 pub use finish::{collect, finish, judge};
@@ -74,7 +75,8 @@ pub async fn load(
     // Never in the past: a late start announcement starts at once (and the report says when).
     let soon = Instant::now() + Duration::from_millis(20);
     let start = start.map_or(soon, |s| s.max(soon));
-    let shared = Arc::new(Shared::new(
+    let mut controller = control::Controller::new(plan, target, start, sinks);
+    let shared = Arc::new(controller.attach(Shared::new(
         plan.clone(),
         addrs,
         common,
@@ -83,7 +85,7 @@ pub async fn load(
         spans.sample_ratio,
         workers,
         start,
-    )?);
+    )?));
     // Server-side rules change the target for everyone: in a distributed run segment 0 alone
     // posts them, once, for the whole load (each segment posting would compound the shares).
     let server_faults = (plan.segment.index == 0).then(|| {
@@ -136,13 +138,15 @@ pub async fn load(
                 abort_at = abort_at.min(Instant::now() + drain);
                 emit(sinks, &Event::Stopping("interrupted (SIGINT/SIGTERM)".into()));
             }
+            // The control API (next to the dashboard): applied between two ticks.
+            m = controller.next() => controller.handle(m, sinks),
             _ = sleep_until(tick) => {
                 let elapsed = interval * n;
                 n = n.saturating_add(1);
                 let now_active = faults::active_windows(&plan.faults, elapsed);
                 fault_events(sinks, &active, &now_active);
                 active = now_active.clone();
-                let snap = collector.snapshot(elapsed, target_rate(plan, elapsed), now_active, false);
+                let snap = collector.snapshot(elapsed, controller.target_rate(elapsed), now_active, false);
                 for s in sinks.iter_mut() {
                     s.on_interval(&snap, &mut control);
                 }
@@ -172,10 +176,11 @@ pub async fn load(
     for s in sinks.iter_mut() {
         s.on_interval(&last, &mut control);
     }
-    let (fault_messages, target_faults) = match server_faults {
+    let (mut fault_messages, target_faults) = match server_faults {
         Some(f) => f.stop_and_measure().await,
         None => (Vec::new(), None),
     };
+    fault_messages.extend(controller.finish().await);
     // Panics the workers caught themselves (a request's handling, a connection task).
     let caught = last.totals().panics;
     let end = if !panicked.is_empty() {

@@ -17,6 +17,7 @@ use rand_distr::{Distribution, Exp1};
 use crate::plan::{Arrivals, RateStage, Segment, VuStage};
 
 pub mod dispatch;
+pub mod steer;
 
 /// Planned arrival rate (per second) at `t` seconds from the start (0 after the last stage).
 pub fn rate_at(start_rate: f64, stages: &[RateStage], t: f64) -> f64 {

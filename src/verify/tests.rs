@@ -71,6 +71,7 @@ fn report() -> Report {
         passed: true,
         verdict: Default::default(),
         config: Default::default(),
+        control: vec![],
     }
 }
 

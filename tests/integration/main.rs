@@ -1,4 +1,5 @@
 mod cli;
+mod control;
 mod dashboard;
 mod distributed;
 mod ends;
