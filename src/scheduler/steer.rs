@@ -163,9 +163,7 @@ pub fn next_vu_change(
 /// The VU tasks a worker needs for `o` (numbers `0..slots` over the whole run): the plan's
 /// most, or more when an override asks for more.
 pub fn vu_slots(plan_max: u32, seg: Segment, o: &LoadOverride) -> u32 {
-    let want = o
-        .vus
-        .map_or(0, |n| n.saturating_mul(seg.count.max(1)));
+    let want = o.vus.map_or(0, |n| n.saturating_mul(seg.count.max(1)));
     plan_max.max(want)
 }
 

@@ -286,3 +286,35 @@ fn control_asks_for_the_token_beyond_loopback() {
     assert_eq!(status, 200, "{text}");
     assert_eq!(http(&host, "GET", "/control?token=s3cret", "", "").0, 200);
 }
+
+#[test]
+fn a_rate_change_on_the_page_is_followed_in_chromium() {
+    let dir = out_dir("control-browser");
+    let scenario = OPEN.replace("8s, rate: 40/s", "14s, rate: 30/s");
+    let (mut run, host) = start(&dir, &scenario, "127.0.0.1:0", &[], Some("t0k"));
+    let shots = root().join("artifacts/screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let node = std::env::var("NODE_BIN").unwrap_or_else(|_| "node".into());
+    let out = Command::new(node)
+        .current_dir(root().join("tests/browser"))
+        .arg("control.mjs")
+        .arg(format!("http://{host}/?token=t0k"))
+        .arg("90")
+        .arg(shots.join("dashboard-control.png"))
+        .output()
+        .expect("node runs");
+    assert!(
+        out.status.success(),
+        "control check failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(run.0.wait().unwrap().code(), Some(0));
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("r.json")).unwrap()).unwrap();
+    let events = report["control"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["action"], "rate");
+    assert_eq!(events[0]["values"]["rate"], 90.0);
+    assert_eq!(events[0]["who"], "dashboard");
+}
