@@ -318,3 +318,77 @@ fn a_rate_change_on_the_page_is_followed_in_chromium() {
     assert_eq!(events[0]["values"]["rate"], 90.0);
     assert_eq!(events[0]["who"], "dashboard");
 }
+
+#[test]
+fn a_fault_window_opened_and_closed_through_the_api_hits_the_target() {
+    let dir = out_dir("control-fault");
+    let scenario = OPEN.replace(
+        "output:",
+        "faults:\n  - {start: 30s, duration: 1s, kind: error, status: 502, route: /api/todos, \
+         method: POST, via: server}\n  - {start: 30s, duration: 1s, kind: latency, delay: 5ms, \
+         via: header}\noutput:",
+    );
+    // The windows start after the load: only the control API opens them here.
+    let scenario = scenario.replace("8s, rate: 40/s", "40s, rate: 40/s");
+    let (mut run, host) = start(&dir, &scenario, "127.0.0.1:0", &[], None);
+    wait_until(&host, 1.0);
+    let (status, v) = post(&host, json!({"action": "fault_open", "window": 1}));
+    assert_eq!(status, 409, "a header window is refused: {v}");
+    let (status, v) = post(
+        &host,
+        json!({"action": "fault_open", "kind": "error", "status": 503, "route": "/api/todos",
+               "method": "get", "duration_s": 30}),
+    );
+    assert_eq!(status, 200, "{v}");
+    let id = v["event"]["values"]["id"].as_str().unwrap().to_string();
+    assert_eq!(v["state"]["open_faults"][0]["id"], id.as_str());
+    wait_until(&host, 3.2);
+    let (status, v) = post(&host, json!({"action": "fault_close", "id": id}));
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["ok"], true, "{v}");
+    // The scenario's server window, now, for 1.5 s (its rule expires on the target).
+    wait_until(&host, 4.0);
+    let (status, v) = post(
+        &host,
+        json!({"action": "fault_open", "window": 0, "duration_s": 1.5}),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["event"]["values"]["kind"], "error");
+    wait_until(&host, 6.0);
+    let (status, v) = post(&host, json!({"action": "rate", "rate": 0}));
+    assert_eq!(status, 200, "{v}");
+    // Nothing is planned any more: stop the run rather than wait for its 40 s.
+    let _ = Command::new("kill")
+        .arg("-INT")
+        .arg(run.0.id().to_string())
+        .status();
+    run.0.wait().unwrap();
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("r.json")).unwrap()).unwrap();
+    let actions: Vec<&str> = report["control"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["fault_open", "fault_close", "fault_open", "rate"]);
+    // 503s only while the ad-hoc window was open (the list operation, about half the load),
+    // 502s from the scenario's window.
+    let by_second: Vec<(u64, u64)> = report["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["t"].as_u64().unwrap(), p["errors"].as_u64().unwrap()))
+        .collect();
+    let errors_at = |t: u64| by_second.iter().find(|p| p.0 == t).map_or(0, |p| p.1);
+    assert_eq!(errors_at(1), 0, "{by_second:?}");
+    assert!(errors_at(4) <= 8, "closed at 3.2 s: {by_second:?}");
+    assert!(
+        errors_at(3) >= 10,
+        "the window was open in second 3: {by_second:?}"
+    );
+    assert!(
+        errors_at(5) >= 10,
+        "the scenario's window, opened at once: {by_second:?}"
+    );
+}
