@@ -392,3 +392,62 @@ fn a_fault_window_opened_and_closed_through_the_api_hits_the_target() {
         "the scenario's window, opened at once: {by_second:?}"
     );
 }
+
+#[test]
+fn a_vu_change_beyond_the_plan_starts_more_virtual_users() {
+    let dir = out_dir("control-vus");
+    let scenario = "name: control-closed
+load:
+  model: closed
+  start_vus: 2
+  think_time: 100ms
+  stages:
+    - {duration: 7s, vus: 2}
+mix:
+  operations:
+    - {todo: list, weight: 1}
+output:
+  progress: quiet
+";
+    let (mut run, host) = start(&dir, scenario, "127.0.0.1:0", &["--workers", "2"], None);
+    wait_until(&host, 1.5);
+    let (status, v) = post(&host, json!({"action": "rate", "rate": 10}));
+    assert_eq!(status, 409, "{v}");
+    let (status, v) = post(&host, json!({"action": "vus", "vus": 7}));
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["state"]["vus"], 7);
+    wait_until(&host, 4.2);
+    let (status, v) = post(&host, json!({"action": "pause"}));
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(run.0.wait().unwrap().code(), Some(0));
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("r.json")).unwrap()).unwrap();
+    let t: Vec<f64> = report["control"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["t_s"].as_f64().unwrap())
+        .collect();
+    let timeline = report["timeline"].as_array().unwrap();
+    let second = |n: u64| {
+        timeline
+            .iter()
+            .find(|p| p["t"].as_u64() == Some(n))
+            .unwrap()
+    };
+    let (before, after) = (second(1), second(t[0].ceil() as u64 + 1));
+    assert_eq!(before["vus"], 2, "{before}");
+    assert_eq!(
+        after["vus"], 7,
+        "7 VUs, 5 more than the plan ever has: {after}"
+    );
+    // About 10 requests per VU-second (100 ms think time plus a fast answer).
+    let (b, a) = (
+        before["requests"].as_u64().unwrap(),
+        after["requests"].as_u64().unwrap(),
+    );
+    assert!(a * 2 >= b * 5, "7 VUs sent {a}, 2 VUs {b}");
+    let paused = second(t[1].ceil() as u64 + 1);
+    assert_eq!(paused["vus"], 0, "paused: {paused}");
+    assert_eq!(paused["requests"], 0, "paused: {paused}");
+}
