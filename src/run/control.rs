@@ -492,6 +492,20 @@ fn values(v: Value) -> Map<String, Value> {
 }
 
 fn emit(sinks: &mut [Box<dyn Sink>], event: &ControlEvent) {
+    // One stderr line per action, so the run's log (and Loki, in a cluster) shows it too.
+    let values: Vec<String> = event
+        .values
+        .iter()
+        .filter(|(_, v)| !v.is_null())
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    eprintln!(
+        "trafficgen: control at {:.1}s: {} {} (by {})",
+        event.t_s,
+        event.action,
+        values.join(" "),
+        event.who
+    );
     let e = Event::Control(event.clone());
     for s in sinks.iter_mut() {
         s.on_event(&e);

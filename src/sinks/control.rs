@@ -146,10 +146,13 @@ pub fn parse(body: &[u8]) -> Result<(Action, Option<String>), Refusal> {
     }
     let action: Action = serde_json::from_value(value).map_err(|e| bad(e.to_string()))?;
     check(&action).map_err(bad)?;
+    // Printed on stderr as is: no control characters (no forged log lines).
     if let Some(w) = &who
-        && (w.is_empty() || w.chars().count() > MAX_WHO)
+        && (w.is_empty() || w.chars().count() > MAX_WHO || w.chars().any(char::is_control))
     {
-        return Err(bad(format!("`who` must be 1 to {MAX_WHO} characters")));
+        return Err(bad(format!(
+            "`who` must be 1 to {MAX_WHO} characters, no control characters"
+        )));
     }
     Ok((action, who))
 }
@@ -240,6 +243,10 @@ mod tests {
             (br#"{"action":"vus","vus":100000}"#, "from 0 to"),
             (br#"{"action":"annotate","text":" "}"#, "1 to 500"),
             (br#"{"action":"pause","who":7}"#, "`who` must be a string"),
+            (
+                br#"{"action":"pause","who":"a\nb"}"#,
+                "no control characters",
+            ),
             (br#"{"action":"fault_open","kind":"error"}"#, "status"),
             (
                 br#"{"action":"fault_open","window":0,"kind":"error"}"#,
