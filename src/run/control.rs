@@ -7,6 +7,7 @@
 //! Fault API calls run on a task of their own, so a slow target never holds up the run loop;
 //! their outcome comes back through `next` and is recorded when it is known.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde_json::{Map, Value, json};
@@ -14,7 +15,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use crate::executor::Shared;
-use crate::faults::{self, RuleBody};
+use crate::faults::live::{LiveWindows, Spec};
+use crate::faults::{self, HeaderFaults, RuleBody};
 use crate::plan::{FaultVia, LoadModel, Plan};
 use crate::report::ControlEvent;
 use crate::scheduler::steer::{self, LoadOverride, Steering};
@@ -57,8 +59,10 @@ pub enum Done {
 /// A fault window the control API opened and has not closed.
 struct OpenFault {
     id: String,
+    /// The fault API's rule ids (server-side); empty for a header window.
     rules: Vec<String>,
     values: Map<String, Value>,
+    header: bool,
 }
 
 pub struct Controller {
@@ -75,6 +79,8 @@ pub struct Controller {
     token: Option<String>,
     open: Vec<OpenFault>,
     next_id: u64,
+    /// Header windows the control API opens (the workers' `HeaderFaults` consult them).
+    live: Option<Arc<LiveWindows>>,
 }
 
 impl Controller {
@@ -87,6 +93,7 @@ impl Controller {
         sinks: &mut [Box<dyn Sink>],
     ) -> Controller {
         let requests = sinks.iter_mut().find_map(|s| s.control_requests());
+        let control = requests.is_some();
         let (steer, steering) = Steering::channel();
         let (done_tx, done_rx) = mpsc::unbounded_channel();
         let started_at = SystemTime::now()
@@ -113,6 +120,15 @@ impl Controller {
             token: target.fault_token.clone(),
             open: Vec::new(),
             next_id: 1,
+            live: control.then(|| Arc::new(LiveWindows::new(plan))),
+        }
+    }
+
+    /// The plan's header faults plus the windows this control API may open.
+    pub fn header_faults(&self, faults: HeaderFaults) -> HeaderFaults {
+        match &self.live {
+            Some(l) => faults.with_live(l.clone()),
+            None => faults,
         }
     }
 
@@ -220,6 +236,7 @@ impl Controller {
                 Ok(values(json!({ "paused": paused })))
             }
             Action::Annotate { text } => Ok(values(json!({ "text": text }))),
+            Action::FaultOpen(spec) if self.is_header(&spec) => self.open_header(&spec),
             Action::FaultOpen(spec) => match self.rules_for(&spec) {
                 Ok((rules, vals)) => {
                     self.open_fault(rules, vals, who.to_string(), reply);
@@ -228,6 +245,13 @@ impl Controller {
                 Err(r) => Err(r),
             },
             Action::FaultClose { id } => match self.open.iter().position(|f| f.id == id) {
+                Some(i) if self.open[i].header => {
+                    self.open.remove(i);
+                    if let Some(l) = &self.live {
+                        l.close(&id, self.elapsed());
+                    }
+                    Ok(values(json!({"id": id, "via": "header"})))
+                }
                 Some(i) => {
                     let f = self.open.remove(i);
                     self.close_fault(f, who.to_string(), reply);
@@ -288,6 +312,69 @@ impl Controller {
         })
     }
 
+    /// Whether `spec` is a header window (the scenario's window says, else `via`).
+    fn is_header(&self, spec: &FaultSpec) -> bool {
+        match spec.window {
+            Some(i) => self
+                .plan
+                .faults
+                .get(i)
+                .is_some_and(|w| w.via == FaultVia::Header),
+            None => spec.via.as_deref() == Some("header"),
+        }
+    }
+
+    /// Opens a header window now: the workers apply it from their next request on.
+    fn open_header(&mut self, spec: &FaultSpec) -> Result<Map<String, Value>, Refusal> {
+        let Some(live) = &self.live else {
+            return Err(Refusal::new(409, "no control API"));
+        };
+        let id = format!("c{}", self.next_id);
+        let now = self.elapsed();
+        let mut vals = values(json!({"id": id, "via": "header", "start_s": now.as_secs_f64()}));
+        let opened = match spec.window {
+            Some(i) => {
+                let w = &self.plan.faults[i];
+                let d = spec.duration_s.unwrap_or(w.duration.as_secs_f64());
+                let kind = match w.kind {
+                    crate::plan::FaultKind::Latency { .. } => "latency",
+                    crate::plan::FaultKind::Error { .. } => "error",
+                };
+                vals.extend(values(json!({
+                    "window": i, "kind": kind, "share": spec.share.unwrap_or(w.share),
+                    "duration_s": d, "ops": w.ops,
+                })));
+                live.open_plan(&id, i, now, Duration::from_secs_f64(d), spec.share)
+            }
+            None => {
+                let d = spec.duration_s.unwrap_or(DEFAULT_FAULT_SECS);
+                let s = Spec {
+                    status: spec
+                        .status
+                        .filter(|_| spec.kind.as_deref() == Some("error")),
+                    delay_ms: spec.delay_ms.unwrap_or(0),
+                    jitter_ms: spec.jitter_ms.unwrap_or(0),
+                    share: spec.share.unwrap_or(1.0),
+                    ops: spec.ops.clone().unwrap_or_default(),
+                };
+                vals.extend(values(json!({
+                    "kind": spec.kind, "share": s.share, "duration_s": d, "ops": s.ops,
+                    "delay_ms": spec.delay_ms, "jitter_ms": spec.jitter_ms, "status": s.status,
+                })));
+                live.open(&id, &s, now, Duration::from_secs_f64(d))
+            }
+        };
+        opened.map_err(|m| Refusal::new(404, m))?;
+        self.next_id += 1;
+        self.open.push(OpenFault {
+            id,
+            rules: Vec::new(),
+            values: vals.clone(),
+            header: true,
+        });
+        Ok(vals)
+    }
+
     /// The fault API rules of a request, and the values to record.
     fn rules_for(
         &mut self,
@@ -306,15 +393,6 @@ impl Controller {
                         ),
                     ));
                 };
-                if w.via == FaultVia::Header {
-                    return Err(Refusal::new(
-                        409,
-                        format!(
-                            "window {i} is a header-fault window (the generator decides those per \
-                             request from the plan); the control API opens server-side windows"
-                        ),
-                    ));
-                }
                 let duration = spec.duration_s.unwrap_or(w.duration.as_secs_f64());
                 let rules: Vec<RuleBody> = faults::server_rules(&self.plan)
                     .into_iter()
@@ -440,7 +518,12 @@ impl Controller {
                 reply,
             } => {
                 let event = self.record("fault_open", values.clone(), who);
-                self.open.push(OpenFault { id, rules, values });
+                self.open.push(OpenFault {
+                    id,
+                    rules,
+                    values,
+                    header: false,
+                });
                 emit(sinks, &event);
                 let _ = reply.send(Ok(
                     json!({"ok": true, "event": event, "state": self.state()}),

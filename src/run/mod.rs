@@ -80,7 +80,7 @@ pub async fn load(
         plan.clone(),
         addrs,
         common,
-        HeaderFaults::new(plan),
+        controller.header_faults(HeaderFaults::new(plan)),
         spans.sender,
         spans.sample_ratio,
         workers,

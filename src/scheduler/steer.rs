@@ -230,18 +230,26 @@ where
     S: FnMut(&LoadOverride, Duration) -> Box<dyn Iterator<Item = (u64, Duration)> + 'a>,
     F: FnMut(u64, Instant),
 {
-    let mut released = 0u64;
+    let released = std::cell::Cell::new(0u64);
+    // The intended time of the latest release: a worker sees a change a little after it was
+    // made (its thread may wait for a core), and the old schedule's arrivals released
+    // meanwhile stand; the new schedule starts after them, so no stretch is planned twice.
+    let last: std::cell::Cell<Option<Instant>> = std::cell::Cell::new(None);
     let mut count = |k: u64, at: Instant| {
-        released += 1;
+        released.set(released.get() + 1);
+        last.set(Some(at));
         release(k, at)
     };
     let mut state = steering.current();
     let mut from = state.at;
+    let mut floor: Option<Duration> = None;
     loop {
         let live = steering.is_live();
+        let arrivals =
+            schedule(&state, from).skip_while(move |&(_, off)| floor.is_some_and(|f| off <= f));
         tokio::select! {
             biased;
-            _ = dispatch::run(schedule(&state, from), start, &mut count, stop) => {
+            _ = dispatch::run(arrivals, start, &mut count, stop) => {
                 if *stop.borrow() || !live {
                     break;
                 }
@@ -257,8 +265,12 @@ where
         }
         state = steering.current();
         from = state.at;
+        floor = last
+            .get()
+            .map(|l| l.saturating_duration_since(start))
+            .filter(|&l| l >= from);
     }
-    released
+    released.get()
 }
 
 #[cfg(test)]
@@ -394,5 +406,45 @@ mod tests {
         assert_eq!(between(4055, 8055), 0, "paused");
         assert_eq!(between(8055, 10_000), 195, "resumed at the changed rate");
         assert_eq!(r.len(), 21 + 201 + 195);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_change_seen_late_plans_no_stretch_twice() {
+        let start = Instant::now();
+        let (tx, steering) = Steering::channel();
+        let (_stop_tx, mut stop) = watch::channel(false);
+        let released = std::cell::RefCell::new(Vec::new());
+        let stages = ST;
+        let p = plan(&stages, 0, 1);
+        let run = dispatch(
+            |o, from| open_arrivals(p, o, from),
+            start,
+            Duration::from_secs(2),
+            |_, at: Instant| released.borrow_mut().push(at - start),
+            &mut stop,
+            steering,
+        );
+        let steer = async {
+            // Made at 1.0 s, seen at 1.55 s (the plan released 1.0 .. 1.5 s meanwhile).
+            sleep_until(start + ms(1550)).await;
+            tx.send_modify(|o| {
+                o.version = 1;
+                o.at = ms(1000);
+                o.rate = Some(100.0);
+            });
+        };
+        tokio::join!(run, steer);
+        let r = released.borrow();
+        let between = |a: u64, b: u64| r.iter().filter(|&&d| d >= ms(a) && d < ms(b)).count();
+        assert_eq!(between(0, 1000), 10);
+        assert_eq!(
+            between(1000, 1501),
+            6,
+            "the plan's, released before the change was seen"
+        );
+        assert_eq!(between(1501, 2000), 49, "the new rate's, after them");
+        let mut sorted = r.clone();
+        sorted.dedup();
+        assert_eq!(sorted.len(), r.len(), "no instant planned twice");
     }
 }

@@ -34,6 +34,11 @@ pub struct FaultSpec {
     /// How long the window stays open unless closed before (default: the scenario window's
     /// length, 60 s for an ad-hoc one); the target expires the rule by itself after it.
     pub duration_s: Option<f64>,
+    /// Ad-hoc windows: `server` (default: the target's fault API) or `header` (the generator
+    /// sends fault headers with a `share` of the requests of `ops`).
+    pub via: Option<String>,
+    /// Header windows: the operations affected (default: all).
+    pub ops: Option<Vec<String>>,
 }
 
 /// What a client asks for.
@@ -185,9 +190,25 @@ fn check_fault(f: &FaultSpec) -> Result<(), String> {
     {
         return Err(format!("`duration_s` must be in (0, {MAX_FAULT_SECS}]"));
     }
+    let header = match f.via.as_deref() {
+        None | Some("server") => false,
+        Some("header") => true,
+        Some(v) => return Err(format!("unknown `via` `{v}` (server or header)")),
+    };
+    if header && (f.route.is_some() || f.method.is_some()) {
+        return Err("a header window takes `ops`, not `route` or `method`".into());
+    }
+    if !header && f.ops.is_some() {
+        return Err("`ops` is for header windows (`\"via\": \"header\"`)".into());
+    }
     match (f.window, f.kind.as_deref()) {
         (Some(_), None) => {
-            if f.delay_ms.is_some() || f.status.is_some() || f.route.is_some() {
+            if f.delay_ms.is_some()
+                || f.status.is_some()
+                || f.route.is_some()
+                || f.via.is_some()
+                || f.ops.is_some()
+            {
                 return Err("a scenario `window` takes only `duration_s` and `share`".into());
             }
             Ok(())

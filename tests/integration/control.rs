@@ -260,12 +260,15 @@ fn a_rate_change_and_a_pause_are_applied_recorded_and_counted() {
         "paused: nothing planned, nothing completed: {p}"
     );
     // Accounting: everything planned (40/s, then 120/s, nothing while paused, 120/s again)
-    // was completed or dropped.
+    // was completed or dropped. A worker thread applies a change when it sees it, which on a
+    // busy machine can be some time after it was made (allowed: up to 250 ms): the old rate
+    // holds meanwhile (80/s fewer after the rate change, 120/s more after the pause); the
+    // resume catches up from the instant it was made.
     let planned = 40.0 * t[0] + 120.0 * (t[1] - t[0]) + 120.0 * (8.0 - t[3]);
     let counts = &report["totals"]["counts"];
-    let done = counts["requests"].as_u64().unwrap() + counts["dropped"].as_u64().unwrap();
+    let done = (counts["requests"].as_u64().unwrap() + counts["dropped"].as_u64().unwrap()) as f64;
     assert!(
-        (done as f64 - planned).abs() <= 4.0,
+        done >= planned - 80.0 * 0.25 - 3.0 && done <= planned + 120.0 * 0.25 + 3.0,
         "planned ≈ {planned:.1}, completed + dropped = {done}"
     );
 }
@@ -320,20 +323,19 @@ fn a_rate_change_on_the_page_is_followed_in_chromium() {
 }
 
 #[test]
-fn a_fault_window_opened_and_closed_through_the_api_hits_the_target() {
+fn fault_windows_opened_and_closed_through_the_api_hit_the_target() {
     let dir = out_dir("control-fault");
     let scenario = OPEN.replace(
         "output:",
         "faults:\n  - {start: 30s, duration: 1s, kind: error, status: 502, route: /api/todos, \
-         method: POST, via: server}\n  - {start: 30s, duration: 1s, kind: latency, delay: 5ms, \
-         via: header}\noutput:",
+         method: POST, via: server}\n  - {start: 30s, duration: 1s, kind: error, status: 500, \
+         ops: [create], via: header}\noutput:",
     );
     // The windows start after the load: only the control API opens them here.
     let scenario = scenario.replace("8s, rate: 40/s", "40s, rate: 40/s");
     let (mut run, host) = start(&dir, &scenario, "127.0.0.1:0", &[], None);
     wait_until(&host, 1.0);
-    let (status, v) = post(&host, json!({"action": "fault_open", "window": 1}));
-    assert_eq!(status, 409, "a header window is refused: {v}");
+    // Ad hoc, server-side: 503 for the list operation (GET /api/todos), half the load.
     let (status, v) = post(
         &host,
         json!({"action": "fault_open", "kind": "error", "status": 503, "route": "/api/todos",
@@ -354,7 +356,27 @@ fn a_fault_window_opened_and_closed_through_the_api_hits_the_target() {
     );
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["event"]["values"]["kind"], "error");
+    // Ad hoc, by header: the generator asks for 504 on every list request.
     wait_until(&host, 6.0);
+    let (status, v) = post(
+        &host,
+        json!({"action": "fault_open", "kind": "error", "status": 504, "via": "header",
+               "ops": ["list"]}),
+    );
+    assert_eq!(status, 200, "{v}");
+    let header_id = v["event"]["values"]["id"].as_str().unwrap().to_string();
+    wait_until(&host, 7.2);
+    let (status, v) = post(&host, json!({"action": "fault_close", "id": header_id}));
+    assert_eq!(status, 200, "{v}");
+    // The scenario's header window (500 on create), now, for one second.
+    wait_until(&host, 8.0);
+    let (status, v) = post(
+        &host,
+        json!({"action": "fault_open", "window": 1, "duration_s": 1}),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["event"]["values"]["via"], "header");
+    wait_until(&host, 10.0);
     let (status, v) = post(&host, json!({"action": "rate", "rate": 0}));
     assert_eq!(status, 200, "{v}");
     // Nothing is planned any more: stop the run rather than wait for its 40 s.
@@ -371,9 +393,18 @@ fn a_fault_window_opened_and_closed_through_the_api_hits_the_target() {
         .iter()
         .map(|e| e["action"].as_str().unwrap())
         .collect();
-    assert_eq!(actions, ["fault_open", "fault_close", "fault_open", "rate"]);
-    // 503s only while the ad-hoc window was open (the list operation, about half the load),
-    // 502s from the scenario's window.
+    assert_eq!(
+        actions,
+        [
+            "fault_open",
+            "fault_close",
+            "fault_open",
+            "fault_open",
+            "fault_close",
+            "fault_open",
+            "rate"
+        ]
+    );
     let by_second: Vec<(u64, u64)> = report["timeline"]
         .as_array()
         .unwrap()
@@ -382,15 +413,38 @@ fn a_fault_window_opened_and_closed_through_the_api_hits_the_target() {
         .collect();
     let errors_at = |t: u64| by_second.iter().find(|p| p.0 == t).map_or(0, |p| p.1);
     assert_eq!(errors_at(1), 0, "{by_second:?}");
-    assert!(errors_at(4) <= 8, "closed at 3.2 s: {by_second:?}");
     assert!(
         errors_at(3) >= 10,
-        "the window was open in second 3: {by_second:?}"
+        "the ad-hoc server window, in second 3: {by_second:?}"
     );
+    assert!(errors_at(4) <= 8, "closed at 3.2 s: {by_second:?}");
     assert!(
         errors_at(5) >= 10,
-        "the scenario's window, opened at once: {by_second:?}"
+        "the scenario's server window: {by_second:?}"
     );
+    assert!(
+        errors_at(7) >= 10,
+        "the ad-hoc header window: {by_second:?}"
+    );
+    assert!(
+        errors_at(9) >= 10,
+        "the scenario's header window: {by_second:?}"
+    );
+    // Header faults are the generator's own: counted per operation.
+    let faults_error = |op: &str| {
+        report["ops"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o[0] == op)
+            .unwrap()[1]["counts"]["faults_error"]
+            .as_u64()
+            .unwrap()
+    };
+    // About 20 list requests per second for 1.2 s, 20 creates for 1 s (fewer on a busy
+    // machine, whose workers see a change a little late).
+    assert!(faults_error("list") >= 8, "{}", faults_error("list"));
+    assert!(faults_error("create") >= 8, "{}", faults_error("create"));
 }
 
 #[test]
