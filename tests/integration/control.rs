@@ -271,6 +271,43 @@ fn a_rate_change_and_a_pause_are_applied_recorded_and_counted() {
         done >= planned - 80.0 * 0.25 - 3.0 && done <= planned + 120.0 * 0.25 + 3.0,
         "planned ≈ {planned:.1}, completed + dropped = {done}"
     );
+
+    // The HTML report lists the actions and marks them on its charts.
+    let html = dir.join("r.html");
+    let out = super::outputs::bin()
+        .args(["report", "html"])
+        .arg(dir.join("r.json"))
+        .arg("-o")
+        .arg(&html)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        page.contains("<table id=\"control-actions\">"),
+        "no control table"
+    );
+    assert!(
+        page.contains("text=paused for the test"),
+        "no annotation row"
+    );
+    let data = page
+        .split("<script type=\"application/json\" id=\"chart-data\">")
+        .nth(1)
+        .and_then(|s| s.split("</script>").next())
+        .unwrap();
+    let data: Value = serde_json::from_str(data).unwrap();
+    let marks: Vec<&str> = data["marks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(marks, ["rate", "pause", "annotate", "resume"]);
 }
 
 #[test]

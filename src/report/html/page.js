@@ -167,7 +167,7 @@
       document.body.dataset.livePoints = String(data.t.length);
       showNow();
     });
-    source.addEventListener("control", function (ev) { addControlEvent(JSON.parse(ev.data)); });
+    source.addEventListener("control", function (ev) { addControlEvent(JSON.parse(ev.data), false); });
     window.trafficgenSource = source;
   }
 
@@ -192,8 +192,9 @@
       .map(function (k) { return k + "=" + v[k]; }).join(" ");
   }
 
-  // One applied control action: a line in the list and a mark on every chart.
-  function addControlEvent(e) {
+  // One applied control action: a line in the list and (unless the page's data has it
+  // already) a mark on every chart.
+  function addControlEvent(e, marked) {
     var list = document.getElementById("control-events");
     if (list) {
       var li = document.createElement("li");
@@ -202,6 +203,7 @@
       list.appendChild(li);
       document.body.dataset.controlEvents = String(list.children.length);
     }
+    if (marked) { return; }
     data.marks = (data.marks || []).concat([{ t_s: e.t_s, label: e.action }]);
     Object.keys(charts).forEach(function (id) { charts[id].redraw(false, false); });
   }
@@ -237,7 +239,7 @@
     document.getElementById("control-annotate").addEventListener("click", function () {
       post({ action: "annotate", text: document.getElementById("control-note").value });
     });
-    (cfg.events || []).forEach(addControlEvent);
+    (cfg.events || []).forEach(function (e) { addControlEvent(e, true); });
   }
 
   if (data.t.length > 0) {
