@@ -214,6 +214,29 @@ fn a_rate_change_and_a_pause_are_applied_recorded_and_counted() {
             .any(|l| l.contains("setting=\"paused\"") && l.ends_with(" 0")),
         "{lines}"
     );
+    // The whole exposition, control families included, is clean for promtool.
+    let (_, text) = http(&format!("127.0.0.1:{port}"), "GET", "/metrics", "", "");
+    let promtool = super::support::binary("PROMTOOL_BIN", "promtool");
+    let mut check = Command::new(&promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    check
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = check.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let status = run.0.wait().unwrap();
     assert_eq!(status.code(), Some(0), "no thresholds: the run passes");
