@@ -94,7 +94,35 @@ impl HeaderFaults {
             .iter()
             .enumerate()
             .filter(|(_, w)| w.via == FaultVia::Header)
-            .map(|(index, w)| HeaderWindow::of(index, w, &op_names))
+            .map(|(index, w)| {
+                let ops = if w.ops.is_empty() {
+                    Vec::new()
+                } else {
+                    op_names
+                        .iter()
+                        .map(|n| w.ops.iter().any(|o| o == n))
+                        .collect()
+                };
+                let (delay_ms, jitter_ms, status, span) = match &w.kind {
+                    FaultKind::Latency {
+                        delay,
+                        jitter,
+                        span,
+                    } => (millis(*delay), millis(*jitter), None, span.clone()),
+                    FaultKind::Error { status } => (0, 0, Some(*status), None),
+                };
+                HeaderWindow {
+                    index,
+                    start: w.start,
+                    end: w.start + w.duration,
+                    ops,
+                    share: w.share,
+                    delay_ms,
+                    jitter_ms,
+                    status,
+                    span,
+                }
+            })
             .collect();
         HeaderFaults {
             windows,
@@ -128,83 +156,37 @@ impl HeaderFaults {
         rng: &mut impl rand::Rng,
     ) -> Option<HeaderFault> {
         for w in &self.windows {
-            if let Some(f) = w.decide(op, elapsed, rng) {
-                return Some(f);
+            if elapsed < w.start || elapsed >= w.end {
+                continue;
             }
+            if !w.ops.is_empty() && !w.ops.get(op).copied().unwrap_or(false) {
+                continue;
+            }
+            if w.share < 1.0 && rng.random::<f64>() >= w.share {
+                continue;
+            }
+            if let Some(status) = w.status {
+                return Some(HeaderFault {
+                    window: w.index,
+                    delay_ms: None,
+                    status: Some(status),
+                    span: None,
+                });
+            }
+            let jitter = if w.jitter_ms > 0 {
+                rng.random_range(0..=w.jitter_ms)
+            } else {
+                0
+            };
+            return Some(HeaderFault {
+                window: w.index,
+                delay_ms: Some(w.delay_ms + jitter),
+                status: None,
+                span: w.span.clone(),
+            });
         }
         // Windows opened through the control API come after the plan's.
         self.live.as_ref().and_then(|l| l.pick(op, elapsed, rng))
-    }
-}
-
-impl HeaderWindow {
-    /// The plan's fault window `w` (number `index`) for the hot path.
-    fn of(index: usize, w: &FaultWindow, op_names: &[&str]) -> HeaderWindow {
-        let ops = if w.ops.is_empty() {
-            Vec::new()
-        } else {
-            op_names
-                .iter()
-                .map(|n| w.ops.iter().any(|o| o == n))
-                .collect()
-        };
-        let (delay_ms, jitter_ms, status, span) = match &w.kind {
-            FaultKind::Latency {
-                delay,
-                jitter,
-                span,
-            } => (millis(*delay), millis(*jitter), None, span.clone()),
-            FaultKind::Error { status } => (0, 0, Some(*status), None),
-        };
-        HeaderWindow {
-            index,
-            start: w.start,
-            end: w.start + w.duration,
-            ops,
-            share: w.share,
-            delay_ms,
-            jitter_ms,
-            status,
-            span,
-        }
-    }
-
-    /// This window's headers for a request of `op` intended at `elapsed`, if it applies.
-    fn decide(
-        &self,
-        op: usize,
-        elapsed: Duration,
-        rng: &mut impl rand::Rng,
-    ) -> Option<HeaderFault> {
-        let w = self;
-        if elapsed < w.start || elapsed >= w.end {
-            return None;
-        }
-        if !w.ops.is_empty() && !w.ops.get(op).copied().unwrap_or(false) {
-            return None;
-        }
-        if w.share < 1.0 && rng.random::<f64>() >= w.share {
-            return None;
-        }
-        if let Some(status) = w.status {
-            return Some(HeaderFault {
-                window: w.index,
-                delay_ms: None,
-                status: Some(status),
-                span: None,
-            });
-        }
-        let jitter = if w.jitter_ms > 0 {
-            rng.random_range(0..=w.jitter_ms)
-        } else {
-            0
-        };
-        Some(HeaderFault {
-            window: w.index,
-            delay_ms: Some(w.delay_ms + jitter),
-            status: None,
-            span: w.span.clone(),
-        })
     }
 }
 

@@ -2,17 +2,18 @@
 //! scenario's own header windows (opened now, for a while) or ad-hoc ones. `HeaderFaults`
 //! consults them after the plan's windows.
 //!
-//! The hot path pays one relaxed atomic load per request until the first window is opened,
-//! then a read lock that only the (rare) control calls contend. Their faults are numbered
+//! The hot path pays one atomic load per request outside the windows' time (before the first
+//! opens and after the last ends), a shared read lock within it (only the rare control calls
+//! write). Their faults are numbered
 //! after the plan's windows (`plan.faults.len() + n`), so the report's per-window counts stay
 //! the plan windows' own; the per-operation fault counts include them.
 
 use std::sync::RwLock;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use super::{HeaderFault, HeaderWindow};
-use crate::plan::{FaultVia, Plan};
+use super::{HeaderFault, HeaderFaults};
+use crate::plan::{FaultKind, FaultVia, FaultWindow, Plan};
 
 /// An ad-hoc header window: what it does and to which operations (empty: all).
 #[derive(Debug, Clone, PartialEq)]
@@ -27,36 +28,37 @@ pub struct Spec {
 
 #[derive(Debug)]
 pub struct LiveWindows {
-    /// Set once a window was opened: the hot path reads it before taking the lock.
-    any: AtomicBool,
-    windows: RwLock<Vec<(String, HeaderWindow)>>,
-    op_names: Vec<String>,
-    plan: Vec<crate::plan::FaultWindow>,
+    /// The latest end of any window, µs from the start of the load (0: none): a request
+    /// intended after it needs no lock.
+    until_us: AtomicU64,
+    /// Each window as the plan's own `HeaderFaults` of one window, so it decides exactly as
+    /// a scenario window does.
+    windows: RwLock<Vec<(String, HeaderFaults)>>,
+    plan: Plan,
 }
 
 impl LiveWindows {
     pub fn new(plan: &Plan) -> LiveWindows {
         LiveWindows {
-            any: AtomicBool::new(false),
+            until_us: AtomicU64::new(0),
             windows: RwLock::new(Vec::new()),
-            op_names: plan.mix.operations.iter().map(|o| o.name.clone()).collect(),
-            plan: plan.faults.clone(),
+            plan: plan.clone(),
         }
     }
 
-    fn names(&self) -> Vec<&str> {
-        self.op_names.iter().map(String::as_str).collect()
-    }
-
-    fn add(&self, id: &str, w: HeaderWindow) {
+    /// Adds `w` (a header window, times from the start of the load) as window `id`.
+    fn add(&self, id: &str, w: FaultWindow) {
+        let mut one = self.plan.clone();
+        one.faults = vec![w];
+        let mut faults = HeaderFaults::new(&one);
         let mut ws = self.windows.write().unwrap_or_else(|p| p.into_inner());
-        ws.push((id.to_string(), w));
-        self.any.store(true, Ordering::Release);
-    }
-
-    /// The next window number (after the plan's).
-    fn next_index(&self) -> usize {
-        self.plan.len() + self.windows.read().unwrap_or_else(|p| p.into_inner()).len()
+        // Numbered after the plan's windows (see the module doc).
+        let index = self.plan.faults.len() + ws.len();
+        for w in &mut faults.windows {
+            w.index = index;
+        }
+        ws.push((id.to_string(), faults));
+        self.until_us.store(latest_end(&ws), Ordering::Release);
     }
 
     /// Opens the scenario's header window `i` at `start` (from the start of the load) for
@@ -69,19 +71,21 @@ impl LiveWindows {
         duration: Duration,
         share: Option<f64>,
     ) -> Result<(), String> {
-        let Some(w) = self.plan.get(i) else {
+        let Some(w) = self.plan.faults.get(i) else {
             return Err(format!("no fault window {i}"));
         };
         if w.via != FaultVia::Header {
             return Err(format!("window {i} is not a header-fault window"));
         }
-        let mut hw = HeaderWindow::of(self.next_index(), w, &self.names());
-        hw.start = start;
-        hw.end = start.saturating_add(duration);
-        if let Some(s) = share {
-            hw.share = s;
-        }
-        self.add(id, hw);
+        self.add(
+            id,
+            FaultWindow {
+                start,
+                duration,
+                share: share.unwrap_or(w.share),
+                ..w.clone()
+            },
+        );
         Ok(())
     }
 
@@ -93,33 +97,38 @@ impl LiveWindows {
         start: Duration,
         duration: Duration,
     ) -> Result<(), String> {
-        let names = self.names();
+        let names: Vec<&str> = self
+            .plan
+            .mix
+            .operations
+            .iter()
+            .map(|o| o.name.as_str())
+            .collect();
         if let Some(bad) = spec.ops.iter().find(|o| !names.contains(&o.as_str())) {
             return Err(format!(
                 "no operation `{bad}` in this scenario (it has: {})",
                 names.join(", ")
             ));
         }
-        let ops = if spec.ops.is_empty() {
-            Vec::new()
-        } else {
-            names
-                .iter()
-                .map(|n| spec.ops.iter().any(|o| o == n))
-                .collect()
+        let kind = match spec.status {
+            Some(status) => FaultKind::Error { status },
+            None => FaultKind::Latency {
+                delay: Duration::from_millis(spec.delay_ms),
+                jitter: Duration::from_millis(spec.jitter_ms),
+                span: None,
+            },
         };
         self.add(
             id,
-            HeaderWindow {
-                index: self.next_index(),
+            FaultWindow {
                 start,
-                end: start.saturating_add(duration),
-                ops,
+                duration,
+                ops: spec.ops.clone(),
+                route: None,
+                method: None,
                 share: spec.share,
-                delay_ms: spec.delay_ms,
-                jitter_ms: spec.jitter_ms,
-                status: spec.status,
-                span: None,
+                kind,
+                via: FaultVia::Header,
             },
         );
         Ok(())
@@ -129,8 +138,11 @@ impl LiveWindows {
     pub fn close(&self, id: &str, at: Duration) -> bool {
         let mut ws = self.windows.write().unwrap_or_else(|p| p.into_inner());
         match ws.iter_mut().find(|(i, _)| i == id) {
-            Some((_, w)) => {
-                w.end = w.end.min(at.max(w.start));
+            Some((_, f)) => {
+                for w in &mut f.windows {
+                    w.end = w.end.min(at.max(w.start));
+                }
+                self.until_us.store(latest_end(&ws), Ordering::Release);
                 true
             }
             None => false,
@@ -143,12 +155,21 @@ impl LiveWindows {
         elapsed: Duration,
         rng: &mut impl rand::Rng,
     ) -> Option<HeaderFault> {
-        if !self.any.load(Ordering::Acquire) {
+        let at = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        if at >= self.until_us.load(Ordering::Acquire) {
             return None;
         }
         let ws = self.windows.read().unwrap_or_else(|p| p.into_inner());
-        ws.iter().find_map(|(_, w)| w.decide(op, elapsed, rng))
+        ws.iter().find_map(|(_, f)| f.pick(op, elapsed, rng))
     }
+}
+
+fn latest_end(ws: &[(String, HeaderFaults)]) -> u64 {
+    ws.iter()
+        .flat_map(|(_, f)| &f.windows)
+        .map(|w| u64::try_from(w.end.as_micros()).unwrap_or(u64::MAX))
+        .max()
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
