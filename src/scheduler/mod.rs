@@ -1,7 +1,8 @@
 //! Scheduler: *when* requests start. Pure functions from the plan to absolute offsets from the
 //! start of the load (open model), the number of active virtual users at an offset (closed
 //! model), and which arrivals belong to this process and worker. No I/O and no clock here;
-//! `dispatch` turns offsets into wake-ups on tokio's clock.
+//! `dispatch` turns offsets into wake-ups on tokio's clock and `steer` rebuilds the schedule
+//! when the control API changes the load.
 //!
 //! Arrival `k` (0-based, over the whole distributed run) happens at the time `t_k` where the
 //! integral of the rate, Λ(t), equals `k` (constant arrivals) or the k-th point of a unit-rate

@@ -5,7 +5,8 @@
 //! Order of calls during a run, never concurrent:
 //! 1. `on_interval` at every interval tick with the merged snapshot, and once more with the
 //!    final snapshot (`snapshot.finished`); a sink may ask the run to stop through `Control`.
-//! 2. `on_event` when something happens (a fault window opens or closes, a stop is asked for).
+//! 2. `on_event` when something happens (a fault window opens or closes, a stop is asked for,
+//!    the control API changed the load).
 //! 3. `complete` once the load has ended, in registration order: the sink adds what it kept
 //!    to the report (the timeline, the threshold results).
 //! 4. `before_verify` with the report whose thresholds are judged, before `verify` queries the
