@@ -181,13 +181,52 @@ async fn ask(s: &Shared, action: Action, who: String) -> Response {
     }
 }
 
+/// Without a token the server listens on loopback only, but a web page can still reach it
+/// through a name that resolves to 127.0.0.1 (DNS rebinding): the control API then only
+/// answers requests addressed to a loopback address or `localhost`.
+fn loopback_host(s: &Shared, headers: &HeaderMap) -> bool {
+    if s.token.is_some() {
+        return true;
+    }
+    let Some(host) = headers.get("host").and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    // `127.0.0.1:8089`, `[::1]:8089`, `localhost:8089` (the port is not checked).
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The checks every control request passes first: the token, then the host.
+fn control_refusal(
+    s: &Shared,
+    q: &Query<Vec<(String, String)>>,
+    headers: &HeaderMap,
+) -> Option<Response> {
+    if !authorized(s, q, headers) {
+        return Some(refuse(401, "token required"));
+    }
+    if !loopback_host(s, headers) {
+        return Some(refuse(
+            403,
+            "without a token the control API answers only requests to a loopback address or localhost",
+        ));
+    }
+    None
+}
+
 async fn control_state(
     State(s): State<Arc<Shared>>,
     q: Query<Vec<(String, String)>>,
     headers: HeaderMap,
 ) -> Response {
-    if !authorized(&s, &q, &headers) {
-        return refuse(401, "token required");
+    if let Some(r) = control_refusal(&s, &q, &headers) {
+        return r;
     }
     ask(&s, Action::Status, String::new()).await
 }
@@ -199,8 +238,8 @@ async fn control_post(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if !authorized(&s, &q, &headers) {
-        return refuse(401, "token required");
+    if let Some(r) = control_refusal(&s, &q, &headers) {
+        return r;
     }
     let json = headers
         .get("content-type")

@@ -56,9 +56,15 @@ fn start(
 fn http(host: &str, method: &str, path: &str, headers: &str, body: &str) -> (u16, String) {
     let mut s = std::net::TcpStream::connect(host).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    // `headers` may name another Host (what a browser sends for a rebound name).
+    let host_line = if headers.contains("Host: ") {
+        String::new()
+    } else {
+        format!("Host: {host}\r\n")
+    };
     write!(
         s,
-        "{method} {path} HTTP/1.0\r\nHost: {host}\r\nContent-Length: {}\r\n{headers}\r\n{body}",
+        "{method} {path} HTTP/1.0\r\n{host_line}Content-Length: {}\r\n{headers}\r\n{body}",
         body.len()
     )
     .unwrap();
@@ -136,14 +142,30 @@ fn bad_control_requests_get_json_errors() {
             404,
             "no window 3",
         ),
+        // Without a token, only requests addressed to loopback (no DNS rebinding).
+        (
+            r#"{"action":"pause"}"#,
+            "Content-Type: application/json\r\nHost: evil.example:8089\r\n",
+            403,
+            "loopback",
+        ),
     ];
-    for (body, headers, want, says) in cases {
+    for (body, headers, want, says) in cases.iter().copied() {
         let (status, text) = http(&host, "POST", "/control", headers, body);
         assert_eq!(status, want, "{body}: {text}");
         let v: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
         let msg = v["error"].as_str().unwrap_or_default();
         assert!(msg.contains(says), "{body}: {msg}");
     }
+    let by_name = "Content-Type: application/json\r\nHost: localhost:8089\r\n";
+    let (status, text) = http(
+        &host,
+        "POST",
+        "/control",
+        by_name,
+        r#"{"action":"annotate","text":"x"}"#,
+    );
+    assert_eq!(status, 200, "localhost is loopback: {text}");
 }
 
 /// `trafficgen_control_*` lines of a scrape, whitespace-normalised.
