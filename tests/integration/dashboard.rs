@@ -138,8 +138,9 @@ fn http_body(url: &str, path: &str) -> String {
 #[test]
 fn the_page_hatches_a_failing_threshold_window_while_the_run_goes_on() {
     let (_run, url) = run_with_dashboard(None);
-    // `p(99)<100ms over 2s` fails inside the latency window (2 s to 5 s); poll the page (as a
-    // reload would get it) until its chart data has the failing window, at most 12 s.
+    // `p(99)<100ms over 2s` fails inside the latency window (2 s to 5 s), on a busy machine
+    // already in the first window (the first requests open connections); poll the page (as a
+    // reload would get it) until its chart data has a failing window, at most 12 s.
     let mut last = serde_json::Value::Null;
     for _ in 0..120 {
         let page = http_body(&url, "/");
@@ -162,7 +163,7 @@ fn the_page_hatches_a_failing_threshold_window_while_the_run_goes_on() {
                 "{b}"
             );
             let (a, z) = (b["start_s"].as_f64().unwrap(), b["end_s"].as_f64().unwrap());
-            assert!(a < z && z > 2.0 && a < 6.0, "{a}–{z}");
+            assert!(a < z && z >= 2.0 && a < 6.0, "{a}–{z}");
             // The passing whole-run threshold `p(50)<250ms` is never hatched.
             assert!(
                 hatched
