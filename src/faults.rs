@@ -77,6 +77,8 @@ struct HeaderWindow {
 #[derive(Debug, Clone)]
 pub struct HeaderFaults {
     windows: Vec<HeaderWindow>,
+    /// Header windows the control API opens during the run (`None` without a control API).
+    live: Option<std::sync::Arc<live::LiveWindows>>,
 }
 
 impl HeaderFaults {
@@ -122,12 +124,24 @@ impl HeaderFaults {
                 }
             })
             .collect();
-        HeaderFaults { windows }
+        HeaderFaults {
+            windows,
+            live: None,
+        }
     }
 
-    /// True when the plan has no header-fault windows (the executor skips the call).
+    /// These faults plus the windows the control API opens in `live` during the run.
+    pub fn with_live(self, live: std::sync::Arc<live::LiveWindows>) -> Self {
+        HeaderFaults {
+            live: Some(live),
+            ..self
+        }
+    }
+
+    /// True when the plan has no header-fault windows and no control API can open one (the
+    /// executor skips the call).
     pub fn is_empty(&self) -> bool {
-        self.windows.is_empty()
+        self.windows.is_empty() && self.live.is_none()
     }
 
     /// `elapsed` = intended start offset of the request from the start of the load.
@@ -171,7 +185,8 @@ impl HeaderFaults {
                 span: w.span.clone(),
             });
         }
-        None
+        // Windows opened through the control API come after the plan's.
+        self.live.as_ref().and_then(|l| l.pick(op, elapsed, rng))
     }
 }
 
@@ -438,7 +453,7 @@ impl Drop for ServerFaults {
     }
 }
 
-async fn post_rule(
+pub(crate) async fn post_rule(
     client: &reqwest::Client,
     base: &str,
     token: Option<&str>,
@@ -482,6 +497,7 @@ async fn post_rule(
 }
 
 mod counter;
+pub mod live;
 pub use counter::{
     ByKind, Counter, Measured, RouteFaults, TargetFaults, parse_fault_counter, read_counter,
 };

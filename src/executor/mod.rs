@@ -99,6 +99,9 @@ pub struct Shared {
     pub limiter: Option<Arc<Limiter>>,
     /// `mix.cleanup`: the ids left in the workers' pools when their load ended.
     pub leftover: std::sync::Mutex<Vec<u64>>,
+    /// Run-time changes of the load from the control API (none unless a dashboard listens;
+    /// the run loop sets it after `new`).
+    pub steering: crate::scheduler::steer::Steering,
 }
 
 impl Shared {
@@ -206,6 +209,7 @@ impl Shared {
             start,
             limiter,
             leftover: Default::default(),
+            steering: crate::scheduler::steer::Steering::none(),
         })
     }
 

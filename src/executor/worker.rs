@@ -25,7 +25,7 @@ use super::{Control, Shared, split};
 use crate::plan::{LoadModel, ThinkTime};
 use crate::recorder::interval::Span;
 use crate::recorder::{BEHIND_US, WorkerRecorder};
-use crate::scheduler::{self, OpenSchedule, dispatch};
+use crate::scheduler::{self, OpenSchedule, dispatch, steer};
 
 /// Thread entry point.
 pub fn run(
@@ -228,8 +228,17 @@ async fn open(st: &Rc<Local>, mut control: watch::Receiver<Control>) {
     for _ in 0..conns {
         set.spawn_local(open_conn(st.clone()));
     }
-    let mut schedule =
-        OpenSchedule::new(*start_rate, stages, *arrivals, plan.seed).owned_by(plan.segment, w, nw);
+    // The plan's arrivals, rebuilt from "now" when the control API changes the load.
+    let open_plan = steer::OpenPlan {
+        start_rate: *start_rate,
+        stages,
+        arrivals: *arrivals,
+        seed: plan.seed,
+        segment: plan.segment,
+        worker: w,
+        workers: nw,
+    };
+    let mut schedule = steer::open_arrivals(open_plan, &steer::LoadOverride::PLAN, Duration::ZERO);
     // The end of the load (a duration beyond the clock's range: a century, never reached).
     let end = shared
         .start
@@ -272,24 +281,35 @@ async fn open(st: &Rc<Local>, mut control: watch::Receiver<Control>) {
         });
         st.notify.notify_one();
     };
-    tokio::select! {
-        _ = dispatch::run(&mut schedule, shared.start, end, release, &mut stop_rx) => {}
-        _ = relay => {}
-    }
-    {
-        // Stopped early, or still behind at the end of the load: the arrivals already due but
-        // not released are planned and abandoned; the ones released are still sent (the
-        // drain). After a normal end nothing is left.
-        // They never got an operation: they are shared among the operations by weight.
-        let now = Instant::now();
-        dispatch::due_unreleased(&mut schedule, shared.start, now, |count, waited| {
+    // Arrivals of `s` already due at `until` but not released (a dispatcher behind) are
+    // planned and abandoned. They never got an operation: they are shared among the
+    // operations by weight.
+    let abandon_due = |s: &mut OpenSchedule, until: Instant| {
+        dispatch::due_unreleased(s, shared.start, until, |count, waited| {
             let mut rec = st.rec.borrow_mut();
             let waited = waited.as_micros() as u64;
             for (op, n) in st.shared.split_by_weight(count).into_iter().enumerate() {
                 rec.unreleased(op, n, waited);
             }
         });
+    };
+    tokio::select! {
+        _ = steer::dispatch(
+            &mut schedule,
+            |o: &steer::LoadOverride, from| steer::open_arrivals(open_plan, o, from),
+            abandon_due,
+            shared.start,
+            end,
+            release,
+            &mut stop_rx,
+            shared.steering.clone(),
+        ) => {}
+        _ = relay => {}
     }
+    // Stopped early, or still behind at the end of the load: what was due and not released is
+    // abandoned; the ones released are still sent (the drain). After a normal end nothing is
+    // left.
+    abandon_due(&mut schedule, Instant::now());
     st.done.set(true);
     st.notify.notify_waiters();
     tokio::select! {
@@ -332,12 +352,47 @@ async fn closed(st: &Rc<Local>, control: watch::Receiver<Control>) {
         return;
     };
     let mut set = JoinSet::new();
-    for v in 0..scheduler::max_vus(*start_vus, stages) {
+    let planned = scheduler::max_vus(*start_vus, stages);
+    for v in 0..planned {
         if scheduler::owns(v as u64, plan.segment, st.worker, shared.workers) {
             set.spawn_local(vu(st.clone(), v, control.clone()));
         }
     }
-    join_all(st, &mut set).await;
+    join_growing(st, &mut set, planned, &control).await;
+}
+
+/// `join_all` of the VU tasks that also starts more of them when the control API asks for
+/// more VUs than the plan ever has (only while someone can steer; otherwise `join_all`).
+async fn join_growing(
+    st: &Rc<Local>,
+    set: &mut JoinSet<()>,
+    mut slots: u32,
+    control: &watch::Receiver<Control>,
+) {
+    let mut steering = st.shared.steering.clone();
+    if !steering.is_live() {
+        return join_all(st, set).await;
+    }
+    let (plan, shared) = (&st.shared.plan, &st.shared);
+    loop {
+        tokio::select! {
+            r = set.join_next() => match r {
+                None => return,
+                Some(r) => if r.is_err_and(|e| e.is_panic()) {
+                    st.rec.borrow_mut().task_panic(0);
+                },
+            },
+            _ = steering.changed() => {
+                let want = steer::vu_slots(slots, plan.segment, &steering.current());
+                for v in slots..want {
+                    if scheduler::owns(v as u64, plan.segment, st.worker, shared.workers) {
+                        set.spawn_local(vu(st.clone(), v, control.clone()));
+                    }
+                }
+                slots = want;
+            }
+        }
+    }
 }
 
 async fn vu(st: Rc<Local>, v: u32, mut control: watch::Receiver<Control>) {
@@ -354,24 +409,28 @@ async fn vu(st: Rc<Local>, v: u32, mut control: watch::Receiver<Control>) {
     let mut client = Client::new(&shared, st.next_client_id());
     let slot = st.slot();
     let mut active = false;
+    // The control API's VU count and pause (the plan's stages when nobody steers).
+    let mut steering = shared.steering.clone();
     loop {
         if st.stopping.get() {
             break;
         }
         let now = Instant::now();
         let t = now.saturating_duration_since(shared.start).as_secs_f64();
-        if scheduler::vus_at(*start_vus, stages, t) <= v {
+        let o = steering.current();
+        if !steer::vu_active(*start_vus, stages, shared.plan.segment, &o, v, t) {
             if active {
                 active = false;
                 st.vus.set(st.vus.get() - 1);
                 client.close();
             }
-            let Some(next) = scheduler::next_vu_change(*start_vus, stages, v, t) else {
+            let Some(next) = steer::next_vu_change(*start_vus, stages, &o, v, t) else {
                 break;
             };
             tokio::select! {
                 _ = sleep_until(shared.start + Duration::from_secs_f64(next)) => {}
                 _ = control.changed() => st.note(&control),
+                _ = steering.changed() => {}
             }
             continue;
         }

@@ -23,7 +23,7 @@ fn op(name: &str, kind: TodoOp) -> Operation {
     }
 }
 
-fn plan(faults: Vec<FaultWindow>) -> Plan {
+pub(super) fn plan(faults: Vec<FaultWindow>) -> Plan {
     Plan {
         name: "t".into(),
         source: None,

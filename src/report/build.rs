@@ -341,6 +341,7 @@ impl Report {
             cleanup: None,
             elapsed_s,
             schedule_missed: None,
+            control: Vec::new(),
         }
     }
 

@@ -323,6 +323,12 @@ pub fn merge(reports: &[Report]) -> Result<Report, ReportError> {
                 .as_ref()
                 .map(|m| format!("segment {}: {m}", r.segment.index))
         }),
+        // Each segment's control actions (each has its own dashboard), in time order.
+        control: {
+            let mut c: Vec<_> = sorted.iter().flat_map(|r| r.control.clone()).collect();
+            c.sort_by(|a, b| a.t_s.total_cmp(&b.t_s));
+            c
+        },
     };
 
     // Every threshold line of any segment, in first-seen order.

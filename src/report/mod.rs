@@ -363,6 +363,24 @@ pub struct Report {
     /// scenario allows it (`config.allow_schedule_miss`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule_missed: Option<String>,
+    /// What the control API (next to `--dashboard`) changed during the run, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub control: Vec<ControlEvent>,
+}
+
+/// One action taken through the control API: when, what, with which values, by whom.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ControlEvent {
+    /// Seconds since the start of the load.
+    pub t_s: f64,
+    /// Wall-clock time, RFC 3339.
+    pub at: String,
+    /// `rate`, `vus`, `pause`, `resume`, `fault_open`, `fault_close` or `annotate`.
+    pub action: String,
+    /// The action's values (the new rate, the fault window, the annotation's text, ...).
+    pub values: serde_json::Map<String, serde_json::Value>,
+    /// Who asked: the request's `who` field when given, else the client's address.
+    pub who: String,
 }
 
 impl Default for Report {
@@ -396,6 +414,7 @@ impl Default for Report {
             cleanup: None,
             elapsed_s: 0.0,
             schedule_missed: None,
+            control: Vec::new(),
         }
     }
 }

@@ -24,6 +24,7 @@ use crate::sinks::{Control, Event, Sink};
 use crate::target::Target;
 use crate::verdict::RunEnd;
 
+mod control;
 mod finish;
 mod health;
 mod intervals;
@@ -87,16 +88,17 @@ pub async fn load(
     let start = start.map_or(now + Duration::from_millis(100), |s| {
         s.max(now + Duration::from_millis(20))
     });
-    let shared = Arc::new(Shared::new(
+    let mut controller = control::Controller::new(plan, target, start, sinks);
+    let shared = Arc::new(controller.attach(Shared::new(
         plan.clone(),
         addrs,
         common,
-        HeaderFaults::new(plan),
+        controller.header_faults(HeaderFaults::new(plan)),
         spans.sender,
         spans.sample_ratio,
         workers,
         start,
-    )?);
+    )?));
     // Server-side rules change the target for everyone: in a distributed run segment 0 alone
     // posts them, once, for the whole load (each segment posting would compound the shares).
     let server_faults = (plan.segment.index == 0).then(|| {
@@ -168,6 +170,8 @@ pub async fn load(
                 let _ = ctl.send(WorkerControl::Abort);
                 eprintln!("trafficgen: second signal: stopping now, abandoning the requests in flight");
             }
+            // The control API (next to the dashboard): applied between two ticks.
+            m = controller.next() => controller.handle(m, sinks),
             _ = sleep_until(tick), if due.is_none() => {
                 due = Some(Instant::now() + intervals::WAIT);
             }
@@ -189,7 +193,8 @@ pub async fn load(
             now_active.retain(|i| !failed_faults.iter().any(|(f, _)| f == i));
             fault_events(sinks, &active, &now_active);
             active = now_active.clone();
-            let snap = collector.snapshot(elapsed, target_rate(plan, elapsed), now_active, false);
+            let snap =
+                collector.snapshot(elapsed, controller.target_rate(elapsed), now_active, false);
             if let Some(m) = health.observe(&snap, false) {
                 eprintln!("trafficgen: {}", health::message(m));
             }
@@ -227,11 +232,12 @@ pub async fn load(
     for s in sinks.iter_mut() {
         s.on_interval(&last, &mut control);
     }
-    let (fault_messages, target_faults) = match server_faults {
+    let (mut fault_messages, target_faults) = match server_faults {
         Some(f) => f.stop_and_measure().await,
         None => (Vec::new(), None),
     };
     let cleanup = cleanup(plan, target, &shared, interrupted).await;
+    fault_messages.extend(controller.finish().await);
     // Panics the workers caught themselves (a request's handling, a connection task).
     let caught = last.totals().panics;
     let end = if !panicked.is_empty() {

@@ -1,7 +1,8 @@
 //! Scheduler: *when* requests start. Pure functions from the plan to absolute offsets from the
 //! start of the load (open model), the number of active virtual users at an offset (closed
 //! model), and which arrivals belong to this process and worker. No I/O and no clock here;
-//! `dispatch` turns offsets into wake-ups on tokio's clock.
+//! `dispatch` turns offsets into wake-ups on tokio's clock and `steer` rebuilds the schedule
+//! when the control API changes the load.
 //!
 //! Arrival `k` (0-based, over the whole distributed run) happens at the time `t_k` where the
 //! integral of the rate, Λ(t), equals `k` (constant arrivals) or the k-th point of a unit-rate
@@ -17,6 +18,7 @@ use rand_distr::{Distribution, Exp1};
 use crate::plan::{Arrivals, RateStage, Segment, VuStage};
 
 pub mod dispatch;
+pub mod steer;
 
 /// Planned arrival rate (per second) at `t` seconds from the start (0 after the last stage).
 pub fn rate_at(start_rate: f64, stages: &[RateStage], t: f64) -> f64 {
@@ -72,6 +74,8 @@ pub struct OpenSchedule {
     peeked: Option<Option<(u64, Duration)>>,
     /// Constant arrivals: how many the whole schedule has (`ceil(Λ(end))`).
     total: u64,
+    /// Added to every offset (`shifted`): a schedule that starts later than the load.
+    shift: Duration,
 }
 
 /// Arrivals skipped at once by `OpenSchedule::skip_due`: `count` of them, the latest at
@@ -110,7 +114,15 @@ impl OpenSchedule {
             } else {
                 0
             },
+            shift: Duration::ZERO,
         }
+    }
+
+    /// The same arrivals `by` later: a schedule built for a stretch that starts at offset `by`
+    /// of the load (the control API's new rate).
+    pub fn shifted(mut self, by: Duration) -> Self {
+        self.shift = by;
+        self
     }
 
     /// Only the arrivals of this process's `segment` and, within it, of worker `worker` of
@@ -163,7 +175,10 @@ impl OpenSchedule {
             }
             return out;
         }
-        let lambda = cumulative(self.start_rate, &self.stages, t.as_secs_f64());
+        let Some(local) = t.checked_sub(self.shift) else {
+            return out;
+        };
+        let lambda = cumulative(self.start_rate, &self.stages, local.as_secs_f64());
         let due_end = if lambda.is_finite() && lambda >= 0.0 {
             ((lambda.floor() + 1.0).min(u64::MAX as f64) as u64).min(self.total)
         } else {
@@ -208,7 +223,7 @@ impl OpenSchedule {
         }
         let k = self.next_k;
         self.next_k += 1;
-        Some((k, Duration::from_secs_f64(t)))
+        Some((k, Duration::from_secs_f64(t).checked_add(self.shift)?))
     }
 
     /// Time (s) at which Λ reaches `x`, or None after the last stage.

@@ -9,6 +9,7 @@
 //! `instance` = `TRAFFICGEN_INSTANCE` or the host name; a scrape gives its own `job` and
 //! `instance`), so a query that selects one of them counts each request once.
 
+pub mod control;
 pub mod init;
 pub mod metrics;
 pub mod otlp;
@@ -134,6 +135,8 @@ pub struct Telemetry {
     verdicts: Verdicts,
     spans: Option<spans::SpanExport>,
     otlp_metrics: Option<otlp::OtlpMetrics>,
+    /// The control API's metrics, when it listens.
+    control: Option<control::ControlMetrics>,
 }
 
 impl Telemetry {
@@ -158,6 +161,7 @@ impl Telemetry {
             verdicts: Verdicts::default(),
             spans: None,
             otlp_metrics: None,
+            control: None,
         };
         t.publish();
         let other = |e: &dyn std::fmt::Display| TelemetryError::Other(e.to_string());
@@ -285,9 +289,26 @@ impl Telemetry {
         problems
     }
 
+    /// The control API listens: its action counters exist (at 0) from now on.
+    pub fn enable_control(&mut self, actions: &[&'static str]) {
+        self.control = Some(control::ControlMetrics::new(actions));
+        self.publish();
+    }
+
+    /// A control action was applied (see `control::ControlMetrics::record`).
+    pub fn control_action(&mut self, event: &crate::report::ControlEvent) {
+        if let Some(c) = &mut self.control {
+            c.record(&event.action, &event.values);
+            self.publish();
+        }
+    }
+
     fn publish(&self) {
         let mut all = self.op_families.clone();
         all.extend(metrics::run_families(&self.id, &self.run, &self.verdicts));
+        if let Some(c) = &self.control {
+            all.extend(c.families(&self.id));
+        }
         *self
             .shared
             .families

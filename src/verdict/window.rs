@@ -268,6 +268,29 @@ impl Live {
         self.windows.iter().flatten().map(|w| w.ring.len()).sum()
     }
 
+    /// The thresholds' source lines, in order.
+    pub fn sources(&self) -> impl Iterator<Item = &str> {
+        self.thresholds.iter().map(|t| t.source.as_str())
+    }
+
+    /// The latest full window of each windowed threshold that failed in it: (index into the
+    /// thresholds, window start, window end). For the live dashboard's hatching.
+    pub fn failing_now(&self) -> Vec<(usize, Duration, Duration)> {
+        self.thresholds
+            .iter()
+            .zip(&self.windows)
+            .enumerate()
+            .filter_map(|(i, (t, w))| {
+                let w = w.as_ref()?;
+                let end = w.ring.back()?.end;
+                match w.last {
+                    Some(Ok(v)) if !t.comparison.holds(v, t.value) => Some((i, w.start, end)),
+                    _ => None,
+                }
+            })
+            .collect()
+    }
+
     /// Feed the interval snapshot; returns `Some(reason)` when an `abort_on_fail` threshold
     /// has failed (after its `delay_abort_eval`) and the run must stop.
     pub fn observe(&mut self, snapshot: &Snapshot) -> Option<String> {

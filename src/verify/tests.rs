@@ -75,6 +75,7 @@ fn report() -> Report {
         elapsed_s: 0.0,
         schedule_missed: None,
         cleanup: None,
+        control: vec![],
     }
 }
 

@@ -1,5 +1,6 @@
 mod accounting;
 mod cli;
+mod control;
 mod dashboard;
 mod distributed;
 mod ends;

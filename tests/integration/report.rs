@@ -666,3 +666,26 @@ fn rates_are_per_real_elapsed_second_the_drain_included() {
     );
     assert_eq!(r.duration_s, 30.0);
 }
+
+#[test]
+fn merge_keeps_every_segment_s_control_actions_in_time_order() {
+    let event = |t_s: f64, who: &str| report::ControlEvent {
+        t_s,
+        at: String::new(),
+        action: "annotate".into(),
+        values: serde_json::Map::new(),
+        who: who.into(),
+    };
+    let mut parts: Vec<Report> = (0..2)
+        .map(|i| run(&segment_plan(i, 2), 2, 20, move |k| k % 2 == i as u64))
+        .collect();
+    parts[0].control = vec![event(0.5, "a"), event(1.5, "a")];
+    parts[1].control = vec![event(1.0, "b")];
+    let merged = report::merge(&parts).unwrap();
+    let got: Vec<(f64, &str)> = merged
+        .control
+        .iter()
+        .map(|e| (e.t_s, e.who.as_str()))
+        .collect();
+    assert_eq!(got, [(0.5, "a"), (1.0, "b"), (1.5, "a")]);
+}

@@ -52,6 +52,16 @@ pub struct ChartData {
     /// Threshold bounds drawn as dashed horizontal lines (latency thresholds on all operations
     /// or one, in ms): drawn when inside the chart's value range.
     pub limits: Vec<Limit>,
+    /// Actions of the control API (a changed rate, a pause, an annotation): a dotted vertical
+    /// line on every chart.
+    pub marks: Vec<Mark>,
+}
+
+/// A control action on the time axis.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Mark {
+    pub t_s: f64,
+    pub label: String,
 }
 
 /// A threshold's bound on a chart.
@@ -251,10 +261,19 @@ pub fn chart_data_with(r: &Report, all_kinds: bool) -> ChartData {
             })
         })
         .collect();
+    let marks = r
+        .control
+        .iter()
+        .map(|e| Mark {
+            t_s: e.t_s,
+            label: e.action.clone(),
+        })
+        .collect();
     ChartData {
         t: r.timeline.iter().map(|p| p.t as f64).collect(),
         charts: charts(&r.timeline, all_kinds),
         bands,
         limits,
+        marks,
     }
 }
