@@ -128,7 +128,7 @@ fn command_line_and_environment_values_beyond_a_limit_exit_2() {
         (
             &["run", "scenarios/smoke.yaml", "--rate", "1e30"],
             &[],
-            "--rate: 1000000000000000000000000000000/s is beyond the limit of 1000000/s",
+            "--rate: 1000000000000000000000000000000/s is beyond the limit of 100000000/s",
         ),
         (
             &["run", "scenarios/smoke.yaml", "--rate", "inf"],
