@@ -247,16 +247,14 @@ async fn open(st: &Rc<Local>, mut control: watch::Receiver<Control>) {
             rec.dropped(op);
             return;
         }
-        // A connection free for it now: timed from the release (see `Arrival::released`).
-        let released = if (q.len() as u64) < idle {
-            now.max(intended)
-        } else {
-            intended
-        };
+        // A connection free for it now: timed from when it is picked up (`Arrival::released`).
+        let free = (q.len() as u64) < idle;
+        let released = if free { now.max(intended) } else { intended };
         q.push_back(Arrival {
             op,
             intended,
             released,
+            free,
         });
         st.notify.notify_one();
     };
@@ -303,8 +301,13 @@ async fn open_conn(st: Rc<Local>) {
         };
         let Some(a) = next else { return };
         st.idle.set(st.idle.get() - 1);
-        st.begin(slot, a.op, a.released);
-        guarded(&st, &mut client, a.op, a.intended, Some(a.released)).await;
+        let origin = if a.free {
+            Instant::now().max(a.intended)
+        } else {
+            a.released
+        };
+        st.begin(slot, a.op, origin);
+        guarded(&st, &mut client, a.op, a.intended, Some(origin)).await;
         st.end(slot, a.op);
         st.idle.set(st.idle.get() + 1);
     }

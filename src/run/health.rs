@@ -6,7 +6,7 @@
 //! behind (its dispatch-lag p95 beyond the bound), and at least `MIN_BEHIND` of them, is a bad
 //! interval; when at least two and more than half of the intervals were bad, the schedule was
 //! missed: the load the target saw was not the planned one, and the latency figures (timed
-//! from the release) hide how late the generator was.
+//! from the pick-up) hide how late the generator was.
 
 use std::time::Duration;
 

@@ -3,8 +3,9 @@
 //! (`start + offset`), never by a relative sleep, so the schedule cannot drift. Wake-ups are at
 //! least 1 ms apart (tokio's timer granularity): at high rates one wake-up releases a batch, which
 //! is what keeps the per-request CPU low. The lag this adds (release − intended) is reported as
-//! schedule lag; a request whose connection was free is timed from its release, so the timer's
-//! lag does not become target latency (see docs/architecture.md, "Latency").
+//! schedule lag; a request whose connection was free is timed from when its connection task
+//! picked it up, so the timer's lag does not become target latency (see docs/architecture.md,
+//! "Measures").
 //!
 //! A batch is cut after `CHUNK` releases to yield: at a rate the machine cannot follow, the
 //! release loop would otherwise never return to the runtime, so neither a stop nor the
