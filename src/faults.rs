@@ -280,6 +280,8 @@ struct Shared {
     /// Rule ids the server returned, in the order they were set.
     ids: Vec<String>,
     errors: Vec<String>,
+    /// Windows whose rule could not be set: (index into `plan.faults`, why), in order.
+    failed: Vec<(usize, String)>,
     /// The target's fault counter before the load (None: not read in time, or no counter).
     before: Option<Counter>,
 }
@@ -322,7 +324,13 @@ impl ServerFaults {
                     let mut s = shared.lock().unwrap_or_else(|p| p.into_inner());
                     match result {
                         Ok(id) => s.ids.push(id),
-                        Err(e) => s.errors.push(format!("fault window {window}: {e}")),
+                        Err(e) => {
+                            s.errors.push(format!("fault window {window}: {e}"));
+                            // A window of several rules (one per route) fails once.
+                            if !s.failed.iter().any(|(w, _)| *w == window) {
+                                s.failed.push((window, e));
+                            }
+                        }
                     }
                 }
             })
@@ -349,6 +357,19 @@ impl ServerFaults {
             .unwrap_or_else(|p| p.into_inner())
             .ids
             .clone()
+    }
+
+    /// The windows whose rule could not be set so far: (index into `plan.faults`, why), in
+    /// the order they failed. The run loop polls it to mark them failed as they happen.
+    pub fn failed_windows(&self) -> Vec<(usize, String)> {
+        let secrets: Vec<String> = self.token.iter().cloned().collect();
+        self.shared
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .failed
+            .iter()
+            .map(|(w, e)| (*w, crate::secrets::scrub(e, &secrets)))
+            .collect()
     }
 
     /// Cancels pending windows and deletes the rules this run set. Errors are returned as text.

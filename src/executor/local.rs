@@ -37,6 +37,10 @@ pub struct Local {
     pub worker: usize,
     pub rec: RefCell<WorkerRecorder>,
     pub rng: RefCell<SmallRng>,
+    /// The operation picks alone: they happen at release while the other draws (templates,
+    /// trace ids) happen at send, so one shared stream would interleave them by timing and
+    /// `--seed` would not replay the run.
+    pub pick_rng: RefCell<SmallRng>,
     pub pool: RefCell<Pool>,
     pub queue: RefCell<VecDeque<Arrival>>,
     pub notify: Notify,
@@ -133,7 +137,7 @@ impl Local {
 
     pub fn pick_op(&self) -> usize {
         let total = self.shared.total_weight().max(1);
-        let draw = self.rng.borrow_mut().random_range(0..total);
+        let draw = self.pick_rng.borrow_mut().random_range(0..total);
         self.shared.pick(draw)
     }
 }

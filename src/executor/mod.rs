@@ -20,6 +20,7 @@ use crate::faults::HeaderFaults;
 use crate::plan::{CaptureSource, Check, HttpVersion, LoadModel, OpKind, Plan, TodoOp};
 use crate::recorder::{SpanRecord, WorkerRecorder};
 
+pub mod cleanup;
 mod client;
 pub mod connect;
 mod follow;
@@ -31,6 +32,7 @@ pub mod tls;
 mod transport;
 mod worker;
 
+pub use cleanup::Cleanup;
 pub use connect::resolve;
 pub use request::{Common, HeaderSet};
 
@@ -44,6 +46,9 @@ pub struct RequestInfo {
     pub keep_body: bool,
     /// Same-origin redirects to follow.
     pub follow: u32,
+    /// A flow step: (index over every flow step of the plan, `Mix::flow_steps`; index in its
+    /// flow). Recorded apart as that step, and as part of its flow.
+    pub step: Option<(usize, usize)>,
 }
 
 /// The protocol of new connections (from `target.http_version` and the scheme).
@@ -92,6 +97,8 @@ pub struct Shared {
     pub start: Instant,
     /// Closed model rate cap for this process.
     pub limiter: Option<Arc<Limiter>>,
+    /// `mix.cleanup`: the ids left in the workers' pools when their load ended.
+    pub leftover: std::sync::Mutex<Vec<u64>>,
 }
 
 impl Shared {
@@ -162,6 +169,7 @@ impl Shared {
                  certificate is NOT verified; anyone on the path can read and change this traffic"
             );
         }
+        let mut flat = 0;
         let requests = plan
             .mix
             .operations
@@ -169,8 +177,14 @@ impl Shared {
             .map(|o| {
                 let follow = o.follow_redirects.unwrap_or(plan.target.follow_redirects);
                 let mut infos = request_infos(&common, &o.kind, &o.checks);
-                for i in &mut infos {
+                let flow = matches!(o.kind, OpKind::Flow(_));
+                for (n, i) in infos.iter_mut().enumerate() {
                     i.follow = follow;
+                    if flow {
+                        // The same order as `Mix::flow_steps`.
+                        i.step = Some((flat, n));
+                        flat += 1;
+                    }
                 }
                 infos
             })
@@ -191,6 +205,7 @@ impl Shared {
             workers: workers.max(1),
             start,
             limiter,
+            leftover: Default::default(),
         })
     }
 
@@ -199,6 +214,19 @@ impl Shared {
         self.cum_weights
             .partition_point(|&c| c <= draw)
             .min(self.cum_weights.len().saturating_sub(1))
+    }
+
+    /// Keeps a worker's remaining pool ids for `mix.cleanup` (once, when its load ends).
+    pub fn keep_leftover(&self, ids: Vec<u64>) {
+        self.leftover
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(ids);
+    }
+
+    /// Takes the ids every worker left (`keep_leftover`).
+    pub fn take_leftover(&self) -> Vec<u64> {
+        std::mem::take(&mut *self.leftover.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     pub fn total_weight(&self) -> u64 {
@@ -241,11 +269,13 @@ fn request_infos(common: &Common, kind: &OpKind, checks: &[Check]) -> Vec<Reques
             headers: common.headers_for(std::iter::empty()),
             keep_body: *t == TodoOp::Create || reads_body(checks),
             follow: 0,
+            step: None,
         }],
         OpKind::Request(rt) => vec![RequestInfo {
             headers: common.headers_for(rt.headers.iter().map(|(n, _)| n.as_str())),
             keep_body: reads_body(checks),
             follow: 0,
+            step: None,
         }],
         OpKind::Flow(steps) => steps
             .iter()
@@ -257,6 +287,7 @@ fn request_infos(common: &Common, kind: &OpKind, checks: &[Check]) -> Vec<Reques
                         .iter()
                         .any(|c| matches!(c.from, CaptureSource::JsonPointer(_))),
                 follow: 0,
+                step: None,
             })
             .collect(),
     }

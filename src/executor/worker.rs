@@ -104,7 +104,15 @@ async fn main(
     let seed = plan.seed
         ^ (w as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15)
         ^ ((plan.segment.index as u64) << 48);
-    let pool_cap = split(plan.mix.pool_capacity as u64, shared.workers, w).max(1) as usize;
+    // The pool is the whole run's: a segment of a distributed run holds its share, so the run
+    // never keeps (with `mix.steady_state`, never leaves on the target) more than the capacity.
+    let seg = plan.segment;
+    let seg_cap = split(
+        plan.mix.pool_capacity as u64,
+        seg.count.max(1) as usize,
+        seg.index as usize,
+    );
+    let pool_cap = split(seg_cap, shared.workers, w).max(1) as usize;
     let st = Rc::new(Local {
         shared: shared.clone(),
         worker: w,
@@ -114,6 +122,7 @@ async fn main(
             r
         }),
         rng: RefCell::new(SmallRng::seed_from_u64(seed)),
+        pick_rng: RefCell::new(SmallRng::seed_from_u64(seed ^ 0x6f70_2d70_6963_6b73)),
         pool: RefCell::new(Pool::new(pool_cap)),
         queue: RefCell::new(VecDeque::new()),
         notify: Notify::new(),
@@ -149,6 +158,9 @@ async fn main(
     st.abandon_rest();
     flusher.abort();
     watcher.abort();
+    if shared.plan.mix.cleanup.is_some() {
+        shared.keep_leftover(st.pool.borrow_mut().drain());
+    }
     let mut last = std::mem::replace(&mut *st.rec.borrow_mut(), WorkerRecorder::new(w, 0, 0));
     last.in_flight = 0;
     last.vus = 0;
@@ -233,19 +245,25 @@ async fn open(st: &Rc<Local>, mut control: watch::Receiver<Control>) {
         let _ = control.wait_for(|c| *c != Control::Run).await;
         let _ = stop_tx.send(true);
     };
-    let release = |_k: u64, intended: Instant| {
+    let release = |_k: u64, intended: Instant, bulk: bool| {
         let op = st.pick_op();
         let now = Instant::now();
         let mut rec = st.rec.borrow_mut();
         rec.planned(op);
-        if now.saturating_duration_since(intended).as_micros() as u64 > BEHIND_US {
-            rec.behind(op);
-        }
+        let late = now.saturating_duration_since(intended).as_micros() as u64 > BEHIND_US;
         let mut q = st.queue.borrow_mut();
         let idle = st.idle.get();
         if q.len() as u64 >= queue_cap + idle {
+            // Dropped while releasing in bulk: the connections are "busy" because this thread
+            // gives them no time, not because the target is slow: the generator's lateness.
+            if late || bulk {
+                rec.behind(op);
+            }
             rec.dropped(op);
             return;
+        }
+        if late {
+            rec.behind(op);
         }
         // A connection free for it now: timed from when it is picked up (`Arrival::released`).
         let free = (q.len() as u64) < idle;

@@ -19,6 +19,7 @@ fn op(name: &str, kind: TodoOp) -> Operation {
         kind: OpKind::Todo(kind),
         checks: vec![],
         follow_redirects: None,
+        expect_status: Vec::new(),
     }
 }
 
@@ -55,6 +56,8 @@ fn plan(faults: Vec<FaultWindow>) -> Plan {
             max_queue: 1,
         },
         mix: Mix {
+            steady_state: false,
+            cleanup: None,
             operations: vec![
                 op("create", TodoOp::Create),
                 op("list", TodoOp::List),

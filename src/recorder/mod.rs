@@ -119,6 +119,54 @@ impl OpRecorder {
             last: None,
         }
     }
+    /// Counts one request into these figures (counters, histograms, phases).
+    fn count(&mut self, o: &RequestRecord) {
+        let op = self;
+        let c = &mut op.counts;
+        c.requests += 1;
+        if let Some(code) = o.status {
+            let class = (code / 100).clamp(1, 5) as usize - 1;
+            c.status_class[class] += 1;
+            match c.status.binary_search_by_key(&code, |&(k, _)| k) {
+                Ok(i) => c.status[i].1 += 1,
+                Err(i) => c.status.insert(i, (code, 1)),
+            }
+        }
+        if let Some(e) = o.error {
+            c.errors[e.index()] += 1;
+        }
+        if o.late {
+            c.late += 1;
+        }
+        c.bytes_sent = c.bytes_sent.saturating_add(o.bytes_sent);
+        c.bytes_received = c.bytes_received.saturating_add(o.bytes_received);
+        if o.error == Some(ErrorKind::Panic) {
+            c.panics += 1;
+        }
+        match o.fault {
+            Some("error") => c.faults_error += 1,
+            Some(_) => c.faults_latency += 1,
+            None => {}
+        }
+        if let Some(rt) = o.rt_us {
+            op.response_time.saturating_record(rt);
+        }
+        if let Some(st) = o.st_us {
+            op.service_time.saturating_record(st);
+        }
+        op.lag.saturating_record(o.lag_us);
+        let ph = &mut op.phases;
+        for (h, v) in [
+            (&mut ph.connect, o.connect_us),
+            (&mut ph.tls, o.tls_us),
+            (&mut ph.ttfb, o.ttfb_us),
+            (&mut ph.receive, o.receive_us),
+        ] {
+            if let Some(v) = v {
+                h.saturating_record(v);
+            }
+        }
+    }
     fn reset(&mut self) {
         self.counts = Counts::default();
         self.response_time.reset();
@@ -228,6 +276,8 @@ pub struct WorkerRecorder {
     /// Requests that ended after `span` (a late flush), by interval: `later[i]` is interval
     /// `span.index + 1 + i`.
     pub later: Vec<WorkerRecorder>,
+    /// Flow steps' own figures, by index in `Mix::flow_steps` (grown on first use).
+    pub steps: Vec<OpRecorder>,
 }
 
 impl WorkerRecorder {
@@ -242,6 +292,7 @@ impl WorkerRecorder {
             finished: false,
             span: interval::Span::default(),
             later: Vec::new(),
+            steps: Vec::new(),
         }
     }
 
@@ -254,6 +305,9 @@ impl WorkerRecorder {
         self.windows.iter_mut().for_each(|n| *n = 0);
         self.finished = false;
         self.later.clear();
+        for s in &mut self.steps {
+            s.reset();
+        }
     }
 
     /// Records a request whose trace is known to be exported (tests, replays): counts it and
@@ -287,50 +341,7 @@ impl WorkerRecorder {
         let Some(op) = self.ops.get_mut(o.op) else {
             return;
         };
-        let c = &mut op.counts;
-        c.requests += 1;
-        if let Some(code) = o.status {
-            let class = (code / 100).clamp(1, 5) as usize - 1;
-            c.status_class[class] += 1;
-            match c.status.binary_search_by_key(&code, |&(k, _)| k) {
-                Ok(i) => c.status[i].1 += 1,
-                Err(i) => c.status.insert(i, (code, 1)),
-            }
-        }
-        if let Some(e) = o.error {
-            c.errors[e.index()] += 1;
-        }
-        if o.late {
-            c.late += 1;
-        }
-        c.bytes_sent = c.bytes_sent.saturating_add(o.bytes_sent);
-        c.bytes_received = c.bytes_received.saturating_add(o.bytes_received);
-        if o.error == Some(ErrorKind::Panic) {
-            c.panics += 1;
-        }
-        match o.fault {
-            Some("error") => c.faults_error += 1,
-            Some(_) => c.faults_latency += 1,
-            None => {}
-        }
-        if let Some(rt) = o.rt_us {
-            op.response_time.saturating_record(rt);
-        }
-        if let Some(st) = o.st_us {
-            op.service_time.saturating_record(st);
-        }
-        op.lag.saturating_record(o.lag_us);
-        let ph = &mut op.phases;
-        for (h, v) in [
-            (&mut ph.connect, o.connect_us),
-            (&mut ph.tls, o.tls_us),
-            (&mut ph.ttfb, o.ttfb_us),
-            (&mut ph.receive, o.receive_us),
-        ] {
-            if let Some(v) = v {
-                h.saturating_record(v);
-            }
-        }
+        op.count(o);
         let raw = RawTrace {
             trace_id: o.trace_id,
             op: o.op as u16,
@@ -395,6 +406,56 @@ impl WorkerRecorder {
             o.counts.behind += 1;
         }
     }
+    /// Records one request of a flow step (`step` indexes `Mix::flow_steps`; `o.op` is the
+    /// flow). The step's figures get the request; the flow's own record (one per flow, made by
+    /// the caller when the flow ends) gets its duration and outcome, so here the flow only
+    /// gets what is exact per request: header faults, and the trace id (lists, exemplar).
+    pub fn record_step(
+        &mut self,
+        step: usize,
+        o: &RequestRecord,
+        sampled: bool,
+        export: impl FnOnce() -> bool,
+    ) {
+        if let Some(later) = self.later_for(o) {
+            later.record_step(step, o, sampled, export);
+            return;
+        }
+        if let Some(w) = o.fault_window {
+            if self.windows.len() <= w {
+                self.windows.resize(w + 1, 0);
+            }
+            self.windows[w] += 1;
+        }
+        if self.steps.len() <= step {
+            self.steps.resize_with(step + 1, OpRecorder::new);
+        }
+        self.steps[step].count(o);
+        let Some(op) = self.ops.get_mut(o.op) else {
+            return;
+        };
+        match o.fault {
+            Some("error") => op.counts.faults_error += 1,
+            Some(_) => op.counts.faults_latency += 1,
+            None => {}
+        }
+        let raw = RawTrace {
+            trace_id: o.trace_id,
+            op: o.op as u16,
+            at_us: o.at_us,
+            rt_us: o.rt_us.unwrap_or(0),
+            status: o.status,
+            error: o.error,
+            fault: o.fault,
+        };
+        let wanted = sampled || op.last.is_none() || self.traces.would_keep(&raw);
+        if o.trace_id != [0; 16] && wanted && export() {
+            op.last = Some(raw);
+            self.steps[step].last = Some(raw);
+            self.traces.offer(raw);
+        }
+    }
+
     pub fn dropped(&mut self, op: usize) {
         if let Some(o) = self.ops.get_mut(op) {
             o.counts.dropped += 1;
@@ -430,6 +491,9 @@ impl WorkerRecorder {
 pub struct Collector {
     names: Vec<String>,
     ops: Vec<OpRecorder>,
+    /// Flow steps: (operation index, step name) and their cumulative figures.
+    step_names: Vec<(usize, String)>,
+    steps: Vec<OpRecorder>,
     traces: TraceLists,
     windows: Vec<u64>,
     gauges: Vec<(u64, u64)>,
@@ -443,12 +507,21 @@ impl Collector {
         Collector {
             names,
             ops,
+            step_names: Vec::new(),
+            steps: Vec::new(),
             traces: TraceLists::new(keep),
             windows: Vec::new(),
             gauges: vec![(0, 0); workers],
             last_requests: 0,
             last_elapsed: Duration::ZERO,
         }
+    }
+
+    /// Keeps flow steps' figures apart (`Mix::flow_steps`).
+    pub fn with_steps(mut self, steps: Vec<(usize, String)>) -> Self {
+        self.steps = steps.iter().map(|_| OpRecorder::new()).collect();
+        self.step_names = steps;
+        self
     }
 
     /// Adds a worker's delta (and the parts of it that belong to later intervals: the run
@@ -462,6 +535,16 @@ impl Collector {
     }
 
     fn absorb_one(&mut self, d: &WorkerRecorder) {
+        for (acc, o) in self.steps.iter_mut().zip(&d.steps) {
+            acc.counts.add(&o.counts);
+            let _ = acc.response_time.add(&o.response_time);
+            let _ = acc.service_time.add(&o.service_time);
+            let _ = acc.lag.add(&o.lag);
+            acc.phases.add(&o.phases);
+            if o.last.is_some() {
+                acc.last = o.last;
+            }
+        }
         for (acc, o) in self.ops.iter_mut().zip(&d.ops) {
             acc.counts.add(&o.counts);
             // Same bounds on both sides, so `add` cannot fail.
@@ -548,6 +631,25 @@ impl Collector {
                 .collect(),
             fault_injected: self.windows.clone(),
             finished,
+            steps: self
+                .steps
+                .iter()
+                .zip(&self.step_names)
+                .map(|(o, (op, name))| {
+                    (
+                        *op,
+                        OpSnapshot {
+                            name: name.clone(),
+                            counts: o.counts.clone(),
+                            response_time: o.response_time.clone(),
+                            service_time: o.service_time.clone(),
+                            lag: o.lag.clone(),
+                            last_trace: o.last.map(|t| t.to_ref(names)),
+                            phases: o.phases.clone(),
+                        },
+                    )
+                })
+                .collect(),
         }
     }
 }
@@ -582,6 +684,38 @@ mod tests {
             ttfb_us: status.map(|_| rt / 2),
             receive_us: status.map(|_| rt / 2),
         }
+    }
+
+    #[test]
+    fn flow_steps_are_counted_apart_from_their_flow() {
+        let mut c = Collector::new(vec!["flow".into()], 1, 5)
+            .with_steps(vec![(0, "create".into()), (0, "read".into())]);
+        let mut w = WorkerRecorder::new(0, 1, 5);
+        let mut step = out(0, Some(201), 10);
+        step.fault = Some("latency");
+        step.fault_window = Some(0);
+        w.record_step(0, &step, true, || true);
+        w.record_step(1, &out(0, Some(404), 20), true, || true);
+        // The flow itself: one request, no trace id of its own.
+        let mut flow = out(0, Some(404), 35);
+        flow.trace_id = [0; 16];
+        w.record(&flow);
+        c.absorb(&w);
+        let s = c.snapshot(Duration::from_secs(1), 0.0, vec![], true);
+        assert_eq!(s.ops[0].counts.requests, 1, "one flow");
+        assert_eq!(s.ops[0].counts.faults_latency, 1, "its step's header fault");
+        assert_eq!(s.fault_injected, vec![1]);
+        assert_eq!(s.steps.len(), 2);
+        assert_eq!((s.steps[0].0, s.steps[0].1.name.as_str()), (0, "create"));
+        assert_eq!(s.steps[0].1.counts.status, vec![(201, 1)]);
+        assert_eq!(s.steps[1].1.counts.errors[ErrorKind::Status4xx.index()], 1);
+        assert_eq!(s.steps[1].1.response_time.max(), 20);
+        // Steps' trace ids are what the lists point at (the flow has none).
+        assert_eq!(s.slowest.len(), 2);
+        assert!(s.slowest.iter().all(|t| t.op == "flow"));
+        // A recycled recorder starts its steps from zero.
+        w.reset();
+        assert!(w.steps.iter().all(|o| o.counts.requests == 0));
     }
 
     #[test]

@@ -33,10 +33,16 @@ pub enum ErrorKind {
     Panic,
     /// The TLS handshake failed (unknown issuer, name mismatch, expired certificate, alert).
     Tls,
+    /// A flow step's `capture` found nothing in its response (no such JSON pointer, header or
+    /// a null value): the step fails and the flow ends, rather than sending an empty value on.
+    CaptureMissing,
+    /// A flow step's target was a captured URL of another origin (scheme, host and port differ
+    /// from the target's): not sent.
+    CrossOrigin,
 }
 
 impl ErrorKind {
-    pub const COUNT: usize = 9;
+    pub const COUNT: usize = 11;
     pub const ALL: [ErrorKind; ErrorKind::COUNT] = [
         ErrorKind::Connect,
         ErrorKind::Timeout,
@@ -47,6 +53,8 @@ impl ErrorKind {
         ErrorKind::InvalidRequest,
         ErrorKind::Panic,
         ErrorKind::Tls,
+        ErrorKind::CaptureMissing,
+        ErrorKind::CrossOrigin,
     ];
     /// The `kind` label value and report key.
     pub fn as_str(self) -> &'static str {
@@ -60,12 +68,32 @@ impl ErrorKind {
             ErrorKind::InvalidRequest => "invalid_request",
             ErrorKind::Panic => "panic",
             ErrorKind::Tls => "tls",
+            ErrorKind::CaptureMissing => "capture_missing",
+            ErrorKind::CrossOrigin => "cross_origin",
         }
     }
     /// Position in `ALL` and in `Counts::errors` (the declaration order).
     pub fn index(self) -> usize {
         self as usize
     }
+}
+
+/// Reads a list of error counts by kind that may be shorter than `ErrorKind::COUNT` (a report
+/// of a version that knew fewer kinds, which are appended at the end): the rest are 0.
+pub fn error_counts<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<[u64; ErrorKind::COUNT], D::Error> {
+    let v: Vec<u64> = Vec::deserialize(d)?;
+    if v.len() > ErrorKind::COUNT {
+        return Err(serde::de::Error::custom(format!(
+            "{} error kinds, at most {} are known",
+            v.len(),
+            ErrorKind::COUNT
+        )));
+    }
+    let mut out = [0; ErrorKind::COUNT];
+    out[..v.len()].copy_from_slice(&v);
+    Ok(out)
 }
 
 /// Counters of one operation (or of the whole run). Serialized as is into the report.
@@ -78,7 +106,9 @@ pub struct Counts {
     /// Exact status codes seen, ascending (code, count); bounded by what HTTP allows.
     pub status: Vec<(u16, u64)>,
     /// Failures by kind, in the order connect, timeout, io, protocol, status_4xx, status_5xx,
-    /// invalid_request, panic, tls (`ErrorKind::index()`).
+    /// invalid_request, panic, tls, capture_missing, cross_origin (`ErrorKind::index()`). A
+    /// report written before a kind existed has a shorter list: read with zeros for the rest.
+    #[serde(deserialize_with = "error_counts")]
     pub errors: [u64; ErrorKind::COUNT],
     /// Requests sent again automatically (idempotent methods only) because a reused
     /// connection was closed before any byte of the response arrived. Not in `requests`.
@@ -122,7 +152,9 @@ pub struct Counts {
     #[serde(default)]
     pub abandoned: u64,
     /// Arrivals the dispatcher released more than `recorder::BEHIND_US` after their intended
-    /// start: the generator's own lateness, the input of the schedule health check.
+    /// start, or dropped while it was releasing in bulk (more than a whole chunk due at one
+    /// wake-up: the connections looked busy because the generator gave them no time): the
+    /// generator's own lateness, the input of the schedule health check.
     #[serde(default)]
     pub behind: u64,
 }
@@ -232,6 +264,10 @@ pub struct Snapshot {
     pub fault_injected: Vec<u64>,
     /// True once the load has ended (the final snapshot).
     pub finished: bool,
+    /// Flow steps' own figures: (index of the flow in `ops`, the step, named as in the plan),
+    /// in `Mix::flow_steps` order. A flow's entry in `ops` counts whole flows (one request per
+    /// flow; response time = the flow's duration); its steps' requests are here.
+    pub steps: Vec<(usize, OpSnapshot)>,
 }
 
 impl Snapshot {

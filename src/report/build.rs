@@ -199,6 +199,7 @@ impl OpReport {
                 lag: hist::encode(lag),
                 phases: Default::default(),
             },
+            steps: Vec::new(),
         }
     }
 
@@ -288,6 +289,19 @@ impl Report {
             r.set_phases(&op.phases);
             ops.push((op.name.clone(), r));
         }
+        for (i, step) in &last.steps {
+            let mut r = OpReport::from_parts(
+                step.counts.clone(),
+                &step.response_time,
+                &step.service_time,
+                &step.lag,
+                rate_s,
+            );
+            r.set_phases(&step.phases);
+            if let Some((_, flow)) = ops.get_mut(*i) {
+                flow.steps.push((step.name.clone(), r));
+            }
+        }
         let mut totals = OpReport::from_parts(last.totals(), &all_r, &all_s, &all_l, rate_s);
         totals.set_phases(&all_p);
         let faults = fault_reports(plan, duration_s);
@@ -320,7 +334,11 @@ impl Report {
                 thresholds: plan.thresholds.iter().map(|t| t.source.clone()).collect(),
                 compare: plan.compare.iter().map(|c| c.source.clone()).collect(),
                 allow_schedule_miss: plan.schedule.allow_miss,
+                seed: Some(plan.seed),
+                fingerprint: Some(plan.fingerprint()),
+                merged_segments: None,
             },
+            cleanup: None,
             elapsed_s,
             schedule_missed: None,
         }
@@ -370,6 +388,7 @@ fn fault_reports(plan: &Plan, duration_s: f64) -> Vec<FaultReport> {
                     FaultVia::Header => Some(0),
                     FaultVia::Server => None,
                 },
+                failed: None,
             }
         })
         .collect()

@@ -113,6 +113,10 @@ fn ops_table(out: &mut String, r: &Report) {
     );
     for (name, op) in &r.ops {
         op_row(out, name, op, "op");
+        // A flow's row counts whole flows; its steps follow it.
+        for (i, (step, s)) in op.steps.iter().enumerate() {
+            op_row(out, &format!("{name} · step {} {step}", i + 1), s, "step");
+        }
     }
     op_row(out, "all", &r.totals, "total");
     out.push_str("</tbody></table></section>\n");
@@ -223,7 +227,10 @@ fn faults_table(out: &mut String, r: &Report) {
             esc(&f.via),
             esc(&target),
             f.share * 100.0,
-            f.injected.map_or("–".to_string(), |n| n.to_string())
+            match &f.failed {
+                Some(why) => format!("FAILED, not applied: {}", esc(why)),
+                None => f.injected.map_or("–".to_string(), |n| n.to_string()),
+            }
         );
     }
     out.push_str("</tbody></table></section>\n");
@@ -306,14 +313,19 @@ fn header(out: &mut String, r: &Report) {
         if pass { "passed" } else { "failed" },
         esc(line)
     );
-    let merged = r.run_id.contains(',');
+    // Older merges joined the segments' run ids with commas.
+    let merged = r.config.merged_segments.or_else(|| {
+        r.run_id
+            .contains(',')
+            .then(|| r.run_id.split(',').count() as u32)
+    });
     let _ = writeln!(
         out,
         "<p class=\"meta\">run <code>{}</code>{} · target <code>{}</code> · {} → {} · \
          {:.1}s of load</p>",
         esc(&r.run_id),
-        if merged {
-            format!(" (merged from {} runs)", r.run_id.split(',').count())
+        if let Some(n) = merged {
+            format!(" (merged from {n} segments)")
         } else if r.segment.count > 1 {
             format!(" · segment {}/{}", r.segment.index, r.segment.count)
         } else {

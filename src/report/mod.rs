@@ -101,6 +101,12 @@ pub struct OpReport {
     #[serde(default)]
     pub phases_ms: PhasePercentiles,
     pub histograms: Histograms,
+    /// A flow's steps, in order, each with its own requests and latencies (its redirects
+    /// included). The flow's own figures above count whole flows: one request per flow, its
+    /// response time the flow's duration (from the intended start to the last step's last
+    /// byte), its status the last step's, its error the step's that ended it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<(String, OpReport)>,
 }
 
 /// One second of the run.
@@ -134,8 +140,9 @@ pub struct TimelinePoint {
     #[serde(default)]
     pub lag_max_ms: f64,
     /// This second's failures by kind, in `ErrorKind::ALL` order (connect, timeout, io,
-    /// protocol, status_4xx, status_5xx, invalid_request, panic, tls); they add up to `errors`.
-    #[serde(default)]
+    /// protocol, status_4xx, status_5xx, invalid_request, panic, tls, capture_missing,
+    /// cross_origin); they add up to `errors`.
+    #[serde(default, deserialize_with = "crate::recorder::snapshot::error_counts")]
     pub errors_by_kind: [u64; crate::recorder::ErrorKind::COUNT],
     /// Arrivals of this second that were planned, and that were abandoned (see
     /// `Counts::planned`, `Counts::abandoned`); 0 in reports written before them.
@@ -175,6 +182,18 @@ pub struct ReportConfig {
     /// Scenario `load.allow_schedule_miss`: a missed schedule is only a warning.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_schedule_miss: bool,
+    /// The seed of every random choice of the run: `--seed N` (or the scenario's `seed`)
+    /// replays them. `None` in reports written before it was kept, and in a merge of reports
+    /// that do not agree on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// `Plan::fingerprint` of the resolved plan: equal for every segment of one run, so `report
+    /// merge` refuses reports of different plans.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
+    /// Set by `report merge`: how many segment reports this one was merged from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged_segments: Option<u32>,
 }
 
 /// How a run (or a merge, or a re-verify) was judged: the state, the exit code it maps to
@@ -220,6 +239,9 @@ pub enum VerdictState {
     ScheduleMissed,
     /// The generator itself failed (a worker panicked, the report could not be written).
     GeneratorFailed,
+    /// A server-side fault window could not be applied (the target has no fault API, the
+    /// token was refused): the run did not test what it was asked to.
+    FaultsFailed,
     /// Set on a report that has not been judged yet.
     NotJudged,
 }
@@ -236,6 +258,7 @@ impl VerdictState {
             VerdictState::Interrupted => "interrupted",
             VerdictState::ScheduleMissed => "schedule_missed",
             VerdictState::GeneratorFailed => "generator_failed",
+            VerdictState::FaultsFailed => "faults_failed",
             VerdictState::NotJudged => "not_judged",
         }
     }
@@ -281,6 +304,10 @@ pub struct FaultReport {
     pub share: f64,
     /// Requests the generator faulted with headers in this window (server-side: `None`).
     pub injected: Option<u64>,
+    /// Why a server-side window could not be applied (its rule was refused or never set):
+    /// the window did not happen, and the run fails (`faults_failed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<String>,
 }
 
 /// The whole report (`version` = `VERSION`).
@@ -332,6 +359,10 @@ pub struct Report {
     /// scenario allows it (`config.allow_schedule_miss`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule_missed: Option<String>,
+    /// `mix.cleanup`: the todos the run created and deleted after the load (not in any
+    /// count above).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cleanup: Option<crate::executor::Cleanup>,
 }
 
 impl Default for Report {
@@ -364,7 +395,34 @@ impl Default for Report {
             config: ReportConfig::default(),
             elapsed_s: 0.0,
             schedule_missed: None,
+            cleanup: None,
         }
+    }
+}
+
+impl OpReport {
+    /// The HTTP requests this operation sent, as the target counts them: a flow's steps
+    /// added up (a flow's own counts are whole flows); another operation's own counts.
+    pub fn sent_counts(&self) -> crate::recorder::Counts {
+        if self.steps.is_empty() {
+            return self.counts.clone();
+        }
+        let mut c = crate::recorder::Counts::default();
+        for (_, s) in &self.steps {
+            c.add(&s.counts);
+        }
+        c
+    }
+}
+
+impl Report {
+    /// `sent_counts` over every operation.
+    pub fn sent_totals(&self) -> crate::recorder::Counts {
+        let mut c = crate::recorder::Counts::default();
+        for (_, op) in &self.ops {
+            c.add(&op.sent_counts());
+        }
+        c
     }
 }
 
@@ -379,6 +437,9 @@ pub enum ReportError {
     Format { path: String, message: String },
     #[error("cannot merge: {0}")]
     Merge(String),
+    /// The reports are not segments of one run (different plans or run ids): a usage error.
+    #[error("cannot merge: {0}")]
+    Mismatch(String),
 }
 
 /// Accumulates the per-second timeline from the interval snapshots (see `build.rs`).

@@ -33,9 +33,15 @@ fn errors_text(r: &OpReport) -> String {
 fn op_block(out: &mut String, name: &str, r: &OpReport) {
     let c = &r.counts;
     let checks = c.checks_passed + c.checks_failed;
+    // A flow counts whole flows; its steps' requests are listed below it.
+    let unit = if r.steps.is_empty() {
+        "requests"
+    } else {
+        "flows"
+    };
     let _ = writeln!(
         out,
-        "  {name}: {} requests, {:.2}/s, errors {}",
+        "  {name}: {} {unit}, {:.2}/s, errors {}",
         c.requests,
         r.rate,
         errors_text(r)
@@ -57,15 +63,37 @@ fn op_block(out: &mut String, name: &str, r: &OpReport) {
             c.planned, c.completed, c.dropped, c.abandoned
         );
     }
-    pct_line(out, "response", &r.response_time_ms);
-    pct_line(out, "service", &r.service_time_ms);
+    if r.steps.is_empty() {
+        pct_line(out, "response", &r.response_time_ms);
+        pct_line(out, "service", &r.service_time_ms);
+    } else {
+        // From the flow's intended start to its last step's last byte; from its first send.
+        pct_line(out, "flow", &r.response_time_ms);
+        pct_line(out, "flow svc", &r.service_time_ms);
+    }
     pct_line(out, "lag", &r.lag_ms);
     let ph = &r.phases_ms;
-    let _ = writeln!(
-        out,
-        "    phases p95  connect {:.2}  tls {:.2}  ttfb {:.2}  receive {:.2}  ({} B sent, {} B received)",
-        ph.connect.p95, ph.tls.p95, ph.ttfb.p95, ph.receive.p95, c.bytes_sent, c.bytes_received
-    );
+    if r.steps.is_empty() {
+        let _ = writeln!(
+            out,
+            "    phases p95  connect {:.2}  tls {:.2}  ttfb {:.2}  receive {:.2}  ({} B sent, {} B received)",
+            ph.connect.p95, ph.tls.p95, ph.ttfb.p95, ph.receive.p95, c.bytes_sent, c.bytes_received
+        );
+    }
+    for (i, (step, s)) in r.steps.iter().enumerate() {
+        let p = &s.response_time_ms;
+        let _ = writeln!(
+            out,
+            "    step {} {step}: {} requests, errors {}; response p50 {:.2}  p95 {:.2}  p99 {:.2}  max {:.2}",
+            i + 1,
+            s.counts.requests,
+            errors_text(s),
+            p.p50,
+            p.p95,
+            p.p99,
+            p.max
+        );
+    }
 }
 
 /// Epoch milliseconds of an RFC 3339 timestamp.
@@ -154,6 +182,10 @@ impl Report {
                 self.segment.index, self.segment.count
             );
         }
+        // The seed replays the run's choices (`--seed N`).
+        if let Some(seed) = self.config.seed {
+            let _ = write!(out, " · seed {seed}");
+        }
         out.push('\n');
         let _ = writeln!(out, "target {}", self.target_url);
         if self.interrupted {
@@ -182,6 +214,9 @@ impl Report {
         if self.ops.len() != 1 {
             op_block(&mut out, "all", &self.totals);
         }
+        if let Some(c) = &self.cleanup {
+            let _ = writeln!(out, "\n{}", c.line());
+        }
         if !self.faults.is_empty() {
             out.push_str("\nfault windows:\n");
             for f in &self.faults {
@@ -189,9 +224,14 @@ impl Report {
                     .injected
                     .map(|n| format!(", {n} injected"))
                     .unwrap_or_default();
+                let failed = f
+                    .failed
+                    .as_deref()
+                    .map(|why| format!("  FAILED, not applied: {why}"))
+                    .unwrap_or_default();
                 let _ = writeln!(
                     out,
-                    "  {:>7.1}s – {:>7.1}s  {} via {} share {}{injected}",
+                    "  {:>7.1}s – {:>7.1}s  {} via {} share {}{injected}{failed}",
                     f.start_s, f.end_s, f.kind, f.via, f.share
                 );
             }

@@ -47,6 +47,10 @@ pub struct Loaded {
     pub target_faults: Option<faults::Measured>,
     /// Why the generator could not keep its schedule (`health::Health`), if it could not.
     pub schedule_missed: Option<String>,
+    /// `mix.cleanup`'s result (None: no cleanup asked for, or interrupted).
+    pub cleanup: Option<executor::Cleanup>,
+    /// Server-side fault windows that could not be applied: (index into `plan.faults`, why).
+    pub failed_faults: Vec<(usize, String)>,
 }
 
 /// Drives the plan's load against `target` and feeds `sinks`. `shutdown` resolves on the
@@ -103,13 +107,14 @@ pub async fn load(
     });
     let (ctl, ctl_rx) = watch::channel(WorkerControl::Run);
     let (dtx, mut drx) = mpsc::unbounded_channel();
-    let ws = executor::start(shared, dtx, ctl_rx).context("starting workers")?;
+    let ws = executor::start(shared.clone(), dtx, ctl_rx).context("starting workers")?;
     // The wall-clock time of `start` (the load's time 0), so that segments' reports line up.
     let started_at = SystemTime::now()
         .checked_add(start.saturating_duration_since(Instant::now()))
         .unwrap_or_else(SystemTime::now);
     let names: Vec<String> = plan.mix.operations.iter().map(|o| o.name.clone()).collect();
-    let mut collector = Collector::new(names, workers, plan.output.keep_traces);
+    let mut collector =
+        Collector::new(names, workers, plan.output.keep_traces).with_steps(plan.mix.flow_steps());
     let mut control = Control::default();
     let interval = plan.output.interval.max(Duration::from_millis(10));
     // Tick a little after the workers' flushes so each snapshot holds the whole interval.
@@ -123,6 +128,7 @@ pub async fn load(
         .checked_add(plan.load.duration().saturating_add(drain))
         .unwrap_or_else(|| start + far);
     let (mut interrupted, mut aborted, mut abort_sent) = (false, None::<String>, false);
+    let mut failed_faults: Vec<(usize, String)> = Vec::new();
     let mut active: Vec<usize> = Vec::new();
     let mut health = health::Health::default();
     // Armed by the first signal: a second one stops at once.
@@ -177,7 +183,10 @@ pub async fn load(
             due = None;
             let elapsed = interval * n;
             n = n.saturating_add(1);
-            let now_active = faults::active_windows(&plan.faults, elapsed);
+            failed_fault_events(sinks, server_faults.as_ref(), &mut failed_faults);
+            // A window that could not be applied is not active (gauge, timeline, events).
+            let mut now_active = faults::active_windows(&plan.faults, elapsed);
+            now_active.retain(|i| !failed_faults.iter().any(|(f, _)| f == i));
             fault_events(sinks, &active, &now_active);
             active = now_active.clone();
             let snap = collector.snapshot(elapsed, target_rate(plan, elapsed), now_active, false);
@@ -209,6 +218,7 @@ pub async fn load(
         }
     }
     fault_events(sinks, &active, &[]);
+    failed_fault_events(sinks, server_faults.as_ref(), &mut failed_faults);
     let elapsed = Instant::now().saturating_duration_since(start);
     let last = collector.snapshot(elapsed, 0.0, vec![], true);
     if let Some(m) = health.observe(&last, true) {
@@ -221,6 +231,7 @@ pub async fn load(
         Some(f) => f.stop_and_measure().await,
         None => (Vec::new(), None),
     };
+    let cleanup = cleanup(plan, target, &shared, interrupted).await;
     // Panics the workers caught themselves (a request's handling, a connection task).
     let caught = last.totals().panics;
     let end = if !panicked.is_empty() {
@@ -253,6 +264,8 @@ pub async fn load(
         fault_messages,
         target_faults,
         schedule_missed: health.missed,
+        cleanup,
+        failed_faults,
     })
 }
 
@@ -289,6 +302,63 @@ fn recycle(ws: &executor::Workers, mut d: crate::recorder::WorkerRecorder) {
         d.reset();
         let _ = back.send(d);
     }
+}
+
+/// Events for the server-side windows that failed since the last call (`seen` grows).
+fn failed_fault_events(
+    sinks: &mut [Box<dyn Sink>],
+    server: Option<&ServerFaults>,
+    seen: &mut Vec<(usize, String)>,
+) {
+    let Some(server) = server else { return };
+    for (i, why) in server.failed_windows().into_iter().skip(seen.len()) {
+        emit(sinks, &Event::FaultFailed(i, why.clone()));
+        seen.push((i, why));
+    }
+}
+
+/// `mix.cleanup`, after the last snapshot (its requests are in no count of the load); not
+/// after an interrupt, which asked to stop now.
+async fn cleanup(
+    plan: &Plan,
+    target: &Target,
+    shared: &Shared,
+    interrupted: bool,
+) -> Option<executor::Cleanup> {
+    let bound = plan.mix.cleanup?;
+    let ids = shared.take_leftover();
+    if interrupted {
+        eprintln!(
+            "trafficgen: cleanup skipped (interrupted): {} created todo(s) left on the target",
+            ids.len()
+        );
+        return None;
+    }
+    let headers: Vec<(String, String)> = plan
+        .target
+        .headers
+        .iter()
+        .filter(|(_, v)| v.is_static())
+        .map(|(k, v)| {
+            let mut buf = Vec::new();
+            v.render(&Default::default(), &mut rand::rng(), &mut buf);
+            (k.clone(), String::from_utf8_lossy(&buf).into_owned())
+        })
+        .collect();
+    let base = target.url.trim_end_matches('/');
+    let timeout = plan.target.request_timeout.min(bound);
+    let client = match crate::target::control_client(plan, target, timeout) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!(
+                "trafficgen: cleanup not done ({e}): {} created todo(s) left on the target",
+                ids.len()
+            );
+            return None;
+        }
+    };
+    let c = executor::cleanup::delete_all(client, base, &headers, ids, bound).await;
+    Some(c)
 }
 
 fn emit(sinks: &mut [Box<dyn Sink>], event: &Event) {

@@ -173,6 +173,7 @@ impl Dashboard {
                     route: f.route.clone(),
                     share: f.share,
                     injected: None,
+                    failed: None,
                 }
             })
             .collect();

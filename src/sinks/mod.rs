@@ -41,6 +41,8 @@ pub enum Event {
     FaultOpened(usize),
     /// The plan's fault window with this index closed.
     FaultClosed(usize),
+    /// The plan's server-side fault window with this index could not be applied: why.
+    FaultFailed(usize, String),
     /// The run was asked to stop early (signal, or a sink through `Control`): the reason.
     Stopping(String),
 }
@@ -78,7 +80,9 @@ pub trait Sink {
 /// telemetry sink last (it lingers in `finish`).
 pub fn for_run(plan: &Plan, telemetry: crate::telemetry::Telemetry) -> Vec<Box<dyn Sink>> {
     let mut sinks: Vec<Box<dyn Sink>> = vec![
-        Box::new(Progress::new(plan.output.progress, plan.load.duration())),
+        Box::new(
+            Progress::new(plan.output.progress, plan.load.duration()).with_faults(&plan.faults),
+        ),
         Box::new(timeline::TimelineSink::new(plan)),
         Box::new(thresholds::Thresholds::new(plan)),
         Box::new(files::ReportFiles::new(plan)),

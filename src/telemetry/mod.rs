@@ -90,6 +90,12 @@ impl Config {
                 run_id: run_id.to_string(),
                 ops: plan.mix.operations.iter().map(|o| o.name.clone()).collect(),
                 windows,
+                steps: plan
+                    .mix
+                    .flow_steps()
+                    .into_iter()
+                    .map(|(op, step)| (plan.mix.operations[op].name.clone(), step))
+                    .collect(),
             },
             outputs: plan.telemetry.clone(),
             otlp: otlp_env::OtlpEnv::from_env()?,
@@ -139,7 +145,8 @@ impl Telemetry {
 
     /// `start` from an explicit configuration (no environment read).
     pub async fn start_with(config: Config) -> Result<Telemetry, TelemetryError> {
-        let op_families = metrics::op_families(&config.identity, None);
+        let mut op_families = metrics::op_families(&config.identity, None);
+        op_families.extend(metrics::step_families(&config.identity, None));
         let mut t = Telemetry {
             id: config.identity,
             instance: config.instance,
@@ -197,6 +204,8 @@ impl Telemetry {
     /// Called at every interval tick with the merged snapshot.
     pub fn observe(&mut self, snapshot: &Snapshot) {
         self.op_families = metrics::op_families(&self.id, Some(&snapshot.ops));
+        self.op_families
+            .extend(metrics::step_families(&self.id, Some(&snapshot.steps)));
         self.run = RunGauges::of(snapshot);
         if snapshot.finished {
             self.verdicts.finished = true;

@@ -38,6 +38,7 @@ pub fn plan(thresholds: Vec<Threshold>) -> Plan {
             kind: OpKind::Todo(k),
             checks: vec![],
             follow_redirects: None,
+            expect_status: Vec::new(),
         })
         .collect();
     let mut p = super::support::plan(None, load, operations, None);
@@ -146,6 +147,7 @@ impl Sim {
             faulted: vec![],
             fault_injected: vec![],
             finished,
+            steps: vec![],
         }
     }
 }
@@ -498,6 +500,59 @@ fn merge_of_segments_equals_the_whole_count_for_count_and_bucket_for_bucket() {
 }
 
 #[test]
+fn merge_adds_up_flow_steps_cleanups_and_keeps_failed_fault_windows() {
+    let (secs, rate, n) = (4, 50, 2u64);
+    let mut parts: Vec<Report> = (0..n)
+        .map(|i| {
+            run(&segment_plan(i as u32, n as u32), secs, rate, |k| {
+                k % n == i
+            })
+        })
+        .collect();
+    for (i, p) in parts.iter_mut().enumerate() {
+        // A step with the operation's own figures, so the merged step equals the merged op.
+        let step = p.ops[0].1.clone();
+        p.ops[0].1.steps = vec![("first".into(), step)];
+        p.cleanup = Some(trafficgen::executor::Cleanup {
+            known: 10,
+            deleted: 9,
+            failed: 1,
+            duration_s: i as f64,
+            ..Default::default()
+        });
+    }
+    parts[0].faults = vec![trafficgen::report::FaultReport {
+        start_s: 1.0,
+        end_s: 2.0,
+        kind: "error".into(),
+        via: "server".into(),
+        ops: vec![],
+        route: None,
+        share: 1.0,
+        injected: None,
+        failed: Some("HTTP 401".into()),
+    }];
+    parts[1].faults = vec![trafficgen::report::FaultReport {
+        failed: None,
+        ..parts[0].faults[0].clone()
+    }];
+    let merged = report::merge(&parts).unwrap();
+    let op = &merged.ops[0].1;
+    assert_eq!(op.steps.len(), 1);
+    assert_eq!(op.steps[0].0, "first");
+    assert_eq!(op.steps[0].1.counts, op.counts);
+    assert_eq!(op.steps[0].1.response_time_ms, op.response_time_ms);
+    let c = merged.cleanup.clone().unwrap();
+    assert_eq!(
+        (c.known, c.deleted, c.failed, c.duration_s),
+        (20, 18, 2, 1.0)
+    );
+    assert_eq!(merged.faults[0].failed.as_deref(), Some("HTTP 401"));
+    let v = trafficgen::verdict::Verdict::of_report(&merged);
+    assert_eq!(v.state(), trafficgen::report::VerdictState::FaultsFailed);
+}
+
+#[test]
 fn merge_rejects_incomplete_or_foreign_segment_sets() {
     let seg = |i, n| run(&segment_plan(i, n), 2, 10, |_| true);
     let err = |rs: &[Report]| report::merge(rs).unwrap_err().to_string();
@@ -508,6 +563,14 @@ fn merge_rejects_incomplete_or_foreign_segment_sets() {
     other.scenario = "else".into();
     assert!(err(&[seg(0, 2), other]).contains("different scenarios"));
     assert!(err(&[]).contains("no reports"));
+    // Segments of different plans (another seed) or of different runs.
+    let mut reseeded = segment_plan(1, 2);
+    reseeded.seed += 1;
+    let reseeded = run(&reseeded, 2, 10, |_| true);
+    assert!(err(&[seg(0, 2), reseeded]).contains("ran different plans (seeds"));
+    let mut rerun = seg(1, 2);
+    rerun.run_id = "another".into();
+    assert!(err(&[seg(0, 2), rerun]).contains("are from different runs"));
 }
 
 #[test]

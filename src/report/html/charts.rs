@@ -71,6 +71,7 @@ const GREY: &str = "#555555";
 const RED: &str = "#d7191c";
 const KIND_COLORS: [&str; ErrorKind::COUNT] = [
     "#8c510a", "#bf812d", "#35978f", "#01665e", ORANGE, RED, "#762a83", "#000000", "#c51b7d",
+    "#4d9221", "#2166ac",
 ];
 
 fn col(points: &[TimelinePoint], f: impl Fn(&TimelinePoint) -> f64) -> Vec<Option<f64>> {
@@ -205,9 +206,11 @@ pub fn chart_data(r: &Report) -> ChartData {
 
 /// `chart_data` with a series for every error kind (see `charts`).
 pub fn chart_data_with(r: &Report, all_kinds: bool) -> ChartData {
+    // A window that could not be applied did not happen: no band.
     let mut bands: Vec<Band> = r
         .faults
         .iter()
+        .filter(|f| f.failed.is_none())
         .map(|f| Band {
             start_s: f.start_s,
             end_s: f.end_s,
