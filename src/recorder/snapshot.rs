@@ -123,9 +123,9 @@ pub struct Counts {
     pub bytes_received: u64,
     /// Arrivals never sent: no connection free and the queue full (open model).
     pub dropped: u64,
-    /// Arrivals sent later than 1 ms after they could have been: after their release when a
-    /// connection was free at release (its connect time), after their intended start when they
-    /// had to wait for a connection (open model). The dispatcher's own timer lag is not
+    /// Arrivals sent later than 1 ms after they could have been: after their pick-up by a
+    /// connection that was free at their release (its connect time), after their intended
+    /// start when they had to wait for a connection (open model). The dispatcher's own timer lag is not
     /// counted here; it shows in the schedule-lag histogram and in `behind`.
     pub late: u64,
     /// Arrivals of a pool operation (get/update/toggle/delete) that found the id pool empty:
