@@ -31,8 +31,12 @@
 //!
 //! # Glossary
 //! - *arrival*: one planned request start (open model); *intended start* is when it was due.
-//! - *response time*: from the intended start to the last byte (includes waiting for a free
-//!   connection); *service time*: from the actual send; *schedule lag*: actual − intended.
+//! - *response time*: to the last byte, from the intended start when the arrival waited for a
+//!   free connection (the target's doing), else from its pick-up by a connection task (the
+//!   generator's timer lag is not the target's); *service time*: from the actual send;
+//!   *schedule lag*: send − intended. Exact definitions: docs/architecture.md, "Measures".
+//! - *planned = completed + dropped + abandoned*: every arrival that came due is in one of the
+//!   three (docs/architecture.md, "Accounting").
 //! - *recorder*: the in-memory aggregator (histograms, counters) of one worker (k6 calls this a
 //!   sink); *sink*: a consumer of snapshots and of the final report (k6 calls this an output).
 //! - *snapshot*: the merged cumulative state at one interval tick.

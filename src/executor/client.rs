@@ -590,8 +590,8 @@ impl Client {
             Err((kind, sent, n)) => (None, sent, n, Some(kind)),
         };
         let got_answer = head.is_some() || error == Some(ErrorKind::Timeout);
-        // From the release when the connection was free then, else from the intended start
-        // (`Arrival::released`): the dispatcher's timer lag is schedule lag, not latency.
+        // From the pick-up when the connection was free at the release, else from the intended
+        // start (`Arrival::released`): the generator's own lag is schedule lag, not latency.
         let rt = done.saturating_duration_since(released.map_or(intended, |r| r.max(intended)));
         let lag = sent.saturating_duration_since(intended);
         let late =

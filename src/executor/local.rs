@@ -21,10 +21,14 @@ use crate::recorder::WorkerRecorder;
 pub struct Arrival {
     pub op: usize,
     pub intended: Instant,
-    /// Where its response time counts from: the release when a connection was free for it
-    /// then (the dispatcher's own lag is not the target's latency), the intended start when it
-    /// had to wait for a connection (that wait is the target's doing and stays in).
+    /// Where its response time counts from when it had to wait for a connection (that wait is
+    /// the target's doing and stays in): the intended start. For an arrival that found a
+    /// connection free (`free`), the release; its connection task then counts from when it
+    /// picked it up (the dispatcher's lag and the batch's serial sends are the generator's own
+    /// lateness, reported as schedule lag, not the target's latency).
     pub released: Instant,
+    /// A connection was free for it at its release.
+    pub free: bool,
 }
 
 /// The worker's state, shared by its tasks.

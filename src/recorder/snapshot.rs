@@ -123,9 +123,9 @@ pub struct Counts {
     pub bytes_received: u64,
     /// Arrivals never sent: no connection free and the queue full (open model).
     pub dropped: u64,
-    /// Arrivals sent later than 1 ms after they could have been: after their release when a
-    /// connection was free at release (its connect time), after their intended start when they
-    /// had to wait for a connection (open model). The dispatcher's own timer lag is not
+    /// Arrivals sent later than 1 ms after they could have been: after their pick-up by a
+    /// connection that was free at their release (its connect time), after their intended
+    /// start when they had to wait for a connection (open model). The dispatcher's own timer lag is not
     /// counted here; it shows in the schedule-lag histogram and in `behind`.
     pub late: u64,
     /// Arrivals of a pool operation (get/update/toggle/delete) that found the id pool empty:
@@ -152,7 +152,9 @@ pub struct Counts {
     #[serde(default)]
     pub abandoned: u64,
     /// Arrivals the dispatcher released more than `recorder::BEHIND_US` after their intended
-    /// start: the generator's own lateness, the input of the schedule health check.
+    /// start, or dropped while it was releasing in bulk (more than a whole chunk due at one
+    /// wake-up: the connections looked busy because the generator gave them no time): the
+    /// generator's own lateness, the input of the schedule health check.
     #[serde(default)]
     pub behind: u64,
 }

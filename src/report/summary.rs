@@ -206,7 +206,7 @@ impl Report {
             );
         }
         out.push_str(
-            "\ntimes in ms (response = from the release, or from the intended start when it waited for a connection; service = from the send; lag = send − intended)\n",
+            "\ntimes in ms (response = from the pick-up, or from the intended start when it waited for a connection; service = from the send; lag = send − intended)\n",
         );
         for (name, r) in &self.ops {
             op_block(&mut out, name, r);

@@ -1,12 +1,13 @@
 //! The generator's health: whether it kept its schedule. Read from the interval snapshots'
 //! exact counters (`Counts::planned`, `Counts::behind`), not from latency: an arrival is
 //! *behind* when the dispatcher released it more than `recorder::BEHIND_US` after its intended
-//! start, which only the generator causes (waiting for a connection happens after the release
+//! start, or dropped it (no connection free) while releasing in bulk (more than a whole chunk
+//! due at one wake-up: the connection tasks get no time), which only the generator causes (waiting for a connection happens after the release
 //! and is the target's doing). An interval in which more than 5 % of the arrivals due were
 //! behind (its dispatch-lag p95 beyond the bound), and at least `MIN_BEHIND` of them, is a bad
 //! interval; when at least two and more than half of the intervals were bad, the schedule was
 //! missed: the load the target saw was not the planned one, and the latency figures (timed
-//! from the release) hide how late the generator was.
+//! from the pick-up) hide how late the generator was.
 
 use std::time::Duration;
 
@@ -52,7 +53,8 @@ impl Health {
             if self.worst.as_ref().is_none_or(|(w, _)| share > *w) {
                 let text = format!(
                     "{behind} of {planned} arrivals due between {:.1} s and {:.1} s were \
-                     released more than {} ms late",
+                     behind (released more than {} ms late, or dropped while the generator \
+                     released in bulk)",
                     from.as_secs_f64(),
                     to.as_secs_f64(),
                     BEHIND_US / 1000

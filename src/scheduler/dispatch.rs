@@ -3,8 +3,9 @@
 //! (`start + offset`), never by a relative sleep, so the schedule cannot drift. Wake-ups are at
 //! least 1 ms apart (tokio's timer granularity): at high rates one wake-up releases a batch, which
 //! is what keeps the per-request CPU low. The lag this adds (release − intended) is reported as
-//! schedule lag; a request whose connection was free is timed from its release, so the timer's
-//! lag does not become target latency (see docs/architecture.md, "Latency").
+//! schedule lag; a request whose connection was free is timed from when its connection task
+//! picked it up, so the timer's lag does not become target latency (see docs/architecture.md,
+//! "Measures").
 //!
 //! A batch is cut after `CHUNK` releases to yield: at a rate the machine cannot follow, the
 //! release loop would otherwise never return to the runtime, so neither a stop nor the
@@ -31,7 +32,8 @@ pub const CHUNK: u32 = 1024;
 pub const LATE_END: Duration = Duration::from_millis(100);
 
 /// Releases arrivals of `schedule` (arrival number, offset from `start`) at their deadlines by
-/// calling `release(k, intended)`, until the schedule ends, `stop` turns true (or its sender
+/// calling `release(k, intended, bulk)` (`bulk`: more than a whole `CHUNK` was due at this
+/// wake-up, so the generator is releasing faster than its connection tasks can run), until the schedule ends, `stop` turns true (or its sender
 /// goes away), or it is `LATE_END` past `end` (the end of the load). Returns how many were
 /// released; what is left stays in `schedule`.
 pub async fn run<F>(
@@ -42,9 +44,10 @@ pub async fn run<F>(
     stop: &mut watch::Receiver<bool>,
 ) -> u64
 where
-    F: FnMut(u64, Instant),
+    F: FnMut(u64, Instant, bool),
 {
     let mut released = 0u64;
+    let mut bulk = false;
     loop {
         if *stop.borrow() {
             return released;
@@ -62,16 +65,18 @@ where
             if intended > now || batch == CHUNK {
                 break;
             }
-            release(k, intended);
+            release(k, intended, bulk);
             released += 1;
             batch += 1;
             schedule.next();
         }
         if batch == CHUNK {
             // Still behind: no sleep, but let a stop and the connection tasks in.
+            bulk = true;
             tokio::task::yield_now().await;
             continue;
         }
+        bulk = false;
         let Some((_, off)) = schedule.peek() else {
             return released;
         };
@@ -155,7 +160,7 @@ mod tests {
             &mut sched,
             start,
             start + Duration::from_secs(2),
-            |_, _| {
+            |_, _, _| {
                 count += 1;
                 if count == 3 * CHUNK as u64 + 5 {
                     let _ = tx.send(true);
@@ -196,7 +201,7 @@ mod tests {
         // The whole load is due before the dispatcher first runs (a stalled worker).
         tokio::time::advance(Duration::from_secs(3)).await;
         let end = start + Duration::from_secs(1);
-        let n = run(&mut sched, start, end, |_, _| {}, &mut rx).await;
+        let n = run(&mut sched, start, end, |_, _, _| {}, &mut rx).await;
         assert_eq!(n, 0);
         let left = due_unreleased(&mut sched, start, Instant::now(), |_, _| {});
         assert_eq!(left, 1_000_000);

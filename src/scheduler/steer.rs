@@ -228,17 +228,17 @@ pub async fn dispatch<R, A, F>(
 where
     R: FnMut(&LoadOverride, Duration) -> OpenSchedule,
     A: FnMut(&mut OpenSchedule, Instant),
-    F: FnMut(u64, Instant),
+    F: FnMut(u64, Instant, bool),
 {
     let released = std::cell::Cell::new(0u64);
     // The intended time of the latest release: a worker sees a change a little after it was
     // made (its thread may wait for a core), and the old schedule's arrivals released
     // meanwhile stand; the new schedule starts after them, so no stretch is planned twice.
     let last: std::cell::Cell<Option<Instant>> = std::cell::Cell::new(None);
-    let mut count = |k: u64, at: Instant| {
+    let mut count = |k: u64, at: Instant, bulk: bool| {
         released.set(released.get() + 1);
         last.set(Some(at));
-        release(k, at)
+        release(k, at, bulk)
     };
     loop {
         let live = steering.is_live();
@@ -374,7 +374,7 @@ mod tests {
             |_, _| {},
             start,
             start + Duration::from_secs(10),
-            |_, at: Instant| released.borrow_mut().push(at - start),
+            |_, at: Instant, _| released.borrow_mut().push(at - start),
             &mut stop,
             steering,
         );
@@ -429,7 +429,7 @@ mod tests {
             |_, _| {},
             start,
             start + Duration::from_secs(2),
-            |_, at: Instant| released.borrow_mut().push(at - start),
+            |_, at: Instant, _| released.borrow_mut().push(at - start),
             &mut stop,
             steering,
         );

@@ -267,7 +267,7 @@ pub fn op_families(id: &Identity, ops: Option<&[OpSnapshot]>) -> Vec<Family> {
         ),
         (
             "trafficgen_behind",
-            "Arrivals the generator released more than 10 ms after their intended start (its own lateness).",
+            "Arrivals the generator released more than 10 ms late, or dropped while releasing in bulk (its own lateness).",
             |c| c.behind,
         ),
         (
