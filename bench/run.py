@@ -49,6 +49,9 @@ OHA_VERSION = "1.16.0"
 CONNS = 50
 # HTTP/2 modes: streams per connection (`--h2-streams`); connections = CONNS / streams.
 H2_STREAMS = 10
+# `--baseline BIN`: another trafficgen binary (e.g. a release build of main) run as the tool
+# `trafficgen-base`, interleaved with the others: before/after figures from one invocation.
+BASELINE = ""
 GEN_CPU = "0"
 SERVER_CPU = "1"
 
@@ -281,7 +284,7 @@ def tool_cmd(tool: str, mode: str, url: str, secs: int, rate: int, work: Path, c
         k6 = [str(VENV_BIN / "k6"), "run", "--no-usage-report", "--quiet", "--summary-export", str(work / "k6.json"), str(script)]
         # Go's client would pick HTTP/2 by ALPN: the https mode measures HTTP/1.1 over TLS.
         return (["env", "GODEBUG=http2client=0"] + k6) if mode == "https" else k6
-    if tool == "trafficgen":
+    if tool in ("trafficgen", "trafficgen-base"):
         u = urllib.parse.urlsplit(url)
         base, path = f"{u.scheme}://{u.netloc}", u.path + (f"?{u.query}" if u.query else "")
         if closed:
@@ -295,7 +298,8 @@ def tool_cmd(tool: str, mode: str, url: str, secs: int, rate: int, work: Path, c
         scen = work / f"tg-{mode}.yaml"
         scen.write_text(TG_SCENARIO % {"mode": mode, "base": base, "conns": CONNS, "load": load, "path": path,
                                        "report": work / "tg.json", "target": target})
-        return [str(RELEASE / "trafficgen"), "run", str(scen), "--workers", "1", "--quiet"]
+        binary = str(RELEASE / "trafficgen") if tool == "trafficgen" else BASELINE
+        return [binary, "run", str(scen), "--workers", "1", "--quiet"]
     raise ValueError(tool)
 
 
@@ -322,7 +326,7 @@ def parse_latency(tool: str, out: str, work: Path) -> tuple[float | None, float 
         if tool == "k6":
             d = json.loads((work / "k6.json").read_text())["metrics"]["http_req_duration"]
             return d["med"], d["p(99)"]
-        if tool == "trafficgen":
+        if tool in ("trafficgen", "trafficgen-base"):
             rep = json.loads((work / "tg.json").read_text())
             rt = rep["totals"]["response_time_ms"]
             return rt["p50"], rt["p99"]
@@ -433,7 +437,7 @@ def memory_check(target, short: int, long: int, rate: int) -> dict:
 # ---------------------------------------------------------------- main
 
 def main() -> int:
-    global H2_STREAMS
+    global H2_STREAMS, BASELINE
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="2 reps x 3 s, nginx only, no memory check")
     ap.add_argument("--reps", type=int, default=5)
@@ -446,12 +450,17 @@ def main() -> int:
     ap.add_argument("--memory-secs", default="10,120")
     ap.add_argument("--h2-streams", type=int, default=H2_STREAMS,
                     help=f"HTTP/2 modes: streams per connection ({CONNS} / this = connections)")
+    ap.add_argument("--baseline", default="",
+                    help="another trafficgen binary, run as the tool `trafficgen-base` (before/after)")
     args = ap.parse_args()
+    BASELINE = args.baseline
     H2_STREAMS = max(1, min(CONNS, args.h2_streams))
     if args.quick:
         args.reps, args.secs, args.targets, args.no_memory = 2, 3, "nginx", True
 
     tools = args.tools.split(",")
+    if BASELINE and "trafficgen-base" not in tools:
+        tools.append("trafficgen-base")
     build = (["trafficgen"] if "trafficgen" in tools else []) + (["todo-api"] if "todo-api" in args.targets else [])
     install(args.no_install, build)
     modes = []

@@ -35,8 +35,11 @@ pub struct Head {
     pub body_bytes: u64,
     /// Interim (1xx) responses skipped before this one.
     pub interim: u32,
-    /// When the first byte of the response arrived (for time to first byte).
-    pub first_byte: Instant,
+    /// When the first byte of the response arrived (for time to first byte); None when the
+    /// first read held the whole response: then the caller's end time is that time too. The
+    /// clock is read only when a second read is needed, right after the first one was parsed,
+    /// so the common one-read response costs no clock read here.
+    pub first_byte: Option<Instant>,
 }
 
 /// A failed exchange.
@@ -311,9 +314,14 @@ fn interpret(resp: &httparse::Response<'_, '_>, head_only: bool) -> Result<Parse
 
 /// Parses a head at the start of `buf`: `Ok(None)` = incomplete.
 fn parse_head(buf: &[u8], head_only: bool) -> Result<Option<(usize, Parsed)>, Failure> {
-    let mut stack = [httparse::EMPTY_HEADER; STACK_HEADERS];
-    let mut resp = httparse::Response::new(&mut stack);
-    match resp.parse(buf) {
+    // Uninitialized slots: httparse writes the ones it fills, so the 32 slots are not zeroed
+    // on every response (768 bytes).
+    let mut stack =
+        [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_HEADERS];
+    let mut resp = httparse::Response::new(&mut []);
+    match httparse::ParserConfig::default()
+        .parse_response_with_uninit_headers(&mut resp, buf, &mut stack)
+    {
         Ok(httparse::Status::Complete(n)) => return Ok(Some((n, interpret(&resp, head_only)?))),
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(httparse::Error::TooManyHeaders) => {}
@@ -376,6 +384,7 @@ pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     bufs.body.clear();
     let mut interim = 0u32;
     let mut first_byte = None;
+    let mut got_bytes = false;
     // Head: read until a complete final head is at the start of rbuf.
     let (head_len, parsed) = loop {
         if !bufs.rbuf.is_empty() {
@@ -394,6 +403,9 @@ pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
                 None => {}
             }
         }
+        if got_bytes && first_byte.is_none() {
+            first_byte = Some(Instant::now());
+        }
         let room = MAX_HEAD - bufs.rbuf.len();
         let got = fill(stream, &mut bufs.rbuf, room.min(READ_CHUNK))
             .await
@@ -404,9 +416,7 @@ pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
                 nothing_received: bufs.rbuf.is_empty() && interim == 0,
             });
         }
-        if first_byte.is_none() {
-            first_byte = Some(Instant::now());
-        }
+        got_bytes = true;
     };
     let mut head = Head {
         status: parsed.status,
@@ -414,7 +424,7 @@ pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
         close: parsed.close,
         body_bytes: 0,
         interim,
-        first_byte: first_byte.unwrap_or_else(Instant::now),
+        first_byte,
     };
     let mut framing = parsed.framing;
     // Body: decode what follows the head in rbuf, drop it, read more.
@@ -468,6 +478,9 @@ pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
                 kind: ErrorKind::Io,
                 nothing_received: false,
             });
+        }
+        if head.first_byte.is_none() {
+            head.first_byte = Some(Instant::now());
         }
         let got = fill(stream, &mut bufs.rbuf, READ_CHUNK)
             .await
