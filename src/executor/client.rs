@@ -472,14 +472,9 @@ impl Client {
             bytes_received: head.map_or(0, |h| (h.head_len as u64).saturating_add(h.body_bytes)),
             connect_us: opened.map(|o| o.0),
             tls_us: opened.and_then(|o| o.1),
-            ttfb_us: head.map(|h| {
-                let first = h.first_byte.unwrap_or(done);
-                first.saturating_duration_since(sent).as_micros() as u64
-            }),
-            receive_us: head.map(|h| {
-                done.saturating_duration_since(h.first_byte.unwrap_or(done))
-                    .as_micros() as u64
-            }),
+            ttfb_us: head.map(|h| h.first_byte.saturating_duration_since(sent).as_micros() as u64),
+            receive_us: head
+                .map(|h| done.saturating_duration_since(h.first_byte).as_micros() as u64),
         };
         // The recorder decides whose client span is exported (the sampled share and every id
         // it will show) and shows an id only when this accepted its span.

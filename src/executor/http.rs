@@ -35,11 +35,8 @@ pub struct Head {
     pub body_bytes: u64,
     /// Interim (1xx) responses skipped before this one.
     pub interim: u32,
-    /// When the first byte of the response arrived (for time to first byte); None when the
-    /// first read held the whole response: then the caller's end time is that time too. The
-    /// clock is read only when a second read is needed, right after the first one was parsed,
-    /// so the common one-read response costs no clock read here.
-    pub first_byte: Option<Instant>,
+    /// When the first byte of the response arrived (for time to first byte).
+    pub first_byte: Instant,
 }
 
 /// A failed exchange.
@@ -314,14 +311,9 @@ fn interpret(resp: &httparse::Response<'_, '_>, head_only: bool) -> Result<Parse
 
 /// Parses a head at the start of `buf`: `Ok(None)` = incomplete.
 fn parse_head(buf: &[u8], head_only: bool) -> Result<Option<(usize, Parsed)>, Failure> {
-    // Uninitialized slots: httparse writes the ones it fills, so the 32 slots are not zeroed
-    // on every response (768 bytes).
-    let mut stack =
-        [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_HEADERS];
-    let mut resp = httparse::Response::new(&mut []);
-    match httparse::ParserConfig::default()
-        .parse_response_with_uninit_headers(&mut resp, buf, &mut stack)
-    {
+    let mut stack = [httparse::EMPTY_HEADER; STACK_HEADERS];
+    let mut resp = httparse::Response::new(&mut stack);
+    match resp.parse(buf) {
         Ok(httparse::Status::Complete(n)) => return Ok(Some((n, interpret(&resp, head_only)?))),
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(httparse::Error::TooManyHeaders) => {}
@@ -384,7 +376,6 @@ pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     bufs.body.clear();
     let mut interim = 0u32;
     let mut first_byte = None;
-    let mut got_bytes = false;
     // Head: read until a complete final head is at the start of rbuf.
     let (head_len, parsed) = loop {
         if !bufs.rbuf.is_empty() {
@@ -403,9 +394,6 @@ pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
                 None => {}
             }
         }
-        if got_bytes && first_byte.is_none() {
-            first_byte = Some(Instant::now());
-        }
         let room = MAX_HEAD - bufs.rbuf.len();
         let got = fill(stream, &mut bufs.rbuf, room.min(READ_CHUNK))
             .await
@@ -416,7 +404,9 @@ pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
                 nothing_received: bufs.rbuf.is_empty() && interim == 0,
             });
         }
-        got_bytes = true;
+        if first_byte.is_none() {
+            first_byte = Some(Instant::now());
+        }
     };
     let mut head = Head {
         status: parsed.status,
@@ -424,7 +414,7 @@ pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
         close: parsed.close,
         body_bytes: 0,
         interim,
-        first_byte,
+        first_byte: first_byte.unwrap_or_else(Instant::now),
     };
     let mut framing = parsed.framing;
     // Body: decode what follows the head in rbuf, drop it, read more.
@@ -478,9 +468,6 @@ pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
                 kind: ErrorKind::Io,
                 nothing_received: false,
             });
-        }
-        if head.first_byte.is_none() {
-            head.first_byte = Some(Instant::now());
         }
         let got = fill(stream, &mut bufs.rbuf, READ_CHUNK)
             .await
