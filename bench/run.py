@@ -442,8 +442,9 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="2 reps x 3 s, nginx only, no memory check")
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--secs", type=int, default=10)
-    ap.add_argument("--tools", default="wrk,oha,hey,k6,trafficgen")
-    ap.add_argument("--modes", default="closed,open5000,open20000")
+    ap.add_argument("--tools", default="wrk,h2load,oha,hey,k6,trafficgen")
+    ap.add_argument("--modes", default="closed,open5000,open20000,https,h2,h2c",
+                    help="closed, openN (N/s), https, h2, h2c (the last three against nginx only)")
     ap.add_argument("--targets", default="nginx,todo-api")
     ap.add_argument("--no-install", action="store_true")
     ap.add_argument("--no-memory", action="store_true")
