@@ -16,6 +16,7 @@ prior knowledge), both closed loop with `--h2-streams` streams per connection (n
     python3 bench/run.py --targets todo-api --modes closed --tools wrk,trafficgen
     python3 bench/run.py --targets nginx --modes https --tools wrk,oha,trafficgen
     python3 bench/run.py --targets nginx --modes h2,h2c --tools h2load,oha,trafficgen
+    python3 bench/run.py --latency        # response time vs oha -lc (1000/s, 20000/s), CPU at 5000/s
 
 Raw runs go to bench/results/<stamp>/runs.json; the tables are printed and written next to them
 as table.md. Traffic goes to 127.0.0.1 only, and every run is bounded by --secs.
@@ -434,6 +435,66 @@ def memory_check(target, short: int, long: int, rate: int) -> dict:
             "growth": b / a - 1, "runs": [out[short], out[long]]}
 
 
+# ---------------------------------------------------------------- latency mode
+
+def latency_mode(reps: int, secs: int, outdir: Path) -> str:
+    """`--latency`: trafficgen's response time against an exact-pacing reference, oha
+    `--latency-correction`, in the same invocation against the same nginx (interleaved, `reps`
+    each), at 1 000/s and 20 000/s; then CPU per request of both at 5 000/s. Goals: p50 within
+    50 µs and p99 within 200 µs of oha's, CPU per request <= 0.75x oha's. Returns the table."""
+    goals = {"p50_ms": 0.050, "p99_ms": 0.200}
+    target = Nginx()
+    rows: list[dict] = []
+    try:
+        for rate in (1000, 20000, 5000):
+            for rep in range(reps):
+                for tool in ("oha", "trafficgen"):
+                    r = one_run(tool, "open", target, secs, rate)
+                    r["rep"] = rep
+                    rows.append(r)
+                    print(f"  latency {rate:>6}/s rep {rep} {tool:10} p50 {fmt(r['p50_ms'], 3)} ms  p99 {fmt(r['p99_ms'], 3)} ms  "
+                          f"{r['cpu_us_per_req']:6.2f} µs/req  achieved {r['achieved_over_target']:.4f}  exit {r['exit']}", flush=True)
+    finally:
+        target.stop()
+    (outdir / "latency.json").write_text(json.dumps(rows, indent=1))
+
+    def med(tool, rate, k):
+        return median([r[k] for r in rows if r["tool"] == tool and r["rate"] == rate])
+
+    md = [f"### latency vs oha -lc against nginx ({reps} reps x {secs} s, medians, 1 worker each, {CONNS} connections)\n",
+          "| rate | trafficgen p50 ms | oha -lc p50 ms | Δp50 µs, paired (goal ±50) | trafficgen p99 ms | oha -lc p99 ms | Δp99 µs, paired (goal ±200) |",
+          "|---|---|---|---|---|---|---|"]
+    def paired(rate, k):
+        """Median over reps of (trafficgen − oha) of the same rep: the two ran back to back, so
+        a noisy minute of a shared machine moves both."""
+        by = {(r["tool"], r["rep"]): r[k] for r in rows if r["rate"] == rate}
+        ds = [by[("trafficgen", i)] - by[("oha", i)] for i in range(reps)
+              if by.get(("trafficgen", i)) is not None and by.get(("oha", i)) is not None]
+        return median(ds)
+
+    for rate in (1000, 20000):
+        t50, o50, t99, o99 = (med("trafficgen", rate, "p50_ms"), med("oha", rate, "p50_ms"),
+                              med("trafficgen", rate, "p99_ms"), med("oha", rate, "p99_ms"))
+        d50, d99 = paired(rate, "p50_ms"), paired(rate, "p99_ms")
+        d50 = None if d50 is None else d50 * 1000
+        d99 = None if d99 is None else d99 * 1000
+        ok50 = "" if d50 is None else (" ✓" if abs(d50) <= goals["p50_ms"] * 1000 else " ✗")
+        ok99 = "" if d99 is None else (" ✓" if abs(d99) <= goals["p99_ms"] * 1000 else " ✗")
+        md.append(f"| {rate} | {fmt(t50, 3)} | {fmt(o50, 3)} | {fmt(d50, 0)}{ok50} | {fmt(t99, 3)} | {fmt(o99, 3)} | {fmt(d99, 0)}{ok99} |")
+    tc, oc = med("trafficgen", 5000, "cpu_us_per_req"), med("oha", 5000, "cpu_us_per_req")
+    ratio = None if None in (tc, oc) or not oc else tc / oc
+    pr = median([a["cpu_us_per_req"] / b["cpu_us_per_req"] for a in rows for b in rows
+                 if a["rate"] == b["rate"] == 5000 and a["rep"] == b["rep"]
+                 and a["tool"] == "trafficgen" and b["tool"] == "oha" and b["cpu_us_per_req"]])
+    ok = "" if ratio is None else (" ✓" if ratio <= 0.75 else " ✗")
+    md.append(f"\nCPU per request at 5000/s: trafficgen {fmt(tc)} µs, oha -lc {fmt(oc)} µs, ratio of medians {fmt(ratio)}{ok}, "
+              f"paired {fmt(pr)} (goal ≤ 0.75)\n")
+    text = "\n".join(md)
+    print("\n" + text)
+    (outdir / "latency.md").write_text(text)
+    return text
+
+
 # ---------------------------------------------------------------- main
 
 def main() -> int:
@@ -453,9 +514,17 @@ def main() -> int:
                     help=f"HTTP/2 modes: streams per connection ({CONNS} / this = connections)")
     ap.add_argument("--baseline", default="",
                     help="another trafficgen binary, run as the tool `trafficgen-base` (before/after)")
+    ap.add_argument("--latency", action="store_true",
+                    help="only the latency comparison with oha -lc at 1000/s and 20000/s, and CPU at 5000/s (nginx)")
     args = ap.parse_args()
     BASELINE = args.baseline
     H2_STREAMS = max(1, min(CONNS, args.h2_streams))
+    if args.latency:
+        install(args.no_install, ["trafficgen"])
+        outdir = BENCH / "results" / (time.strftime("%Y%m%d-%H%M%S") + "-latency")
+        outdir.mkdir(parents=True, exist_ok=True)
+        latency_mode(args.reps, args.secs, outdir)
+        return 0
     if args.quick:
         args.reps, args.secs, args.targets, args.no_memory = 2, 3, "nginx", True
 

@@ -54,18 +54,53 @@ pub async fn run(cli: Cli, out: &mut dyn Write, shutdown: impl Future<Output = (
 }
 
 /// The plan of a scenario file, or every problem printed and `Exit::Invalid`.
-fn build_plan(path: &Path, overrides: &plan::Overrides) -> Result<Plan, Exit> {
+fn build_plan(
+    path: &Path,
+    overrides: &plan::Overrides,
+    args: Option<&RunArgs>,
+) -> Result<Plan, Exit> {
     plan::build(path, overrides).map_err(|errors| {
-        for e in &errors {
-            eprintln!("{e}");
-        }
+        print_problems(&errors, args);
         eprintln!("{} problem(s) in {}", errors.len(), path.display());
         Exit::Invalid
     })
 }
 
+/// Problems on stderr; those of a command-line value name it as the user gave it: the
+/// `TRAFFICGEN_*` variable when it came from the environment, and in quick mode the flag
+/// rather than a place in the scenario text made of the flags.
+fn print_problems(errors: &[plan::PlanError], args: Option<&RunArgs>) {
+    let mut shown: Vec<String> = Vec::new();
+    for e in errors {
+        let mut e = e.clone();
+        if e.file == plan::COMMAND_LINE {
+            let flag = match e.field.as_str() {
+                "load.stages[0].duration" => Some("--duration"),
+                "load.stages[0].rate" | "load.start_rate" => Some("--rate"),
+                "load.stages[0].vus" | "load.start_vus" => Some("--vus"),
+                _ => None,
+            };
+            if let Some(flag) = flag.filter(|_| e.line > 0) {
+                (e.line, e.column, e.field) = (0, 0, flag.to_string());
+            }
+            if let Some(a) = args {
+                e.field = a.source_name(&e.field).to_string();
+            }
+        }
+        let line = e.to_string();
+        if !shown.contains(&line) {
+            eprintln!("{line}");
+            shown.push(line);
+        }
+    }
+}
+
 /// Quick mode: the flags as a one-operation scenario, validated like a file.
-fn quick_plan(q: &plan::quick::Quick, overrides: &plan::Overrides) -> Result<Plan, Exit> {
+fn quick_plan(
+    q: &plan::quick::Quick,
+    overrides: &plan::Overrides,
+    args: &RunArgs,
+) -> Result<Plan, Exit> {
     let text = plan::quick::scenario_text(q).map_err(|m| {
         eprintln!("trafficgen run: {m}");
         Exit::Invalid
@@ -82,15 +117,13 @@ fn quick_plan(q: &plan::quick::Quick, overrides: &plan::Overrides) -> Result<Pla
         std::env::var(n).ok()
     })
     .map_err(|errors| {
-        for e in &errors {
-            eprintln!("{e}");
-        }
+        print_problems(&errors, Some(args));
         Exit::Invalid
     })
 }
 
 fn validate(path: &Path, out: &mut dyn Write) -> Exit {
-    match build_plan(path, &plan::Overrides::default()) {
+    match build_plan(path, &plan::Overrides::default(), None) {
         Ok(p) => {
             let _ = writeln!(
                 out,
@@ -114,7 +147,15 @@ fn merge(
         .iter()
         .map(|p| Report::read(p))
         .collect::<Result<Vec<_>, _>>()?;
-    let merged = verdict::merge_reports(&reports)?;
+    let merged = match verdict::merge_reports(&reports) {
+        Ok(m) => m,
+        // Reports of different plans or runs: a usage error (exit 2, as `exit.rs` documents).
+        Err(e @ crate::report::ReportError::Mismatch(_)) => {
+            eprintln!("trafficgen: {e}");
+            return Ok(Exit::Invalid);
+        }
+        Err(e) => return Err(e.into()),
+    };
     if let Some(o) = output {
         merged.write(o)?;
     }
@@ -159,7 +200,7 @@ fn compare(
 }
 
 async fn verify_cmd(report: &Path, scenario: &Path, out: &mut dyn Write) -> anyhow::Result<Exit> {
-    let plan = match build_plan(scenario, &plan::Overrides::default()) {
+    let plan = match build_plan(scenario, &plan::Overrides::default(), None) {
         Ok(p) => p,
         Err(e) => return Ok(e),
     };
@@ -208,10 +249,9 @@ async fn run_scenario(
     let mut overrides = args.overrides();
     overrides.segment = segment;
     let built = match (&args.scenario, args.quick()) {
-        (_, Some(q)) => {
-            quick_plan(&q, &overrides).map_err(|e| (e, "invalid quick-mode flags".to_string()))
-        }
-        (Some(path), None) => build_plan(path, &overrides)
+        (_, Some(q)) => quick_plan(&q, &overrides, args)
+            .map_err(|e| (e, "invalid quick-mode flags".to_string())),
+        (Some(path), None) => build_plan(path, &overrides, Some(args))
             .map_err(|e| (e, format!("invalid scenario {}", path.display()))),
         (None, None) => Err((Exit::Invalid, "give a scenario file or --url".to_string())),
     };
@@ -222,11 +262,77 @@ async fn run_scenario(
             return Ok(e);
         }
     };
+    let problems = preflight(&plan);
+    if !problems.is_empty() {
+        for p in &problems {
+            eprintln!("trafficgen: {p}");
+        }
+        coord::summary_before_run(&opts, plan.segment, &problems.join("; "));
+        return Ok(Exit::Invalid);
+    }
     let workers = args
         .workers
         .unwrap_or_else(executor::default_workers)
         .max(1);
     coord::run(plan, workers, &opts, out, shutdown).await
+}
+
+/// What would only fail after the load, checked before it (a two-hour soak must not lose its
+/// report to a typo): every output file's directory exists and takes a new file (one is
+/// created and removed beside it), and the metrics and dashboard addresses can be bound.
+/// Each problem names the setting.
+pub fn preflight(plan: &Plan) -> Vec<String> {
+    let mut problems = Vec::new();
+    let outputs = [
+        ("report", plan.output.report.as_deref()),
+        ("html", plan.output.html.as_deref()),
+        ("junit", plan.output.junit.as_deref()),
+    ];
+    for (what, path) in outputs {
+        if let Some(p) = path
+            && let Err(m) = writable(p)
+        {
+            problems.push(format!("the {what} path {}: {m}", p.display()));
+        }
+    }
+    let addrs = [
+        ("metrics address", plan.telemetry.metrics_addr),
+        ("dashboard address", plan.output.dashboard),
+    ];
+    for (what, addr) in addrs {
+        if let Some(a) = addr
+            && let Err(e) = std::net::TcpListener::bind(a)
+        {
+            problems.push(format!("the {what} {a} cannot be bound: {e}"));
+        }
+    }
+    problems
+}
+
+/// Whether a file can be written at `path`: not a directory, in an existing directory where a
+/// new file can be created (and is removed at once).
+fn writable(path: &Path) -> Result<(), String> {
+    if path.is_dir() {
+        return Err("is a directory".into());
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(format!("the directory {} does not exist", dir.display()));
+    }
+    let name = path
+        .file_name()
+        .map_or("report".into(), |n| n.to_string_lossy().into_owned());
+    let probe = dir.join(format!(".{name}.{}.trafficgen-check", std::process::id()));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .map_err(|e| format!("cannot create a file in {}: {e}", dir.display()))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
 }
 
 /// Runs a resolved plan in this process alone: starts the embedded todo-api when the plan has

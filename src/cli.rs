@@ -1,7 +1,8 @@
 //! The command line (clap derive). Flags are overrides of the scenario; each also reads an
-//! environment variable `TRAFFICGEN_<FLAG>`. Precedence, highest first: command-line flag >
-//! environment variable > scenario file > built-in default (clap resolves the first two, the
-//! plan stage the rest).
+//! environment variable `TRAFFICGEN_<FLAG>` (`env.rs`: the same values as the flag, empty =
+//! unset, errors naming the variable). Precedence, highest first: command-line flag >
+//! environment variable > scenario file > built-in default (this module resolves the first
+//! two, the plan stage the rest).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,6 +11,9 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::plan::{Overrides, Progress, Segment};
+
+mod env;
+pub use env::CliError;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -141,14 +145,14 @@ pub struct RunArgs {
     #[arg(long, env = "TRAFFICGEN_SEED")]
     pub seed: Option<u64>,
     /// Worker threads (default: one per two cores, 1..=8).
-    #[arg(long, env = "TRAFFICGEN_WORKERS")]
+    #[arg(long, env = "TRAFFICGEN_WORKERS", value_parser = parse_workers)]
     pub workers: Option<usize>,
     /// This process's share of a distributed run, `i/N` (0-based i).
     #[arg(long, env = "TRAFFICGEN_SEGMENT", value_parser = parse_segment)]
     pub segment: Option<Segment>,
     /// A distributed run of N segments; this process's index comes from `JOB_COMPLETION_INDEX`
     /// (set by a Kubernetes Indexed Job). Either this or --segment.
-    #[arg(long, env = "TRAFFICGEN_SEGMENTS", conflicts_with = "segment")]
+    #[arg(long, env = "TRAFFICGEN_SEGMENTS", conflicts_with = "segment", value_parser = parse_segments)]
     pub segments: Option<u32>,
     /// HOST:PORT of segment 0, which coordinates a distributed run (it listens on PORT on all
     /// interfaces; the others connect). Needs --segment or --segments. Default port 7000.
@@ -156,7 +160,7 @@ pub struct RunArgs {
     pub coordinator: Option<crate::coord::Address>,
     /// How long the coordinator waits for every segment to register (and, after its own load,
     /// for their reports); how long a segment keeps trying to reach the coordinator.
-    #[arg(long, env = "TRAFFICGEN_COORDINATOR_TIMEOUT", value_parser = parse_duration, default_value = "5m")]
+    #[arg(long, env = "TRAFFICGEN_COORDINATOR_TIMEOUT", value_parser = parse_wait, default_value = "5m")]
     pub coordinator_timeout: Duration,
     /// Where to write a compact JSON summary (≤ 4 KiB: verdict, totals, thresholds) on every
     /// exit path of a run; e.g. /dev/termination-log in Kubernetes.
@@ -188,9 +192,22 @@ pub struct RunArgs {
     pub remote_write: Option<String>,
     #[arg(long, env = "TRAFFICGEN_GRAFANA_URL", hide_env_values = true)]
     pub grafana_url: Option<String>,
+    /// `(--flag, VARIABLE)` for each value that came from the environment, so problems with it
+    /// name the variable.
+    #[arg(skip)]
+    pub from_env: Vec<(String, String)>,
 }
 
 impl RunArgs {
+    /// `field` (a flag such as `--rate`) named as the user gave it: the variable when the value
+    /// came from the environment.
+    pub fn source_name<'a>(&'a self, field: &'a str) -> &'a str {
+        self.from_env
+            .iter()
+            .find(|(flag, _)| flag == field)
+            .map_or(field, |(_, var)| var.as_str())
+    }
+
     /// The quick-mode flags, when --url is given.
     pub fn quick(&self) -> Option<crate::plan::quick::Quick> {
         Some(crate::plan::quick::Quick {
@@ -284,6 +301,21 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     s.parse::<crate::scenario::units::Duration>().map(|d| d.0)
 }
 
+/// A duration for a whole-phase wait (`--coordinator-timeout`): at most the scenario format's
+/// `MAX_WAIT` (24h), so deadlines computed from it never overflow.
+pub fn parse_wait(s: &str) -> Result<Duration, String> {
+    let max = crate::scenario::limits::MAX_WAIT;
+    let d = parse_duration(s)?;
+    if d > max {
+        return Err(format!(
+            "`{}` is beyond the limit of {}h",
+            s.trim(),
+            max.as_secs() / 3600
+        ));
+    }
+    Ok(d)
+}
+
 /// `true`/`false`/`1`/`0` (also `yes`/`no`, `on`/`off`), for flags that variables set.
 pub fn parse_bool(s: &str) -> Result<bool, String> {
     match s.trim().to_ascii_lowercase().as_str() {
@@ -298,7 +330,25 @@ pub fn parse_coordinator(s: &str) -> Result<crate::coord::Address, String> {
     s.parse()
 }
 
-/// `i/N` with 0 <= i < N.
+/// Worker threads: 1..=`MAX_WORKERS`.
+pub fn parse_workers(s: &str) -> Result<usize, String> {
+    let max = crate::scenario::limits::MAX_WORKERS;
+    match s.trim().parse::<usize>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(format!("{s}: expected a number of workers in 1..={max}")),
+    }
+}
+
+/// A segment count N: 0..=`MAX_SEGMENTS` (0 is reported by `resolve_segment`).
+pub fn parse_segments(s: &str) -> Result<u32, String> {
+    let max = crate::scenario::limits::MAX_SEGMENTS;
+    match s.trim().parse::<u32>() {
+        Ok(n) if n <= max => Ok(n),
+        _ => Err(format!("{s}: expected a number of segments up to {max}")),
+    }
+}
+
+/// `i/N` with 0 <= i < N <= `MAX_SEGMENTS`.
 pub fn parse_segment(s: &str) -> Result<Segment, String> {
     let (i, n) = s
         .split_once('/')
@@ -313,6 +363,12 @@ pub fn parse_segment(s: &str) -> Result<Segment, String> {
         .map_err(|_| format!("{s}: N is not a number"))?;
     if count == 0 || index >= count {
         return Err(format!("{s}: need 0 <= i < N"));
+    }
+    if count > crate::scenario::limits::MAX_SEGMENTS {
+        return Err(format!(
+            "{s}: at most {} segments",
+            crate::scenario::limits::MAX_SEGMENTS
+        ));
     }
     Ok(Segment { index, count })
 }
@@ -331,6 +387,11 @@ mod tests {
         assert!(parse_duration("2").is_err());
         assert!(parse_duration("30s1m").is_err());
         assert!(parse_duration("5x").is_err());
+        assert_eq!(parse_wait("24h"), Ok(Duration::from_secs(86_400)));
+        assert_eq!(
+            parse_wait("4000000000000000h"),
+            Err("`4000000000000000h` is beyond the limit of 24h".into())
+        );
         assert_eq!(parse_segment("1/4"), Ok(Segment { index: 1, count: 4 }));
         assert!(parse_segment("4/4").is_err());
     }

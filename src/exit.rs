@@ -6,8 +6,10 @@
 //! |---|---|
 //! | 0 | passed, or no threshold or assertion was set (said as such) |
 //! | 1 | any other error, including a generator failure (a worker panicked, the report could not be written) |
-//! | 2 | invalid command line or scenario |
+//! | 2 | invalid command line or scenario (a value beyond a limit included); `report merge` of reports of different plans or runs |
 //! | 3 | the target never became ready |
+//! | 96 | a server-side fault window could not be applied (no fault API, token refused) |
+//! | 97 | the generator could not keep its schedule: latency figures are not trustworthy (unless `load.allow_schedule_miss`) |
 //! | 98 | a threshold with `abort_on_fail` stopped the run |
 //! | 99 | a threshold was crossed (also with failed assertions), or a `report compare` regression |
 //! | 100 | an observability assertion failed |
@@ -22,6 +24,8 @@ pub fn code(state: VerdictState) -> u8 {
     match state {
         VerdictState::Passed | VerdictState::NoThresholds => 0,
         VerdictState::GeneratorFailed | VerdictState::NotJudged => 1,
+        VerdictState::FaultsFailed => 96,
+        VerdictState::ScheduleMissed => 97,
         VerdictState::Aborted => 98,
         VerdictState::ThresholdsFailed | VerdictState::ThresholdsAndVerifyFailed => 99,
         VerdictState::VerifyFailed => 100,
@@ -76,6 +80,8 @@ mod tests {
             (Exit::Judged(VerdictState::GeneratorFailed), 1),
             (Exit::Invalid, 2),
             (Exit::NotReady, 3),
+            (Exit::Judged(VerdictState::FaultsFailed), 96),
+            (Exit::Judged(VerdictState::ScheduleMissed), 97),
             (Exit::Judged(VerdictState::Aborted), 98),
             (Exit::Judged(VerdictState::ThresholdsFailed), 99),
             (Exit::Judged(VerdictState::ThresholdsAndVerifyFailed), 99),

@@ -77,6 +77,8 @@ struct HeaderWindow {
 #[derive(Debug, Clone)]
 pub struct HeaderFaults {
     windows: Vec<HeaderWindow>,
+    /// Header windows the control API opens during the run (`None` without a control API).
+    live: Option<std::sync::Arc<live::LiveWindows>>,
 }
 
 impl HeaderFaults {
@@ -122,12 +124,24 @@ impl HeaderFaults {
                 }
             })
             .collect();
-        HeaderFaults { windows }
+        HeaderFaults {
+            windows,
+            live: None,
+        }
     }
 
-    /// True when the plan has no header-fault windows (the executor skips the call).
+    /// These faults plus the windows the control API opens in `live` during the run.
+    pub fn with_live(self, live: std::sync::Arc<live::LiveWindows>) -> Self {
+        HeaderFaults {
+            live: Some(live),
+            ..self
+        }
+    }
+
+    /// True when the plan has no header-fault windows and no control API can open one (the
+    /// executor skips the call).
     pub fn is_empty(&self) -> bool {
-        self.windows.is_empty()
+        self.windows.is_empty() && self.live.is_none()
     }
 
     /// `elapsed` = intended start offset of the request from the start of the load.
@@ -171,7 +185,8 @@ impl HeaderFaults {
                 span: w.span.clone(),
             });
         }
-        None
+        // Windows opened through the control API come after the plan's.
+        self.live.as_ref().and_then(|l| l.pick(op, elapsed, rng))
     }
 }
 
@@ -280,6 +295,8 @@ struct Shared {
     /// Rule ids the server returned, in the order they were set.
     ids: Vec<String>,
     errors: Vec<String>,
+    /// Windows whose rule could not be set: (index into `plan.faults`, why), in order.
+    failed: Vec<(usize, String)>,
     /// The target's fault counter before the load (None: not read in time, or no counter).
     before: Option<Counter>,
 }
@@ -322,7 +339,13 @@ impl ServerFaults {
                     let mut s = shared.lock().unwrap_or_else(|p| p.into_inner());
                     match result {
                         Ok(id) => s.ids.push(id),
-                        Err(e) => s.errors.push(format!("fault window {window}: {e}")),
+                        Err(e) => {
+                            s.errors.push(format!("fault window {window}: {e}"));
+                            // A window of several rules (one per route) fails once.
+                            if !s.failed.iter().any(|(w, _)| *w == window) {
+                                s.failed.push((window, e));
+                            }
+                        }
                     }
                 }
             })
@@ -349,6 +372,19 @@ impl ServerFaults {
             .unwrap_or_else(|p| p.into_inner())
             .ids
             .clone()
+    }
+
+    /// The windows whose rule could not be set so far: (index into `plan.faults`, why), in
+    /// the order they failed. The run loop polls it to mark them failed as they happen.
+    pub fn failed_windows(&self) -> Vec<(usize, String)> {
+        let secrets: Vec<String> = self.token.iter().cloned().collect();
+        self.shared
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .failed
+            .iter()
+            .map(|(w, e)| (*w, crate::secrets::scrub(e, &secrets)))
+            .collect()
     }
 
     /// Cancels pending windows and deletes the rules this run set. Errors are returned as text.
@@ -417,7 +453,7 @@ impl Drop for ServerFaults {
     }
 }
 
-async fn post_rule(
+pub(crate) async fn post_rule(
     client: &reqwest::Client,
     base: &str,
     token: Option<&str>,
@@ -461,6 +497,7 @@ async fn post_rule(
 }
 
 mod counter;
+pub mod live;
 pub use counter::{
     ByKind, Counter, Measured, RouteFaults, TargetFaults, parse_fault_counter, read_counter,
 };

@@ -3,11 +3,19 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use trafficgen::{app, cli::Cli};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::parse_process() {
+        Ok(cli) => cli,
+        Err(trafficgen::cli::CliError::Clap(e)) => e.exit(),
+        Err(trafficgen::cli::CliError::Env(problems)) => {
+            for p in &problems {
+                eprintln!("trafficgen: environment variable {p}");
+            }
+            return ExitCode::from(2);
+        }
+    };
     // The generator's own diagnostics (stderr) and, with an OTLP endpoint, its own spans.
     let endpoint = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok();
     let _tracing = trafficgen::telemetry::init::init_tracing(endpoint.as_deref())

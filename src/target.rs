@@ -102,51 +102,116 @@ impl Embedded {
     }
 }
 
-/// Polls the readiness path until it answers 2xx (true) or the timeout passes (false).
-pub async fn wait_ready(plan: &Plan, target: &Target) -> bool {
-    let r = &plan.target.ready;
-    let url = format!("{}{}", target.url, r.path);
+/// A client for the generator's own calls to the target outside the load (readiness,
+/// `mix.cleanup`): it trusts what the load trusts (`target.tls`, not the platform's roots)
+/// and speaks HTTP/2 with prior knowledge to an HTTP/2-only cleartext target, as the load does.
+pub fn control_client(
+    plan: &Plan,
+    target: &Target,
+    timeout: Duration,
+) -> Result<reqwest::Client, String> {
     let mut builder = reqwest::Client::builder();
-    // The probe trusts what the load trusts (target.tls), not the platform's roots.
     if target.base.scheme == "https" {
-        match crate::executor::tls::client_config(&plan.target.tls, &[b"http/1.1"]) {
-            Ok(c) => builder = builder.use_preconfigured_tls(c),
-            Err(e) => {
-                eprintln!("trafficgen: {}: {e}", target.base.host);
-                return false;
-            }
-        }
+        let c = crate::executor::tls::client_config(&plan.target.tls, &[b"http/1.1"])
+            .map_err(|e| format!("TLS error: {}: {e}", target.base.host))?;
+        builder = builder.use_preconfigured_tls(c);
     }
-    // An HTTP/2-only cleartext target (h2c) is probed with prior knowledge too.
     if plan.target.http_version == crate::plan::HttpVersion::Http2 && target.base.scheme == "http" {
         builder = builder.http2_prior_knowledge();
     }
-    let client = match builder
-        .timeout(
-            r.interval
-                .max(Duration::from_millis(200))
-                .min(Duration::from_secs(5)),
-        )
+    builder
+        .timeout(timeout)
         .build()
-    {
-        Ok(c) => c,
-        Err(_) => return false,
+        .map_err(|e| format!("cannot build an HTTP client: {e}"))
+}
+
+/// Why the target was not ready: the last attempt's answer or error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotReady {
+    /// e.g. `connection refused`, `HTTP 503`, `timeout (no answer within 1s)`, `TLS error: …`.
+    pub last: String,
+    pub attempts: u32,
+}
+
+/// How often the wait says it is still waiting (stderr, not in quiet mode).
+const WAIT_NOTE_EVERY: Duration = Duration::from_secs(1);
+
+/// Polls the readiness path until it answers 2xx, or the timeout passes (then the last
+/// attempt's reason). While waiting, a line about every second on stderr (not with `quiet`).
+pub async fn wait_ready(plan: &Plan, target: &Target) -> Result<(), NotReady> {
+    let quiet = plan.output.progress == crate::plan::Progress::Quiet;
+    let r = &plan.target.ready;
+    let url = format!("{}{}", target.url, r.path);
+    let probe_timeout = r
+        .interval
+        .max(Duration::from_millis(200))
+        .min(Duration::from_secs(5));
+    let client = control_client(plan, target, probe_timeout)
+        .map_err(|last| NotReady { last, attempts: 0 })?;
+    let started = Instant::now();
+    let Some(deadline) = started.checked_add(r.timeout) else {
+        return Err(NotReady {
+            last: "ready.timeout is too long".into(),
+            attempts: 0,
+        });
     };
-    let Some(deadline) = Instant::now().checked_add(r.timeout) else {
-        return false;
-    };
+    let mut attempts = 0u32;
+    let mut next_note = started + WAIT_NOTE_EVERY;
     loop {
-        if let Ok(resp) = client.get(&url).send().await
-            && resp.status().is_success()
-        {
-            return true;
-        }
-        if Instant::now()
+        attempts = attempts.saturating_add(1);
+        let last = match client.get(&url).send().await {
+            Ok(resp) if resp.status().is_success() => return Ok(()),
+            Ok(resp) => format!("HTTP {}", resp.status().as_u16()),
+            Err(e) => reason(&e, probe_timeout),
+        };
+        let now = Instant::now();
+        if now
             .checked_add(r.interval)
             .is_none_or(|next| next > deadline)
         {
-            return false;
+            return Err(NotReady { last, attempts });
+        }
+        if !quiet && now >= next_note {
+            eprintln!(
+                "trafficgen: waiting for {url} to be ready ({:.0}s of {:.0}s, {attempts} attempt(s)): {last}",
+                now.saturating_duration_since(started).as_secs_f64(),
+                r.timeout.as_secs_f64()
+            );
+            next_note = now + WAIT_NOTE_EVERY;
         }
         tokio::time::sleep(r.interval).await;
+    }
+}
+
+/// A probe error in a few words: what a person checks first.
+fn reason(e: &reqwest::Error, timeout: Duration) -> String {
+    if e.is_timeout() {
+        return format!("timeout (no answer within {timeout:?})");
+    }
+    // Walk the chain, also into wrapped `io::Error`s (whose `source` skips what they wrap).
+    let mut at: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    let mut innermost = None;
+    while let Some(s) = at {
+        if let Some(tls) = s.downcast_ref::<rustls::Error>() {
+            return format!("TLS error: {tls}");
+        }
+        innermost = Some(s);
+        at = match s.downcast_ref::<std::io::Error>() {
+            Some(io) => match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => return "connection refused".into(),
+                std::io::ErrorKind::ConnectionReset => return "connection reset".into(),
+                std::io::ErrorKind::TimedOut => return "connect timeout".into(),
+                _ => match io.get_ref() {
+                    Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+                    None => s.source(),
+                },
+            },
+            None => s.source(),
+        };
+    }
+    match innermost {
+        Some(s) if e.is_connect() => format!("connect error: {s}"),
+        Some(s) => s.to_string(),
+        None => e.to_string(),
     }
 }

@@ -266,10 +266,14 @@ async fn run_as(
             r = target::wait_ready(&plan, &target).instrument(tracing::info_span!("readiness")) => r,
             _ = &mut shutdown => return interrupted(),
         };
-        if !ready {
+        if let Err(why) = ready {
             let msg = format!(
-                "target {}{} not ready within {:?}",
-                target.url, plan.target.ready.path, plan.target.ready.timeout
+                "target {}{} not ready within {:?}: last attempt: {} ({} attempt(s))",
+                target.url,
+                plan.target.ready.path,
+                plan.target.ready.timeout,
+                why.last,
+                why.attempts
             );
             eprintln!("trafficgen: {msg}");
             return Ok(Ended::early(Exit::NotReady, "not_ready", msg));
@@ -300,6 +304,10 @@ async fn run_as(
             },
         };
         let (run_id, start) = match announced {
+            // An uncoordinated segment (`--segment i/N` without `--coordinator`): the run id
+            // is the plan's fingerprint (it includes the seed), so the segments of one run
+            // agree on it and `report merge` can tell runs apart.
+            None if plan.segment.count > 1 => (format!("p{}", plan.fingerprint()), None),
             None => (target::random_id(), None),
             Some(s) => {
                 plan.seed = s.seed;

@@ -47,6 +47,43 @@ pub struct Client {
     pub(super) cookie: Vec<u8>,
     /// HTTP/2: this client's last request in its converted form (see `h2::Cache`).
     pub(super) h2cache: super::h2::Cache,
+    /// `path` is a same-origin absolute path the target gave (a captured `Location`): the
+    /// base URL's prefix is not prepended. Taken by the next `send`.
+    pub(super) path_absolute: bool,
+    /// The flow being run: what its steps add up to.
+    pub(super) flow: FlowAcc,
+}
+
+/// One flow's outcome so far, from its steps' requests: the flow is recorded once, as one
+/// request of its operation, when it ends.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct FlowAcc {
+    pub first_sent: Option<Instant>,
+    pub lag_us: u64,
+    pub late: bool,
+    pub answered: bool,
+    pub status: Option<u16>,
+    /// The first failure ends the flow; it is the flow's error.
+    pub error: Option<ErrorKind>,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+}
+
+impl FlowAcc {
+    fn note(&mut self, r: &RequestRecord, sent: Instant) {
+        if self.first_sent.is_none() {
+            self.first_sent = Some(sent);
+            self.lag_us = r.lag_us;
+            self.late = r.late;
+        }
+        self.answered |= r.rt_us.is_some();
+        self.status = r.status.or(self.status);
+        if self.error.is_none() {
+            self.error = r.error;
+        }
+        self.bytes_sent = self.bytes_sent.saturating_add(r.bytes_sent);
+        self.bytes_received = self.bytes_received.saturating_add(r.bytes_received);
+    }
 }
 
 impl Client {
@@ -73,6 +110,8 @@ impl Client {
             jar: Vec::new(),
             cookie: Vec::new(),
             h2cache: Default::default(),
+            path_absolute: false,
+            flow: FlowAcc::default(),
         }
     }
 
@@ -149,14 +188,20 @@ impl Client {
                     && (200..300).contains(&h.status)
                     && let Some(id) = request::created_id(&self.bufs.body)
                 {
-                    st.pool.borrow_mut().push(id);
+                    let evicted = st.pool.borrow_mut().push(id);
+                    if let (Some(old), Some(evict)) = (evicted, shared.plan.mix.evict_op()) {
+                        self.evict(st, evict, old).await;
+                    }
                 }
             }
             OpKind::Request(rt) => {
                 self.vars.values.clear();
-                let Some(json) = self.render(st, rt, &infos[0]) else {
-                    self.refuse(st, op, intended);
-                    return;
+                let json = match self.render(st, rt, &infos[0]) {
+                    Ok(json) => json,
+                    Err(kind) => {
+                        self.refuse(st, op, None, intended, kind);
+                        return;
+                    }
                 };
                 self.send(
                     st,
@@ -174,14 +219,18 @@ impl Client {
             }
             OpKind::Flow(steps) => {
                 self.vars.values.clear();
+                self.flow = FlowAcc::default();
                 let mut at = intended;
                 let mut rel = released;
                 for (step, info) in steps.iter().zip(infos) {
-                    let Some(json) = self.render(st, &step.request, info) else {
-                        self.refuse(st, op, at);
-                        break;
+                    let json = match self.render(st, &step.request, info) {
+                        Ok(json) => json,
+                        Err(kind) => {
+                            self.refuse(st, op, info.step.map(|s| s.0), at, kind);
+                            break;
+                        }
                     };
-                    let Some(h) = self
+                    if self
                         .send(
                             st,
                             op,
@@ -195,27 +244,103 @@ impl Client {
                             &step.checks,
                         )
                         .await
-                    else {
-                        break;
-                    };
-                    if h.status >= 400 {
+                        .is_none()
+                        || self.flow.error.is_some()
+                    {
+                        // A transport error, a status >= 400 or a capture that found nothing.
                         break;
                     }
-                    self.capture(&h, step);
                     at = Instant::now();
                     rel = None;
                 }
+                self.record_flow(st, op, intended, released);
             }
         }
     }
 
-    /// Records a request that could not be built (a captured value refused in a header).
-    fn refuse(&self, st: &Local, op: usize, intended: Instant) {
+    /// Records a whole flow as one request of its operation: response time = to the end of
+    /// its last step from where a single request's would count (its release when a connection
+    /// was free, else its intended start: `Arrival::released`), service time from its first
+    /// send; the last status, the first error. No trace id (each step has its own, listed there).
+    fn record_flow(&mut self, st: &Local, op: usize, intended: Instant, released: Option<Instant>) {
+        let done = Instant::now();
+        let origin = released.map_or(intended, |r| r.max(intended));
+        let f = std::mem::take(&mut self.flow);
         let at = intended.saturating_duration_since(st.shared.start);
         st.rec.borrow_mut().record(&RequestRecord {
             op,
+            status: f.status,
+            error: f.error,
+            rt_us: f
+                .answered
+                .then(|| done.saturating_duration_since(origin).as_micros() as u64),
+            st_us: f
+                .first_sent
+                .filter(|_| f.answered)
+                .map(|s| done.saturating_duration_since(s).as_micros() as u64),
+            lag_us: f.lag_us,
+            late: f.late,
+            fault: None,
+            fault_window: None,
+            trace_id: [0; 16],
+            at_us: at.as_micros() as u64,
+            bytes_sent: f.bytes_sent,
+            bytes_received: f.bytes_received,
+            connect_us: None,
+            tls_us: None,
+            ttfb_us: None,
+            receive_us: None,
+        });
+    }
+
+    /// `mix.steady_state`: deletes the id a full pool just evicted, on this connection, right
+    /// after the create that evicted it; recorded as operation `evict` from now.
+    async fn evict(&mut self, st: &Local, evict: usize, id: u64) {
+        let shared: &Shared = &st.shared;
+        let Some(method) = todo_request(
+            TodoOp::Delete,
+            Some(id),
+            &mut *st.rng.borrow_mut(),
+            &mut self.path,
+            &mut self.body,
+        ) else {
+            return;
+        };
+        let info = &shared.requests[evict][0];
+        self.hdrs.clear();
+        self.render_dynamic(st, info);
+        self.has_body = false;
+        let checks = &shared.plan.mix.operations[evict].checks;
+        self.send(
+            st,
+            evict,
+            info,
+            method,
+            method,
+            true,
+            Instant::now(),
+            None,
+            checks,
+            &[],
+        )
+        .await;
+    }
+
+    /// Records a request that could not be built (a captured value refused in a header, a
+    /// captured URL of another origin): of the flow step `step` when it is one.
+    fn refuse(
+        &mut self,
+        st: &Local,
+        op: usize,
+        step: Option<usize>,
+        intended: Instant,
+        kind: ErrorKind,
+    ) {
+        let at = intended.saturating_duration_since(st.shared.start);
+        let record = RequestRecord {
+            op,
             status: None,
-            error: Some(ErrorKind::InvalidRequest),
+            error: Some(kind),
             rt_us: None,
             st_us: None,
             lag_us: 0,
@@ -230,7 +355,15 @@ impl Client {
             tls_us: None,
             ttfb_us: None,
             receive_us: None,
-        });
+        };
+        let mut rec = st.rec.borrow_mut();
+        match step {
+            Some(step) => {
+                self.flow.note(&record, intended);
+                rec.record_step(step, &record, false, || false);
+            }
+            None => rec.record(&record),
+        }
     }
 
     /// Appends the target headers whose values change per request to `hdrs`.
@@ -248,8 +381,15 @@ impl Client {
     }
 
     /// Renders a generic request's path, headers and body; returns whether to add the JSON
-    /// content type, or None when a captured value cannot go into a header.
-    fn render(&mut self, st: &Local, rt: &RequestTemplate, info: &RequestInfo) -> Option<bool> {
+    /// content type, or why it cannot be sent: a captured value that cannot go into a header
+    /// (`invalid_request`), a captured URL of another origin (`cross_origin`) or one that is
+    /// neither an absolute path nor a URL (`invalid_request`).
+    fn render(
+        &mut self,
+        st: &Local,
+        rt: &RequestTemplate,
+        info: &RequestInfo,
+    ) -> Result<bool, ErrorKind> {
         self.vars.seq = st.seq.get();
         st.seq.set(self.vars.seq + 1);
         self.hdrs.clear();
@@ -258,11 +398,22 @@ impl Client {
         self.path.clear();
         rt.path
             .render_escaped(&self.vars, &mut *rng, &mut self.path, Escape::Path);
+        self.path_absolute = false;
+        if rt.from_capture {
+            match super::follow::same_origin_path(&self.path, &st.shared) {
+                Ok(p) => {
+                    self.path = p;
+                    self.path_absolute = true;
+                }
+                Err(true) => return Err(ErrorKind::CrossOrigin),
+                Err(false) => return Err(ErrorKind::InvalidRequest),
+            }
+        }
         for (k, v) in &rt.headers {
             self.hdrs.extend_from_slice(k.as_bytes());
             self.hdrs.extend_from_slice(b": ");
             if !v.render_escaped(&self.vars, &mut *rng, &mut self.hdrs, Escape::HeaderValue) {
-                return None;
+                return Err(ErrorKind::InvalidRequest);
             }
             self.hdrs.extend_from_slice(b"\r\n");
         }
@@ -271,35 +422,38 @@ impl Client {
         if let Some(b) = &rt.body {
             b.render(&self.vars, &mut *rng, &mut self.body);
         }
-        Some(!info.headers.has_content_type)
+        Ok(!info.headers.has_content_type)
     }
 
-    fn capture(&mut self, h: &Head, step: &crate::plan::FlowStep) {
-        if step.captures.is_empty() {
-            return;
-        }
+    /// Sets the flow variables `captures` take from this response; false when one found
+    /// nothing (no such pointer or header, or a JSON null).
+    fn capture(&mut self, h: &Head, captures: &[crate::plan::Capture]) -> bool {
         let body = &self.bufs.body;
-        let json: Option<serde_json::Value> = step
-            .captures
+        let json: Option<serde_json::Value> = captures
             .iter()
             .any(|c| matches!(c.from, CaptureSource::JsonPointer(_)))
             .then(|| serde_json::from_slice(body).ok())
             .flatten();
-        for c in &step.captures {
+        let mut all = true;
+        for c in captures {
             let v = match &c.from {
-                CaptureSource::JsonPointer(p) => {
-                    json.as_ref().and_then(|j| j.pointer(p)).map(|x| match x {
+                CaptureSource::JsonPointer(p) => json
+                    .as_ref()
+                    .and_then(|j| j.pointer(p))
+                    .filter(|x| !x.is_null())
+                    .map(|x| match x {
                         serde_json::Value::String(s) => s.clone(),
                         other => other.to_string(),
-                    })
-                }
+                    }),
                 CaptureSource::Header(name) => http::header(&self.bufs.rbuf[..h.head_len], name)
                     .map(|v| String::from_utf8_lossy(v).into_owned()),
             };
-            if let Some(v) = v {
-                self.vars.set(&c.var, &v);
+            match v {
+                Some(v) => self.vars.set(&c.var, &v),
+                None => all = false,
             }
         }
+        all
     }
 
     /// Sends the request in `path`/`hdrs`/`body`, following up to `info.follow` same-origin
@@ -320,7 +474,8 @@ impl Client {
         step_checks: &[Check],
     ) -> Option<Head> {
         let (mut method, mut span_method, mut json) = (method, span_method, json);
-        let (mut at, mut rel, mut prefix) = (intended, released, true);
+        let absolute = std::mem::take(&mut self.path_absolute);
+        let (mut at, mut rel, mut prefix) = (intended, released, !absolute);
         let mut hops = 0;
         loop {
             let follow = hops < info.follow;
@@ -416,9 +571,19 @@ impl Client {
         };
         let done = Instant::now();
         let opened = self.opened.take();
-        let (head, sent, attempts, error) = match result {
+        let (head, sent, attempts, mut error) = match result {
             Ok((h, sent, n)) => {
                 let e = match h.status {
+                    // An expected status (`expect_status`, a status check) is not an error.
+                    s if shared
+                        .plan
+                        .mix
+                        .operations
+                        .get(op)
+                        .is_some_and(|o| o.expects(step_checks, s)) =>
+                    {
+                        None
+                    }
                     400..=499 => Some(ErrorKind::Status4xx),
                     500.. => Some(ErrorKind::Status5xx),
                     _ => None,
@@ -428,7 +593,9 @@ impl Client {
             Err((kind, sent, n)) => (None, sent, n, Some(kind)),
         };
         let got_answer = head.is_some() || error == Some(ErrorKind::Timeout);
-        let rt = done.saturating_duration_since(intended);
+        // From the release when the connection was free then, else from the intended start
+        // (`Arrival::released`): the dispatcher's timer lag is schedule lag, not latency.
+        let rt = done.saturating_duration_since(released.map_or(intended, |r| r.max(intended)));
         let lag = sent.saturating_duration_since(intended);
         let late =
             released.is_some_and(|r| sent.saturating_duration_since(r) > Duration::from_millis(1));
@@ -454,6 +621,15 @@ impl Client {
             let (p2, f2) = eval_checks(step_checks, status, body_bytes, rt);
             pass += p2;
             fail += f2;
+        }
+        // A flow step's captures, from the response its checks judge.
+        if let (Some((_, n)), Some(h), None, None) = (info.step, &head, &redirect, error)
+            && let OpKind::Flow(steps) = &shared.plan.mix.operations[op].kind
+            && let Some(step) = steps.get(n)
+            && !step.captures.is_empty()
+            && !self.capture(h, &step.captures)
+        {
+            error = Some(ErrorKind::CaptureMissing);
         }
         self.redirect = redirect;
         let record = RequestRecord {
@@ -503,7 +679,13 @@ impl Client {
         };
         {
             let mut rec = st.rec.borrow_mut();
-            rec.record_traced(&record, ids.sampled, export);
+            match info.step {
+                Some((step, _)) => {
+                    self.flow.note(&record, sent);
+                    rec.record_step(step, &record, ids.sampled, export);
+                }
+                None => rec.record_traced(&record, ids.sampled, export),
+            }
             if pass + fail > 0 {
                 rec.checks(op, pass, fail);
             }

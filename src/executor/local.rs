@@ -21,6 +21,9 @@ use crate::recorder::WorkerRecorder;
 pub struct Arrival {
     pub op: usize,
     pub intended: Instant,
+    /// Where its response time counts from: the release when a connection was free for it
+    /// then (the dispatcher's own lag is not the target's latency), the intended start when it
+    /// had to wait for a connection (that wait is the target's doing and stays in).
     pub released: Instant,
 }
 
@@ -30,6 +33,10 @@ pub struct Local {
     pub worker: usize,
     pub rec: RefCell<WorkerRecorder>,
     pub rng: RefCell<SmallRng>,
+    /// The operation picks alone: they happen at release while the other draws (templates,
+    /// trace ids) happen at send, so one shared stream would interleave them by timing and
+    /// `--seed` would not replay the run.
+    pub pick_rng: RefCell<SmallRng>,
     pub pool: RefCell<Pool>,
     pub queue: RefCell<VecDeque<Arrival>>,
     pub notify: Notify,
@@ -50,6 +57,9 @@ pub struct Local {
     pub h2: super::h2::Pool,
     /// TLS failure reasons already printed by this worker (each is printed once).
     pub tls_reasons: RefCell<Vec<String>>,
+    /// One slot per connection task (open) or VU (closed): the arrival it is handling now,
+    /// as (operation, response-time origin), so a hard stop can count what was in flight.
+    pub busy: RefCell<Vec<Option<(usize, Instant)>>>,
 }
 
 impl Local {
@@ -70,6 +80,50 @@ impl Local {
         }
     }
 
+    /// A new busy slot (for a connection task or a VU).
+    pub fn slot(&self) -> usize {
+        let mut b = self.busy.borrow_mut();
+        b.push(None);
+        b.len() - 1
+    }
+
+    /// Slot `i` starts handling an arrival of `op` whose response time counts from `origin`.
+    pub fn begin(&self, i: usize, op: usize, origin: Instant) {
+        self.rec.borrow_mut().planned_if_closed(self.closed(), op);
+        if let Some(s) = self.busy.borrow_mut().get_mut(i) {
+            *s = Some((op, origin));
+        }
+    }
+
+    /// Slot `i`'s arrival was handled to its end.
+    pub fn end(&self, i: usize, op: usize) {
+        self.rec.borrow_mut().completed(op);
+        if let Some(s) = self.busy.borrow_mut().get_mut(i) {
+            *s = None;
+        }
+    }
+
+    fn closed(&self) -> bool {
+        matches!(self.shared.plan.load, crate::plan::LoadModel::Closed { .. })
+    }
+
+    /// A hard stop (the drain bound passed, a second signal): every arrival still queued or
+    /// in flight is abandoned, counted with the time it had waited. The tasks handling them
+    /// are being dropped, so their slots are read here, once.
+    pub fn abandon_rest(&self) {
+        let now = Instant::now();
+        let mut rec = self.rec.borrow_mut();
+        for a in self.queue.borrow_mut().drain(..) {
+            rec.abandoned(
+                a.op,
+                now.saturating_duration_since(a.released).as_micros() as u64,
+            );
+        }
+        for (op, origin) in self.busy.borrow_mut().iter_mut().filter_map(Option::take) {
+            rec.abandoned(op, now.saturating_duration_since(origin).as_micros() as u64);
+        }
+    }
+
     pub fn next_client_id(&self) -> usize {
         let n = self.clients.get();
         self.clients.set(n.wrapping_add(1));
@@ -79,7 +133,7 @@ impl Local {
 
     pub fn pick_op(&self) -> usize {
         let total = self.shared.total_weight().max(1);
-        let draw = self.rng.borrow_mut().random_range(0..total);
+        let draw = self.pick_rng.borrow_mut().random_range(0..total);
         self.shared.pick(draw)
     }
 }

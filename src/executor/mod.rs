@@ -20,6 +20,7 @@ use crate::faults::HeaderFaults;
 use crate::plan::{CaptureSource, Check, HttpVersion, LoadModel, OpKind, Plan, TodoOp};
 use crate::recorder::{SpanRecord, WorkerRecorder};
 
+pub mod cleanup;
 mod client;
 pub mod connect;
 mod follow;
@@ -31,6 +32,7 @@ pub mod tls;
 mod transport;
 mod worker;
 
+pub use cleanup::Cleanup;
 pub use connect::resolve;
 pub use request::{Common, HeaderSet};
 
@@ -44,6 +46,9 @@ pub struct RequestInfo {
     pub keep_body: bool,
     /// Same-origin redirects to follow.
     pub follow: u32,
+    /// A flow step: (index over every flow step of the plan, `Mix::flow_steps`; index in its
+    /// flow). Recorded apart as that step, and as part of its flow.
+    pub step: Option<(usize, usize)>,
 }
 
 /// The protocol of new connections (from `target.http_version` and the scheme).
@@ -92,6 +97,11 @@ pub struct Shared {
     pub start: Instant,
     /// Closed model rate cap for this process.
     pub limiter: Option<Arc<Limiter>>,
+    /// `mix.cleanup`: the ids left in the workers' pools when their load ended.
+    pub leftover: std::sync::Mutex<Vec<u64>>,
+    /// Run-time changes of the load from the control API (none unless a dashboard listens;
+    /// the run loop sets it after `new`).
+    pub steering: crate::scheduler::steer::Steering,
 }
 
 impl Shared {
@@ -162,6 +172,7 @@ impl Shared {
                  certificate is NOT verified; anyone on the path can read and change this traffic"
             );
         }
+        let mut flat = 0;
         let requests = plan
             .mix
             .operations
@@ -169,8 +180,14 @@ impl Shared {
             .map(|o| {
                 let follow = o.follow_redirects.unwrap_or(plan.target.follow_redirects);
                 let mut infos = request_infos(&common, &o.kind, &o.checks);
-                for i in &mut infos {
+                let flow = matches!(o.kind, OpKind::Flow(_));
+                for (n, i) in infos.iter_mut().enumerate() {
                     i.follow = follow;
+                    if flow {
+                        // The same order as `Mix::flow_steps`.
+                        i.step = Some((flat, n));
+                        flat += 1;
+                    }
                 }
                 infos
             })
@@ -191,6 +208,8 @@ impl Shared {
             workers: workers.max(1),
             start,
             limiter,
+            leftover: Default::default(),
+            steering: crate::scheduler::steer::Steering::none(),
         })
     }
 
@@ -201,9 +220,47 @@ impl Shared {
             .min(self.cum_weights.len().saturating_sub(1))
     }
 
+    /// Keeps a worker's remaining pool ids for `mix.cleanup` (once, when its load ends).
+    pub fn keep_leftover(&self, ids: Vec<u64>) {
+        self.leftover
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(ids);
+    }
+
+    /// Takes the ids every worker left (`keep_leftover`).
+    pub fn take_leftover(&self) -> Vec<u64> {
+        std::mem::take(&mut *self.leftover.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
     pub fn total_weight(&self) -> u64 {
         self.cum_weights.last().copied().unwrap_or(0)
     }
+
+    /// `count` arrivals shared among the operations in proportion to their weights.
+    pub fn split_by_weight(&self, count: u64) -> Vec<u64> {
+        split_by_weight(&self.cum_weights, count)
+    }
+}
+
+/// `count` shared in proportion to the weights whose running sums are `cum`, exactly: each
+/// share rounded down, the remainder (fewer than the shares) one by one in order.
+fn split_by_weight(cum: &[u64], count: u64) -> Vec<u64> {
+    let total = cum.last().copied().unwrap_or(0).max(1) as u128;
+    let mut prev = 0u64;
+    let mut out: Vec<u64> = cum
+        .iter()
+        .map(|&c| {
+            let w = c.saturating_sub(prev);
+            prev = c;
+            (count as u128 * w as u128 / total) as u64
+        })
+        .collect();
+    let left = count - out.iter().sum::<u64>();
+    for n in out.iter_mut().take(left as usize) {
+        *n += 1;
+    }
+    out
 }
 
 fn reads_body(checks: &[Check]) -> bool {
@@ -216,11 +273,13 @@ fn request_infos(common: &Common, kind: &OpKind, checks: &[Check]) -> Vec<Reques
             headers: common.headers_for(std::iter::empty()),
             keep_body: *t == TodoOp::Create || reads_body(checks),
             follow: 0,
+            step: None,
         }],
         OpKind::Request(rt) => vec![RequestInfo {
             headers: common.headers_for(rt.headers.iter().map(|(n, _)| n.as_str())),
             keep_body: reads_body(checks),
             follow: 0,
+            step: None,
         }],
         OpKind::Flow(steps) => steps
             .iter()
@@ -232,6 +291,7 @@ fn request_infos(common: &Common, kind: &OpKind, checks: &[Check]) -> Vec<Reques
                         .iter()
                         .any(|c| matches!(c.from, CaptureSource::JsonPointer(_))),
                 follow: 0,
+                step: None,
             })
             .collect(),
     }
@@ -283,6 +343,16 @@ pub fn start(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn split_by_weight_is_exact_and_proportional() {
+        assert_eq!(split_by_weight(&[3, 4], 100), vec![75, 25]);
+        assert_eq!(split_by_weight(&[1, 2, 3], 10), vec![4, 3, 3]);
+        assert_eq!(split_by_weight(&[5], 7), vec![7]);
+        for n in [0, 1, 99, 1_000_003, u64::MAX / 2] {
+            assert_eq!(split_by_weight(&[2, 9, 10], n).iter().sum::<u64>(), n);
+        }
+    }
 
     #[test]
     fn split_adds_up() {

@@ -224,7 +224,7 @@ pub fn static_method(m: &str) -> &'static str {
 }
 
 /// Todo ids created by this worker's `create` operations: bounded; when full the oldest id
-/// makes room. Per worker (each worker thread owns one, capacity split evenly) so the hot path
+/// makes room (and is deleted on the target with `mix.steady_state`). Per worker (each worker thread owns one, capacity split evenly) so the hot path
 /// takes no lock.
 #[derive(Debug, Clone)]
 pub struct Pool {
@@ -239,11 +239,20 @@ impl Pool {
             capacity: capacity.max(1),
         }
     }
-    pub fn push(&mut self, id: u64) {
-        if self.ids.len() >= self.capacity {
-            self.ids.pop_front();
-        }
+    /// Adds `id`; returns the oldest id when it had to make room (with `mix.steady_state` the
+    /// caller deletes it on the target).
+    pub fn push(&mut self, id: u64) -> Option<u64> {
+        let evicted = if self.ids.len() >= self.capacity {
+            self.ids.pop_front()
+        } else {
+            None
+        };
         self.ids.push_back(id);
+        evicted
+    }
+    /// Every id still in the pool, emptying it (`mix.cleanup`).
+    pub fn drain(&mut self) -> Vec<u64> {
+        self.ids.drain(..).collect()
     }
     /// A random id, left in the pool.
     pub fn pick(&self, rng: &mut impl Rng) -> Option<u64> {
@@ -474,9 +483,9 @@ mod tests {
         let mut rng = rand::rngs::SmallRng::seed_from_u64(1);
         let mut p = Pool::new(2);
         assert_eq!(p.take(&mut rng), None);
-        p.push(1);
-        p.push(2);
-        p.push(3);
+        assert_eq!(p.push(1), None);
+        assert_eq!(p.push(2), None);
+        assert_eq!(p.push(3), Some(1), "a full pool evicts its oldest id");
         assert_eq!(p.len(), 2);
         let a = p.take(&mut rng).unwrap();
         let b = p.take(&mut rng).unwrap();

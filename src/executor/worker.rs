@@ -23,8 +23,9 @@ use super::local::{Arrival, Local};
 use super::request::Pool;
 use super::{Control, Shared, split};
 use crate::plan::{LoadModel, ThinkTime};
-use crate::recorder::WorkerRecorder;
-use crate::scheduler::{self, OpenSchedule, dispatch};
+use crate::recorder::interval::Span;
+use crate::recorder::{BEHIND_US, WorkerRecorder};
+use crate::scheduler::{self, OpenSchedule, dispatch, steer};
 
 /// Thread entry point.
 pub fn run(
@@ -103,12 +104,25 @@ async fn main(
     let seed = plan.seed
         ^ (w as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15)
         ^ ((plan.segment.index as u64) << 48);
-    let pool_cap = split(plan.mix.pool_capacity as u64, shared.workers, w).max(1) as usize;
+    // The pool is the whole run's: a segment of a distributed run holds its share, so the run
+    // never keeps (with `mix.steady_state`, never leaves on the target) more than the capacity.
+    let seg = plan.segment;
+    let seg_cap = split(
+        plan.mix.pool_capacity as u64,
+        seg.count.max(1) as usize,
+        seg.index as usize,
+    );
+    let pool_cap = split(seg_cap, shared.workers, w).max(1) as usize;
     let st = Rc::new(Local {
         shared: shared.clone(),
         worker: w,
-        rec: RefCell::new(WorkerRecorder::new(w, nops, keep)),
+        rec: RefCell::new({
+            let mut r = WorkerRecorder::new(w, nops, keep);
+            r.span = Span::first(flush_interval(&shared).as_micros() as u64);
+            r
+        }),
         rng: RefCell::new(SmallRng::seed_from_u64(seed)),
+        pick_rng: RefCell::new(SmallRng::seed_from_u64(seed ^ 0x6f70_2d70_6963_6b73)),
         pool: RefCell::new(Pool::new(pool_cap)),
         queue: RefCell::new(VecDeque::new()),
         notify: Notify::new(),
@@ -121,6 +135,7 @@ async fn main(
         clients: Cell::new(0),
         h2: Default::default(),
         tls_reasons: RefCell::new(Vec::new()),
+        busy: RefCell::new(Vec::new()),
     });
     let watcher = {
         let (st, mut control) = (st.clone(), control.clone());
@@ -131,18 +146,21 @@ async fn main(
     };
     let flusher = tokio::task::spawn_local(flush_loop(st.clone(), deltas.clone(), spares));
     let load_control = control.clone();
-    let load = async {
-        match &shared.plan.load {
-            LoadModel::Open { .. } => open(&st, load_control).await,
-            LoadModel::Closed { .. } => closed(&st, load_control).await,
-        }
-    };
-    tokio::select! {
-        _ = load => {}
-        _ = control.wait_for(|c| *c == Control::Abort) => {}
+    match &shared.plan.load {
+        // The open model handles `Abort` itself: it must account for its schedule first.
+        LoadModel::Open { .. } => open(&st, load_control).await,
+        LoadModel::Closed { .. } => tokio::select! {
+            _ = closed(&st, load_control) => {}
+            _ = control.wait_for(|c| *c == Control::Abort) => {}
+        },
     }
+    // Whatever is still queued or in flight now is abandoned (its tasks are being dropped).
+    st.abandon_rest();
     flusher.abort();
     watcher.abort();
+    if shared.plan.mix.cleanup.is_some() {
+        shared.keep_leftover(st.pool.borrow_mut().drain());
+    }
     let mut last = std::mem::replace(&mut *st.rec.borrow_mut(), WorkerRecorder::new(w, 0, 0));
     last.in_flight = 0;
     last.vus = 0;
@@ -155,26 +173,21 @@ async fn flush_loop(
     deltas: mpsc::UnboundedSender<WorkerRecorder>,
     spares: std::sync::mpsc::Receiver<WorkerRecorder>,
 ) {
-    let interval = st
-        .shared
-        .plan
-        .output
-        .interval
-        .max(Duration::from_millis(10));
+    let interval = flush_interval(&st.shared);
     let mut n = 1u32;
     loop {
         sleep_until(st.shared.start + interval * n).await;
         n += 1;
         let plan = &st.shared.plan;
-        let mut spare = spares.try_recv().unwrap_or_else(|_| {
+        let spare = spares.try_recv().unwrap_or_else(|_| {
             WorkerRecorder::new(
                 st.worker,
                 plan.mix.operations.len(),
                 plan.output.keep_traces,
             )
         });
-        spare.worker = st.worker;
-        let mut delta = std::mem::replace(&mut *st.rec.borrow_mut(), spare);
+        // Exactly interval `n - 1`'s requests, however late this runs (`recorder::interval`).
+        let mut delta = st.rec.borrow_mut().rotate(spare);
         delta.in_flight = st.in_flight.get();
         delta.vus = st.vus.get();
         delta.finished = false;
@@ -182,6 +195,11 @@ async fn flush_loop(
             return;
         }
     }
+}
+
+/// The flush interval (the run loop ticks on the same one).
+fn flush_interval(shared: &Shared) -> Duration {
+    shared.plan.output.interval.max(Duration::from_millis(10))
 }
 
 async fn open(st: &Rc<Local>, mut control: watch::Receiver<Control>) {
@@ -210,8 +228,27 @@ async fn open(st: &Rc<Local>, mut control: watch::Receiver<Control>) {
     for _ in 0..conns {
         set.spawn_local(open_conn(st.clone()));
     }
-    let schedule = OpenSchedule::new(*start_rate, stages, *arrivals, plan.seed)
-        .filter(|&(k, _)| scheduler::owns(k, plan.segment, w, nw));
+    // The plan's arrivals, rebuilt from "now" when the control API changes the load.
+    let open_plan = steer::OpenPlan {
+        start_rate: *start_rate,
+        stages,
+        arrivals: *arrivals,
+        seed: plan.seed,
+        segment: plan.segment,
+        worker: w,
+        workers: nw,
+    };
+    let mut schedule = steer::open_arrivals(open_plan, &steer::LoadOverride::PLAN, Duration::ZERO);
+    // The end of the load (a duration beyond the clock's range: a century, never reached).
+    let end = shared
+        .start
+        .checked_add(plan.load.duration())
+        .or_else(|| {
+            shared
+                .start
+                .checked_add(Duration::from_secs(86_400 * 365 * 100))
+        })
+        .unwrap_or(shared.start);
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let relay = async {
         let _ = control.wait_for(|c| *c != Control::Run).await;
@@ -219,32 +256,71 @@ async fn open(st: &Rc<Local>, mut control: watch::Receiver<Control>) {
     };
     let release = |_k: u64, intended: Instant| {
         let op = st.pick_op();
+        let now = Instant::now();
+        let mut rec = st.rec.borrow_mut();
+        rec.planned(op);
+        if now.saturating_duration_since(intended).as_micros() as u64 > BEHIND_US {
+            rec.behind(op);
+        }
         let mut q = st.queue.borrow_mut();
-        if q.len() as u64 >= queue_cap + st.idle.get() {
-            st.rec.borrow_mut().dropped(op);
+        let idle = st.idle.get();
+        if q.len() as u64 >= queue_cap + idle {
+            rec.dropped(op);
             return;
         }
+        // A connection free for it now: timed from the release (see `Arrival::released`).
+        let released = if (q.len() as u64) < idle {
+            now.max(intended)
+        } else {
+            intended
+        };
         q.push_back(Arrival {
             op,
             intended,
-            released: Instant::now(),
+            released,
         });
         st.notify.notify_one();
     };
+    // Arrivals of `s` already due at `until` but not released (a dispatcher behind) are
+    // planned and abandoned. They never got an operation: they are shared among the
+    // operations by weight.
+    let abandon_due = |s: &mut OpenSchedule, until: Instant| {
+        dispatch::due_unreleased(s, shared.start, until, |count, waited| {
+            let mut rec = st.rec.borrow_mut();
+            let waited = waited.as_micros() as u64;
+            for (op, n) in st.shared.split_by_weight(count).into_iter().enumerate() {
+                rec.unreleased(op, n, waited);
+            }
+        });
+    };
     tokio::select! {
-        _ = dispatch::run(schedule, shared.start, release, &mut stop_rx) => {}
+        _ = steer::dispatch(
+            &mut schedule,
+            |o: &steer::LoadOverride, from| steer::open_arrivals(open_plan, o, from),
+            abandon_due,
+            shared.start,
+            end,
+            release,
+            &mut stop_rx,
+            shared.steering.clone(),
+        ) => {}
         _ = relay => {}
     }
-    if *control.borrow() != Control::Run {
-        // Interrupted: arrivals not sent yet are abandoned, in-flight ones finish.
-        st.queue.borrow_mut().clear();
-    }
+    // Stopped early, or still behind at the end of the load: what was due and not released is
+    // abandoned; the ones released are still sent (the drain). After a normal end nothing is
+    // left.
+    abandon_due(&mut schedule, Instant::now());
     st.done.set(true);
     st.notify.notify_waiters();
-    join_all(st, &mut set).await;
+    tokio::select! {
+        biased;
+        _ = control.wait_for(|c| *c == Control::Abort) => {}
+        _ = join_all(st, &mut set) => {}
+    }
 }
 
 async fn open_conn(st: Rc<Local>) {
+    let slot = st.slot();
     let mut client = Client::new(&st.shared, st.next_client_id());
     client.preconnect(&st).await;
     loop {
@@ -259,7 +335,9 @@ async fn open_conn(st: Rc<Local>) {
         };
         let Some(a) = next else { return };
         st.idle.set(st.idle.get() - 1);
+        st.begin(slot, a.op, a.released);
         guarded(&st, &mut client, a.op, a.intended, Some(a.released)).await;
+        st.end(slot, a.op);
         st.idle.set(st.idle.get() + 1);
     }
 }
@@ -274,12 +352,47 @@ async fn closed(st: &Rc<Local>, control: watch::Receiver<Control>) {
         return;
     };
     let mut set = JoinSet::new();
-    for v in 0..scheduler::max_vus(*start_vus, stages) {
+    let planned = scheduler::max_vus(*start_vus, stages);
+    for v in 0..planned {
         if scheduler::owns(v as u64, plan.segment, st.worker, shared.workers) {
             set.spawn_local(vu(st.clone(), v, control.clone()));
         }
     }
-    join_all(st, &mut set).await;
+    join_growing(st, &mut set, planned, &control).await;
+}
+
+/// `join_all` of the VU tasks that also starts more of them when the control API asks for
+/// more VUs than the plan ever has (only while someone can steer; otherwise `join_all`).
+async fn join_growing(
+    st: &Rc<Local>,
+    set: &mut JoinSet<()>,
+    mut slots: u32,
+    control: &watch::Receiver<Control>,
+) {
+    let mut steering = st.shared.steering.clone();
+    if !steering.is_live() {
+        return join_all(st, set).await;
+    }
+    let (plan, shared) = (&st.shared.plan, &st.shared);
+    loop {
+        tokio::select! {
+            r = set.join_next() => match r {
+                None => return,
+                Some(r) => if r.is_err_and(|e| e.is_panic()) {
+                    st.rec.borrow_mut().task_panic(0);
+                },
+            },
+            _ = steering.changed() => {
+                let want = steer::vu_slots(slots, plan.segment, &steering.current());
+                for v in slots..want {
+                    if scheduler::owns(v as u64, plan.segment, st.worker, shared.workers) {
+                        set.spawn_local(vu(st.clone(), v, control.clone()));
+                    }
+                }
+                slots = want;
+            }
+        }
+    }
 }
 
 async fn vu(st: Rc<Local>, v: u32, mut control: watch::Receiver<Control>) {
@@ -294,25 +407,30 @@ async fn vu(st: Rc<Local>, v: u32, mut control: watch::Receiver<Control>) {
         return;
     };
     let mut client = Client::new(&shared, st.next_client_id());
+    let slot = st.slot();
     let mut active = false;
+    // The control API's VU count and pause (the plan's stages when nobody steers).
+    let mut steering = shared.steering.clone();
     loop {
         if st.stopping.get() {
             break;
         }
         let now = Instant::now();
         let t = now.saturating_duration_since(shared.start).as_secs_f64();
-        if scheduler::vus_at(*start_vus, stages, t) <= v {
+        let o = steering.current();
+        if !steer::vu_active(*start_vus, stages, shared.plan.segment, &o, v, t) {
             if active {
                 active = false;
                 st.vus.set(st.vus.get() - 1);
                 client.close();
             }
-            let Some(next) = scheduler::next_vu_change(*start_vus, stages, v, t) else {
+            let Some(next) = steer::next_vu_change(*start_vus, stages, &o, v, t) else {
                 break;
             };
             tokio::select! {
                 _ = sleep_until(shared.start + Duration::from_secs_f64(next)) => {}
                 _ = control.changed() => st.note(&control),
+                _ = steering.changed() => {}
             }
             continue;
         }
@@ -332,7 +450,9 @@ async fn vu(st: Rc<Local>, v: u32, mut control: watch::Receiver<Control>) {
             None => now,
         };
         let op = st.pick_op();
+        st.begin(slot, op, intended);
         guarded(&st, &mut client, op, intended, None).await;
+        st.end(slot, op);
         let think = match *think_time {
             ThinkTime::None => Duration::ZERO,
             ThinkTime::Fixed(d) => d,

@@ -19,10 +19,11 @@ fn op(name: &str, kind: TodoOp) -> Operation {
         kind: OpKind::Todo(kind),
         checks: vec![],
         follow_redirects: None,
+        expect_status: Vec::new(),
     }
 }
 
-fn plan(faults: Vec<FaultWindow>) -> Plan {
+pub(super) fn plan(faults: Vec<FaultWindow>) -> Plan {
     Plan {
         name: "t".into(),
         source: None,
@@ -55,6 +56,8 @@ fn plan(faults: Vec<FaultWindow>) -> Plan {
             max_queue: 1,
         },
         mix: Mix {
+            steady_state: false,
+            cleanup: None,
             operations: vec![
                 op("create", TodoOp::Create),
                 op("list", TodoOp::List),
@@ -86,6 +89,7 @@ fn plan(faults: Vec<FaultWindow>) -> Plan {
             instance: None,
         },
         segment: Segment::WHOLE,
+        schedule: Default::default(),
     }
 }
 

@@ -22,8 +22,9 @@ mod validate;
 pub use crate::scenario::model::{Arrivals, FaultVia, Progress, TodoOp, TraceSet};
 pub use template::{Escape, Template, Vars};
 pub use threshold::{Aggregation, Comparison, Threshold, ThresholdMetric};
+pub(crate) use validate::read_bounded;
 pub use validate::{
-    COMMAND_LINE, Overrides, PlanError, build, build_from_str, build_with_env, defaults,
+    COMMAND_LINE, Overrides, PlanError, build, build_from_str, build_with_env, defaults, limits,
     parse_base_url,
 };
 
@@ -51,6 +52,66 @@ pub struct Plan {
     pub telemetry: Telemetry,
     /// This process's share of a distributed run (`--segment i/N`); `Segment::WHOLE` otherwise.
     pub segment: Segment,
+    /// The end of the load and the schedule's health (scenario `load.drain`,
+    /// `load.allow_schedule_miss`).
+    pub schedule: ScheduleRules,
+}
+
+/// How the load ends and how strictly the schedule is held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ScheduleRules {
+    /// How long after the last arrival (or the first stop) queued and in-flight arrivals may
+    /// still take; `None` = the target's `request_timeout`.
+    pub drain: Option<Duration>,
+    /// A missed schedule is a warning, not a verdict of its own (exit 97).
+    pub allow_miss: bool,
+}
+
+impl Plan {
+    /// The drain bound: `load.drain`, or the target's `request_timeout`.
+    pub fn drain(&self) -> Duration {
+        self.schedule.drain.unwrap_or(self.target.request_timeout)
+    }
+}
+
+impl Plan {
+    /// A stable hash (FNV-1a, 16 hex digits) of what the run does: the scenario name, target,
+    /// load, mix, thresholds, fault timeline, seed and the number of segments. Per-process
+    /// fields are left out (the segment index, output paths, telemetry, verify endpoints), so
+    /// every segment of one run has the same fingerprint and `report merge` can refuse reports
+    /// of different plans. (It hashes the plan's canonical debug text: a trafficgen version
+    /// that changes a plan type may change fingerprints, which only refuses merging reports
+    /// of two versions.)
+    pub fn fingerprint(&self) -> String {
+        use std::hash::Hasher as _;
+        let t = &self.target;
+        let canonical = format!(
+            "name={:?}\nbase_url={:?}\nheaders={:?}\ntimeouts={:?},{:?}\nconnections={},{},{:?},{},{},{}\nload={:?}\nmix={:?}\nthresholds={:?}\nfaults={:?}\nseed={}\nsegments={}\n",
+            self.name,
+            t.base_url,
+            t.headers,
+            t.connect_timeout,
+            t.request_timeout,
+            t.max_connections,
+            t.max_body,
+            t.http_version,
+            t.max_streams,
+            t.follow_redirects,
+            t.cookies,
+            self.load,
+            self.mix,
+            self.thresholds
+                .iter()
+                .map(|th| &th.source)
+                .collect::<Vec<_>>(),
+            self.faults,
+            self.seed,
+            self.segment.count,
+        );
+        let mut h = fnv::FnvHasher::default();
+        h.write(canonical.as_bytes());
+        format!("{:016x}", h.finish())
+    }
 }
 
 /// Share `index` (0-based) of `count` equal shares of the load. Open model: arrival number `k`
@@ -324,8 +385,13 @@ impl LoadModel {
     /// Total planned duration of the load (sum of stage durations).
     pub fn duration(&self) -> Duration {
         match self {
-            LoadModel::Open { stages, .. } => stages.iter().map(|s| s.duration).sum(),
-            LoadModel::Closed { stages, .. } => stages.iter().map(|s| s.duration).sum(),
+            // Saturating: a plan under validation may hold values beyond the limits.
+            LoadModel::Open { stages, .. } => stages
+                .iter()
+                .fold(Duration::ZERO, |t, s| t.saturating_add(s.duration)),
+            LoadModel::Closed { stages, .. } => stages
+                .iter()
+                .fold(Duration::ZERO, |t, s| t.saturating_add(s.duration)),
         }
     }
 }
@@ -358,6 +424,38 @@ pub struct Mix {
     /// Capacity of the id pool shared by the built-in todo operations; when full, new ids
     /// replace the oldest.
     pub pool_capacity: usize,
+    /// `mix.steady_state`: an id evicted from a full pool is deleted on the target, by the
+    /// hidden operation `EVICT_OP` (the last of `operations`, weight 0: never drawn).
+    pub steady_state: bool,
+    /// `mix.cleanup`: delete the pool's ids at the end, within this bound (None = no cleanup).
+    pub cleanup: Option<Duration>,
+}
+
+/// Name of the operation that deletes the ids a full pool evicts (`mix.steady_state`).
+pub const EVICT_OP: &str = "evict";
+
+impl Mix {
+    /// Every step of every flow, in plan order: (index of its operation, step name). A step's
+    /// position in this list is its index in the recorder, the snapshot and the report.
+    pub fn flow_steps(&self) -> Vec<(usize, String)> {
+        let mut out = Vec::new();
+        for (i, o) in self.operations.iter().enumerate() {
+            if let OpKind::Flow(steps) = &o.kind {
+                out.extend(steps.iter().map(|s| (i, s.name.clone())));
+            }
+        }
+        out
+    }
+
+    /// The index of the `evict` operation when `steady_state` is on.
+    pub fn evict_op(&self) -> Option<usize> {
+        if !self.steady_state {
+            return None;
+        }
+        self.operations
+            .iter()
+            .rposition(|o| o.weight == 0 && o.name == EVICT_OP)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -369,6 +467,28 @@ pub struct Operation {
     pub checks: Vec<Check>,
     /// Overrides `target.follow_redirects` for this operation.
     pub follow_redirects: Option<u32>,
+    /// Statuses that are not errors even at 400 and above (inclusive ranges): the scenario's
+    /// `expect_status`, else its `checks.status`; empty = the default (below 400).
+    pub expect_status: Vec<(u16, u16)>,
+}
+
+impl Operation {
+    /// Whether `status` (of a request of this operation, or of a flow step with
+    /// `step_checks`) is an expected answer rather than an error. A flow step's own status
+    /// check decides for that step, unless the operation's `expect_status` was given.
+    pub fn expects(&self, step_checks: &[Check], status: u16) -> bool {
+        let within =
+            |ranges: &[(u16, u16)]| ranges.iter().any(|&(lo, hi)| (lo..=hi).contains(&status));
+        let step = step_checks.iter().find_map(|c| match c {
+            Check::Status(r) => Some(r),
+            _ => None,
+        });
+        match (self.expect_status.is_empty(), step) {
+            (true, Some(r)) => within(r),
+            (true, None) => status < 400,
+            (false, _) => within(&self.expect_status),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -388,6 +508,10 @@ pub struct RequestTemplate {
     pub path: Template,
     pub headers: Vec<(String, Template)>,
     pub body: Option<Template>,
+    /// The path starts with a flow capture (`{{location}}`): the rendered value is a URL
+    /// reference the target gave (an absolute path, used as is, or an absolute URL of the
+    /// target's own origin); another origin is refused (`cross_origin`).
+    pub from_capture: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -441,4 +565,33 @@ pub struct Output {
     /// Required from the dashboard's clients when it listens beyond loopback
     /// (`TRAFFICGEN_DASHBOARD_TOKEN`).
     pub dashboard_token: Option<String>,
+}
+
+#[cfg(test)]
+mod expect_tests {
+    use super::*;
+
+    fn op(expect_status: Vec<(u16, u16)>) -> Operation {
+        Operation {
+            name: "o".into(),
+            weight: 1,
+            kind: OpKind::Todo(TodoOp::List),
+            checks: Vec::new(),
+            follow_redirects: None,
+            expect_status,
+        }
+    }
+
+    #[test]
+    fn expected_statuses_decide_what_is_an_error() {
+        // Default: below 400.
+        assert!(op(vec![]).expects(&[], 302) && !op(vec![]).expects(&[], 404));
+        // Explicit ranges, whatever a step checks.
+        let o = op(vec![(404, 404), (500, 599)]);
+        assert!(o.expects(&[], 404) && o.expects(&[], 503) && !o.expects(&[], 400));
+        assert!(o.expects(&[Check::Status(vec![(200, 200)])], 404));
+        // Without explicit ranges a flow step's own status check decides for the step.
+        assert!(op(vec![]).expects(&[Check::Status(vec![(409, 409)])], 409));
+        assert!(!op(vec![]).expects(&[Check::Status(vec![(409, 409)])], 404));
+    }
 }

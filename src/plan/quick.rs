@@ -81,9 +81,13 @@ pub fn scenario_text(q: &Quick) -> Result<String, String> {
     }
     if let Some(b) = &q.body {
         let body = match b.strip_prefix('@') {
-            Some(file) => {
-                std::fs::read_to_string(file).map_err(|e| format!("--body @{file}: {e}"))?
-            }
+            // Bounded like a scenario file: the body is kept in memory and sent per request.
+            Some(file) => super::read_bounded(
+                std::path::Path::new(file),
+                super::limits::MAX_FILE_BYTES,
+                "the body file",
+            )
+            .map_err(|e| format!("--body @{file}: {e}"))?,
             None => b.clone(),
         };
         request.insert("body".into(), Value::String(body));

@@ -8,6 +8,7 @@
 
 mod compare;
 mod expect;
+pub mod limits;
 mod load;
 mod mix;
 mod observe;
@@ -85,6 +86,8 @@ pub mod defaults {
     pub const INTERVAL: Duration = Duration::from_secs(1);
     pub const KEEP_TRACES: usize = 10;
     pub const POOL_CAPACITY: usize = 1000;
+    /// Bound on `mix.cleanup` (deleting what the run created, after the load).
+    pub const CLEANUP_TIMEOUT: Duration = Duration::from_secs(30);
     /// Arrivals that find every connection busy wait (counted late) up to this many; beyond it
     /// they are dropped. Waiting hides nothing: latency is measured from the intended start, so
     /// the wait shows in response time and lag. Dropping at once (0) would turn a stall of a
@@ -112,16 +115,45 @@ pub fn build_with_env(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Plan, Vec<PlanError>> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let text = read_bounded(path, limits::MAX_FILE_BYTES, "the scenario").map_err(|message| {
         vec![PlanError {
             file: file.clone(),
             line: 0,
             column: 0,
-            field: String::new(),
-            message: format!("cannot read the scenario: {e}"),
+            field: "file".into(),
+            message,
         }]
     })?;
     build_from_str(&text, &file, Some(path.to_path_buf()), overrides, env)
+}
+
+/// The file's text, refused without reading it whole when it is larger than `max` bytes (a
+/// regular file by its length, anything else — `/dev/zero`, a pipe — by reading `max + 1`).
+pub(crate) fn read_bounded(path: &Path, max: u64, what: &str) -> Result<String, String> {
+    use std::io::Read as _;
+    let too_big = || {
+        format!(
+            "{what} is larger than the limit of {max} bytes ({} MiB)",
+            max >> 20
+        )
+    };
+    let f = std::fs::File::open(path).map_err(|e| format!("cannot read {what}: {e}"))?;
+    if f.metadata().is_ok_and(|m| m.is_file() && m.len() > max) {
+        return Err(too_big());
+    }
+    let mut bytes = Vec::new();
+    f.take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read {what}: {e}"))?;
+    if bytes.len() as u64 > max {
+        return Err(too_big());
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        format!(
+            "{what} is not UTF-8 text (invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        )
+    })
 }
 
 /// Validates scenario `text` (named `file` in messages).
@@ -140,7 +172,9 @@ pub fn build_from_str(
         lines: text.lines().map(str::to_string).collect(),
     };
     for p in problems {
-        errs.structural.push(p.path.clone());
+        if p.dropped {
+            errs.structural.push(p.path.clone());
+        }
         errs.at_pos(p.line, p.column, p.path, p.message);
     }
     let plan = scenario.map(|s| check(s, source, overrides, env, &mut errs));
@@ -222,12 +256,25 @@ impl Errors {
     }
 
     /// Whether the structural pass dropped something under `prefix`.
-    pub(super) fn damaged(&self, prefix: &str) -> bool {
-        self.structural.iter().any(|p| {
-            p == prefix
-                || p.starts_with(&format!("{prefix}."))
-                || p.starts_with(&format!("{prefix}["))
+    /// Whether every operation's name survived the structural pass.
+    fn names_intact(&self) -> bool {
+        !self.structural.iter().any(|p| {
+            p.is_empty()
+                || p == "mix"
+                || p == "mix.operations"
+                || (p.starts_with("mix.operations[")
+                    && (p.ends_with(']') || p.ends_with(".name") || p.ends_with(".todo")))
         })
+    }
+
+    /// Also when a section above `prefix` was dropped whole (`load` damages `load.stages`).
+    pub(super) fn damaged(&self, prefix: &str) -> bool {
+        let under = |a: &str, b: &str| {
+            a == b || a.starts_with(&format!("{b}.")) || a.starts_with(&format!("{b}["))
+        };
+        self.structural
+            .iter()
+            .any(|p| under(p, prefix) || (!p.is_empty() && under(prefix, p)))
     }
 }
 
@@ -238,26 +285,71 @@ fn check(
     env: &dyn Fn(&str) -> Option<String>,
     errs: &mut Errors,
 ) -> Plan {
-    if s.name.trim().is_empty() {
+    if s.name.trim().is_empty() && !errs.damaged("name") {
         errs.at(&s.name, "name", "the name must not be empty");
     }
+    // First: nothing below may compute with a value beyond its limit unchecked.
+    limits::check(&s, o, errs);
     let constants = mix::constants(s.vars.as_ref(), env, errs);
     let target = target::target(s.target.as_ref(), o, &constants, env, errs);
     let load = load::load(&s.load, target.max_connections, o, errs);
+    if let Some(limit) = limits::fd_limit() {
+        fd_check(&s, target.base_url.is_none(), &load, o, limit, errs);
+    }
     let mix = mix::mix(&s.mix, &constants, env, errs);
     let op_names: Vec<String> = mix.operations.iter().map(|op| op.name.clone()).collect();
-    // Cross-references to operation names are only checked when the mix was read whole.
-    let ops = (!errs.damaged("mix")).then_some(op_names.as_slice());
-    let thresholds = observe::thresholds(s.thresholds.as_ref(), ops, errs);
+    // Cross-references to operation names are only checked when every name was read: a bad
+    // weight loses no name, a dropped operation (or its name) might be the one referred to.
+    let ops = errs.names_intact().then_some(op_names.as_slice());
+    let with_checks: Vec<String> = mix
+        .operations
+        .iter()
+        .filter(|op| {
+            !op.checks.is_empty()
+                || matches!(&op.kind, super::OpKind::Flow(steps) if steps.iter().any(|s| !s.checks.is_empty()))
+        })
+        .map(|op| op.name.clone())
+        .collect();
+    let refs = observe::Refs {
+        ops,
+        with_checks: ops.map(|_| with_checks.as_slice()),
+        run: if errs.damaged("load") {
+            Duration::ZERO
+        } else {
+            load.duration()
+        },
+    };
+    let thresholds = observe::thresholds(s.thresholds.as_ref(), &refs, errs);
     let compare = compare::rules(s.compare.as_ref(), ops, errs);
     // --duration rescales the fault timeline with the stages, so windows keep their place.
-    let scenario_total: Duration = s.load.stages.iter().map(|st| st.duration.value.0).sum();
+    let scenario_total = s.load.stages.iter().fold(Duration::ZERO, |t, st| {
+        t.saturating_add(st.duration.value.0)
+    });
     let factor = match o.duration {
         Some(d) if !scenario_total.is_zero() => d.as_secs_f64() / scenario_total.as_secs_f64(),
         _ => 1.0,
     };
     let faults = observe::faults(s.faults.as_deref(), ops, load.duration(), factor, errs);
     let mut verify = s.verify.as_ref().map(|v| observe::verify(v, ops, errs));
+    // `traces: faulted` reads the requests the generator faulted itself: header faults only.
+    if let Some(v) = s.verify.as_ref().filter(|_| !errs.damaged("faults"))
+        && !faults.iter().any(|f| f.via == super::FaultVia::Header)
+    {
+        for (i, a) in v.assertions.iter().enumerate() {
+            if let Some(t) = a
+                .traces
+                .as_ref()
+                .filter(|t| t.value == super::TraceSet::Faulted)
+            {
+                errs.at(
+                    t,
+                    format!("verify.assertions[{i}].traces"),
+                    "`faulted` needs a header fault window (`faults` with `via: header`, the \
+                     default): no request would be faulted",
+                );
+            }
+        }
+    }
     if let Some(url) = &o.grafana_url {
         if let Err(m) = observe::check_url(url, true) {
             errs.flag("--grafana-url", m);
@@ -285,6 +377,10 @@ fn check(
             ),
         );
     }
+    let schedule = super::ScheduleRules {
+        drain: s.load.drain.as_ref().map(|d| d.value.0),
+        allow_miss: s.load.allow_schedule_miss.as_ref().is_some_and(|b| b.value),
+    };
     Plan {
         name: s.name.value.trim().to_string(),
         source,
@@ -300,6 +396,67 @@ fn check(
         verify,
         telemetry,
         segment,
+        schedule,
+    }
+}
+
+/// Connections (open model) or VUs (closed model) beyond the process's file descriptors are a
+/// problem at the value that asks for them.
+fn fd_check(
+    s: &model::Scenario,
+    embedded: bool,
+    load: &super::LoadModel,
+    o: &Overrides,
+    limit: u64,
+    errs: &mut Errors,
+) {
+    let t = s.target.as_ref();
+    match load {
+        super::LoadModel::Open { max_in_flight, .. } => {
+            let conns = u64::from(
+                (*max_in_flight).min(
+                    t.and_then(|t| t.max_connections.as_ref())
+                        .map_or(defaults::MAX_CONNECTIONS, |m| m.value),
+                ),
+            );
+            // Beyond `MAX_CONNECTIONS` is reported by `limits` already.
+            let within = conns <= u64::from(limits::MAX_CONNECTIONS);
+            let Some(m) = limits::fd_problem(conns, embedded, limit).filter(|_| within) else {
+                return;
+            };
+            let mc = t.and_then(|t| t.max_connections.as_ref());
+            let mif = s.load.max_in_flight.as_ref();
+            match (mc, mif) {
+                (Some(c), Some(f)) if f.value < c.value => errs.at(f, "load.max_in_flight", m),
+                (Some(c), _) => errs.at(c, "target.max_connections", m),
+                (None, Some(f)) => errs.at(f, "load.max_in_flight", m),
+                (None, None) => {}
+            }
+        }
+        super::LoadModel::Closed {
+            start_vus, stages, ..
+        } => {
+            let most = stages.iter().map(|s| s.target).fold(*start_vus, u32::max);
+            let within = most <= limits::MAX_VUS;
+            let Some(m) = limits::fd_problem(u64::from(most), embedded, limit).filter(|_| within)
+            else {
+                return;
+            };
+            if o.vus.is_some() {
+                return errs.flag("--vus", m);
+            }
+            let at_stage = s.load.stages.iter().enumerate().find_map(|(i, st)| {
+                st.vus
+                    .as_ref()
+                    .filter(|v| v.value == most)
+                    .map(|v| (v, format!("load.stages[{i}].vus")))
+            });
+            match (at_stage, s.load.start_vus.as_ref()) {
+                (Some((v, field)), _) => errs.at(v, field, m),
+                (None, Some(v)) => errs.at(v, "load.start_vus", m),
+                (None, None) => {}
+            }
+        }
     }
 }
 

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
+pub mod interval;
 pub mod snapshot;
 
 pub use snapshot::{Counts, ErrorKind, OpSnapshot, Phases, Snapshot, SpanRecord, TraceRef};
@@ -27,6 +28,11 @@ pub const HIST_MAX_US: u64 = 300_000_000;
 pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, HIST_MAX_US, 3).expect("static histogram bounds are valid")
 }
+
+/// Dispatcher lateness (release − intended start, µs) beyond which an arrival counts as
+/// `behind`: 10 ms is ten times the timer's granularity, so only a generator that cannot keep
+/// up (CPU starved, a release loop falling behind) gets there.
+pub const BEHIND_US: u64 = 10_000;
 
 /// A request worth remembering, without allocation.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -111,6 +117,54 @@ impl OpRecorder {
             lag: new_histogram(),
             phases: Phases::default(),
             last: None,
+        }
+    }
+    /// Counts one request into these figures (counters, histograms, phases).
+    fn count(&mut self, o: &RequestRecord) {
+        let op = self;
+        let c = &mut op.counts;
+        c.requests += 1;
+        if let Some(code) = o.status {
+            let class = (code / 100).clamp(1, 5) as usize - 1;
+            c.status_class[class] += 1;
+            match c.status.binary_search_by_key(&code, |&(k, _)| k) {
+                Ok(i) => c.status[i].1 += 1,
+                Err(i) => c.status.insert(i, (code, 1)),
+            }
+        }
+        if let Some(e) = o.error {
+            c.errors[e.index()] += 1;
+        }
+        if o.late {
+            c.late += 1;
+        }
+        c.bytes_sent = c.bytes_sent.saturating_add(o.bytes_sent);
+        c.bytes_received = c.bytes_received.saturating_add(o.bytes_received);
+        if o.error == Some(ErrorKind::Panic) {
+            c.panics += 1;
+        }
+        match o.fault {
+            Some("error") => c.faults_error += 1,
+            Some(_) => c.faults_latency += 1,
+            None => {}
+        }
+        if let Some(rt) = o.rt_us {
+            op.response_time.saturating_record(rt);
+        }
+        if let Some(st) = o.st_us {
+            op.service_time.saturating_record(st);
+        }
+        op.lag.saturating_record(o.lag_us);
+        let ph = &mut op.phases;
+        for (h, v) in [
+            (&mut ph.connect, o.connect_us),
+            (&mut ph.tls, o.tls_us),
+            (&mut ph.ttfb, o.ttfb_us),
+            (&mut ph.receive, o.receive_us),
+        ] {
+            if let Some(v) = v {
+                h.saturating_record(v);
+            }
         }
     }
     fn reset(&mut self) {
@@ -217,6 +271,13 @@ pub struct WorkerRecorder {
     pub vus: u64,
     /// Set on the worker's last delta.
     pub finished: bool,
+    /// Flow steps' own figures, by index in `Mix::flow_steps` (grown on first use).
+    pub steps: Vec<OpRecorder>,
+    /// Which interval the requests of this delta ended in (see `interval.rs`).
+    pub span: interval::Span,
+    /// Requests that ended after `span` (a late flush), by interval: `later[i]` is interval
+    /// `span.index + 1 + i`.
+    pub later: Vec<WorkerRecorder>,
 }
 
 impl WorkerRecorder {
@@ -229,6 +290,9 @@ impl WorkerRecorder {
             in_flight: 0,
             vus: 0,
             finished: false,
+            steps: Vec::new(),
+            span: interval::Span::default(),
+            later: Vec::new(),
         }
     }
 
@@ -240,6 +304,10 @@ impl WorkerRecorder {
         self.traces.clear();
         self.windows.iter_mut().for_each(|n| *n = 0);
         self.finished = false;
+        for s in &mut self.steps {
+            s.reset();
+        }
+        self.later.clear();
     }
 
     /// Records a request whose trace is known to be exported (tests, replays): counts it and
@@ -260,6 +328,10 @@ impl WorkerRecorder {
         sampled: bool,
         export: impl FnOnce() -> bool,
     ) {
+        if let Some(later) = self.later_for(o) {
+            later.record_traced(o, sampled, export);
+            return;
+        }
         if let Some(w) = o.fault_window {
             if self.windows.len() <= w {
                 self.windows.resize(w + 1, 0);
@@ -269,50 +341,7 @@ impl WorkerRecorder {
         let Some(op) = self.ops.get_mut(o.op) else {
             return;
         };
-        let c = &mut op.counts;
-        c.requests += 1;
-        if let Some(code) = o.status {
-            let class = (code / 100).clamp(1, 5) as usize - 1;
-            c.status_class[class] += 1;
-            match c.status.binary_search_by_key(&code, |&(k, _)| k) {
-                Ok(i) => c.status[i].1 += 1,
-                Err(i) => c.status.insert(i, (code, 1)),
-            }
-        }
-        if let Some(e) = o.error {
-            c.errors[e.index()] += 1;
-        }
-        if o.late {
-            c.late += 1;
-        }
-        c.bytes_sent = c.bytes_sent.saturating_add(o.bytes_sent);
-        c.bytes_received = c.bytes_received.saturating_add(o.bytes_received);
-        if o.error == Some(ErrorKind::Panic) {
-            c.panics += 1;
-        }
-        match o.fault {
-            Some("error") => c.faults_error += 1,
-            Some(_) => c.faults_latency += 1,
-            None => {}
-        }
-        if let Some(rt) = o.rt_us {
-            op.response_time.saturating_record(rt);
-        }
-        if let Some(st) = o.st_us {
-            op.service_time.saturating_record(st);
-        }
-        op.lag.saturating_record(o.lag_us);
-        let ph = &mut op.phases;
-        for (h, v) in [
-            (&mut ph.connect, o.connect_us),
-            (&mut ph.tls, o.tls_us),
-            (&mut ph.ttfb, o.ttfb_us),
-            (&mut ph.receive, o.receive_us),
-        ] {
-            if let Some(v) = v {
-                h.saturating_record(v);
-            }
-        }
+        op.count(o);
         let raw = RawTrace {
             trace_id: o.trace_id,
             op: o.op as u16,
@@ -330,6 +359,103 @@ impl WorkerRecorder {
         }
     }
 
+    /// Records one request of a flow step (`step` indexes `Mix::flow_steps`; `o.op` is the
+    /// flow). The step's figures get the request; the flow's own record (one per flow, made by
+    /// the caller when the flow ends) gets its duration and outcome, so here the flow only
+    /// gets what is exact per request: header faults, and the trace id (lists, exemplar).
+    pub fn record_step(
+        &mut self,
+        step: usize,
+        o: &RequestRecord,
+        sampled: bool,
+        export: impl FnOnce() -> bool,
+    ) {
+        if let Some(later) = self.later_for(o) {
+            later.record_step(step, o, sampled, export);
+            return;
+        }
+        if let Some(w) = o.fault_window {
+            if self.windows.len() <= w {
+                self.windows.resize(w + 1, 0);
+            }
+            self.windows[w] += 1;
+        }
+        if self.steps.len() <= step {
+            self.steps.resize_with(step + 1, OpRecorder::new);
+        }
+        self.steps[step].count(o);
+        let Some(op) = self.ops.get_mut(o.op) else {
+            return;
+        };
+        match o.fault {
+            Some("error") => op.counts.faults_error += 1,
+            Some(_) => op.counts.faults_latency += 1,
+            None => {}
+        }
+        let raw = RawTrace {
+            trace_id: o.trace_id,
+            op: o.op as u16,
+            at_us: o.at_us,
+            rt_us: o.rt_us.unwrap_or(0),
+            status: o.status,
+            error: o.error,
+            fault: o.fault,
+        };
+        let wanted = sampled || op.last.is_none() || self.traces.would_keep(&raw);
+        if o.trace_id != [0; 16] && wanted && export() {
+            op.last = Some(raw);
+            self.steps[step].last = Some(raw);
+            self.traces.offer(raw);
+        }
+    }
+
+    /// An arrival came due (counted before it is queued, dropped or sent).
+    pub fn planned(&mut self, op: usize) {
+        if let Some(o) = self.ops.get_mut(op) {
+            o.counts.planned += 1;
+        }
+    }
+    /// Closed model: a VU's request is an arrival of its own (the open model counts its
+    /// arrivals at release, before they can be dropped).
+    pub fn planned_if_closed(&mut self, closed: bool, op: usize) {
+        if closed {
+            self.planned(op);
+        }
+    }
+    /// An arrival's handling ended (see `Counts::completed`).
+    pub fn completed(&mut self, op: usize) {
+        if let Some(o) = self.ops.get_mut(op) {
+            o.counts.completed += 1;
+        }
+    }
+    /// An arrival given up at the drain bound or a hard stop, after waiting `waited_us` since
+    /// the point its response time counts from: counted, and that wait goes into the
+    /// response-time histogram (the least its latency would have been).
+    pub fn abandoned(&mut self, op: usize, waited_us: u64) {
+        if let Some(o) = self.ops.get_mut(op) {
+            o.counts.abandoned += 1;
+            o.response_time.saturating_record(waited_us.max(1));
+        }
+    }
+    /// `n` arrivals of `op` that came due but were never released (a dispatcher behind its
+    /// schedule when the run stopped): planned, abandoned with at least `waited_us`, and
+    /// behind when that is beyond `BEHIND_US`.
+    pub fn unreleased(&mut self, op: usize, n: u64, waited_us: u64) {
+        if let Some(o) = self.ops.get_mut(op).filter(|_| n > 0) {
+            o.counts.planned += n;
+            o.counts.abandoned += n;
+            if waited_us > BEHIND_US {
+                o.counts.behind += n;
+            }
+            o.response_time.saturating_record_n(waited_us.max(1), n);
+        }
+    }
+    /// An arrival released later than `BEHIND_US` after its intended start.
+    pub fn behind(&mut self, op: usize) {
+        if let Some(o) = self.ops.get_mut(op) {
+            o.counts.behind += 1;
+        }
+    }
     pub fn dropped(&mut self, op: usize) {
         if let Some(o) = self.ops.get_mut(op) {
             o.counts.dropped += 1;
@@ -365,6 +491,9 @@ impl WorkerRecorder {
 pub struct Collector {
     names: Vec<String>,
     ops: Vec<OpRecorder>,
+    /// Flow steps: (operation index, step name) and their cumulative figures.
+    step_names: Vec<(usize, String)>,
+    steps: Vec<OpRecorder>,
     traces: TraceLists,
     windows: Vec<u64>,
     gauges: Vec<(u64, u64)>,
@@ -378,6 +507,8 @@ impl Collector {
         Collector {
             names,
             ops,
+            step_names: Vec::new(),
+            steps: Vec::new(),
             traces: TraceLists::new(keep),
             windows: Vec::new(),
             gauges: vec![(0, 0); workers],
@@ -386,8 +517,35 @@ impl Collector {
         }
     }
 
+    /// Keeps flow steps' figures apart (`Mix::flow_steps`).
+    pub fn with_steps(mut self, steps: Vec<(usize, String)>) -> Self {
+        self.steps = steps.iter().map(|_| OpRecorder::new()).collect();
+        self.step_names = steps;
+        self
+    }
+
     /// Adds a worker's delta; the caller may reuse `d` after `d.reset()`.
+    /// Adds a worker's delta (and the parts of it that belong to later intervals: the run
+    /// loop hands those over once their interval is due); the caller may reuse `d` after
+    /// `d.reset()`.
     pub fn absorb(&mut self, d: &WorkerRecorder) {
+        self.absorb_one(d);
+        for l in &d.later {
+            self.absorb_one(l);
+        }
+    }
+
+    fn absorb_one(&mut self, d: &WorkerRecorder) {
+        for (acc, o) in self.steps.iter_mut().zip(&d.steps) {
+            acc.counts.add(&o.counts);
+            let _ = acc.response_time.add(&o.response_time);
+            let _ = acc.service_time.add(&o.service_time);
+            let _ = acc.lag.add(&o.lag);
+            acc.phases.add(&o.phases);
+            if o.last.is_some() {
+                acc.last = o.last;
+            }
+        }
         for (acc, o) in self.ops.iter_mut().zip(&d.ops) {
             acc.counts.add(&o.counts);
             // Same bounds on both sides, so `add` cannot fail.
@@ -474,6 +632,25 @@ impl Collector {
                 .collect(),
             fault_injected: self.windows.clone(),
             finished,
+            steps: self
+                .steps
+                .iter()
+                .zip(&self.step_names)
+                .map(|(o, (op, name))| {
+                    (
+                        *op,
+                        OpSnapshot {
+                            name: name.clone(),
+                            counts: o.counts.clone(),
+                            response_time: o.response_time.clone(),
+                            service_time: o.service_time.clone(),
+                            lag: o.lag.clone(),
+                            last_trace: o.last.map(|t| t.to_ref(names)),
+                            phases: o.phases.clone(),
+                        },
+                    )
+                })
+                .collect(),
         }
     }
 }
@@ -508,6 +685,38 @@ mod tests {
             ttfb_us: status.map(|_| rt / 2),
             receive_us: status.map(|_| rt / 2),
         }
+    }
+
+    #[test]
+    fn flow_steps_are_counted_apart_from_their_flow() {
+        let mut c = Collector::new(vec!["flow".into()], 1, 5)
+            .with_steps(vec![(0, "create".into()), (0, "read".into())]);
+        let mut w = WorkerRecorder::new(0, 1, 5);
+        let mut step = out(0, Some(201), 10);
+        step.fault = Some("latency");
+        step.fault_window = Some(0);
+        w.record_step(0, &step, true, || true);
+        w.record_step(1, &out(0, Some(404), 20), true, || true);
+        // The flow itself: one request, no trace id of its own.
+        let mut flow = out(0, Some(404), 35);
+        flow.trace_id = [0; 16];
+        w.record(&flow);
+        c.absorb(&w);
+        let s = c.snapshot(Duration::from_secs(1), 0.0, vec![], true);
+        assert_eq!(s.ops[0].counts.requests, 1, "one flow");
+        assert_eq!(s.ops[0].counts.faults_latency, 1, "its step's header fault");
+        assert_eq!(s.fault_injected, vec![1]);
+        assert_eq!(s.steps.len(), 2);
+        assert_eq!((s.steps[0].0, s.steps[0].1.name.as_str()), (0, "create"));
+        assert_eq!(s.steps[0].1.counts.status, vec![(201, 1)]);
+        assert_eq!(s.steps[1].1.counts.errors[ErrorKind::Status4xx.index()], 1);
+        assert_eq!(s.steps[1].1.response_time.max(), 20);
+        // Steps' trace ids are what the lists point at (the flow has none).
+        assert_eq!(s.slowest.len(), 2);
+        assert!(s.slowest.iter().all(|t| t.op == "flow"));
+        // A recycled recorder starts its steps from zero.
+        w.reset();
+        assert!(w.steps.iter().all(|o| o.counts.requests == 0));
     }
 
     #[test]

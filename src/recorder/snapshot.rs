@@ -33,10 +33,16 @@ pub enum ErrorKind {
     Panic,
     /// The TLS handshake failed (unknown issuer, name mismatch, expired certificate, alert).
     Tls,
+    /// A flow step's `capture` found nothing in its response (no such JSON pointer, header or
+    /// a null value): the step fails and the flow ends, rather than sending an empty value on.
+    CaptureMissing,
+    /// A flow step's target was a captured URL of another origin (scheme, host and port differ
+    /// from the target's): not sent.
+    CrossOrigin,
 }
 
 impl ErrorKind {
-    pub const COUNT: usize = 9;
+    pub const COUNT: usize = 11;
     pub const ALL: [ErrorKind; ErrorKind::COUNT] = [
         ErrorKind::Connect,
         ErrorKind::Timeout,
@@ -47,6 +53,8 @@ impl ErrorKind {
         ErrorKind::InvalidRequest,
         ErrorKind::Panic,
         ErrorKind::Tls,
+        ErrorKind::CaptureMissing,
+        ErrorKind::CrossOrigin,
     ];
     /// The `kind` label value and report key.
     pub fn as_str(self) -> &'static str {
@@ -60,12 +68,32 @@ impl ErrorKind {
             ErrorKind::InvalidRequest => "invalid_request",
             ErrorKind::Panic => "panic",
             ErrorKind::Tls => "tls",
+            ErrorKind::CaptureMissing => "capture_missing",
+            ErrorKind::CrossOrigin => "cross_origin",
         }
     }
     /// Position in `ALL` and in `Counts::errors` (the declaration order).
     pub fn index(self) -> usize {
         self as usize
     }
+}
+
+/// Reads a list of error counts by kind that may be shorter than `ErrorKind::COUNT` (a report
+/// of a version that knew fewer kinds, which are appended at the end): the rest are 0.
+pub fn error_counts<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<[u64; ErrorKind::COUNT], D::Error> {
+    let v: Vec<u64> = Vec::deserialize(d)?;
+    if v.len() > ErrorKind::COUNT {
+        return Err(serde::de::Error::custom(format!(
+            "{} error kinds, at most {} are known",
+            v.len(),
+            ErrorKind::COUNT
+        )));
+    }
+    let mut out = [0; ErrorKind::COUNT];
+    out[..v.len()].copy_from_slice(&v);
+    Ok(out)
 }
 
 /// Counters of one operation (or of the whole run). Serialized as is into the report.
@@ -78,7 +106,9 @@ pub struct Counts {
     /// Exact status codes seen, ascending (code, count); bounded by what HTTP allows.
     pub status: Vec<(u16, u64)>,
     /// Failures by kind, in the order connect, timeout, io, protocol, status_4xx, status_5xx,
-    /// invalid_request, panic, tls (`ErrorKind::index()`).
+    /// invalid_request, panic, tls, capture_missing, cross_origin (`ErrorKind::index()`). A
+    /// report written before a kind existed has a shorter list: read with zeros for the rest.
+    #[serde(deserialize_with = "error_counts")]
     pub errors: [u64; ErrorKind::COUNT],
     /// Requests sent again automatically (idempotent methods only) because a reused
     /// connection was closed before any byte of the response arrived. Not in `requests`.
@@ -93,9 +123,10 @@ pub struct Counts {
     pub bytes_received: u64,
     /// Arrivals never sent: no connection free and the queue full (open model).
     pub dropped: u64,
-    /// Arrivals sent later than 1 ms after their intended start because they waited for a free
-    /// connection (open model). The dispatcher's own 1 ms timer batching is not counted here;
-    /// it shows in the schedule-lag histogram, and latency counts from the intended start anyway.
+    /// Arrivals sent later than 1 ms after they could have been: after their release when a
+    /// connection was free at release (its connect time), after their intended start when they
+    /// had to wait for a connection (open model). The dispatcher's own timer lag is not
+    /// counted here; it shows in the schedule-lag histogram and in `behind`.
     pub late: u64,
     /// Arrivals of a pool operation (get/update/toggle/delete) that found the id pool empty:
     /// not sent, counted here.
@@ -105,6 +136,25 @@ pub struct Counts {
     /// Requests the generator faulted itself with fault headers, by kind.
     pub faults_latency: u64,
     pub faults_error: u64,
+    /// Arrivals that came due while the load ran (open model: every arrival of the schedule
+    /// up to the end or the stop; closed model: every request a VU started). Always
+    /// `planned == completed + dropped + abandoned` (the accounting identity).
+    #[serde(default)]
+    pub planned: u64,
+    /// Arrivals whose handling ended: a response, a failure, a refused flow step, or not sent
+    /// because the id pool was empty (`empty_pool`). A flow is one arrival however many steps.
+    #[serde(default)]
+    pub completed: u64,
+    /// Arrivals still waiting for a connection, in flight, or due but not yet released when
+    /// the drain bound passed or a second signal stopped the run at once. They count in the
+    /// `dropped` share of thresholds and in the response-time histogram with the time they
+    /// had waited (a lower bound of their latency).
+    #[serde(default)]
+    pub abandoned: u64,
+    /// Arrivals the dispatcher released more than `recorder::BEHIND_US` after their intended
+    /// start: the generator's own lateness, the input of the schedule health check.
+    #[serde(default)]
+    pub behind: u64,
 }
 
 /// A request worth pointing at: one of the slowest, a failure, or a faulted one.
@@ -212,6 +262,10 @@ pub struct Snapshot {
     pub fault_injected: Vec<u64>,
     /// True once the load has ended (the final snapshot).
     pub finished: bool,
+    /// Flow steps' own figures: (index of the flow in `ops`, the step, named as in the plan),
+    /// in `Mix::flow_steps` order. A flow's entry in `ops` counts whole flows (one request per
+    /// flow; response time = the flow's duration); its steps' requests are here.
+    pub steps: Vec<(usize, OpSnapshot)>,
 }
 
 impl Snapshot {
@@ -252,6 +306,10 @@ impl Counts {
         self.checks_failed += other.checks_failed;
         self.faults_latency += other.faults_latency;
         self.faults_error += other.faults_error;
+        self.planned += other.planned;
+        self.completed += other.completed;
+        self.abandoned += other.abandoned;
+        self.behind += other.behind;
     }
 }
 

@@ -126,6 +126,8 @@ impl Timeline {
                 hist::ms(lag.max())
             },
             errors_by_kind,
+            planned: now.planned.saturating_sub(prev.planned),
+            abandoned: now.abandoned.saturating_sub(prev.abandoned),
         });
         self.acc.prev_counts = now;
         self.acc.prev_hist = Some(now_hist);
@@ -197,6 +199,7 @@ impl OpReport {
                 lag: hist::encode(lag),
                 phases: Default::default(),
             },
+            steps: Vec::new(),
         }
     }
 
@@ -260,6 +263,14 @@ impl Report {
         } else {
             planned.as_secs_f64()
         };
+        // Rates are per second of real time, drain included (the arrivals completed in it
+        // belong to the load); the planned duration would overstate them.
+        let elapsed_s = last.elapsed.as_secs_f64();
+        let rate_s = if elapsed_s > 0.0 {
+            elapsed_s
+        } else {
+            duration_s
+        };
         let (mut all_r, mut all_s, mut all_l) = (hist::empty(), hist::empty(), hist::empty());
         let mut all_p = Phases::default();
         let mut ops = Vec::with_capacity(last.ops.len());
@@ -273,12 +284,25 @@ impl Report {
                 &op.response_time,
                 &op.service_time,
                 &op.lag,
-                duration_s,
+                rate_s,
             );
             r.set_phases(&op.phases);
             ops.push((op.name.clone(), r));
         }
-        let mut totals = OpReport::from_parts(last.totals(), &all_r, &all_s, &all_l, duration_s);
+        for (i, step) in &last.steps {
+            let mut r = OpReport::from_parts(
+                step.counts.clone(),
+                &step.response_time,
+                &step.service_time,
+                &step.lag,
+                rate_s,
+            );
+            r.set_phases(&step.phases);
+            if let Some((_, flow)) = ops.get_mut(*i) {
+                flow.steps.push((step.name.clone(), r));
+            }
+        }
+        let mut totals = OpReport::from_parts(last.totals(), &all_r, &all_s, &all_l, rate_s);
         totals.set_phases(&all_p);
         let faults = fault_reports(plan, duration_s);
         Report {
@@ -309,7 +333,15 @@ impl Report {
                 grafana_url: plan.verify.as_ref().and_then(|v| v.grafana_url.clone()),
                 thresholds: plan.thresholds.iter().map(|t| t.source.clone()).collect(),
                 compare: plan.compare.iter().map(|c| c.source.clone()).collect(),
+                seed: Some(plan.seed),
+                fingerprint: Some(plan.fingerprint()),
+                merged_segments: None,
+                allow_schedule_miss: plan.schedule.allow_miss,
             },
+            cleanup: None,
+            elapsed_s,
+            schedule_missed: None,
+            control: Vec::new(),
         }
     }
 
@@ -357,6 +389,7 @@ fn fault_reports(plan: &Plan, duration_s: f64) -> Vec<FaultReport> {
                     FaultVia::Header => Some(0),
                     FaultVia::Server => None,
                 },
+                failed: None,
             }
         })
         .collect()

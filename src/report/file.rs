@@ -7,6 +7,9 @@ use std::path::Path;
 
 use super::{Report, ReportError, VERSION};
 
+/// Reports larger than this are refused (a 30-day run's per-second timeline is well below).
+pub const MAX_REPORT_BYTES: u64 = 4 << 30;
+
 /// Writes `bytes` to `path` atomically: a temp file in the same directory, then a rename.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
     let io = |source| ReportError::Io {
@@ -42,15 +45,22 @@ impl Report {
     }
 
     pub fn read(path: &Path) -> Result<Report, ReportError> {
+        use std::io::Read as _;
         let shown = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|source| ReportError::Io {
+        let file = std::fs::File::open(path).map_err(|source| ReportError::Io {
             path: shown.clone(),
             source,
         })?;
-        Self::from_json(&bytes).map_err(|message| ReportError::Format {
-            path: shown,
-            message,
-        })
+        // Parsed as it is read, and at most `MAX_REPORT_BYTES`: `report merge /dev/zero` is an
+        // error at its first byte, not a read that never ends.
+        let reader = std::io::BufReader::new(file.take(MAX_REPORT_BYTES));
+        serde_json::from_reader(reader)
+            .map_err(|e| format!("invalid JSON: {e}"))
+            .and_then(Self::from_value)
+            .map_err(|message| ReportError::Format {
+                path: shown,
+                message,
+            })
     }
 
     /// Parses a report, checking `version` first so an old or future file gets a clear message
@@ -58,6 +68,10 @@ impl Report {
     pub fn from_json(bytes: &[u8]) -> Result<Report, String> {
         let value: serde_json::Value =
             serde_json::from_slice(bytes).map_err(|e| format!("invalid JSON: {e}"))?;
+        Self::from_value(value)
+    }
+
+    fn from_value(value: serde_json::Value) -> Result<Report, String> {
         let version = value
             .get("version")
             .ok_or_else(|| "no `version` field".to_string())?

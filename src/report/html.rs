@@ -113,6 +113,10 @@ fn ops_table(out: &mut String, r: &Report) {
     );
     for (name, op) in &r.ops {
         op_row(out, name, op, "op");
+        // A flow's row counts whole flows; its steps follow it.
+        for (i, (step, s)) in op.steps.iter().enumerate() {
+            op_row(out, &format!("{name} · step {} {step}", i + 1), s, "step");
+        }
     }
     op_row(out, "all", &r.totals, "total");
     out.push_str("</tbody></table></section>\n");
@@ -223,7 +227,41 @@ fn faults_table(out: &mut String, r: &Report) {
             esc(&f.via),
             esc(&target),
             f.share * 100.0,
-            f.injected.map_or("–".to_string(), |n| n.to_string())
+            match &f.failed {
+                Some(why) => format!("FAILED, not applied: {}", esc(why)),
+                None => f.injected.map_or("–".to_string(), |n| n.to_string()),
+            }
+        );
+    }
+    out.push_str("</tbody></table></section>\n");
+}
+
+fn control_table(out: &mut String, r: &Report) {
+    if r.control.is_empty() {
+        return;
+    }
+    out.push_str(
+        "<section><h2>Control actions</h2><table id=\"control-actions\"><thead><tr><th>at</th>\
+         <th>action</th><th>values</th><th>by</th><th>time</th></tr></thead><tbody>\n",
+    );
+    for e in &r.control {
+        let values: Vec<String> = e
+            .values
+            .iter()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, v)| match v {
+                serde_json::Value::String(s) => format!("{k}={s}"),
+                v => format!("{k}={v}"),
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "<tr><td>{:.1}s</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            e.t_s,
+            esc(&e.action),
+            esc(&values.join(" ")),
+            esc(&e.who),
+            esc(&e.at)
         );
     }
     out.push_str("</tbody></table></section>\n");
@@ -306,14 +344,19 @@ fn header(out: &mut String, r: &Report) {
         if pass { "passed" } else { "failed" },
         esc(line)
     );
-    let merged = r.run_id.contains(',');
+    // Older merges joined the segments' run ids with commas.
+    let merged = r.config.merged_segments.or_else(|| {
+        r.run_id
+            .contains(',')
+            .then(|| r.run_id.split(',').count() as u32)
+    });
     let _ = writeln!(
         out,
         "<p class=\"meta\">run <code>{}</code>{} · target <code>{}</code> · {} → {} · \
          {:.1}s of load</p>",
         esc(&r.run_id),
-        if merged {
-            format!(" (merged from {} runs)", r.run_id.split(',').count())
+        if let Some(n) = merged {
+            format!(" (merged from {n} segments)")
         } else if r.segment.count > 1 {
             format!(" · segment {}/{}", r.segment.index, r.segment.count)
         } else {
@@ -359,14 +402,15 @@ pub fn render(r: &Report) -> String {
 }
 
 /// The page of the live dashboard: the run so far, its script following `events` (a URL
-/// relative to the page) for new points.
-pub fn render_live(r: &Report, events: &str) -> String {
-    render_with(r, Some(events))
+/// relative to the page) for new points; `control` is the dashboard's control section (HTML,
+/// placed under the header).
+pub fn render_live(r: &Report, events: &str, control: &str) -> String {
+    render_with(r, Some((events, control)))
 }
 
-fn render_with(r: &Report, live: Option<&str>) -> String {
+fn render_with(r: &Report, live: Option<(&str, &str)>) -> String {
     let mut body = String::new();
-    if let Some(url) = live {
+    if let Some((url, _)) = live {
         let _ = writeln!(
             body,
             "<script>window.trafficgenLive = {};</script>
@@ -376,8 +420,9 @@ fn render_with(r: &Report, live: Option<&str>) -> String {
             script_json(&url)
         );
     }
-    if live.is_some() {
+    if let Some((_, control)) = live {
         live_header(&mut body, r);
+        body.push_str(control);
     } else {
         header(&mut body, r);
     }
@@ -404,6 +449,9 @@ fn render_with(r: &Report, live: Option<&str>) -> String {
     verify_table(&mut body, r);
     ops_table(&mut body, r);
     faults_table(&mut body, r);
+    if live.is_none() {
+        control_table(&mut body, r);
+    }
     traces_table(&mut body, "slowest", "Slowest requests", &r.slowest, r);
     traces_table(&mut body, "failed", "Failed requests", &r.failed, r);
     traces_table(&mut body, "faulted", "Faulted requests", &r.faulted, r);

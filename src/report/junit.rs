@@ -171,11 +171,32 @@ fn run_case(r: &Report) -> Case {
     }
 }
 
+/// One case per server-side fault window: it was applied, or why not.
+fn fault_cases(r: &Report) -> Vec<Case> {
+    r.faults
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.via == "server")
+        .map(|(i, f)| Case {
+            name: format!("fault window #{i} ({} via server) was applied", f.kind),
+            failure: f.failed.as_ref().map(|why| {
+                (
+                    "faults_failed",
+                    format!("fault window #{i} could not be applied"),
+                    why.clone(),
+                )
+            }),
+        })
+        .collect()
+}
+
 /// The JUnit XML document of a report.
 pub fn render(r: &Report) -> String {
     let class = format!("trafficgen.{}", r.scenario);
+    let mut run = vec![run_case(r)];
+    run.extend(fault_cases(r));
     let suites: [(&str, Vec<Case>); 4] = [
-        ("run", vec![run_case(r)]),
+        ("run", run),
         ("thresholds", threshold_cases(r)),
         ("checks", check_cases(r)),
         ("verify", verify_cases(r)),
@@ -221,5 +242,31 @@ mod tests {
             "2026-12-01T09:09:58"
         );
         assert_eq!(timestamp(""), "1970-01-01T00:00:00");
+    }
+
+    #[test]
+    fn a_fault_window_not_applied_is_a_failed_case() {
+        let window = |failed: Option<&str>| crate::report::FaultReport {
+            start_s: 1.0,
+            end_s: 2.0,
+            kind: "latency".into(),
+            via: "server".into(),
+            ops: vec![],
+            route: None,
+            share: 1.0,
+            injected: None,
+            failed: failed.map(str::to_string),
+        };
+        let r = Report {
+            scenario: "s".into(),
+            faults: vec![window(None), window(Some("POST /admin/faults: HTTP 404"))],
+            ..Report::default()
+        };
+        let xml = render(&r);
+        assert!(xml.contains("fault window #0 (latency via server) was applied\" classname=\"trafficgen.s.run\" time=\"0\"/>"), "{xml}");
+        assert!(
+            xml.contains("type=\"faults_failed\">POST /admin/faults: HTTP 404</failure>"),
+            "{xml}"
+        );
     }
 }

@@ -9,11 +9,55 @@ use super::{OpReport, Report, ReportConfig, ReportError, TimelinePoint, VerdictR
 use crate::plan::Segment;
 use crate::recorder::{Counts, TraceRef};
 
+/// The reports must be segments of one run: the same resolved plan (fingerprint, which
+/// includes the seed) and the same run id. Reports written before fingerprints were kept are
+/// compared on what they have.
+fn check_same_run(reports: &[Report]) -> Result<(), ReportError> {
+    let Some(first) = reports.first() else {
+        return Ok(());
+    };
+    let seg = |r: &Report| format!("segment {}/{}", r.segment.index, r.segment.count);
+    for r in &reports[1..] {
+        if let (Some(a), Some(b)) = (&first.config.fingerprint, &r.config.fingerprint)
+            && a != b
+        {
+            let seeds = match (first.config.seed, r.config.seed) {
+                (Some(x), Some(y)) if x != y => format!(" (seeds {x} and {y})"),
+                _ => String::new(),
+            };
+            return Err(ReportError::Mismatch(format!(
+                "{} and {} ran different plans{seeds}: plan fingerprints {a} and {b}; every \
+                 segment must run the same scenario with the same load flags and seed \
+                 (`--seed`, or `--coordinator`, which hands out one)",
+                seg(first),
+                seg(r)
+            )));
+        }
+        if r.run_id != first.run_id {
+            return Err(ReportError::Mismatch(format!(
+                "{} and {} are from different runs (run ids {} and {})",
+                seg(first),
+                seg(r),
+                first.run_id,
+                r.run_id
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn check_segments(reports: &[Report]) -> Result<(), ReportError> {
     let first = reports
         .first()
         .ok_or_else(|| ReportError::Merge("no reports given".into()))?;
     let n = first.segment.count;
+    // A report is input: its segment count sizes the table below.
+    if n == 0 || n > crate::scenario::limits::MAX_SEGMENTS {
+        return Err(ReportError::Merge(format!(
+            "segment count {n} is outside 1..={}",
+            crate::scenario::limits::MAX_SEGMENTS
+        )));
+    }
     let mut seen = vec![false; n as usize];
     for r in reports {
         if r.scenario != first.scenario {
@@ -38,6 +82,7 @@ fn check_segments(reports: &[Report]) -> Result<(), ReportError> {
             return Err(ReportError::Merge(format!("segment {i}/{n} given twice")));
         }
     }
+    check_same_run(reports)?;
     let missing: Vec<String> = (0..n as usize)
         .filter(|&i| !seen[i])
         .map(|i| i.to_string())
@@ -73,6 +118,21 @@ fn merge_ops(parts: &[&OpReport], duration_s: f64) -> Result<OpReport, ReportErr
     }
     let mut op = OpReport::from_parts(counts, &r, &s, &l, duration_s);
     op.set_phases(&phases);
+    // Flow steps, by position (every segment ran the same plan).
+    let steps = parts.iter().map(|p| p.steps.len()).max().unwrap_or(0);
+    for i in 0..steps {
+        let of: Vec<&OpReport> = parts
+            .iter()
+            .filter_map(|p| p.steps.get(i))
+            .map(|s| &s.1)
+            .collect();
+        let name = parts
+            .iter()
+            .find_map(|p| p.steps.get(i))
+            .map(|s| s.0.clone())
+            .unwrap_or_default();
+        op.steps.push((name, merge_ops(&of, duration_s)?));
+    }
     Ok(op)
 }
 
@@ -90,6 +150,8 @@ fn merge_timelines(reports: &[Report]) -> Vec<TimelinePoint> {
             m.requests += p.requests;
             m.errors += p.errors;
             m.dropped += p.dropped;
+            m.planned += p.planned;
+            m.abandoned += p.abandoned;
             m.p50_ms = m.p50_ms.max(p.p50_ms);
             m.p99_ms = m.p99_ms.max(p.p99_ms);
             m.p95_ms = m.p95_ms.max(p.p95_ms);
@@ -138,6 +200,13 @@ pub fn merge(reports: &[Report]) -> Result<Report, ReportError> {
     sorted.sort_by_key(|r| r.segment.index);
     let first = sorted[0];
     let duration_s = reports.iter().map(|r| r.duration_s).fold(0.0, f64::max);
+    // Rates per second of real time, as each segment's own (older reports: the duration).
+    let elapsed_s = reports.iter().map(|r| r.elapsed_s).fold(0.0, f64::max);
+    let rate_s = if elapsed_s > 0.0 {
+        elapsed_s
+    } else {
+        duration_s
+    };
 
     let mut names: Vec<String> = Vec::new();
     for r in &sorted {
@@ -153,11 +222,11 @@ pub fn merge(reports: &[Report]) -> Result<Report, ReportError> {
             .iter()
             .filter_map(|r| r.ops.iter().find(|(o, _)| *o == n).map(|(_, x)| x))
             .collect();
-        let merged = merge_ops(&parts, duration_s)?;
+        let merged = merge_ops(&parts, rate_s)?;
         ops.push((n, merged));
     }
     let totals_parts: Vec<&OpReport> = sorted.iter().map(|r| &r.totals).collect();
-    let totals = merge_ops(&totals_parts, duration_s)?;
+    let totals = merge_ops(&totals_parts, rate_s)?;
 
     let mut faults = sorted
         .iter()
@@ -177,6 +246,12 @@ pub fn merge(reports: &[Report]) -> Result<Report, ReportError> {
             .iter()
             .filter_map(|r| r.faults.get(i).map(|x| x.end_s))
             .fold(f.end_s, f64::max);
+        // Segment 0 alone sets server-side rules: its failure is the window's.
+        if f.failed.is_none() {
+            f.failed = sorted
+                .iter()
+                .find_map(|r| r.faults.get(i).and_then(|x| x.failed.clone()));
+        }
     }
     let run_ids: Vec<&str> = {
         let mut v: Vec<&str> = sorted.iter().map(|r| r.run_id.as_str()).collect();
@@ -235,6 +310,24 @@ pub fn merge(reports: &[Report]) -> Result<Report, ReportError> {
             grafana_url: sorted.iter().find_map(|r| r.config.grafana_url.clone()),
             thresholds: Vec::new(),
             compare: first.config.compare.clone(),
+            seed: first.config.seed,
+            fingerprint: first.config.fingerprint.clone(),
+            merged_segments: u32::try_from(reports.len()).ok(),
+            allow_schedule_miss: first.config.allow_schedule_miss,
+        },
+        cleanup: merge_cleanups(sorted.iter().filter_map(|r| r.cleanup.as_ref())),
+        elapsed_s,
+        // One segment that could not keep its schedule makes the whole run's figures suspect.
+        schedule_missed: sorted.iter().find_map(|r| {
+            r.schedule_missed
+                .as_ref()
+                .map(|m| format!("segment {}: {m}", r.segment.index))
+        }),
+        // Each segment's control actions (each has its own dashboard), in time order.
+        control: {
+            let mut c: Vec<_> = sorted.iter().flat_map(|r| r.control.clone()).collect();
+            c.sort_by(|a, b| a.t_s.total_cmp(&b.t_s));
+            c
         },
     };
 
@@ -247,4 +340,23 @@ pub fn merge(reports: &[Report]) -> Result<Report, ReportError> {
         }
     }
     Ok(merged)
+}
+
+/// The segments' cleanups added up (each deleted its own pool's ids, at the same time).
+fn merge_cleanups<'a>(
+    all: impl Iterator<Item = &'a crate::executor::Cleanup>,
+) -> Option<crate::executor::Cleanup> {
+    all.fold(None, |acc, c| {
+        let mut m = acc.unwrap_or_default();
+        m.known += c.known;
+        m.deleted += c.deleted;
+        m.not_found += c.not_found;
+        m.failed += c.failed;
+        m.left += c.left;
+        m.duration_s = m.duration_s.max(c.duration_s);
+        if m.first_error.is_none() {
+            m.first_error.clone_from(&c.first_error);
+        }
+        Some(m)
+    })
 }

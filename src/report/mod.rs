@@ -92,7 +92,7 @@ pub struct PhasePercentiles {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct OpReport {
     pub counts: Counts,
-    /// Completed requests per second over the load's duration.
+    /// Requests per second of real elapsed time (`Report::elapsed_s`, the drain included).
     pub rate: f64,
     pub response_time_ms: Percentiles,
     pub service_time_ms: Percentiles,
@@ -101,6 +101,12 @@ pub struct OpReport {
     #[serde(default)]
     pub phases_ms: PhasePercentiles,
     pub histograms: Histograms,
+    /// A flow's steps, in order, each with its own requests and latencies (its redirects
+    /// included). The flow's own figures above count whole flows: one request per flow, its
+    /// response time the flow's duration (from the intended start to the last step's last
+    /// byte), its status the last step's, its error the step's that ended it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<(String, OpReport)>,
 }
 
 /// One second of the run.
@@ -134,9 +140,16 @@ pub struct TimelinePoint {
     #[serde(default)]
     pub lag_max_ms: f64,
     /// This second's failures by kind, in `ErrorKind::ALL` order (connect, timeout, io,
-    /// protocol, status_4xx, status_5xx, invalid_request, panic, tls); they add up to `errors`.
-    #[serde(default)]
+    /// protocol, status_4xx, status_5xx, invalid_request, panic, tls, capture_missing,
+    /// cross_origin); they add up to `errors`.
+    #[serde(default, deserialize_with = "crate::recorder::snapshot::error_counts")]
     pub errors_by_kind: [u64; crate::recorder::ErrorKind::COUNT],
+    /// Arrivals of this second that were planned, and that were abandoned (see
+    /// `Counts::planned`, `Counts::abandoned`); 0 in reports written before them.
+    #[serde(default)]
+    pub planned: u64,
+    #[serde(default)]
+    pub abandoned: u64,
 }
 
 /// One threshold's result.
@@ -166,6 +179,21 @@ pub struct ReportConfig {
     /// when this report is the new run.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub compare: Vec<String>,
+    /// The seed of every random choice of the run: `--seed N` (or the scenario's `seed`)
+    /// replays them. `None` in reports written before it was kept, and in a merge of reports
+    /// that do not agree on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// `Plan::fingerprint` of the resolved plan: equal for every segment of one run, so `report
+    /// merge` refuses reports of different plans.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
+    /// Set by `report merge`: how many segment reports this one was merged from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged_segments: Option<u32>,
+    /// Scenario `load.allow_schedule_miss`: a missed schedule is only a warning.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_schedule_miss: bool,
 }
 
 /// How a run (or a merge, or a re-verify) was judged: the state, the exit code it maps to
@@ -206,8 +234,14 @@ pub enum VerdictState {
     Aborted,
     /// SIGINT/SIGTERM stopped the run before the load ended.
     Interrupted,
+    /// The generator could not keep its schedule (it released arrivals far behind their
+    /// time): its latency figures are not trustworthy. Exit 97.
+    ScheduleMissed,
     /// The generator itself failed (a worker panicked, the report could not be written).
     GeneratorFailed,
+    /// A server-side fault window could not be applied (the target has no fault API, the
+    /// token was refused): the run did not test what it was asked to.
+    FaultsFailed,
     /// Set on a report that has not been judged yet.
     NotJudged,
 }
@@ -222,7 +256,9 @@ impl VerdictState {
             VerdictState::ThresholdsAndVerifyFailed => "thresholds_and_verify_failed",
             VerdictState::Aborted => "aborted",
             VerdictState::Interrupted => "interrupted",
+            VerdictState::ScheduleMissed => "schedule_missed",
             VerdictState::GeneratorFailed => "generator_failed",
+            VerdictState::FaultsFailed => "faults_failed",
             VerdictState::NotJudged => "not_judged",
         }
     }
@@ -268,6 +304,10 @@ pub struct FaultReport {
     pub share: f64,
     /// Requests the generator faulted with headers in this window (server-side: `None`).
     pub injected: Option<u64>,
+    /// Why a server-side window could not be applied (its rule was refused or never set):
+    /// the window did not happen, and the run fails (`faults_failed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<String>,
 }
 
 /// The whole report (`version` = `VERSION`).
@@ -309,6 +349,38 @@ pub struct Report {
     pub verdict: VerdictRecord,
     #[serde(default)]
     pub config: ReportConfig,
+    /// `mix.cleanup`: the todos the run created and deleted after the load (not in any
+    /// count above).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cleanup: Option<crate::executor::Cleanup>,
+    /// Seconds from the start of the load to its real end, the drain included: what the
+    /// rates (`rate` of every operation and of the totals) are divided by. 0 in reports
+    /// written before it (their rates are per `duration_s`).
+    #[serde(default)]
+    pub elapsed_s: f64,
+    /// Why the generator could not keep its schedule (its latency figures are then not
+    /// trustworthy); `None` when it kept it. A verdict of its own (exit 97) unless the
+    /// scenario allows it (`config.allow_schedule_miss`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule_missed: Option<String>,
+    /// What the control API (next to `--dashboard`) changed during the run, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub control: Vec<ControlEvent>,
+}
+
+/// One action taken through the control API: when, what, with which values, by whom.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ControlEvent {
+    /// Seconds since the start of the load.
+    pub t_s: f64,
+    /// Wall-clock time, RFC 3339.
+    pub at: String,
+    /// `rate`, `vus`, `pause`, `resume`, `fault_open`, `fault_close` or `annotate`.
+    pub action: String,
+    /// The action's values (the new rate, the fault window, the annotation's text, ...).
+    pub values: serde_json::Map<String, serde_json::Value>,
+    /// Who asked: the request's `who` field when given, else the client's address.
+    pub who: String,
 }
 
 impl Default for Report {
@@ -339,7 +411,37 @@ impl Default for Report {
             passed: false,
             verdict: VerdictRecord::default(),
             config: ReportConfig::default(),
+            cleanup: None,
+            elapsed_s: 0.0,
+            schedule_missed: None,
+            control: Vec::new(),
         }
+    }
+}
+
+impl OpReport {
+    /// The HTTP requests this operation sent, as the target counts them: a flow's steps
+    /// added up (a flow's own counts are whole flows); another operation's own counts.
+    pub fn sent_counts(&self) -> crate::recorder::Counts {
+        if self.steps.is_empty() {
+            return self.counts.clone();
+        }
+        let mut c = crate::recorder::Counts::default();
+        for (_, s) in &self.steps {
+            c.add(&s.counts);
+        }
+        c
+    }
+}
+
+impl Report {
+    /// `sent_counts` over every operation.
+    pub fn sent_totals(&self) -> crate::recorder::Counts {
+        let mut c = crate::recorder::Counts::default();
+        for (_, op) in &self.ops {
+            c.add(&op.sent_counts());
+        }
+        c
     }
 }
 
@@ -354,6 +456,9 @@ pub enum ReportError {
     Format { path: String, message: String },
     #[error("cannot merge: {0}")]
     Merge(String),
+    /// The reports are not segments of one run (different plans or run ids): a usage error.
+    #[error("cannot merge: {0}")]
+    Mismatch(String),
 }
 
 /// Accumulates the per-second timeline from the interval snapshots (see `build.rs`).

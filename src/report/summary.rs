@@ -33,9 +33,15 @@ fn errors_text(r: &OpReport) -> String {
 fn op_block(out: &mut String, name: &str, r: &OpReport) {
     let c = &r.counts;
     let checks = c.checks_passed + c.checks_failed;
+    // A flow counts whole flows; its steps' requests are listed below it.
+    let unit = if r.steps.is_empty() {
+        "requests"
+    } else {
+        "flows"
+    };
     let _ = writeln!(
         out,
-        "  {name}: {} requests, {:.2}/s, errors {}",
+        "  {name}: {} {unit}, {:.2}/s, errors {}",
         c.requests,
         r.rate,
         errors_text(r)
@@ -49,15 +55,45 @@ fn op_block(out: &mut String, name: &str, r: &OpReport) {
         "    dropped {}  late {}  empty pool {}  checks {}/{} passed",
         c.dropped, c.late, c.empty_pool, c.checks_passed, checks
     );
-    pct_line(out, "response", &r.response_time_ms);
-    pct_line(out, "service", &r.service_time_ms);
+    // Reports written before the accounting have no planned count: nothing to say then.
+    if c.planned > 0 {
+        let _ = writeln!(
+            out,
+            "    arrivals  planned {} = completed {} + dropped {} + abandoned {}",
+            c.planned, c.completed, c.dropped, c.abandoned
+        );
+    }
+    if r.steps.is_empty() {
+        pct_line(out, "response", &r.response_time_ms);
+        pct_line(out, "service", &r.service_time_ms);
+    } else {
+        // From the flow's intended start to its last step's last byte; from its first send.
+        pct_line(out, "flow", &r.response_time_ms);
+        pct_line(out, "flow svc", &r.service_time_ms);
+    }
     pct_line(out, "lag", &r.lag_ms);
     let ph = &r.phases_ms;
-    let _ = writeln!(
-        out,
-        "    phases p95  connect {:.2}  tls {:.2}  ttfb {:.2}  receive {:.2}  ({} B sent, {} B received)",
-        ph.connect.p95, ph.tls.p95, ph.ttfb.p95, ph.receive.p95, c.bytes_sent, c.bytes_received
-    );
+    if r.steps.is_empty() {
+        let _ = writeln!(
+            out,
+            "    phases p95  connect {:.2}  tls {:.2}  ttfb {:.2}  receive {:.2}  ({} B sent, {} B received)",
+            ph.connect.p95, ph.tls.p95, ph.ttfb.p95, ph.receive.p95, c.bytes_sent, c.bytes_received
+        );
+    }
+    for (i, (step, s)) in r.steps.iter().enumerate() {
+        let p = &s.response_time_ms;
+        let _ = writeln!(
+            out,
+            "    step {} {step}: {} requests, errors {}; response p50 {:.2}  p95 {:.2}  p99 {:.2}  max {:.2}",
+            i + 1,
+            s.counts.requests,
+            errors_text(s),
+            p.p50,
+            p.p95,
+            p.p99,
+            p.max
+        );
+    }
 }
 
 /// Epoch milliseconds of an RFC 3339 timestamp.
@@ -136,12 +172,19 @@ impl Report {
             "trafficgen: scenario {} · run {} · {:.1}s",
             self.scenario, self.run_id, self.duration_s
         );
+        if self.elapsed_s > 0.0 {
+            let _ = write!(out, " (elapsed {:.1}s with the drain)", self.elapsed_s);
+        }
         if self.segment.count > 1 {
             let _ = write!(
                 out,
                 " · segment {}/{}",
                 self.segment.index, self.segment.count
             );
+        }
+        // The seed replays the run's choices (`--seed N`).
+        if let Some(seed) = self.config.seed {
+            let _ = write!(out, " · seed {seed}");
         }
         out.push('\n');
         let _ = writeln!(out, "target {}", self.target_url);
@@ -151,14 +194,28 @@ impl Report {
         if let Some(reason) = &self.aborted {
             let _ = writeln!(out, "ABORTED: {reason}");
         }
+        if let Some(why) = &self.schedule_missed {
+            let allowed = if self.config.allow_schedule_miss {
+                " (allowed by load.allow_schedule_miss)"
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                out,
+                "WARNING: the generator could not keep the schedule: latency figures are not trustworthy ({why}){allowed}"
+            );
+        }
         out.push_str(
-            "\ntimes in ms (response = from the intended start; service = from the send)\n",
+            "\ntimes in ms (response = from the release, or from the intended start when it waited for a connection; service = from the send; lag = send − intended)\n",
         );
         for (name, r) in &self.ops {
             op_block(&mut out, name, r);
         }
         if self.ops.len() != 1 {
             op_block(&mut out, "all", &self.totals);
+        }
+        if let Some(c) = &self.cleanup {
+            let _ = writeln!(out, "\n{}", c.line());
         }
         if !self.faults.is_empty() {
             out.push_str("\nfault windows:\n");
@@ -167,9 +224,14 @@ impl Report {
                     .injected
                     .map(|n| format!(", {n} injected"))
                     .unwrap_or_default();
+                let failed = f
+                    .failed
+                    .as_deref()
+                    .map(|why| format!("  FAILED, not applied: {why}"))
+                    .unwrap_or_default();
                 let _ = writeln!(
                     out,
-                    "  {:>7.1}s – {:>7.1}s  {} via {} share {}{injected}",
+                    "  {:>7.1}s – {:>7.1}s  {} via {} share {}{injected}{failed}",
                     f.start_s, f.end_s, f.kind, f.via, f.share
                 );
             }

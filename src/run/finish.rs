@@ -36,6 +36,7 @@ pub fn collect(plan: &Plan, loaded: Loaded, sinks: &mut [Box<dyn Sink>]) -> (Rep
         eprintln!("trafficgen: faults: {m}");
     }
     let mut report = Report::build(plan, &loaded.last, loaded.meta);
+    report.schedule_missed = loaded.schedule_missed;
     let header = loaded.last.totals();
     report.target_faults = loaded.target_faults.map(|m| {
         m.with_header(crate::faults::ByKind {
@@ -43,6 +44,13 @@ pub fn collect(plan: &Plan, loaded: Loaded, sinks: &mut [Box<dyn Sink>]) -> (Rep
             error: header.faults_error,
         })
     });
+    report.cleanup = loaded.cleanup;
+    for (i, why) in loaded.failed_faults {
+        // The report lists the windows that started during the load, in plan order.
+        if let Some(f) = report.faults.get_mut(i) {
+            f.failed = Some(why);
+        }
+    }
     for s in sinks.iter_mut() {
         s.complete(&mut report);
     }
@@ -70,7 +78,9 @@ pub async fn judge(
             .await;
         report.set_verify(results);
     }
-    let mut verdict = Verdict::decide(end, &report.thresholds, &report.verify);
+    let mut verdict = Verdict::decide(end, &report.thresholds, &report.verify)
+        .with_schedule(report)
+        .with_faults_failed(report);
     verdict.apply(report);
     if let Some(path) = &plan.output.report
         && let Err(e) = report.write(path)

@@ -24,7 +24,10 @@ use crate::sinks::{Control, Event, Sink};
 use crate::target::Target;
 use crate::verdict::RunEnd;
 
+mod control;
 mod finish;
+mod health;
+mod intervals;
 
 pub use finish::{collect, finish, judge};
 
@@ -43,6 +46,12 @@ pub struct Loaded {
     pub fault_messages: Vec<String>,
     /// The target's fault counter over the load (when it has one and the plan has windows).
     pub target_faults: Option<faults::Measured>,
+    /// `mix.cleanup`'s result (None: no cleanup asked for, or interrupted).
+    pub cleanup: Option<executor::Cleanup>,
+    /// Server-side fault windows that could not be applied: (index into `plan.faults`, why).
+    pub failed_faults: Vec<(usize, String)>,
+    /// Why the generator could not keep its schedule (`health::Health`), if it could not.
+    pub schedule_missed: Option<String>,
 }
 
 /// Drives the plan's load against `target` and feeds `sinks`. `shutdown` resolves on the
@@ -72,18 +81,24 @@ pub async fn load(
         None
     };
     // Never in the past: a late start announcement starts at once (and the report says when).
-    let soon = Instant::now() + Duration::from_millis(20);
-    let start = start.map_or(soon, |s| s.max(soon));
-    let shared = Arc::new(Shared::new(
+    // 100 ms: time for the worker threads to start and connect on a busy machine, so the
+    // first arrivals are not released late (which the health check would count).
+    // An announced start (distributed run) is kept unless it is already (nearly) past.
+    let now = Instant::now();
+    let start = start.map_or(now + Duration::from_millis(100), |s| {
+        s.max(now + Duration::from_millis(20))
+    });
+    let mut controller = control::Controller::new(plan, target, start, sinks);
+    let shared = Arc::new(controller.attach(Shared::new(
         plan.clone(),
         addrs,
         common,
-        HeaderFaults::new(plan),
+        controller.header_faults(HeaderFaults::new(plan)),
         spans.sender,
         spans.sample_ratio,
         workers,
         start,
-    )?);
+    )?));
     // Server-side rules change the target for everyone: in a distributed run segment 0 alone
     // posts them, once, for the whole load (each segment posting would compound the shares).
     let server_faults = (plan.segment.index == 0).then(|| {
@@ -94,25 +109,35 @@ pub async fn load(
     });
     let (ctl, ctl_rx) = watch::channel(WorkerControl::Run);
     let (dtx, mut drx) = mpsc::unbounded_channel();
-    let ws = executor::start(shared, dtx, ctl_rx).context("starting workers")?;
+    let ws = executor::start(shared.clone(), dtx, ctl_rx).context("starting workers")?;
     // The wall-clock time of `start` (the load's time 0), so that segments' reports line up.
     let started_at = SystemTime::now()
         .checked_add(start.saturating_duration_since(Instant::now()))
         .unwrap_or_else(SystemTime::now);
     let names: Vec<String> = plan.mix.operations.iter().map(|o| o.name.clone()).collect();
-    let mut collector = Collector::new(names, workers, plan.output.keep_traces);
+    let mut collector =
+        Collector::new(names, workers, plan.output.keep_traces).with_steps(plan.mix.flow_steps());
     let mut control = Control::default();
     let interval = plan.output.interval.max(Duration::from_millis(10));
     // Tick a little after the workers' flushes so each snapshot holds the whole interval.
     let offset = (interval / 10).min(Duration::from_millis(50));
     let mut n = 1u32;
-    let drain = plan.target.request_timeout.min(Duration::from_secs(10)) + Duration::from_secs(1);
+    // After the last arrival (or the first stop) the queued and in-flight arrivals get this
+    // long; then the workers abandon (and count) what is left.
+    let drain = plan.drain();
     let far = Duration::from_secs(86_400 * 365);
     let mut abort_at = start
         .checked_add(plan.load.duration().saturating_add(drain))
         .unwrap_or_else(|| start + far);
     let (mut interrupted, mut aborted, mut abort_sent) = (false, None::<String>, false);
+    let mut failed_faults: Vec<(usize, String)> = Vec::new();
     let mut active: Vec<usize> = Vec::new();
+    let mut health = health::Health::default();
+    // Armed by the first signal: a second one stops at once.
+    let mut second: Option<Pin<Box<dyn Future<Output = ()> + Send>>> = None;
+    let mut intervals = intervals::Intervals::new(workers);
+    // The tick of interval `n` passed: its snapshot waits (until then) for late workers.
+    let mut due: Option<Instant> = None;
     loop {
         let tick = interval
             .checked_mul(n)
@@ -121,45 +146,76 @@ pub async fn load(
         tokio::select! {
             biased;
             d = drx.recv() => match d {
-                Some(mut d) => {
-                    collector.absorb(&d);
-                    if let Some(back) = ws.recycle.get(d.worker) && !d.finished {
-                        d.reset();
-                        let _ = back.send(d);
+                Some(d) => {
+                    if let Some(d) = intervals.arrive(d, &mut collector) {
+                        recycle(&ws, d);
                     }
                 }
                 None => break,
             },
             _ = &mut shutdown, if !interrupted => {
                 interrupted = true;
+                second = Some(next_signal());
                 let _ = ctl.send(WorkerControl::Stop);
-                abort_at = abort_at.min(Instant::now() + drain);
+                abort_at = abort_at.min(Instant::now().checked_add(drain).unwrap_or(abort_at));
                 emit(sinks, &Event::Stopping("interrupted (SIGINT/SIGTERM)".into()));
             }
-            _ = sleep_until(tick) => {
-                let elapsed = interval * n;
-                n = n.saturating_add(1);
-                let now_active = faults::active_windows(&plan.faults, elapsed);
-                fault_events(sinks, &active, &now_active);
-                active = now_active.clone();
-                let snap = collector.snapshot(elapsed, target_rate(plan, elapsed), now_active, false);
-                for s in sinks.iter_mut() {
-                    s.on_interval(&snap, &mut control);
-                }
-                if let Some(reason) = control.take_abort() && aborted.is_none() {
-                    eprintln!("trafficgen: aborting: {reason}");
-                    emit(sinks, &Event::Stopping(reason.clone()));
-                    aborted = Some(reason);
-                    let _ = ctl.send(WorkerControl::Stop);
-                    abort_at = abort_at.min(Instant::now() + drain);
-                }
+            _ = async { match second.as_mut() {
+                Some(f) => f.await,
+                None => std::future::pending().await,
+            } }, if !abort_sent => {
+                // The second signal: what is queued or in flight is abandoned (and counted) now.
+                abort_sent = true;
+                second = None;
+                let _ = ctl.send(WorkerControl::Abort);
+                eprintln!("trafficgen: second signal: stopping now, abandoning the requests in flight");
             }
+            // The control API (next to the dashboard): applied between two ticks.
+            m = controller.next() => controller.handle(m, sinks),
+            _ = sleep_until(tick), if due.is_none() => {
+                due = Some(Instant::now() + intervals::WAIT);
+            }
+            _ = sleep_until(due.unwrap_or(tick)), if due.is_some() => {}
             _ = sleep_until(abort_at), if !abort_sent => {
                 abort_sent = true;
                 let _ = ctl.send(WorkerControl::Abort);
             }
         }
+        if let Some(deadline) = due
+            && (intervals.complete() || Instant::now() >= deadline)
+        {
+            due = None;
+            let elapsed = interval * n;
+            n = n.saturating_add(1);
+            failed_fault_events(sinks, server_faults.as_ref(), &mut failed_faults);
+            // A window that could not be applied is not active (gauge, timeline, events).
+            let mut now_active = faults::active_windows(&plan.faults, elapsed);
+            now_active.retain(|i| !failed_faults.iter().any(|(f, _)| f == i));
+            fault_events(sinks, &active, &now_active);
+            active = now_active.clone();
+            let snap =
+                collector.snapshot(elapsed, controller.target_rate(elapsed), now_active, false);
+            if let Some(m) = health.observe(&snap, false) {
+                eprintln!("trafficgen: {}", health::message(m));
+            }
+            for s in sinks.iter_mut() {
+                s.on_interval(&snap, &mut control);
+            }
+            if let Some(reason) = control.take_abort()
+                && aborted.is_none()
+            {
+                eprintln!("trafficgen: aborting: {reason}");
+                emit(sinks, &Event::Stopping(reason.clone()));
+                aborted = Some(reason);
+                let _ = ctl.send(WorkerControl::Stop);
+                abort_at = abort_at.min(Instant::now().checked_add(drain).unwrap_or(abort_at));
+            }
+            for d in intervals.advance(&mut collector) {
+                recycle(&ws, d);
+            }
+        }
     }
+    intervals.finish(&mut collector);
     let mut panicked = Vec::new();
     for (i, t) in ws.threads.into_iter().enumerate() {
         if let Ok(Err(_)) = tokio::task::spawn_blocking(move || t.join()).await {
@@ -167,15 +223,21 @@ pub async fn load(
         }
     }
     fault_events(sinks, &active, &[]);
+    failed_fault_events(sinks, server_faults.as_ref(), &mut failed_faults);
     let elapsed = Instant::now().saturating_duration_since(start);
     let last = collector.snapshot(elapsed, 0.0, vec![], true);
+    if let Some(m) = health.observe(&last, true) {
+        eprintln!("trafficgen: {}", health::message(m));
+    }
     for s in sinks.iter_mut() {
         s.on_interval(&last, &mut control);
     }
-    let (fault_messages, target_faults) = match server_faults {
+    let (mut fault_messages, target_faults) = match server_faults {
         Some(f) => f.stop_and_measure().await,
         None => (Vec::new(), None),
     };
+    let cleanup = cleanup(plan, target, &shared, interrupted).await;
+    fault_messages.extend(controller.finish().await);
     // Panics the workers caught themselves (a request's handling, a connection task).
     let caught = last.totals().panics;
     let end = if !panicked.is_empty() {
@@ -207,7 +269,102 @@ pub async fn load(
         end,
         fault_messages,
         target_faults,
+        cleanup,
+        failed_faults,
+        schedule_missed: health.missed,
     })
+}
+
+/// Events for the server-side windows that failed since the last call (`seen` grows).
+fn failed_fault_events(
+    sinks: &mut [Box<dyn Sink>],
+    server: Option<&ServerFaults>,
+    seen: &mut Vec<(usize, String)>,
+) {
+    let Some(server) = server else { return };
+    for (i, why) in server.failed_windows().into_iter().skip(seen.len()) {
+        emit(sinks, &Event::FaultFailed(i, why.clone()));
+        seen.push((i, why));
+    }
+}
+
+/// `mix.cleanup`, after the last snapshot (its requests are in no count of the load); not
+/// after an interrupt, which asked to stop now.
+async fn cleanup(
+    plan: &Plan,
+    target: &Target,
+    shared: &Shared,
+    interrupted: bool,
+) -> Option<executor::Cleanup> {
+    let bound = plan.mix.cleanup?;
+    let ids = shared.take_leftover();
+    if interrupted {
+        eprintln!(
+            "trafficgen: cleanup skipped (interrupted): {} created todo(s) left on the target",
+            ids.len()
+        );
+        return None;
+    }
+    let headers: Vec<(String, String)> = plan
+        .target
+        .headers
+        .iter()
+        .filter(|(_, v)| v.is_static())
+        .map(|(k, v)| {
+            let mut buf = Vec::new();
+            v.render(&Default::default(), &mut rand::rng(), &mut buf);
+            (k.clone(), String::from_utf8_lossy(&buf).into_owned())
+        })
+        .collect();
+    let base = target.url.trim_end_matches('/');
+    let timeout = plan.target.request_timeout.min(bound);
+    let client = match crate::target::control_client(plan, target, timeout) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!(
+                "trafficgen: cleanup not done ({e}): {} created todo(s) left on the target",
+                ids.len()
+            );
+            return None;
+        }
+    };
+    let c = executor::cleanup::delete_all(client, base, &headers, ids, bound).await;
+    Some(c)
+}
+
+/// Resolves on the next SIGINT or SIGTERM after this call (the listeners are registered here,
+/// before it returns, so a signal right after the first one is not lost).
+fn next_signal() -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
+            (Ok(mut int), Ok(mut term)) => Box::pin(async move {
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                }
+            }),
+            _ => Box::pin(std::future::pending()),
+        }
+    }
+    #[cfg(not(unix))]
+    Box::pin(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+}
+
+/// Hands an absorbed delta back to its worker for reuse (a finished worker needs none).
+fn recycle(ws: &executor::Workers, mut d: crate::recorder::WorkerRecorder) {
+    if let Some(back) = ws.recycle.get(d.worker)
+        && !d.finished
+    {
+        d.reset();
+        let _ = back.send(d);
+    }
 }
 
 fn emit(sinks: &mut [Box<dyn Sink>], event: &Event) {

@@ -222,7 +222,18 @@ impl<'de, 'a> de::Deserializer<'de> for NodeDe<'a> {
             }
             _ => Err(de::Error::invalid_type(unexpected(&self.node.kind), &v)),
         };
-        r.map_err(|e| self.locate(e))
+        r.map_err(|mut e| {
+            // A missing field is reported at its mapping, named by its own path.
+            if let (None, Some(field)) = (&e.at, e.missing) {
+                e.at = Some(At {
+                    line: self.node.line,
+                    column: self.node.column,
+                    path: child_path(&self.path, field),
+                    id: self.node.id,
+                });
+            }
+            self.locate(e)
+        })
     }
 
     fn deserialize_enum<V: Visitor<'de>>(

@@ -62,9 +62,11 @@ pub struct TargetSpec {
     /// Whole-request timeout from the actual send. Default `10s`.
     pub request_timeout: Option<Sp<Duration>>,
     /// Concurrent connections (open model). Default 50.
+    #[schemars(range(min = 1, max = super::limits::MAX_CONNECTIONS))]
     pub max_connections: Option<Sp<u32>>,
     /// Response body bytes kept per request for checks and captures; the rest is read,
     /// counted and discarded. Default 1048576 (1 MiB).
+    #[schemars(range(max = super::limits::MAX_BODY))]
     pub max_body: Option<Sp<u64>>,
     /// TLS settings of an `https://` target.
     pub tls: Option<TlsSpec>,
@@ -73,9 +75,11 @@ pub struct TargetSpec {
     pub http_version: Option<Sp<HttpVersionName>>,
     /// HTTP/2: concurrent streams per connection before another connection is opened.
     /// Default 100.
+    #[schemars(range(min = 1, max = super::limits::MAX_STREAMS))]
     pub max_streams: Option<Sp<u32>>,
     /// Redirects followed per request (3xx with a same-origin `Location`); each hop is a
     /// request of its own in the counts. Default 0: a 3xx is the response.
+    #[schemars(range(max = super::limits::MAX_REDIRECTS))]
     pub follow_redirects: Option<Sp<u32>>,
     /// A cookie jar per virtual user (closed model) or per arrival of a flow (open model):
     /// `Set-Cookie` values are sent back in `Cookie`. Default false.
@@ -156,16 +160,26 @@ pub struct LoadSpec {
     /// Open model: `constant` (default) or `poisson` arrivals.
     pub arrivals: Option<Sp<Arrivals>>,
     /// Open model: most requests in flight. Default `target.max_connections`.
+    #[schemars(range(min = 1, max = super::limits::MAX_CONNECTIONS))]
     pub max_in_flight: Option<Sp<u32>>,
     /// Open model: arrivals that may wait for a free connection; beyond it they are dropped.
     /// Default 10000 (the wait shows in response time, measured from the intended start).
+    #[schemars(range(max = super::limits::MAX_QUEUE))]
     pub max_queue: Option<Sp<u32>>,
     /// Closed model: VUs at time 0. Default: the first stage's `vus`.
+    #[schemars(range(max = super::limits::MAX_VUS))]
     pub start_vus: Option<Sp<u32>>,
     /// Closed model: pause after each request: `1s`, or `{min: 500ms, max: 2s}`.
     pub think_time: Option<Sp<ThinkTimeSpec>>,
     /// Closed model: cap on the total request rate.
     pub max_rate: Option<Sp<Rate>>,
+    /// After the last arrival (or the first stop signal), how long arrivals still queued or in
+    /// flight may take before they are abandoned (counted as such). Default: the target's
+    /// `request_timeout`.
+    pub drain: Option<Sp<Duration>>,
+    /// `true`: a generator that could not keep its schedule (dispatcher late, arrivals
+    /// released far behind their time) is only a warning, not exit 97. Default `false`.
+    pub allow_schedule_miss: Option<Sp<bool>>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -175,6 +189,7 @@ pub struct StageSpec {
     /// Open model: requests per second reached at the end of the stage.
     pub rate: Option<Sp<Rate>>,
     /// Closed model: virtual users reached at the end of the stage.
+    #[schemars(range(max = super::limits::MAX_VUS))]
     pub vus: Option<Sp<u32>>,
 }
 
@@ -182,8 +197,18 @@ pub struct StageSpec {
 #[serde(deny_unknown_fields)]
 pub struct MixSpec {
     /// Capacity of the pool of created todo ids. Default 1000.
+    #[schemars(range(min = 1, max = super::limits::MAX_POOL))]
     pub pool_capacity: Option<Sp<u32>>,
     pub operations: Sp<Vec<Sp<OperationSpec>>>,
+    /// Keep the target's data bounded in a run of any length: an id that a full pool evicts
+    /// is deleted on the target (`DELETE /api/todos/{id}`, counted as operation `evict`), so
+    /// the run never holds more than `pool_capacity` todos of its own. Default false.
+    pub steady_state: Option<Sp<bool>>,
+    /// At the end of the load, delete every todo the run created and still knows of (its id
+    /// pool), counted apart from the load (the report's `cleanup`). Default false.
+    pub cleanup: Option<Sp<bool>>,
+    /// Bound on the whole cleanup; what is not deleted by then is reported as left. Default 30s.
+    pub cleanup_timeout: Option<Sp<Duration>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, JsonSchema)]
@@ -223,6 +248,7 @@ pub struct OperationSpec {
     /// Unique name (the `op` label). Default for `todo` operations: the todo operation's name.
     pub name: Option<Sp<String>>,
     /// Relative weight in the mix. Default 1.
+    #[schemars(range(min = 1, max = super::limits::MAX_WEIGHT))]
     pub weight: Option<Sp<u32>>,
     /// A built-in todo-api operation.
     pub todo: Option<Sp<TodoOp>>,
@@ -232,7 +258,12 @@ pub struct OperationSpec {
     pub flow: Option<Sp<Vec<Sp<FlowStepSpec>>>>,
     pub checks: Option<ChecksSpec>,
     /// Redirects (3xx with a same-origin `Location`) followed; default `target.follow_redirects`.
+    #[schemars(range(max = super::limits::MAX_REDIRECTS))]
     pub follow_redirects: Option<Sp<u32>>,
+    /// Statuses that are the expected answer, not errors (k6's `expected_response`): `404`,
+    /// `"4xx"`, `"200-299"` or a list. Default: the statuses of `checks.status` when there is
+    /// one, else every status below 400. A 4xx/5xx outside the list counts as an error.
+    pub expect_status: Option<Sp<StatusList>>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -303,6 +334,7 @@ pub struct FaultSpec {
     /// Child span that gets the delay, e.g. `todo_creation`.
     pub span: Option<Sp<String>>,
     /// Status returned by `error` faults (400..=599).
+    #[schemars(range(min = 400, max = 599))]
     pub status: Option<Sp<u16>>,
     /// Operations affected (header faults); default all.
     pub ops: Option<Vec<Sp<String>>>,
@@ -355,6 +387,7 @@ pub struct AssertionSpec {
     /// The kept trace ids of this kind exist in Tempo.
     pub traces: Option<Sp<TraceSet>>,
     /// `traces`: how many ids to look up. Default 5.
+    #[schemars(range(min = 1, max = super::limits::MAX_TRACE_LOOKUPS))]
     pub limit: Option<Sp<u32>>,
     /// `traces`: this span must be the slowest child of each trace.
     pub slowest_span: Option<Sp<String>>,
@@ -401,6 +434,7 @@ pub struct OutputSpec {
     /// Snapshot and progress interval. Default `1s`.
     pub interval: Option<Sp<Duration>>,
     /// Slowest and failed trace ids kept (each). Default 10.
+    #[schemars(range(max = super::limits::MAX_KEEP_TRACES))]
     pub keep_traces: Option<Sp<u32>>,
     /// Self-contained HTML report path (charts over time, tables, trace links).
     pub html: Option<Sp<String>>,

@@ -59,9 +59,14 @@ impl NodeKind {
 
 impl Node {
     /// Parses one YAML document. Errors carry serde-saphyr's location of the syntax problem.
+    /// Repeated keys are kept here (serde-saphyr passes them through) so that `duplicates` can
+    /// report every one of them, in our words.
     pub fn parse(text: &str) -> Result<Node, (u32, u32, String)> {
+        let options = serde_saphyr::options! {
+            duplicate_keys: serde_saphyr::DuplicateKeyPolicy::PassThrough,
+        };
         let parsed: Result<serde_saphyr::Spanned<NodeKind>, serde_saphyr::Error> =
-            serde_saphyr::from_str(text);
+            serde_saphyr::from_str_with_options(text, options);
         match parsed {
             Ok(sp) => {
                 let mut root = Node {
@@ -82,9 +87,91 @@ impl Node {
                 // The plain message, without serde-saphyr's snippet rendering.
                 let msg = e.without_snippet().to_string();
                 let msg = msg.lines().next().unwrap_or("invalid YAML").to_string();
+                // serde-saphyr's resource budget (alias expansion, nesting) in our words.
+                if let Some(what) = msg.strip_prefix("budget breached: ") {
+                    let why = match what.split([' ', '{']).next().unwrap_or("") {
+                        "Depth" | "InclusionDepth" => "is nested too deeply",
+                        "Aliases" | "Anchors" => "uses too many aliases or anchors",
+                        "Documents" => "holds too many documents (one is expected)",
+                        "ScalarBytes" => "holds too much text",
+                        _ => "is too large once its aliases are expanded",
+                    };
+                    return Err((
+                        line,
+                        column,
+                        format!("the document {why} (a YAML resource limit)"),
+                    ));
+                }
                 Err((line, column, strip_location_suffix(&msg)))
             }
         }
+    }
+}
+
+/// A key given more than once in one mapping: where the repeat is, its field path, and the
+/// line of the first occurrence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Duplicate {
+    pub line: u32,
+    pub column: u32,
+    pub path: String,
+    pub key: String,
+    pub first_line: u32,
+}
+
+impl Node {
+    /// Every repeated key of every mapping (each repeat once), removing the repeats from the
+    /// tree: the first occurrence is the one that counts.
+    pub fn take_duplicates(&mut self) -> Vec<Duplicate> {
+        let mut out = Vec::new();
+        take_duplicates(self, "", &mut out);
+        out
+    }
+}
+
+fn take_duplicates(node: &mut Node, path: &str, out: &mut Vec<Duplicate>) {
+    let join = |key: &str| {
+        if path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{path}.{key}")
+        }
+    };
+    match &mut node.kind {
+        NodeKind::Seq(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                take_duplicates(item, &format!("{path}[{i}]"), out);
+            }
+        }
+        NodeKind::Map(pairs) => {
+            let mut seen: Vec<(String, u32)> = Vec::new();
+            pairs.retain(|(k, _)| {
+                let Some(name) = k.kind.scalar_text() else {
+                    return true;
+                };
+                match seen.iter().find(|(n, _)| *n == name) {
+                    Some((_, first_line)) => {
+                        out.push(Duplicate {
+                            line: k.line,
+                            column: k.column,
+                            path: join(&name),
+                            key: name.clone(),
+                            first_line: *first_line,
+                        });
+                        false
+                    }
+                    None => {
+                        seen.push((name, k.line));
+                        true
+                    }
+                }
+            });
+            for (k, v) in pairs.iter_mut() {
+                let name = k.kind.scalar_text().unwrap_or_default();
+                take_duplicates(v, &join(&name), out);
+            }
+        }
+        _ => {}
     }
 }
 

@@ -130,7 +130,12 @@ impl std::str::FromStr for Duration {
         }
         std::time::Duration::try_from_secs_f64(total)
             .map(Duration)
-            .map_err(|_| format!("`{s}` is too long for a duration"))
+            .map_err(|_| {
+                format!(
+                    "`{s}` is too long for a duration (the longest allowed is {}h)",
+                    super::limits::MAX_RUN.as_secs() / 3600
+                )
+            })
     }
 }
 
@@ -198,7 +203,10 @@ impl std::str::FromStr for Rate {
             None => (t, 1.0),
         };
         let n: f64 = num.parse().map_err(|_| bad())?;
-        if !n.is_finite() || n < 0.0 {
+        if !n.is_finite() {
+            return Err(format!("`{s}` is not a finite rate"));
+        }
+        if n < 0.0 {
             return Err(format!("`{s}`: a rate cannot be negative"));
         }
         Ok(Rate(n / per))
@@ -298,7 +306,7 @@ impl schemars::JsonSchema for Rate {
         schemars::json_schema!({
             "description": "Requests per second: `200/s`, `12000/m`, `36000/h` or a number.",
             "anyOf": [
-                { "type": "number", "minimum": 0 },
+                { "type": "number", "minimum": 0, "maximum": super::limits::MAX_RATE },
                 { "type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?(/(s|m|h))?$" }
             ]
         })
@@ -356,6 +364,11 @@ mod tests {
         assert_eq!("50".parse::<Rate>(), Ok(Rate(50.0)));
         assert!("fast".parse::<Rate>().is_err());
         assert!("-1/s".parse::<Rate>().is_err());
+        assert_eq!(
+            "inf/s".parse::<Rate>(),
+            Err("`inf/s` is not a finite rate".into())
+        );
+        assert!("NaN".parse::<Rate>().is_err());
         assert!("5/d".parse::<Rate>().is_err());
         assert_eq!("25%".parse::<Share>(), Ok(Share(0.25)));
         assert_eq!("0.5".parse::<Share>(), Ok(Share(0.5)));

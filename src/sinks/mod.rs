@@ -5,7 +5,8 @@
 //! Order of calls during a run, never concurrent:
 //! 1. `on_interval` at every interval tick with the merged snapshot, and once more with the
 //!    final snapshot (`snapshot.finished`); a sink may ask the run to stop through `Control`.
-//! 2. `on_event` when something happens (a fault window opens or closes, a stop is asked for).
+//! 2. `on_event` when something happens (a fault window opens or closes, a stop is asked for,
+//!    the control API changed the load).
 //! 3. `complete` once the load has ended, in registration order: the sink adds what it kept
 //!    to the report (the timeline, the threshold results).
 //! 4. `before_verify` with the report whose thresholds are judged, before `verify` queries the
@@ -22,6 +23,7 @@ use crate::plan::Plan;
 use crate::recorder::Snapshot;
 use crate::report::Report;
 
+pub mod control;
 mod dashboard;
 mod files;
 pub mod progress;
@@ -41,8 +43,12 @@ pub enum Event {
     FaultOpened(usize),
     /// The plan's fault window with this index closed.
     FaultClosed(usize),
+    /// The plan's server-side fault window with this index could not be applied: why.
+    FaultFailed(usize, String),
     /// The run was asked to stop early (signal, or a sink through `Control`): the reason.
     Stopping(String),
+    /// An action of the control API was applied (a changed rate, a pause, an annotation...).
+    Control(crate::report::ControlEvent),
 }
 
 /// What a sink may ask of the run from `on_interval`.
@@ -71,21 +77,32 @@ pub trait Sink {
     fn finish<'a>(&'a mut self, _report: &'a Report) -> Finish<'a> {
         Box::pin(async { Vec::new() })
     }
+    /// The control API's requests, for a sink that serves one (the dashboard); the run loop
+    /// takes the receiver once before the load and applies what arrives (`run::control`).
+    fn control_requests(&mut self) -> Option<tokio::sync::mpsc::Receiver<control::Request>> {
+        None
+    }
 }
 
 /// The sinks of one run, in the order they are called. The threshold sink comes after the
 /// timeline (thresholds read the report's data, never the timeline sink's state) and the
 /// telemetry sink last (it lingers in `finish`).
-pub fn for_run(plan: &Plan, telemetry: crate::telemetry::Telemetry) -> Vec<Box<dyn Sink>> {
+pub fn for_run(plan: &Plan, mut telemetry: crate::telemetry::Telemetry) -> Vec<Box<dyn Sink>> {
     let mut sinks: Vec<Box<dyn Sink>> = vec![
-        Box::new(Progress::new(plan.output.progress, plan.load.duration())),
+        Box::new(
+            Progress::new(plan.output.progress, plan.load.duration()).with_faults(&plan.faults),
+        ),
         Box::new(timeline::TimelineSink::new(plan)),
         Box::new(thresholds::Thresholds::new(plan)),
         Box::new(files::ReportFiles::new(plan)),
     ];
     if let Some(addr) = plan.output.dashboard {
         match dashboard::Dashboard::start(plan, addr, plan.output.dashboard_token.clone()) {
-            Ok(d) => sinks.push(Box::new(d)),
+            Ok(d) => {
+                // Its control API's actions become metrics (series at 0 from the start).
+                telemetry.enable_control(&control::Action::NAMES);
+                sinks.push(Box::new(d));
+            }
             // The run goes on without it: the dashboard is for watching, not for judging.
             Err(e) => eprintln!("trafficgen: dashboard on {addr}: {e}"),
         }

@@ -1,6 +1,6 @@
 //! The generator's own telemetry (`telemetry::Telemetry`: /metrics, pushes, OTLP) as a sink.
 
-use super::{Control, Finish, Sink};
+use super::{Control, Event, Finish, Sink};
 use crate::recorder::Snapshot;
 use crate::report::Report;
 use crate::telemetry::Telemetry;
@@ -21,6 +21,12 @@ impl Sink for TelemetrySink {
     fn on_interval(&mut self, snapshot: &Snapshot, _: &mut Control) {
         if let Some(t) = &mut self.telemetry {
             t.observe(snapshot);
+        }
+    }
+
+    fn on_event(&mut self, event: &Event) {
+        if let (Some(t), Event::Control(e)) = (&mut self.telemetry, event) {
+            t.control_action(e);
         }
     }
 

@@ -125,6 +125,8 @@ pub struct Identity {
     pub ops: Vec<String>,
     /// Fault window kinds ("latency" | "error"), by window index.
     pub windows: Vec<String>,
+    /// Flow steps (flow's op name, step name), in `Mix::flow_steps` order.
+    pub steps: Vec<(String, String)>,
 }
 
 impl Identity {
@@ -247,7 +249,27 @@ pub fn op_families(id: &Identity, ops: Option<&[OpSnapshot]>) -> Vec<Family> {
     }
 
     type Pick = fn(&crate::recorder::Counts) -> u64;
-    let simple: [(&'static str, &'static str, Pick); 6] = [
+    let simple: [(&'static str, &'static str, Pick); 10] = [
+        (
+            "trafficgen_planned",
+            "Arrivals that came due (planned = completed + dropped + abandoned).",
+            |c| c.planned,
+        ),
+        (
+            "trafficgen_completed",
+            "Arrivals whose handling ended (a response, a failure, or an empty id pool).",
+            |c| c.completed,
+        ),
+        (
+            "trafficgen_abandoned",
+            "Arrivals still queued or in flight when the drain bound passed or a second signal stopped the run.",
+            |c| c.abandoned,
+        ),
+        (
+            "trafficgen_behind",
+            "Arrivals the generator released more than 10 ms after their intended start (its own lateness).",
+            |c| c.behind,
+        ),
         (
             "trafficgen_dropped",
             "Arrivals never sent: no connection free and the queue full.",
@@ -255,7 +277,7 @@ pub fn op_families(id: &Identity, ops: Option<&[OpSnapshot]>) -> Vec<Family> {
         ),
         (
             "trafficgen_late",
-            "Arrivals sent more than 1 ms after their intended start.",
+            "Arrivals sent more than 1 ms after they could have been (waiting for a connection).",
             |c| c.late,
         ),
         (
@@ -404,6 +426,83 @@ pub fn run_families(id: &Identity, run: &RunGauges, verdicts: &Verdicts) -> Vec<
         vec![num(all(&[]), f64::from(u8::from(verdicts.finished)))],
     ));
     fams
+}
+
+/// The flow steps' own families (a flow's `op` series count whole flows): requests by status
+/// class, errors by kind and response time, labelled `op` (the flow) and `step`. `steps` is
+/// `None` before the first snapshot (every series at zero).
+pub fn step_families(id: &Identity, steps: Option<&[(usize, OpSnapshot)]>) -> Vec<Family> {
+    if id.steps.is_empty() {
+        return Vec::new();
+    }
+    let views: Vec<(&str, OpView)> = id
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, (op, step))| {
+            let view = steps
+                .and_then(|s| s.get(i))
+                .map_or_else(|| OpView::empty(step), |(_, o)| OpView::of(o));
+            (op.as_str(), view)
+        })
+        .collect();
+    let labels = |op: &str, step: &str, extra: Option<(&'static str, &str)>| {
+        let mut l = id.with(op, &[("step", step)]);
+        l.extend(extra.map(|(k, v)| (k, v.to_string())));
+        l
+    };
+    let mut requests = Vec::new();
+    let mut errors = Vec::new();
+    let mut times = Vec::new();
+    for (op, v) in &views {
+        let c = &v.op.counts;
+        let answered: u64 = c.status_class.iter().sum();
+        for (i, class) in STATUS_CLASSES.iter().enumerate() {
+            requests.push(Series {
+                labels: labels(op, &v.op.name, Some(("status_class", class))),
+                value: Value::Number(c.status_class[i] as f64),
+            });
+        }
+        requests.push(Series {
+            labels: labels(op, &v.op.name, Some(("status_class", "none"))),
+            value: Value::Number(c.requests.saturating_sub(answered) as f64),
+        });
+        for k in ErrorKind::ALL {
+            errors.push(Series {
+                labels: labels(op, &v.op.name, Some(("kind", k.as_str()))),
+                value: Value::Number(c.errors[k.index()] as f64),
+            });
+        }
+        let exemplar = v.op.last_trace.as_ref().map(|t| Exemplar {
+            trace_id: t.trace_id.clone(),
+            value: t.response_time_ms / 1e3,
+        });
+        times.push(Series {
+            labels: labels(op, &v.op.name, None),
+            value: Value::Histogram(Buckets::from_micros(&v.op.response_time, exemplar)),
+        });
+    }
+    vec![
+        Family {
+            name: "trafficgen_flow_step_requests",
+            help: "Requests of one flow step, by status class of the response (none = no response).",
+            kind: Kind::Counter,
+            series: requests,
+        },
+        Family {
+            name: "trafficgen_flow_step_errors",
+            help: "Failed requests of one flow step, by error kind.",
+            kind: Kind::Counter,
+            series: errors,
+        },
+        Family {
+            name: "trafficgen_flow_step_response_time_seconds",
+            help: "Response time of one flow step (the first from the flow's intended start, the \
+                   others from the end of the step before).",
+            kind: Kind::Histogram,
+            series: times,
+        },
+    ]
 }
 
 type HistPick = fn(&OpSnapshot) -> &Histogram<u64>;

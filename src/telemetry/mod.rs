@@ -9,6 +9,7 @@
 //! `instance` = `TRAFFICGEN_INSTANCE` or the host name; a scrape gives its own `job` and
 //! `instance`), so a query that selects one of them counts each request once.
 
+pub mod control;
 pub mod init;
 pub mod metrics;
 pub mod otlp;
@@ -90,6 +91,12 @@ impl Config {
                 run_id: run_id.to_string(),
                 ops: plan.mix.operations.iter().map(|o| o.name.clone()).collect(),
                 windows,
+                steps: plan
+                    .mix
+                    .flow_steps()
+                    .into_iter()
+                    .map(|(op, step)| (plan.mix.operations[op].name.clone(), step))
+                    .collect(),
             },
             outputs: plan.telemetry.clone(),
             otlp: otlp_env::OtlpEnv::from_env()?,
@@ -128,6 +135,8 @@ pub struct Telemetry {
     verdicts: Verdicts,
     spans: Option<spans::SpanExport>,
     otlp_metrics: Option<otlp::OtlpMetrics>,
+    /// The control API's metrics, when it listens.
+    control: Option<control::ControlMetrics>,
 }
 
 impl Telemetry {
@@ -139,7 +148,8 @@ impl Telemetry {
 
     /// `start` from an explicit configuration (no environment read).
     pub async fn start_with(config: Config) -> Result<Telemetry, TelemetryError> {
-        let op_families = metrics::op_families(&config.identity, None);
+        let mut op_families = metrics::op_families(&config.identity, None);
+        op_families.extend(metrics::step_families(&config.identity, None));
         let mut t = Telemetry {
             id: config.identity,
             instance: config.instance,
@@ -151,6 +161,7 @@ impl Telemetry {
             verdicts: Verdicts::default(),
             spans: None,
             otlp_metrics: None,
+            control: None,
         };
         t.publish();
         let other = |e: &dyn std::fmt::Display| TelemetryError::Other(e.to_string());
@@ -197,6 +208,8 @@ impl Telemetry {
     /// Called at every interval tick with the merged snapshot.
     pub fn observe(&mut self, snapshot: &Snapshot) {
         self.op_families = metrics::op_families(&self.id, Some(&snapshot.ops));
+        self.op_families
+            .extend(metrics::step_families(&self.id, Some(&snapshot.steps)));
         self.run = RunGauges::of(snapshot);
         if snapshot.finished {
             self.verdicts.finished = true;
@@ -276,9 +289,26 @@ impl Telemetry {
         problems
     }
 
+    /// The control API listens: its action counters exist (at 0) from now on.
+    pub fn enable_control(&mut self, actions: &[&'static str]) {
+        self.control = Some(control::ControlMetrics::new(actions));
+        self.publish();
+    }
+
+    /// A control action was applied (see `control::ControlMetrics::record`).
+    pub fn control_action(&mut self, event: &crate::report::ControlEvent) {
+        if let Some(c) = &mut self.control {
+            c.record(&event.action, &event.values);
+            self.publish();
+        }
+    }
+
     fn publish(&self) {
         let mut all = self.op_families.clone();
         all.extend(metrics::run_families(&self.id, &self.run, &self.verdicts));
+        if let Some(c) = &self.control {
+            all.extend(c.families(&self.id));
+        }
         *self
             .shared
             .families

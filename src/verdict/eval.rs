@@ -70,8 +70,15 @@ pub fn observe(t: &Threshold, s: &Sample) -> Result<f64, String> {
             )
         }
         _ => {
-            let arrivals = c.requests + c.dropped;
-            (arrivals, c.dropped, c.dropped as f64 / arrivals as f64)
+            // Abandoned arrivals (given up at the drain bound or a hard stop) were not served
+            // either: they are part of the dropped share.
+            let lost = c.dropped + c.abandoned;
+            let arrivals = if c.planned > 0 {
+                c.planned
+            } else {
+                c.requests + lost
+            };
+            (arrivals, lost, lost as f64 / arrivals as f64)
         }
     };
     if denominator == 0 {

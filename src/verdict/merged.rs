@@ -28,6 +28,7 @@ fn timeline_window(t: &Threshold, merged: &Report) -> Option<ThresholdResult> {
             c.requests += p.requests;
             c.errors[0] += p.errors;
             c.dropped += p.dropped;
+            c.abandoned += p.abandoned;
         }
         windows += 1;
         let sample = eval::Sample {

@@ -50,6 +50,10 @@ fn sub_counts(now: &Counts, before: &Counts) -> Counts {
     let mut d = Counts {
         requests: now.requests.saturating_sub(before.requests),
         dropped: now.dropped.saturating_sub(before.dropped),
+        planned: now.planned.saturating_sub(before.planned),
+        completed: now.completed.saturating_sub(before.completed),
+        abandoned: now.abandoned.saturating_sub(before.abandoned),
+        behind: now.behind.saturating_sub(before.behind),
         late: now.late.saturating_sub(before.late),
         empty_pool: now.empty_pool.saturating_sub(before.empty_pool),
         checks_passed: now.checks_passed.saturating_sub(before.checks_passed),
@@ -262,6 +266,29 @@ impl Live {
     /// Ticks held in all windows' rings (bounded by window / interval); for tests of memory.
     pub fn retained_ticks(&self) -> usize {
         self.windows.iter().flatten().map(|w| w.ring.len()).sum()
+    }
+
+    /// The thresholds' source lines, in order.
+    pub fn sources(&self) -> impl Iterator<Item = &str> {
+        self.thresholds.iter().map(|t| t.source.as_str())
+    }
+
+    /// The latest full window of each windowed threshold that failed in it: (index into the
+    /// thresholds, window start, window end). For the live dashboard's hatching.
+    pub fn failing_now(&self) -> Vec<(usize, Duration, Duration)> {
+        self.thresholds
+            .iter()
+            .zip(&self.windows)
+            .enumerate()
+            .filter_map(|(i, (t, w))| {
+                let w = w.as_ref()?;
+                let end = w.ring.back()?.end;
+                match w.last {
+                    Some(Ok(v)) if !t.comparison.holds(v, t.value) => Some((i, w.start, end)),
+                    _ => None,
+                }
+            })
+            .collect()
     }
 
     /// Feed the interval snapshot; returns `Some(reason)` when an `abort_on_fail` threshold

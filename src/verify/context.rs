@@ -27,7 +27,14 @@ impl RunContext {
         let parse = |s: &str| OffsetDateTime::parse(s, &Rfc3339).map_err(|e| format!("{s:?}: {e}"));
         let started = parse(&r.started_at)?;
         let ended = parse(&r.ended_at)?;
-        let at = |s: f64| started + Duration::from_secs_f64(s.max(0.0));
+        // Checked: a report is input, and a fault time of 1e30 s must be an error, not a panic.
+        let at = |s: f64| {
+            Duration::try_from_secs_f64(s.max(0.0))
+                .ok()
+                .and_then(|d| time::Duration::try_from(d).ok())
+                .and_then(|d| started.checked_add(d))
+                .ok_or_else(|| format!("fault window time {s}s is out of range"))
+        };
         Ok(RunContext {
             run_id: r.run_id.clone(),
             scenario: r.scenario.clone(),
@@ -38,8 +45,8 @@ impl RunContext {
             faults: r
                 .faults
                 .iter()
-                .map(|f| (at(f.start_s), at(f.end_s)))
-                .collect(),
+                .map(|f| Ok((at(f.start_s)?, at(f.end_s)?)))
+                .collect::<Result<_, String>>()?,
         })
     }
 

@@ -192,20 +192,20 @@ fn failed(a: &Assertion, query: String, attempts: u32, message: String) -> Asser
     }
 }
 
-/// The generator's own count for `g`, from the report.
+/// The generator's own count for `g`, from the report: of HTTP requests as the target saw
+/// them (a flow's steps, not its flows).
 pub fn ground_truth(report: &Report, g: &GroundRef) -> Result<f64, String> {
-    let counts: &Counts = match &g.op {
-        None => &report.totals.counts,
-        Some(op) => {
-            &report
-                .ops
-                .iter()
-                .find(|(n, _)| n == op)
-                .ok_or_else(|| format!("the report has no operation {op:?}"))?
-                .1
-                .counts
-        }
+    let owned: Counts = match &g.op {
+        None => report.sent_totals(),
+        Some(op) => report
+            .ops
+            .iter()
+            .find(|(n, _)| n == op)
+            .ok_or_else(|| format!("the report has no operation {op:?}"))?
+            .1
+            .sent_counts(),
     };
+    let counts = &owned;
     let n = match g.metric {
         GroundMetric::Requests => match g.status.as_deref() {
             None => counts.requests,

@@ -19,7 +19,7 @@ fn counts(requests: u64, class5: u64, faults_error: u64) -> Counts {
         requests,
         status_class: [0, requests - class5, 0, 0, class5],
         status: vec![(201, requests - class5), (503, class5)],
-        errors: [0, 1, 0, 0, 0, class5, 0, 0, 0],
+        errors: [0, 1, 0, 0, 0, class5, 0, 0, 0, 0, 0],
         faults_error,
         faults_latency: 7,
         ..Counts::default()
@@ -59,6 +59,7 @@ fn report() -> Report {
             route: None,
             share: 1.0,
             injected: None,
+            failed: None,
         }],
         slowest: vec![
             trace_ref("0af7651916cd43dd8448eb211c80319c"),
@@ -71,6 +72,10 @@ fn report() -> Report {
         passed: true,
         verdict: Default::default(),
         config: Default::default(),
+        elapsed_s: 0.0,
+        schedule_missed: None,
+        cleanup: None,
+        control: vec![],
     }
 }
 

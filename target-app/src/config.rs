@@ -214,8 +214,17 @@ impl Config {
             };
         }
         if let Some(v) = get("SHUTDOWN_GRACE_SECONDS") {
-            c.shutdown_grace =
-                Duration::from_secs_f64(parse::<f64>("SHUTDOWN_GRACE_SECONDS", v)?.max(0.0));
+            // Checked: `inf`, `1e30` would panic in `Duration::from_secs_f64`, `nan` and
+            // negative values mean nothing; 0 (no grace) is allowed.
+            let s: f64 = parse("SHUTDOWN_GRACE_SECONDS", v.clone())?;
+            if !(0.0..=86_400.0).contains(&s) {
+                return Err(ConfigError {
+                    name: "SHUTDOWN_GRACE_SECONDS",
+                    value: v,
+                    reason: "expected seconds in [0, 86400]".into(),
+                });
+            }
+            c.shutdown_grace = Duration::from_secs_f64(s);
         }
         let seconds = |name: &'static str, v: String| -> Result<Duration, ConfigError> {
             let s: f64 = parse(name, v.clone())?;

@@ -1,6 +1,7 @@
 // Opens trafficgen's live dashboard during a run in Debian's chromium (playwright-core) and
-// checks that it updates: the points grow event by event, the charts redraw with them, and a
-// fault window that opens during the run gets shaded. Saves a screenshot.
+// checks that it updates: the points grow event by event, the charts redraw with them, a
+// fault window that opens during the run gets shaded and the failing window of a windowed
+// threshold gets hatched. Saves a screenshot.
 //
 //   node tests/browser/dashboard.mjs URL SCREENSHOT.png
 //
@@ -61,6 +62,23 @@ try {
   for (const id of ids) {
     const c = state.charts[id];
     check(c && c.bands >= 1, `chart ${id}: the open fault window is not shaded`);
+  }
+  // The windowed threshold `p(99)<100ms over 2s` fails inside the latency window (2 s to
+  // 5 s), on a busy machine already in the first window: its failing window gets hatched on
+  // the latency chart while the run goes on.
+  const hatched = await page.waitForFunction(() => {
+    const bands = window.trafficgenBands("latency").filter((b) => b.kind === "threshold");
+    const el = document.getElementById("chart-latency");
+    return bands.length > 0 && Number(el.dataset.bands) >= 2 &&
+      { start: bands[0].start_s, end: bands[0].end_s, label: bands[0].label };
+  }, null, { timeout: 15000 }).then((h) => h.jsonValue()).catch(() => null);
+  check(hatched, "no failing threshold window hatched on the latency chart");
+  if (hatched) {
+    check(hatched.label.includes("p(99)<100ms over 2s"), `hatched band label: ${hatched.label}`);
+    check(hatched.end >= 2 && hatched.start < 6, `hatched ${hatched.start}–${hatched.end} s`);
+    const onRate = await page.evaluate(() =>
+      window.trafficgenBands("rate").filter((b) => b.kind === "threshold").length);
+    check(onRate === 0, "a latency threshold's window is hatched on the rate chart");
   }
   check(errors.length === 0, "page errors: " + errors.join(" | "));
   await page.screenshot({ path: shotPath });

@@ -122,3 +122,57 @@ fn dashboard_asks_for_the_token_and_needs_one_beyond_loopback() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The page's body (HTTP/1.0 GET).
+fn http_body(url: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let host = url.trim_start_matches("http://").trim_end_matches('/');
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn the_page_hatches_a_failing_threshold_window_while_the_run_goes_on() {
+    let (_run, url) = run_with_dashboard(None);
+    // `p(99)<100ms over 2s` fails inside the latency window (2 s to 5 s), on a busy machine
+    // already in the first window (the first requests open connections); poll the page (as a
+    // reload would get it) until its chart data has a failing window, at most 12 s.
+    let mut last = serde_json::Value::Null;
+    for _ in 0..120 {
+        let page = http_body(&url, "/");
+        let data = page
+            .split("<script type=\"application/json\" id=\"chart-data\">")
+            .nth(1)
+            .and_then(|s| s.split("</script>").next())
+            .expect("chart data on the page");
+        last = serde_json::from_str(data).unwrap();
+        let hatched: Vec<&serde_json::Value> = last["bands"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|b| b["kind"] == "threshold")
+            .collect();
+        if let Some(b) = hatched.first() {
+            assert_eq!(b["chart"], "latency", "{b}");
+            assert!(
+                b["label"].as_str().unwrap().contains("p(99)<100ms over 2s"),
+                "{b}"
+            );
+            let (a, z) = (b["start_s"].as_f64().unwrap(), b["end_s"].as_f64().unwrap());
+            assert!(a < z && z >= 2.0 && a < 6.0, "{a}–{z}");
+            // The passing whole-run threshold `p(50)<250ms` is never hatched.
+            assert!(
+                hatched
+                    .iter()
+                    .all(|b| !b["label"].as_str().unwrap().contains("p(50)"))
+            );
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("no failing window hatched on the live page: {last}");
+}

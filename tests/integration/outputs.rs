@@ -266,7 +266,6 @@ fn merged_reports_render_with_summed_timelines() {
     let mut b = r.clone();
     a.segment = trafficgen::plan::Segment { index: 0, count: 2 };
     b.segment = trafficgen::plan::Segment { index: 1, count: 2 };
-    b.run_id = format!("{}-b", r.run_id);
     let merged = trafficgen::report::merge(&[a, b]).unwrap();
     let d = html::charts::chart_data(&merged);
     let rate = d.charts.iter().find(|c| c.id == "rate").unwrap();
@@ -277,7 +276,7 @@ fn merged_reports_render_with_summed_timelines() {
         "per-second sums"
     );
     let page = html::render(&merged);
-    assert!(page.contains("(merged from 2 runs)"));
+    assert!(page.contains("(merged from 2 segments)"));
 }
 
 #[test]
@@ -512,8 +511,15 @@ fn junit_validates_and_names_every_threshold_check_and_assertion() {
     );
     let failed = r.thresholds.iter().filter(|t| !t.passed).count()
         + usize::from(r.totals.counts.checks_failed > 0);
+    // One more case per server-side fault window (applied here).
+    let server = r.faults.iter().filter(|f| f.via == "server").count();
+    assert_eq!(server, 1);
     assert!(
-        doc.contains(&format!("tests=\"5\" failures=\"{failed}\"")),
+        doc.contains("<testcase name=\"fault window #1 (error via server) was applied\""),
+        "{doc}"
+    );
+    assert!(
+        doc.contains(&format!("tests=\"{}\" failures=\"{failed}\"", 5 + server)),
         "{doc}"
     );
 

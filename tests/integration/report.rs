@@ -38,6 +38,7 @@ pub fn plan(thresholds: Vec<Threshold>) -> Plan {
             kind: OpKind::Todo(k),
             checks: vec![],
             follow_redirects: None,
+            expect_status: Vec::new(),
         })
         .collect();
     let mut p = super::support::plan(None, load, operations, None);
@@ -146,6 +147,7 @@ impl Sim {
             faulted: vec![],
             fault_injected: vec![],
             finished,
+            steps: vec![],
         }
     }
 }
@@ -498,6 +500,59 @@ fn merge_of_segments_equals_the_whole_count_for_count_and_bucket_for_bucket() {
 }
 
 #[test]
+fn merge_adds_up_flow_steps_cleanups_and_keeps_failed_fault_windows() {
+    let (secs, rate, n) = (4, 50, 2u64);
+    let mut parts: Vec<Report> = (0..n)
+        .map(|i| {
+            run(&segment_plan(i as u32, n as u32), secs, rate, |k| {
+                k % n == i
+            })
+        })
+        .collect();
+    for (i, p) in parts.iter_mut().enumerate() {
+        // A step with the operation's own figures, so the merged step equals the merged op.
+        let step = p.ops[0].1.clone();
+        p.ops[0].1.steps = vec![("first".into(), step)];
+        p.cleanup = Some(trafficgen::executor::Cleanup {
+            known: 10,
+            deleted: 9,
+            failed: 1,
+            duration_s: i as f64,
+            ..Default::default()
+        });
+    }
+    parts[0].faults = vec![trafficgen::report::FaultReport {
+        start_s: 1.0,
+        end_s: 2.0,
+        kind: "error".into(),
+        via: "server".into(),
+        ops: vec![],
+        route: None,
+        share: 1.0,
+        injected: None,
+        failed: Some("HTTP 401".into()),
+    }];
+    parts[1].faults = vec![trafficgen::report::FaultReport {
+        failed: None,
+        ..parts[0].faults[0].clone()
+    }];
+    let merged = report::merge(&parts).unwrap();
+    let op = &merged.ops[0].1;
+    assert_eq!(op.steps.len(), 1);
+    assert_eq!(op.steps[0].0, "first");
+    assert_eq!(op.steps[0].1.counts, op.counts);
+    assert_eq!(op.steps[0].1.response_time_ms, op.response_time_ms);
+    let c = merged.cleanup.clone().unwrap();
+    assert_eq!(
+        (c.known, c.deleted, c.failed, c.duration_s),
+        (20, 18, 2, 1.0)
+    );
+    assert_eq!(merged.faults[0].failed.as_deref(), Some("HTTP 401"));
+    let v = trafficgen::verdict::Verdict::of_report(&merged);
+    assert_eq!(v.state(), trafficgen::report::VerdictState::FaultsFailed);
+}
+
+#[test]
 fn merge_rejects_incomplete_or_foreign_segment_sets() {
     let seg = |i, n| run(&segment_plan(i, n), 2, 10, |_| true);
     let err = |rs: &[Report]| report::merge(rs).unwrap_err().to_string();
@@ -508,6 +563,14 @@ fn merge_rejects_incomplete_or_foreign_segment_sets() {
     other.scenario = "else".into();
     assert!(err(&[seg(0, 2), other]).contains("different scenarios"));
     assert!(err(&[]).contains("no reports"));
+    // Segments of different plans (another seed) or of different runs.
+    let mut reseeded = segment_plan(1, 2);
+    reseeded.seed += 1;
+    let reseeded = run(&reseeded, 2, 10, |_| true);
+    assert!(err(&[seg(0, 2), reseeded]).contains("ran different plans (seeds"));
+    let mut rerun = seg(1, 2);
+    rerun.run_id = "another".into();
+    assert!(err(&[seg(0, 2), rerun]).contains("are from different runs"));
 }
 
 #[test]
@@ -552,7 +615,7 @@ fn a_real_report_validates_against_the_schema() {
 }
 
 #[test]
-fn rates_are_over_the_load_not_the_drain_after_it() {
+fn rates_are_per_real_elapsed_second_the_drain_included() {
     let mut plan = plan(vec![]);
     plan.load = LoadModel::Open {
         start_rate: 10.0,
@@ -568,7 +631,9 @@ fn rates_are_over_the_load_not_the_drain_after_it() {
     for i in 0..600u64 {
         sim.record(1, i as f64 * 100.0, 2_000, 0, 200);
     }
-    // The final snapshot is taken after a 1.5 s drain.
+    // The final snapshot is taken after a 1.5 s drain: the planned duration stays the load's,
+    // the rates are per second of the 61.5 s it really took (requests completed in the drain
+    // belong to the load; dividing by 60 s would overstate the rate a slow target got).
     let r = super::support::build_report(
         &plan,
         &sim.snapshot(Duration::from_millis(61_500), true),
@@ -576,7 +641,12 @@ fn rates_are_over_the_load_not_the_drain_after_it() {
         meta(),
     );
     assert_eq!(r.duration_s, 60.0);
-    assert!((r.totals.rate - 10.0).abs() < 1e-12, "{}", r.totals.rate);
+    assert_eq!(r.elapsed_s, 61.5);
+    assert!(
+        (r.totals.rate - 600.0 / 61.5).abs() < 1e-12,
+        "{}",
+        r.totals.rate
+    );
     // A complete run whose last request finished just before the planned end: the plan's 60 s.
     let r = super::support::build_report(
         &plan,
@@ -595,4 +665,27 @@ fn rates_are_over_the_load_not_the_drain_after_it() {
         interrupted,
     );
     assert_eq!(r.duration_s, 30.0);
+}
+
+#[test]
+fn merge_keeps_every_segment_s_control_actions_in_time_order() {
+    let event = |t_s: f64, who: &str| report::ControlEvent {
+        t_s,
+        at: String::new(),
+        action: "annotate".into(),
+        values: serde_json::Map::new(),
+        who: who.into(),
+    };
+    let mut parts: Vec<Report> = (0..2)
+        .map(|i| run(&segment_plan(i, 2), 2, 20, move |k| k % 2 == i as u64))
+        .collect();
+    parts[0].control = vec![event(0.5, "a"), event(1.5, "a")];
+    parts[1].control = vec![event(1.0, "b")];
+    let merged = report::merge(&parts).unwrap();
+    let got: Vec<(f64, &str)> = merged
+        .control
+        .iter()
+        .map(|e| (e.t_s, e.who.as_str()))
+        .collect();
+    assert_eq!(got, [(0.5, "a"), (1.0, "b"), (1.5, "a")]);
 }

@@ -199,6 +199,7 @@ async fn flows_capture_from_one_response_into_the_next_request() {
             path: Template::compile(path, &scope).unwrap(),
             headers: vec![],
             body: body.map(|b| Template::compile(b, &scope).unwrap()),
+            from_capture: path.starts_with("{{"),
         },
         captures,
         checks: vec![Check::Status(vec![(status, status)])],
@@ -230,6 +231,7 @@ async fn flows_capture_from_one_response_into_the_next_request() {
         kind: OpKind::Flow(flow),
         checks: vec![],
         follow_redirects: None,
+        expect_status: Vec::new(),
     };
     let dir = tempfile::tempdir().unwrap();
     let report_path = dir.path().join("report.json");
@@ -245,10 +247,33 @@ async fn flows_capture_from_one_response_into_the_next_request() {
         .expect("run");
     assert_eq!(outcome, Exit::Judged(VerdictState::NoThresholds));
     let report = Report::read(&report_path).unwrap();
-    let c = &report.ops[0].1.counts;
-    assert_eq!(c.requests, 60, "20 flows of 3 steps");
-    assert_eq!(c.status, vec![(200, 40), (201, 20)]);
+    let flow = &report.ops[0].1;
+    let c = &flow.counts;
+    assert_eq!(c.requests, 20, "20 flows (of 3 steps each)");
+    assert_eq!(
+        c.status,
+        vec![(200, 20)],
+        "a flow's status is its last step's"
+    );
     assert_eq!((c.checks_passed, c.checks_failed), (60, 0));
+    // Each step has its own figures; the flow's duration covers all three.
+    let steps: Vec<(&str, u64)> = flow
+        .steps
+        .iter()
+        .map(|(n, s)| (n.as_str(), s.counts.requests))
+        .collect();
+    assert_eq!(steps, vec![("create", 20), ("read", 20), ("again", 20)]);
+    assert_eq!(flow.steps[0].1.counts.status, vec![(201, 20)]);
+    let slowest_step = flow
+        .steps
+        .iter()
+        .map(|(_, s)| s.response_time_ms.p50)
+        .fold(0.0, f64::max);
+    assert!(
+        flow.response_time_ms.p50 >= slowest_step,
+        "a flow lasts at least as long as its slowest step"
+    );
+    assert_eq!(report.totals.counts.requests, 20);
     let theirs = app.requests_total().await;
     let get_one: u64 = theirs
         .iter()

@@ -292,3 +292,174 @@ fn overrides_beat_the_scenario_which_beats_defaults() {
         "<command line>:0:0: --vus: this scenario uses the open model (arrival rate); use --rate"
     );
 }
+
+/// At every limit of the format (integers and the numeric rate), just inside and just outside,
+/// the JSON Schema and the validator agree. (The file-descriptor check depends on the machine,
+/// not on the format: its problems are left out here.)
+#[test]
+fn schema_and_validator_agree_at_every_limit() {
+    use trafficgen::scenario::limits as l;
+    let schema = trafficgen::scenario::json_schema();
+    let validator = jsonschema::validator_for(&schema).expect("a valid JSON Schema");
+    let open = |target: &str, load: &str, op: &str, rest: &str| {
+        format!(
+            "name: s\ntarget:\n  url: http://127.0.0.1:9\n{target}load:\n{load}  stages:\n    - {{duration: 1s, rate: 5/s}}\nmix:\n  operations:\n    - todo: list\n{op}{rest}"
+        )
+    };
+    let closed = |load: &str| {
+        format!(
+            "name: s\ntarget:\n  url: http://127.0.0.1:9\nload:\n  model: closed\n{load}mix:\n  operations:\n    - todo: list\n"
+        )
+    };
+    // (field, document with `{v}`, smallest allowed, largest allowed)
+    let cases: Vec<(&str, String, u64, u64)> = vec![
+        (
+            "target.max_connections",
+            open("  max_connections: {v}\n", "", "", ""),
+            1,
+            l::MAX_CONNECTIONS.into(),
+        ),
+        (
+            "target.max_streams",
+            open("  max_streams: {v}\n", "", "", ""),
+            1,
+            l::MAX_STREAMS.into(),
+        ),
+        (
+            "target.max_body",
+            open("  max_body: {v}\n", "", "", ""),
+            0,
+            l::MAX_BODY,
+        ),
+        (
+            "target.follow_redirects",
+            open("  follow_redirects: {v}\n", "", "", ""),
+            0,
+            l::MAX_REDIRECTS.into(),
+        ),
+        (
+            "load.max_in_flight",
+            open("", "  max_in_flight: {v}\n", "", ""),
+            1,
+            l::MAX_CONNECTIONS.into(),
+        ),
+        (
+            "load.max_queue",
+            open("", "  max_queue: {v}\n", "", ""),
+            0,
+            l::MAX_QUEUE.into(),
+        ),
+        (
+            "load.stages[0].rate",
+            open("", "  start_rate: 1\n", "", "").replace("rate: 5/s", "rate: {v}"),
+            0,
+            l::MAX_RATE as u64,
+        ),
+        (
+            "load.start_vus",
+            closed("  start_vus: {v}\n  stages:\n    - {duration: 1s, vus: 1}\n"),
+            0,
+            l::MAX_VUS.into(),
+        ),
+        (
+            "load.stages[0].vus",
+            closed("  start_vus: 1\n  stages:\n    - {duration: 1s, vus: {v}}\n"),
+            0,
+            l::MAX_VUS.into(),
+        ),
+        (
+            "mix.pool_capacity",
+            open("", "", "", "").replace("mix:\n", "mix:\n  pool_capacity: {v}\n"),
+            1,
+            l::MAX_POOL.into(),
+        ),
+        (
+            "mix.operations[0].weight",
+            open("", "", "      weight: {v}\n", ""),
+            1,
+            l::MAX_WEIGHT.into(),
+        ),
+        (
+            "mix.operations[0].follow_redirects",
+            open("", "", "      follow_redirects: {v}\n", ""),
+            0,
+            l::MAX_REDIRECTS.into(),
+        ),
+        (
+            "faults[0].status",
+            open(
+                "",
+                "",
+                "",
+                "faults:\n  - {start: 0s, duration: 500ms, kind: error, status: {v}}\n",
+            ),
+            400,
+            599,
+        ),
+        (
+            "verify.assertions[0].limit",
+            open(
+                "",
+                "",
+                "",
+                "verify:\n  tempo_url: http://127.0.0.1:9\n  assertions:\n    - {traces: slowest, limit: {v}}\n",
+            ),
+            1,
+            l::MAX_TRACE_LOOKUPS.into(),
+        ),
+        (
+            "output.keep_traces",
+            open("", "", "", "output:\n  keep_traces: {v}\n"),
+            0,
+            l::MAX_KEEP_TRACES.into(),
+        ),
+    ];
+    let mut disagreements = Vec::new();
+    // Text fields given a number or a boolean: read as its text by both.
+    let scalars = open(
+        "  headers: {X-Id: 42, X-On: true}\n",
+        "",
+        "",
+        "vars: {n: 7, b: false}\n",
+    )
+    .replace("name: s", "name: 12");
+    let json: serde_json::Value = serde_saphyr::from_str(&scalars).expect("yaml as json");
+    let schema_ok = validator.is_valid(&json);
+    let built = plan::build_from_str(&scalars, "s.yaml", None, &Overrides::default(), &|_| None);
+    if !schema_ok || built.is_err() {
+        disagreements.push(format!(
+            "scalars as text: schema {schema_ok}, validator {:?}",
+            built.err()
+        ));
+    }
+    for (field, doc, min, max) in &cases {
+        let mut values = vec![*min, *max, max + 1];
+        if *min > 0 {
+            values.push(min - 1);
+        }
+        for v in values {
+            let text = doc.replace("{v}", &v.to_string());
+            let json: serde_json::Value = serde_saphyr::from_str(&text).expect("yaml as json");
+            let schema_ok = validator.is_valid(&json);
+            let problems: Vec<String> =
+                match plan::build_from_str(&text, "s.yaml", None, &Overrides::default(), &|_| None)
+                {
+                    Ok(_) => Vec::new(),
+                    Err(errs) => errs
+                        .iter()
+                        .filter(|e| !e.message.contains("file descriptors"))
+                        .map(ToString::to_string)
+                        .collect(),
+                };
+            let inside = (*min..=*max).contains(&v);
+            if schema_ok != problems.is_empty() || schema_ok != inside {
+                disagreements.push(format!(
+                    "{field} = {v}: schema {}, validator {problems:?}, expected {}",
+                    if schema_ok { "accepts" } else { "refuses" },
+                    if inside { "accepted" } else { "refused" },
+                ));
+            }
+        }
+    }
+    assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
+}

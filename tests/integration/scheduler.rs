@@ -24,10 +24,11 @@ async fn releases(
     let start = Instant::now();
     let (_tx, mut rx) = watch::channel(false);
     let mut out = Vec::new();
-    let schedule = OpenSchedule::new(start_rate, stages, arrivals, 7);
+    let mut schedule = OpenSchedule::new(start_rate, stages, arrivals, 7);
     dispatch::run(
-        schedule,
+        &mut schedule,
         start,
+        start + Duration::from_secs(86_400),
         |k, intended| out.push((k, intended - start, Instant::now() - start)),
         &mut rx,
     )
@@ -120,12 +121,9 @@ async fn stop_ends_the_dispatcher_at_once() {
         tx.send(true).unwrap();
     };
     let mut n = 0u64;
-    let run = dispatch::run(
-        OpenSchedule::new(10.0, &[st(60, 10.0)], Arrivals::Constant, 1),
-        start,
-        |_, _| n += 1,
-        &mut rx,
-    );
+    let mut schedule = OpenSchedule::new(10.0, &[st(60, 10.0)], Arrivals::Constant, 1);
+    let end = start + Duration::from_secs(60);
+    let run = dispatch::run(&mut schedule, start, end, |_, _| n += 1, &mut rx);
     let (released, _) = tokio::join!(run, stopper);
     assert_eq!(released, 25, "arrivals at 0.0 .. 2.4 s");
     assert!(Instant::now() - start < Duration::from_millis(2600));

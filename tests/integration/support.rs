@@ -132,6 +132,7 @@ pub fn todo_op(name: &str, weight: u32, op: TodoOp) -> Operation {
         kind: OpKind::Todo(op),
         checks: vec![],
         follow_redirects: None,
+        expect_status: Vec::new(),
     }
 }
 
@@ -201,6 +202,8 @@ pub fn plan(
         },
         load,
         mix: Mix {
+            steady_state: false,
+            cleanup: None,
             operations: ops,
             pool_capacity: 1000,
         },
@@ -228,6 +231,7 @@ pub fn plan(
             instance: None,
         },
         segment: Segment::WHOLE,
+        schedule: Default::default(),
     }
 }
 

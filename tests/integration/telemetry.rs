@@ -41,7 +41,7 @@ pub(crate) fn snapshot(finished: bool) -> Snapshot {
             requests: 4,
             status_class: [0, 2, 0, 0, 1],
             status: vec![(201, 2), (503, 1)],
-            errors: [0, 1, 0, 0, 0, 1, 0, 0, 0],
+            errors: [0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0],
             dropped: 5,
             late: 6,
             empty_pool: 0,
@@ -88,6 +88,7 @@ pub(crate) fn snapshot(finished: bool) -> Snapshot {
         faulted: vec![],
         fault_injected: vec![],
         finished,
+        steps: vec![],
     }
 }
 
@@ -98,6 +99,7 @@ pub(crate) fn config(run_id: &str) -> Config {
             run_id: run_id.into(),
             ops: vec!["create".into(), "list".into()],
             windows: vec!["latency".into(), "error".into()],
+            steps: vec![],
         },
         outputs: trafficgen::plan::Telemetry {
             metrics_addr: None,

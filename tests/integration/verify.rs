@@ -47,7 +47,7 @@ fn counts(ok: u64, failed: u64, status_ok: u16) -> Counts {
             .into_iter()
             .filter(|(_, n)| *n > 0)
             .collect(),
-        errors: [0, 0, 0, 0, 0, failed, 0, 0, 0],
+        errors: [0, 0, 0, 0, 0, failed, 0, 0, 0, 0, 0],
         faults_error: failed,
         ..Counts::default()
     }
@@ -389,6 +389,7 @@ fn debug_latency_scenario_is_the_seeds_workflow() {
         route: None,
         share: 1.0,
         injected: Some(1),
+        failed: None,
     }];
     let ctx = trafficgen::verify::RunContext::from_report(&r).unwrap();
     for q in &queries {

@@ -74,7 +74,10 @@ pub(super) fn load(
             );
         }
     };
-    let total: Duration = stages.iter().map(|s| s.duration.value.0).sum();
+    // Saturating: a stage beyond the limit is reported by `limits`, not a panic here.
+    let total = stages
+        .iter()
+        .fold(Duration::ZERO, |t, s| t.saturating_add(s.duration.value.0));
     let new_total = o.duration.unwrap_or(total);
     if o.duration.is_some_and(|d| d.is_zero()) {
         errs.flag("--duration", "must be longer than 0");
@@ -84,7 +87,10 @@ pub(super) fn load(
         if total.is_zero() {
             d
         } else {
-            d.mul_f64(new_total.as_secs_f64() / total.as_secs_f64())
+            Duration::try_from_secs_f64(
+                d.as_secs_f64() * (new_total.as_secs_f64() / total.as_secs_f64()),
+            )
+            .unwrap_or(Duration::MAX)
         }
     };
     match model {

@@ -55,9 +55,57 @@ pub(super) fn mix(
             }
             p.value as usize
         });
+    let steady_state = m.steady_state.as_ref().is_some_and(|b| b.value);
+    if steady_state {
+        for (i, clash) in ops.iter().enumerate().filter_map(|(i, o)| {
+            o.name
+                .as_ref()
+                .filter(|n| n.value == crate::plan::EVICT_OP)
+                .map(|n| (i, n))
+        }) {
+            errs.at(
+                clash,
+                format!("mix.operations[{i}].name"),
+                format!(
+                    "`{}` is the name of the operation `mix.steady_state` adds; choose another",
+                    crate::plan::EVICT_OP
+                ),
+            );
+        }
+        // Never drawn (weight 0): sent by a create whose new id evicted the pool's oldest one.
+        operations.push(Operation {
+            name: crate::plan::EVICT_OP.to_string(),
+            weight: 0,
+            kind: OpKind::Todo(crate::plan::TodoOp::Delete),
+            checks: Vec::new(),
+            follow_redirects: None,
+            expect_status: Vec::new(),
+        });
+    }
+    let cleanup = m.cleanup.as_ref().is_some_and(|b| b.value).then(|| {
+        m.cleanup_timeout
+            .as_ref()
+            .map_or(defaults::CLEANUP_TIMEOUT, |d| {
+                if d.value.0.is_zero() {
+                    errs.at(d, "mix.cleanup_timeout", "must be more than 0s");
+                }
+                d.value.0
+            })
+    });
+    if m.cleanup.is_none()
+        && let Some(d) = &m.cleanup_timeout
+    {
+        errs.at(
+            d,
+            "mix.cleanup_timeout",
+            "has no effect without `mix.cleanup: true`",
+        );
+    }
     Mix {
         operations,
         pool_capacity,
+        steady_state,
+        cleanup,
     }
 }
 
@@ -177,12 +225,33 @@ fn operation(
         OpKind::Flow(flow(steps, &format!("{field}.flow"), constants, env, errs))
     };
     let checks = checks(spec.checks.as_ref(), &format!("{field}.checks"), errs);
+    // Explicit, else the status check's statuses: what a check expects is not an error.
+    let expect_status = match &spec.expect_status {
+        Some(e) => {
+            if e.0.is_empty() {
+                errs.at(
+                    e,
+                    format!("{field}.expect_status"),
+                    "list at least one status",
+                );
+            }
+            e.0.clone()
+        }
+        None => checks
+            .iter()
+            .find_map(|c| match c {
+                Check::Status(r) => Some(r.clone()),
+                _ => None,
+            })
+            .unwrap_or_default(),
+    };
     Some(Operation {
         name,
         weight,
         kind,
         checks,
         follow_redirects: spec.follow_redirects.as_ref().map(|f| f.value),
+        expect_status,
     })
 }
 
@@ -231,12 +300,19 @@ fn request(
         }
         m.value.clone()
     });
-    if !r.path.starts_with('/') {
-        errs.at(
-            &r.path,
-            format!("{field}.path"),
-            "the path must start with `/`",
-        );
+    // `{{var}}` first, `var` a capture: a `Location` or URL the target gave, resolved when sent.
+    let from_capture = r
+        .path
+        .strip_prefix("{{")
+        .and_then(|rest| rest.split_once("}}"))
+        .is_some_and(|(name, _)| scope.captures.iter().any(|c| c == name.trim()));
+    if !r.path.starts_with('/') && !from_capture {
+        let message = if scope.captures.is_empty() {
+            "the path must start with `/`"
+        } else {
+            "the path must start with `/` or with a captured URL (`{{var}}`, e.g. a `Location`)"
+        };
+        errs.at(&r.path, format!("{field}.path"), message);
     }
     let path = template(&r.path, &format!("{field}.path"), scope, errs);
     if path.literal_has(|b| b.is_ascii_control() || b == b' ') {
@@ -262,6 +338,7 @@ fn request(
         path,
         headers,
         body,
+        from_capture,
     }
 }
 

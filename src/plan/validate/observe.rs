@@ -39,6 +39,7 @@ pub(super) fn unknown_op(name: &str, ops: &[String]) -> String {
     let names: Vec<&str> = ops.iter().map(String::as_str).collect();
     match suggest(name, &names) {
         Some(s) => format!("unknown operation `{name}`, did you mean `{s}`?"),
+        None if names.is_empty() => format!("unknown operation `{name}` (no operation is named)"),
         None => format!(
             "unknown operation `{name}` (operations: {})",
             names.join(", ")
@@ -46,11 +47,20 @@ pub(super) fn unknown_op(name: &str, ops: &[String]) -> String {
     }
 }
 
+/// What threshold references are checked against: the operation names and which of them have
+/// checks (`None` when the mix could not be read whole), and the run's length.
+pub(super) struct Refs<'a> {
+    pub ops: Option<&'a [String]>,
+    pub with_checks: Option<&'a [String]>,
+    pub run: Duration,
+}
+
 pub(super) fn thresholds(
     t: Option<&Entries<Sp<model::ThresholdList>>>,
-    ops: Option<&[String]>,
+    refs: &Refs,
     errs: &mut Errors,
 ) -> Vec<Threshold> {
+    let ops = refs.ops;
     let mut out = Vec::new();
     for (key, list) in t.map_or(&[][..], |t| &t.0) {
         let field = format!("thresholds.{}", key.value);
@@ -73,6 +83,7 @@ pub(super) fn thresholds(
             let (at, f) = entry_place(list, entry, i, &field);
             match threshold::parse(key, &entry.threshold) {
                 Ok(mut th) => {
+                    reference_problems(&th, refs, &entry.threshold, at, &f, errs);
                     th.abort_on_fail = entry.abort_on_fail;
                     th.delay_abort_eval = entry.delay_abort_eval.map_or(Duration::ZERO, |d| d.0);
                     out.push(th);
@@ -87,6 +98,55 @@ pub(super) fn thresholds(
         }
     }
     out
+}
+
+/// Problems a threshold has only in the context of this scenario: a window longer than the
+/// run (it would never be evaluated), `checks` on an operation (or a mix) without checks.
+fn reference_problems(
+    th: &Threshold,
+    refs: &Refs,
+    text: &str,
+    at: (u32, u32),
+    field: &str,
+    errs: &mut Errors,
+) {
+    let text = text.trim();
+    if let Some(w) = th.window.filter(|w| !refs.run.is_zero() && *w > refs.run) {
+        errs.at_pos(
+            at.0,
+            at.1,
+            field,
+            format!(
+                "`{text}`: the window ({}) is longer than the run ({}), so it would never be \
+                 evaluated",
+                crate::scenario::units::Duration(w),
+                crate::scenario::units::Duration(refs.run)
+            ),
+        );
+    }
+    if th.metric != threshold::ThresholdMetric::Checks {
+        return;
+    }
+    let (Some(ops), Some(with)) = (refs.ops, refs.with_checks) else {
+        return;
+    };
+    match &th.op {
+        Some(op) if ops.contains(op) && !with.contains(op) => errs.at_pos(
+            at.0,
+            at.1,
+            field,
+            format!(
+                "`{text}`: operation `{op}` has no checks, so this threshold has nothing to read"
+            ),
+        ),
+        None if with.is_empty() => errs.at_pos(
+            at.0,
+            at.1,
+            field,
+            format!("`{text}`: no operation has checks, so this threshold has nothing to read"),
+        ),
+        _ => {}
+    }
 }
 
 pub(super) fn faults(
@@ -106,10 +166,11 @@ pub(super) fn faults(
                 "a fault window must last longer than 0",
             );
         }
-        let (start, length) = (
-            w.start.value.0.mul_f64(factor),
-            w.duration.value.0.mul_f64(factor),
-        );
+        // Checked: `--duration` over a very short scenario makes `factor` huge.
+        let scaled = |d: Duration| {
+            Duration::try_from_secs_f64(d.as_secs_f64() * factor).unwrap_or(Duration::MAX)
+        };
+        let (start, length) = (scaled(w.start.value.0), scaled(w.duration.value.0));
         if !load.is_zero() && start >= load {
             errs.at(
                 &w.start,

@@ -52,6 +52,16 @@ pub struct ChartData {
     /// Threshold bounds drawn as dashed horizontal lines (latency thresholds on all operations
     /// or one, in ms): drawn when inside the chart's value range.
     pub limits: Vec<Limit>,
+    /// Actions of the control API (a changed rate, a pause, an annotation): a dotted vertical
+    /// line on every chart.
+    pub marks: Vec<Mark>,
+}
+
+/// A control action on the time axis.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Mark {
+    pub t_s: f64,
+    pub label: String,
 }
 
 /// A threshold's bound on a chart.
@@ -71,6 +81,7 @@ const GREY: &str = "#555555";
 const RED: &str = "#d7191c";
 const KIND_COLORS: [&str; ErrorKind::COUNT] = [
     "#8c510a", "#bf812d", "#35978f", "#01665e", ORANGE, RED, "#762a83", "#000000", "#c51b7d",
+    "#4d9221", "#2166ac",
 ];
 
 fn col(points: &[TimelinePoint], f: impl Fn(&TimelinePoint) -> f64) -> Vec<Option<f64>> {
@@ -205,9 +216,11 @@ pub fn chart_data(r: &Report) -> ChartData {
 
 /// `chart_data` with a series for every error kind (see `charts`).
 pub fn chart_data_with(r: &Report, all_kinds: bool) -> ChartData {
+    // A window that could not be applied did not happen: no band.
     let mut bands: Vec<Band> = r
         .faults
         .iter()
+        .filter(|f| f.failed.is_none())
         .map(|f| Band {
             start_s: f.start_s,
             end_s: f.end_s,
@@ -248,10 +261,19 @@ pub fn chart_data_with(r: &Report, all_kinds: bool) -> ChartData {
             })
         })
         .collect();
+    let marks = r
+        .control
+        .iter()
+        .map(|e| Mark {
+            t_s: e.t_s,
+            label: e.action.clone(),
+        })
+        .collect();
     ChartData {
         t: r.timeline.iter().map(|p| p.t as f64).collect(),
         charts: charts(&r.timeline, all_kinds),
         bands,
         limits,
+        marks,
     }
 }

@@ -74,9 +74,27 @@
         ctx.textAlign = "left";
         lines += 1;
       });
+      // Control actions of the live dashboard: a dotted vertical line each, labelled.
+      var marks = 0;
+      (data.marks || []).forEach(function (m) {
+        var x = u.valToPos(m.t_s, "x", true);
+        if (!(x >= left && x <= right)) { return; }
+        ctx.strokeStyle = "rgba(47, 111, 223, 0.8)";
+        ctx.lineWidth = devicePixelRatio;
+        ctx.setLineDash([2 * devicePixelRatio, 2 * devicePixelRatio]);
+        ctx.beginPath();
+        ctx.moveTo(x, bb.top);
+        ctx.lineTo(x, bb.top + bb.height);
+        ctx.stroke();
+        ctx.setLineDash([]);
+        ctx.fillStyle = "#2f6fdf";
+        ctx.fillText(m.label, x + 3 * devicePixelRatio, bb.top + 42 * devicePixelRatio);
+        marks += 1;
+      });
       ctx.restore();
       el.dataset.bands = String(drawn);
       el.dataset.limits = String(lines);
+      el.dataset.marks = String(marks);
     };
   }
 
@@ -147,8 +165,81 @@
         }
       });
       document.body.dataset.livePoints = String(data.t.length);
+      showNow();
     });
+    source.addEventListener("control", function (ev) { addControlEvent(JSON.parse(ev.data), false); });
     window.trafficgenSource = source;
+  }
+
+  // The latest second's target and achieved rate, as figures beside the control form.
+  function showNow() {
+    var c = data.charts.find(function (x) { return x.id === "rate"; });
+    var el = document.getElementById("control-now");
+    if (!c || !el) { return; }
+    var last = function (label) {
+      var s = c.series.find(function (x) { return x.label === label; });
+      var v = s && s.values.length ? s.values[s.values.length - 1] : null;
+      return v == null ? null : Math.round(v * 10) / 10;
+    };
+    var target = last("target"), achieved = last("achieved");
+    el.dataset.target = String(target);
+    el.dataset.achieved = String(achieved);
+    el.textContent = "last second: target " + target + "/s, achieved " + achieved + "/s";
+  }
+
+  function valuesText(v) {
+    return Object.keys(v).filter(function (k) { return v[k] != null; })
+      .map(function (k) { return k + "=" + v[k]; }).join(" ");
+  }
+
+  // One applied control action: a line in the list and (unless the page's data has it
+  // already) a mark on every chart.
+  function addControlEvent(e, marked) {
+    var list = document.getElementById("control-events");
+    if (list) {
+      var li = document.createElement("li");
+      li.textContent = e.t_s.toFixed(1) + " s · " + e.action + " " + valuesText(e.values) +
+        " · by " + e.who;
+      list.appendChild(li);
+      document.body.dataset.controlEvents = String(list.children.length);
+    }
+    if (marked) { return; }
+    data.marks = (data.marks || []).concat([{ t_s: e.t_s, label: e.action }]);
+    Object.keys(charts).forEach(function (id) { charts[id].redraw(false, false); });
+  }
+
+  // The live dashboard's control form: each button POSTs one JSON action to the control API
+  // (with the page's token as a bearer token) and shows the answer.
+  function controls(cfg) {
+    var status = document.getElementById("control-status");
+    function post(body) {
+      body.who = "dashboard";
+      var headers = { "Content-Type": "application/json" };
+      if (cfg.token) { headers.Authorization = "Bearer " + cfg.token; }
+      return fetch(cfg.url, { method: "POST", headers: headers, body: JSON.stringify(body) })
+        .then(function (r) { return r.json().then(function (j) { return { ok: r.ok, j: j }; }); })
+        .then(function (x) {
+          status.textContent = x.ok ? "applied: " + x.j.event.action + " " +
+            valuesText(x.j.event.values) : "refused: " + x.j.error;
+          status.dataset.state = x.ok ? "applied" : "refused";
+        })
+        .catch(function (e) { status.textContent = "failed: " + e; status.dataset.state = "failed"; });
+    }
+    document.getElementById("control-form").addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      var v = Number(document.getElementById("control-value").value);
+      post(cfg.model === "open" ? { action: "rate", rate: v } : { action: "vus", vus: Math.round(v) });
+    });
+    document.getElementById("control-pause").addEventListener("click", function () {
+      post({ action: "pause" });
+    });
+    document.getElementById("control-resume").addEventListener("click", function () {
+      post({ action: "resume" });
+    });
+    document.getElementById("control-annotate").addEventListener("click", function () {
+      post({ action: "annotate", text: document.getElementById("control-note").value });
+    });
+    (cfg.events || []).forEach(function (e) { addControlEvent(e, true); });
   }
 
   if (data.t.length > 0) {
@@ -156,6 +247,8 @@
   }
   if (window.trafficgenLive) {
     document.body.dataset.livePoints = String(data.t.length);
+    if (window.trafficgenControl) { controls(window.trafficgenControl); }
+    showNow();
     follow(window.trafficgenLive);
   }
   window.addEventListener("resize", function () {

@@ -90,6 +90,7 @@ fn plain_expected(exp: &dyn de::Expected) -> String {
         "a map" => "a mapping".into(),
         "a boolean" | "bool" => "`true` or `false`".into(),
         "a string" => "text".into(),
+        _ if e.starts_with("struct ") => "a mapping".into(),
         _ => e,
     }
 }

@@ -158,3 +158,33 @@ fn bad_hardening_sampling_and_otlp_values_name_the_variable() {
     let e = from(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")]).unwrap_err();
     assert!(e.to_string().contains("grpc, http/protobuf"), "{e}");
 }
+
+/// Time values that would overflow (`Duration::from_secs_f64` panics on `inf` and `1e30`) or
+/// mean nothing are startup errors naming the variable, never a panic.
+#[test]
+fn time_values_are_checked_not_panics() {
+    for name in [
+        "SHUTDOWN_GRACE_SECONDS",
+        "HEADER_READ_TIMEOUT_SECONDS",
+        "IDLE_TIMEOUT_SECONDS",
+        "BODY_READ_TIMEOUT_SECONDS",
+    ] {
+        for v in ["inf", "-inf", "1e30", "nan", "NaN", "-5", "86401", "ten"] {
+            let e = from(&[(name, v)]).expect_err(&format!("{name}={v} is refused"));
+            assert_eq!(e.name, name, "{name}={v}: {e}");
+        }
+    }
+    assert_eq!(
+        from(&[("SHUTDOWN_GRACE_SECONDS", "0")])
+            .unwrap()
+            .shutdown_grace,
+        Duration::ZERO,
+        "no grace is allowed"
+    );
+    assert_eq!(
+        from(&[("SHUTDOWN_GRACE_SECONDS", "86400")])
+            .unwrap()
+            .shutdown_grace,
+        Duration::from_secs(86_400)
+    );
+}
