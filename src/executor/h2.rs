@@ -4,6 +4,13 @@
 //! logic for both versions: overrides, `traceparent`, fault headers), the response body is
 //! streamed with flow-control capacity released as it is read, and its head is written into
 //! `Buffers::rbuf` as an HTTP/1.1-style head so checks and captures read it the same way.
+//!
+//! Per request only what changed since the client's previous request is converted again
+//! (`Cache`: the URI and each header line compared with the last ones): the names and values
+//! that repeat are shared copies, so a request costs one allocation for its `traceparent`
+//! instead of one per header. `traceparent` is sent never-indexed (HPACK, RFC 7541 §6.2.3): a
+//! value that is new on every request would otherwise be inserted into the dynamic table of
+//! both ends and evict the entries that do repeat (measured in bench/README.md).
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -102,17 +109,115 @@ fn connection_specific(name: &str) -> bool {
     .any(|n| name.eq_ignore_ascii_case(n))
 }
 
+/// Header slots tried on the stack before a heap array sized by the request (most requests
+/// have fewer than ten headers: no allocation for the parse).
+const STACK_HEADERS: usize = 32;
+
+/// A client's last converted request: its URI and header lines, reused while they repeat.
+#[derive(Debug, Default)]
+pub struct Cache {
+    /// (scheme, authority and path as sent, the URI built from them).
+    uri: Option<(Vec<u8>, http::Uri)>,
+    /// The same key for the request being converted (reused buffer).
+    key: Vec<u8>,
+    /// Per position: the line's raw name and value, and what they became.
+    headers: Vec<(Vec<u8>, http::HeaderName, http::HeaderValue)>,
+}
+
+impl Cache {
+    /// The URI of `scheme`, `authority`, `path`: the cached one when they are the same.
+    fn uri(&mut self, scheme: &str, authority: &[u8], path: &str) -> Option<http::Uri> {
+        self.key.clear();
+        for p in [scheme.as_bytes(), authority, path.as_bytes()] {
+            self.key.extend_from_slice(p);
+            // Not a byte any of them may hold: the three stay apart.
+            self.key.push(0);
+        }
+        if let Some((key, uri)) = &self.uri
+            && *key == self.key
+        {
+            return Some(uri.clone());
+        }
+        let uri = http::Uri::builder()
+            .scheme(scheme)
+            .authority(authority)
+            .path_and_query(path)
+            .build()
+            .ok()?;
+        self.uri = Some((self.key.clone(), uri.clone()));
+        Some(uri)
+    }
+
+    /// Header `name: value` at position `i` of the request: shared copies when the line is
+    /// the same as at that position last time.
+    fn header(
+        &mut self,
+        i: usize,
+        name: &str,
+        value: &[u8],
+    ) -> Option<(http::HeaderName, http::HeaderValue)> {
+        if let Some((raw, n, v)) = self.headers.get(i)
+            && v.as_bytes() == value
+            && raw.as_slice() == name.as_bytes()
+        {
+            return Some((n.clone(), v.clone()));
+        }
+        let n = match self.headers.get(i) {
+            Some((raw, n, _)) if raw.as_slice() == name.as_bytes() => n.clone(),
+            _ => http::HeaderName::from_bytes(name.as_bytes()).ok()?,
+        };
+        let mut v = http::HeaderValue::from_bytes(value).ok()?;
+        // New on every request: never indexed (see the module doc).
+        if n == "traceparent" {
+            v.set_sensitive(true);
+        }
+        let entry = (name.as_bytes().to_vec(), n.clone(), v.clone());
+        match self.headers.get_mut(i) {
+            Some(slot) => *slot = entry,
+            None => self.headers.push(entry),
+        }
+        Some((n, v))
+    }
+}
+
 /// The HTTP/2 form of the serialized HTTP/1.1 request `raw`.
-fn request(raw: &[u8], scheme: &str) -> Result<(http::Request<()>, Bytes), Failure> {
-    let bad = Failure {
+fn request(
+    raw: &[u8],
+    scheme: &str,
+    cache: &mut Cache,
+) -> Result<(http::Request<()>, Bytes), Failure> {
+    let mut stack = [httparse::EMPTY_HEADER; STACK_HEADERS];
+    let mut req = httparse::Request::new(&mut stack);
+    match req.parse(raw) {
+        Ok(httparse::Status::Complete(n)) => convert(&req, &raw[n..], scheme, cache),
+        Err(httparse::Error::TooManyHeaders) => {
+            // Each header line takes at least 3 bytes ("a:\n"): this many slots always suffice.
+            let mut heap = vec![httparse::EMPTY_HEADER; raw.len() / 3 + 1];
+            let mut req = httparse::Request::new(&mut heap);
+            match req.parse(raw) {
+                Ok(httparse::Status::Complete(n)) => convert(&req, &raw[n..], scheme, cache),
+                _ => Err(invalid()),
+            }
+        }
+        _ => Err(invalid()),
+    }
+}
+
+fn invalid() -> Failure {
+    Failure {
         kind: ErrorKind::InvalidRequest,
         nothing_received: true,
-    };
-    let mut slots = vec![httparse::EMPTY_HEADER; raw.len() / 3 + 1];
-    let mut req = httparse::Request::new(&mut slots);
-    let Ok(httparse::Status::Complete(n)) = req.parse(raw) else {
-        return Err(bad);
-    };
+    }
+}
+
+/// The parsed HTTP/1.1 request `req` (body `body`) as an HTTP/2 request.
+fn convert(
+    req: &httparse::Request<'_, '_>,
+    body: &[u8],
+    scheme: &str,
+    cache: &mut Cache,
+) -> Result<(http::Request<()>, Bytes), Failure> {
+    let bad = invalid();
     let (Some(method), Some(path)) = (req.method, req.path) else {
         return Err(bad);
     };
@@ -122,21 +227,22 @@ fn request(raw: &[u8], scheme: &str) -> Result<(http::Request<()>, Bytes), Failu
         .find(|h| h.name.eq_ignore_ascii_case("host"))
         .map(|h| h.value)
         .unwrap_or(b"");
-    let uri = http::Uri::builder()
-        .scheme(scheme)
-        .authority(authority)
-        .path_and_query(path)
-        .build()
-        .map_err(|_| bad)?;
-    let mut b = http::Request::builder().method(method).uri(uri);
-    for h in req.headers.iter() {
+    let uri = cache.uri(scheme, authority, path).ok_or(bad)?;
+    // Filled in place rather than through `http::request::Builder`, which moves itself per
+    // header; `HeaderMap` sized once.
+    let mut r = http::Request::new(());
+    *r.method_mut() = http::Method::from_bytes(method.as_bytes()).map_err(|_| bad)?;
+    *r.uri_mut() = uri;
+    let headers = r.headers_mut();
+    headers.reserve(req.headers.len());
+    for (i, h) in req.headers.iter().enumerate() {
         let te_other = h.name.eq_ignore_ascii_case("te") && h.value != b"trailers";
         if !(connection_specific(h.name) || te_other) {
-            b = b.header(h.name, h.value);
+            let (name, value) = cache.header(i, h.name, h.value).ok_or(bad)?;
+            headers.append(name, value);
         }
     }
-    let r = b.body(()).map_err(|_| bad)?;
-    Ok((r, Bytes::copy_from_slice(&raw[n..])))
+    Ok((r, Bytes::copy_from_slice(body)))
 }
 
 /// Sends the serialized request `raw` on `conn` and reads the response; the caller bounds
@@ -146,9 +252,10 @@ pub async fn exchange(
     raw: &[u8],
     scheme: &str,
     bufs: &mut Buffers,
+    cache: &mut Cache,
     keep: usize,
 ) -> Result<Head, Failure> {
-    let (req, body) = request(raw, scheme)?;
+    let (req, body) = request(raw, scheme, cache)?;
     let send = conn
         .send
         .clone()
@@ -168,8 +275,11 @@ pub async fn exchange(
     bufs.rbuf.clear();
     bufs.body.clear();
     let status = parts.status.as_u16();
+    // The status line without a formatter: `StatusCode::as_str` is the three digits.
+    bufs.rbuf.extend_from_slice(b"HTTP/1.1 ");
     bufs.rbuf
-        .extend_from_slice(format!("HTTP/1.1 {status} h2\r\n").as_bytes());
+        .extend_from_slice(parts.status.as_str().as_bytes());
+    bufs.rbuf.extend_from_slice(b" h2\r\n");
     for (k, v) in &parts.headers {
         bufs.rbuf.extend_from_slice(k.as_str().as_bytes());
         bufs.rbuf.extend_from_slice(b": ");
@@ -202,12 +312,36 @@ mod tests {
     #[test]
     fn the_http1_form_becomes_pseudo_headers_without_connection_headers() {
         let raw = b"POST /a?b=1 HTTP/1.1\r\nHost: shop.example:8443\r\nConnection: keep-alive\r\nX-T: 1\r\nContent-Length: 2\r\n\r\nhi";
-        let (r, body) = request(raw, "https").unwrap();
+        let (r, body) = request(raw, "https", &mut Cache::default()).unwrap();
         assert_eq!(r.method(), "POST");
         assert_eq!(r.uri().to_string(), "https://shop.example:8443/a?b=1");
         assert!(r.headers().get("connection").is_none());
         assert!(r.headers().get("host").is_none());
         assert_eq!(r.headers()["x-t"], "1");
         assert_eq!(&body[..], b"hi");
+    }
+
+    #[test]
+    fn a_repeated_request_reuses_its_lines_and_a_changed_line_is_converted_again() {
+        let mut cache = Cache::default();
+        let a = b"GET /x HTTP/1.1\r\nHost: h:1\r\nUser-Agent: t\r\ntraceparent: 00-aa-01\r\n\r\n";
+        let b = b"GET /y HTTP/1.1\r\nHost: h:1\r\nUser-Agent: u\r\ntraceparent: 00-bb-01\r\n\r\n";
+        let (r1, _) = request(a, "http", &mut cache).unwrap();
+        let (r2, _) = request(a, "http", &mut cache).unwrap();
+        assert_eq!(r1.uri(), r2.uri());
+        assert_eq!(r1.headers(), r2.headers());
+        // Never indexed: new on every request.
+        assert!(r1.headers()["traceparent"].is_sensitive());
+        assert!(!r1.headers()["user-agent"].is_sensitive());
+        let (r3, _) = request(b, "http", &mut cache).unwrap();
+        assert_eq!(r3.uri().to_string(), "http://h:1/y");
+        assert_eq!(r3.headers()["user-agent"], "u");
+        assert_eq!(r3.headers()["traceparent"], "00-bb-01");
+        assert!(r3.headers()["traceparent"].is_sensitive());
+        // Another authority with the same path is another URI.
+        let c = b"GET /y HTTP/1.1\r\nHost: other:2\r\n\r\n";
+        let (r4, _) = request(c, "https", &mut cache).unwrap();
+        assert_eq!(r4.uri().to_string(), "https://other:2/y");
+        assert_eq!(r4.headers().len(), 0);
     }
 }

@@ -165,7 +165,14 @@ impl Client {
             "http"
         };
         let r = with_deadline(
-            h2::exchange(&conn, &self.wbuf, scheme, &mut self.bufs, keep),
+            h2::exchange(
+                &conn,
+                &self.wbuf,
+                scheme,
+                &mut self.bufs,
+                &mut self.h2cache,
+                keep,
+            ),
             deadline,
             &mut self.timer,
         )
