@@ -586,7 +586,8 @@ impl Client {
                     }
                     400..=499 => Some(ErrorKind::Status4xx),
                     500.. => Some(ErrorKind::Status5xx),
-                    _ => None,
+                    // Below 400 and not among the statuses the operation expects.
+                    _ => Some(ErrorKind::UnexpectedStatus),
                 };
                 (Some(h), sent, n, e)
             }

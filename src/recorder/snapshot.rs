@@ -39,10 +39,14 @@ pub enum ErrorKind {
     /// A flow step's target was a captured URL of another origin (scheme, host and port differ
     /// from the target's): not sent.
     CrossOrigin,
+    /// A status below 400 that the operation does not expect: its `expect_status` (or its
+    /// status check) names other statuses (k6's `expected_response`). 400 and above outside
+    /// them stay `status_4xx` / `status_5xx`.
+    UnexpectedStatus,
 }
 
 impl ErrorKind {
-    pub const COUNT: usize = 11;
+    pub const COUNT: usize = 12;
     pub const ALL: [ErrorKind; ErrorKind::COUNT] = [
         ErrorKind::Connect,
         ErrorKind::Timeout,
@@ -55,6 +59,7 @@ impl ErrorKind {
         ErrorKind::Tls,
         ErrorKind::CaptureMissing,
         ErrorKind::CrossOrigin,
+        ErrorKind::UnexpectedStatus,
     ];
     /// The `kind` label value and report key.
     pub fn as_str(self) -> &'static str {
@@ -70,6 +75,7 @@ impl ErrorKind {
             ErrorKind::Tls => "tls",
             ErrorKind::CaptureMissing => "capture_missing",
             ErrorKind::CrossOrigin => "cross_origin",
+            ErrorKind::UnexpectedStatus => "unexpected_status",
         }
     }
     /// Position in `ALL` and in `Counts::errors` (the declaration order).
@@ -106,7 +112,8 @@ pub struct Counts {
     /// Exact status codes seen, ascending (code, count); bounded by what HTTP allows.
     pub status: Vec<(u16, u64)>,
     /// Failures by kind, in the order connect, timeout, io, protocol, status_4xx, status_5xx,
-    /// invalid_request, panic, tls, capture_missing, cross_origin (`ErrorKind::index()`). A
+    /// invalid_request, panic, tls, capture_missing, cross_origin, unexpected_status
+    /// (`ErrorKind::index()`). A
     /// report written before a kind existed has a shorter list: read with zeros for the rest.
     #[serde(deserialize_with = "error_counts")]
     pub errors: [u64; ErrorKind::COUNT],

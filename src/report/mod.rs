@@ -141,7 +141,7 @@ pub struct TimelinePoint {
     pub lag_max_ms: f64,
     /// This second's failures by kind, in `ErrorKind::ALL` order (connect, timeout, io,
     /// protocol, status_4xx, status_5xx, invalid_request, panic, tls, capture_missing,
-    /// cross_origin); they add up to `errors`.
+    /// cross_origin, unexpected_status); they add up to `errors`.
     #[serde(default, deserialize_with = "crate::recorder::snapshot::error_counts")]
     pub errors_by_kind: [u64; crate::recorder::ErrorKind::COUNT],
     /// Arrivals of this second that were planned, and that were abandoned (see

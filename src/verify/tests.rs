@@ -19,7 +19,7 @@ fn counts(requests: u64, class5: u64, faults_error: u64) -> Counts {
         requests,
         status_class: [0, requests - class5, 0, 0, class5],
         status: vec![(201, requests - class5), (503, class5)],
-        errors: [0, 1, 0, 0, 0, class5, 0, 0, 0, 0, 0],
+        errors: [0, 1, 0, 0, 0, class5, 0, 0, 0, 0, 0, 0],
         faults_error,
         faults_latency: 7,
         ..Counts::default()

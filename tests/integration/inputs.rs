@@ -70,12 +70,25 @@ fn expected_statuses_are_not_errors() {
         ("expected", true),
         ("plain", false),
         ("wrong", false),
+        ("unexpected", false),
     ] {
         let (requests, errors) = op_counts(&r, name);
         assert!(requests > 0, "{name}: no requests");
         let want = if expected { 0 } else { requests };
         assert_eq!(errors, want, "{name}: {requests} requests, {errors} errors");
     }
+    // The 200s nobody expected are `unexpected_status`, not a 4xx/5xx kind.
+    let ops = r["ops"].as_array().expect("ops");
+    let unexpected = ops
+        .iter()
+        .find(|o| o[0] == "unexpected")
+        .map(|o| &o[1]["counts"])
+        .expect("op unexpected");
+    let kinds = unexpected["errors"].as_array().expect("errors");
+    let (requests, _) = op_counts(&r, "unexpected");
+    assert_eq!(kinds.len(), 12);
+    assert_eq!(kinds[11].as_u64(), Some(requests), "{kinds:?}");
+    assert_eq!(unexpected["status"][0][0].as_u64(), Some(200));
 }
 
 /// An HTTP/1.1 server that answers every request `200 ok` and records the request targets

@@ -41,7 +41,7 @@ pub(crate) fn snapshot(finished: bool) -> Snapshot {
             requests: 4,
             status_class: [0, 2, 0, 0, 1],
             status: vec![(201, 2), (503, 1)],
-            errors: [0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0],
+            errors: [0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0],
             dropped: 5,
             late: 6,
             empty_pool: 0,

@@ -47,7 +47,7 @@ fn counts(ok: u64, failed: u64, status_ok: u16) -> Counts {
             .into_iter()
             .filter(|(_, n)| *n > 0)
             .collect(),
-        errors: [0, 0, 0, 0, 0, failed, 0, 0, 0, 0, 0],
+        errors: [0, 0, 0, 0, 0, failed, 0, 0, 0, 0, 0, 0],
         faults_error: failed,
         ..Counts::default()
     }

@@ -81,7 +81,7 @@ const GREY: &str = "#555555";
 const RED: &str = "#d7191c";
 const KIND_COLORS: [&str; ErrorKind::COUNT] = [
     "#8c510a", "#bf812d", "#35978f", "#01665e", ORANGE, RED, "#762a83", "#000000", "#c51b7d",
-    "#4d9221", "#2166ac",
+    "#4d9221", "#2166ac", "#b35806",
 ];
 
 fn col(points: &[TimelinePoint], f: impl Fn(&TimelinePoint) -> f64) -> Vec<Option<f64>> {
