@@ -50,6 +50,19 @@ pub struct RawTrace {
 }
 
 impl RawTrace {
+    /// What a trace list keeps of a finished request.
+    pub fn of(o: &RequestRecord) -> RawTrace {
+        RawTrace {
+            trace_id: o.trace_id,
+            op: o.op as u16,
+            at_us: o.at_us,
+            rt_us: o.rt_us.unwrap_or(0),
+            status: o.status,
+            error: o.error,
+            fault: o.fault,
+        }
+    }
+
     pub fn to_ref(&self, names: &[String]) -> TraceRef {
         TraceRef {
             trace_id: hex(&self.trace_id),
@@ -334,25 +347,12 @@ impl WorkerRecorder {
             later.record_traced(o, sampled, export);
             return;
         }
-        if let Some(w) = o.fault_window {
-            if self.windows.len() <= w {
-                self.windows.resize(w + 1, 0);
-            }
-            self.windows[w] += 1;
-        }
+        self.count_window(o.fault_window);
         let Some(op) = self.ops.get_mut(o.op) else {
             return;
         };
         op.count(o);
-        let raw = RawTrace {
-            trace_id: o.trace_id,
-            op: o.op as u16,
-            at_us: o.at_us,
-            rt_us: o.rt_us.unwrap_or(0),
-            status: o.status,
-            error: o.error,
-            fault: o.fault,
-        };
+        let raw = RawTrace::of(o);
         // A zero trace id: nothing was sent (a refused step, a panic), nothing to point at.
         let wanted = sampled || op.last.is_none() || self.traces.would_keep(&raw);
         if o.trace_id != [0; 16] && wanted && export() {
@@ -376,12 +376,7 @@ impl WorkerRecorder {
             later.record_step(step, o, sampled, export);
             return;
         }
-        if let Some(w) = o.fault_window {
-            if self.windows.len() <= w {
-                self.windows.resize(w + 1, 0);
-            }
-            self.windows[w] += 1;
-        }
+        self.count_window(o.fault_window);
         if self.steps.len() <= step {
             self.steps.resize_with(step + 1, OpRecorder::new);
         }
@@ -394,20 +389,22 @@ impl WorkerRecorder {
             Some(_) => op.counts.faults_latency += 1,
             None => {}
         }
-        let raw = RawTrace {
-            trace_id: o.trace_id,
-            op: o.op as u16,
-            at_us: o.at_us,
-            rt_us: o.rt_us.unwrap_or(0),
-            status: o.status,
-            error: o.error,
-            fault: o.fault,
-        };
+        let raw = RawTrace::of(o);
         let wanted = sampled || op.last.is_none() || self.traces.would_keep(&raw);
         if o.trace_id != [0; 16] && wanted && export() {
             op.last = Some(raw);
             self.steps[step].last = Some(raw);
             self.traces.offer(raw);
+        }
+    }
+
+    /// A request sent inside header-fault window `w`.
+    fn count_window(&mut self, w: Option<usize>) {
+        if let Some(w) = w {
+            if self.windows.len() <= w {
+                self.windows.resize(w + 1, 0);
+            }
+            self.windows[w] += 1;
         }
     }
 
