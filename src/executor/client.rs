@@ -136,7 +136,15 @@ impl Client {
             self.jar.clear();
             self.cookie.clear();
         }
-        match &operation.kind {
+        // One `send` await for the single-request kinds: each await of it in a branch of its
+        // own would give this future another copy of that state (rustc does not overlap
+        // them), and the whole future is built, and copied, once per arrival. A flow runs in
+        // a future of its own on the heap (one allocation per flow).
+        let (method, span_method, json, todo) = match &operation.kind {
+            OpKind::Flow(steps) => {
+                Box::pin(self.run_flow(st, op, steps, intended, released)).await;
+                return;
+            }
             OpKind::Todo(t) => {
                 let id = match request::needs_id(*t) {
                     None => None,
@@ -169,30 +177,7 @@ impl Client {
                 self.hdrs.clear();
                 self.render_dynamic(st, &infos[0]);
                 self.has_body = !self.body.is_empty();
-                let head = self
-                    .send(
-                        st,
-                        op,
-                        &infos[0],
-                        method,
-                        method,
-                        true,
-                        intended,
-                        released,
-                        &operation.checks,
-                        &[],
-                    )
-                    .await;
-                if *t == TodoOp::Create
-                    && let Some(h) = head
-                    && (200..300).contains(&h.status)
-                    && let Some(id) = request::created_id(&self.bufs.body)
-                {
-                    let evicted = st.pool.borrow_mut().push(id);
-                    if let (Some(old), Some(evict)) = (evicted, shared.plan.mix.evict_op()) {
-                        self.evict(st, evict, old).await;
-                    }
-                }
+                (method, method, true, Some(*t))
             }
             OpKind::Request(rt) => {
                 self.vars.values.clear();
@@ -203,59 +188,84 @@ impl Client {
                         return;
                     }
                 };
-                self.send(
-                    st,
-                    op,
-                    &infos[0],
-                    &rt.method,
-                    static_method(&rt.method),
-                    json,
-                    intended,
-                    released,
-                    &operation.checks,
-                    &[],
-                )
-                .await;
+                (rt.method.as_str(), static_method(&rt.method), json, None)
             }
-            OpKind::Flow(steps) => {
-                self.vars.values.clear();
-                self.flow = FlowAcc::default();
-                let mut at = intended;
-                let mut rel = released;
-                for (step, info) in steps.iter().zip(infos) {
-                    let json = match self.render(st, &step.request, info) {
-                        Ok(json) => json,
-                        Err(kind) => {
-                            self.refuse(st, op, info.step.map(|s| s.0), at, kind);
-                            break;
-                        }
-                    };
-                    if self
-                        .send(
-                            st,
-                            op,
-                            info,
-                            &step.request.method,
-                            static_method(&step.request.method),
-                            json,
-                            at,
-                            rel,
-                            &operation.checks,
-                            &step.checks,
-                        )
-                        .await
-                        .is_none()
-                        || self.flow.error.is_some()
-                    {
-                        // A transport error, a status >= 400 or a capture that found nothing.
-                        break;
-                    }
-                    at = Instant::now();
-                    rel = None;
-                }
-                self.record_flow(st, op, intended, released);
+        };
+        let head = self
+            .send(
+                st,
+                op,
+                &infos[0],
+                method,
+                span_method,
+                json,
+                intended,
+                released,
+                &operation.checks,
+                &[],
+            )
+            .await;
+        if todo == Some(TodoOp::Create)
+            && let Some(h) = head
+            && (200..300).contains(&h.status)
+            && let Some(id) = request::created_id(&self.bufs.body)
+        {
+            let evicted = st.pool.borrow_mut().push(id);
+            if let (Some(old), Some(evict)) = (evicted, shared.plan.mix.evict_op()) {
+                Box::pin(self.evict(st, evict, old)).await;
             }
         }
+    }
+
+    /// Runs one arrival of the flow `op`: its steps in order on this connection, until the
+    /// first that fails; then records the flow.
+    async fn run_flow(
+        &mut self,
+        st: &Local,
+        op: usize,
+        steps: &[crate::plan::FlowStep],
+        intended: Instant,
+        released: Option<Instant>,
+    ) {
+        let shared: &Shared = &st.shared;
+        let operation = &shared.plan.mix.operations[op];
+        let infos = &shared.requests[op];
+        self.vars.values.clear();
+        self.flow = FlowAcc::default();
+        let mut at = intended;
+        let mut rel = released;
+        for (step, info) in steps.iter().zip(infos) {
+            let json = match self.render(st, &step.request, info) {
+                Ok(json) => json,
+                Err(kind) => {
+                    self.refuse(st, op, info.step.map(|s| s.0), at, kind);
+                    break;
+                }
+            };
+            if self
+                .send(
+                    st,
+                    op,
+                    info,
+                    &step.request.method,
+                    static_method(&step.request.method),
+                    json,
+                    at,
+                    rel,
+                    &operation.checks,
+                    &step.checks,
+                )
+                .await
+                .is_none()
+                || self.flow.error.is_some()
+            {
+                // A transport error, a status >= 400 or a capture that found nothing.
+                break;
+            }
+            at = Instant::now();
+            rel = None;
+        }
+        self.record_flow(st, op, intended, released);
     }
 
     /// Records a whole flow as one request of its operation: response time = to the end of

@@ -5,6 +5,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::time::{Instant, Sleep, sleep_until};
@@ -27,25 +28,51 @@ pub(super) fn idempotent(method: &str) -> bool {
     )
 }
 
-/// Races `fut` against `deadline` with the connection's one lazily reset timer: the timer is
-/// only re-armed when it fires before this request's deadline, so a request costs no
-/// timer-wheel insertion.
-pub(super) async fn with_deadline<F: Future<Output = Result<Head, Failure>>>(
+pin_project_lite::pin_project! {
+    /// Races `fut` against `deadline` with the connection's one lazily reset timer: the timer
+    /// is only re-armed when it fires before this request's deadline, so a request costs no
+    /// timer-wheel insertion. A future of its own rather than an `async fn`, which would hold
+    /// `fut` twice (the argument and the pinned copy it polls).
+    pub(super) struct Deadline<'a, F> {
+        #[pin]
+        fut: F,
+        deadline: Instant,
+        timer: &'a mut Pin<Box<Sleep>>,
+    }
+}
+
+pub(super) fn with_deadline<F: Future<Output = Result<Head, Failure>>>(
     fut: F,
     deadline: Instant,
     timer: &mut Pin<Box<Sleep>>,
-) -> Result<Head, Failure> {
-    tokio::pin!(fut);
-    loop {
-        tokio::select! {
-            biased;
-            r = &mut fut => return r,
-            _ = timer.as_mut() => {
-                if Instant::now() >= deadline {
-                    return Err(Failure { kind: ErrorKind::Timeout, nothing_received: false });
-                }
-                timer.as_mut().reset(deadline);
+) -> Deadline<'_, F> {
+    Deadline {
+        fut,
+        deadline,
+        timer,
+    }
+}
+
+impl<F: Future<Output = Result<Head, Failure>>> Future for Deadline<'_, F> {
+    type Output = Result<Head, Failure>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(r) = this.fut.poll(cx) {
+            return Poll::Ready(r);
+        }
+        loop {
+            if this.timer.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
             }
+            if Instant::now() >= *this.deadline {
+                return Poll::Ready(Err(Failure {
+                    kind: ErrorKind::Timeout,
+                    nothing_received: false,
+                }));
+            }
+            // Fired for an earlier request's deadline: re-armed, and polled again to register.
+            this.timer.as_mut().reset(*this.deadline);
         }
     }
 }
@@ -91,7 +118,18 @@ impl Client {
     }
 
     /// Opens this client's HTTP/1.1 connection, or (HTTP/2) a pooled one of the worker.
-    pub(super) async fn connect(&mut self, st: &Local) -> Result<(), ErrorKind> {
+    /// Connects (`connect_now`) in a future of its own on the heap: opening a connection
+    /// (TCP, TLS, the HTTP/2 handshake) is a state of over a kilobyte that every request's
+    /// future would otherwise carry and copy when it is created, for a step that happens
+    /// once per connection (measured in bench/README.md, "Request futures").
+    pub(super) fn connect<'a>(
+        &'a mut self,
+        st: &'a Local,
+    ) -> Pin<Box<impl Future<Output = Result<(), ErrorKind>> + 'a>> {
+        Box::pin(self.connect_now(st))
+    }
+
+    async fn connect_now(&mut self, st: &Local) -> Result<(), ErrorKind> {
         let stream = self.open(st).await?;
         let shared = &*st.shared;
         if shared.proto == Proto::H2 || (shared.proto == Proto::Auto && stream.is_h2()) {
@@ -200,8 +238,11 @@ impl Client {
         keep: usize,
     ) -> Result<(Head, Instant, u64), (ErrorKind, Instant, u64)> {
         let shared = &*st.shared;
+        // HTTP/2 on the heap too: its state (the stream, the response future) would make every
+        // HTTP/1.1 request's future a kilobyte larger, and an allocation costs HTTP/2 less than
+        // copying that kilobyte each time its request's future is built.
         if self.h2 {
-            return self.exchange_h2(st, keep).await;
+            return Box::pin(self.exchange_h2(st, keep)).await;
         }
         let head_only = method == "HEAD";
         let mut writes = 0u64;
@@ -219,7 +260,7 @@ impl Client {
                 self.backoff = Duration::ZERO;
                 if self.h2 {
                     // `auto`: the server chose HTTP/2 for this connection.
-                    return self.exchange_h2(st, keep).await;
+                    return Box::pin(self.exchange_h2(st, keep)).await;
                 }
             }
             let Some(stream) = self.stream.as_mut() else {

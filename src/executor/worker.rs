@@ -76,9 +76,11 @@ async fn guarded(
     }
 }
 
-/// Polls `fut` to completion; true when it panicked (caught here, not propagated).
-async fn panicked(fut: impl std::future::Future<Output = ()>) -> bool {
-    AssertUnwindSafe(fut).catch_unwind().await.is_err()
+/// Polls `fut` to completion; true when it panicked (caught here, not propagated). Not an
+/// `async fn`: one would keep `fut` twice in its state (the argument and the awaited copy),
+/// and this future is built once per arrival.
+fn panicked(fut: impl std::future::Future<Output = ()>) -> impl std::future::Future<Output = bool> {
+    AssertUnwindSafe(fut).catch_unwind().map(|r| r.is_err())
 }
 
 /// Awaits every task of `set`; a task that panicked outside the per-arrival guard counts as
@@ -269,7 +271,7 @@ async fn open(st: &Rc<Local>, mut control: watch::Receiver<Control>) {
                 rec.behind(op);
             }
             rec.dropped(op);
-            return;
+            return true;
         }
         if late {
             rec.behind(op);
@@ -284,6 +286,7 @@ async fn open(st: &Rc<Local>, mut control: watch::Receiver<Control>) {
             free,
         });
         st.notify.notify_one();
+        !free
     };
     // Arrivals of `s` already due at `until` but not released (a dispatcher behind) are
     // planned and abandoned. They never got an operation: they are shared among the

@@ -228,7 +228,7 @@ pub async fn dispatch<R, A, F>(
 where
     R: FnMut(&LoadOverride, Duration) -> OpenSchedule,
     A: FnMut(&mut OpenSchedule, Instant),
-    F: FnMut(u64, Instant, bool),
+    F: FnMut(u64, Instant, bool) -> bool,
 {
     let released = std::cell::Cell::new(0u64);
     // The intended time of the latest release: a worker sees a change a little after it was
@@ -374,7 +374,10 @@ mod tests {
             |_, _| {},
             start,
             start + Duration::from_secs(10),
-            |_, at: Instant, _| released.borrow_mut().push(at - start),
+            |_, at: Instant, _| {
+                released.borrow_mut().push(at - start);
+                false
+            },
             &mut stop,
             steering,
         );
@@ -429,7 +432,10 @@ mod tests {
             |_, _| {},
             start,
             start + Duration::from_secs(2),
-            |_, at: Instant, _| released.borrow_mut().push(at - start),
+            |_, at: Instant, _| {
+                released.borrow_mut().push(at - start);
+                false
+            },
             &mut stop,
             steering,
         );

@@ -29,7 +29,10 @@ async fn releases(
         &mut schedule,
         start,
         start + Duration::from_secs(86_400),
-        |k, intended, _| out.push((k, intended - start, Instant::now() - start)),
+        |k, intended, _| {
+            out.push((k, intended - start, Instant::now() - start));
+            false
+        },
         &mut rx,
     )
     .await;
@@ -123,7 +126,16 @@ async fn stop_ends_the_dispatcher_at_once() {
     let mut n = 0u64;
     let mut schedule = OpenSchedule::new(10.0, &[st(60, 10.0)], Arrivals::Constant, 1);
     let end = start + Duration::from_secs(60);
-    let run = dispatch::run(&mut schedule, start, end, |_, _, _| n += 1, &mut rx);
+    let run = dispatch::run(
+        &mut schedule,
+        start,
+        end,
+        |_, _, _| {
+            n += 1;
+            false
+        },
+        &mut rx,
+    );
     let (released, _) = tokio::join!(run, stopper);
     assert_eq!(released, 25, "arrivals at 0.0 .. 2.4 s");
     assert!(Instant::now() - start < Duration::from_millis(2600));
