@@ -52,6 +52,9 @@ pub struct Client {
     pub(super) path_absolute: bool,
     /// The flow being run: what its steps add up to.
     pub(super) flow: FlowAcc,
+    /// When the last exchange ended: a VU that starts its next request at once takes it as
+    /// the start instead of reading the clock again.
+    pub(super) done: Option<Instant>,
 }
 
 /// One flow's outcome so far, from its steps' requests: the flow is recorded once, as one
@@ -112,6 +115,7 @@ impl Client {
             h2cache: Default::default(),
             path_absolute: false,
             flow: FlowAcc::default(),
+            done: None,
         }
     }
 
@@ -580,6 +584,7 @@ impl Client {
             self.exchange(st, op, method, keep).await
         };
         let done = Instant::now();
+        self.done = Some(done);
         let opened = self.opened.take();
         let (head, sent, attempts, mut error) = match result {
             Ok((h, sent, n)) => {
@@ -659,9 +664,14 @@ impl Client {
             bytes_received: head.map_or(0, |h| (h.head_len as u64).saturating_add(h.body_bytes)),
             connect_us: opened.map(|o| o.0),
             tls_us: opened.and_then(|o| o.1),
-            ttfb_us: head.map(|h| h.first_byte.saturating_duration_since(sent).as_micros() as u64),
-            receive_us: head
-                .map(|h| done.saturating_duration_since(h.first_byte).as_micros() as u64),
+            ttfb_us: head.map(|h| {
+                let first = h.first_byte.unwrap_or(done);
+                first.saturating_duration_since(sent).as_micros() as u64
+            }),
+            receive_us: head.map(|h| {
+                let first = h.first_byte.unwrap_or(done);
+                done.saturating_duration_since(first).as_micros() as u64
+            }),
         };
         // The recorder decides whose client span is exported (the sampled share and every id
         // it will show) and shows an id only when this accepted its span.

@@ -301,7 +301,7 @@ pub async fn exchange(
         close: false,
         body_bytes: total,
         interim: 0,
-        first_byte,
+        first_byte: Some(first_byte),
     })
 }
 

@@ -35,8 +35,10 @@ pub struct Head {
     pub body_bytes: u64,
     /// Interim (1xx) responses skipped before this one.
     pub interim: u32,
-    /// When the first byte of the response arrived (for time to first byte).
-    pub first_byte: Instant,
+    /// When the first byte of the response arrived (for time to first byte); `None` when the
+    /// whole response came in the read that completed it, so it arrived when the exchange
+    /// ended (the caller's clock read serves: one read fewer per request).
+    pub first_byte: Option<Instant>,
 }
 
 /// A failed exchange.
@@ -375,7 +377,10 @@ pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     bufs.rbuf.clear();
     bufs.body.clear();
     let mut interim = 0u32;
+    // The clock is read for the first byte only when a second read follows the first one: just
+    // before it, which is when the first read's bytes were parsed (a few hundred ns later).
     let mut first_byte = None;
+    let mut read_once = false;
     // Head: read until a complete final head is at the start of rbuf.
     let (head_len, parsed) = loop {
         if !bufs.rbuf.is_empty() {
@@ -395,6 +400,9 @@ pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
             }
         }
         let room = MAX_HEAD - bufs.rbuf.len();
+        if read_once && first_byte.is_none() {
+            first_byte = Some(Instant::now());
+        }
         let got = fill(stream, &mut bufs.rbuf, room.min(READ_CHUNK))
             .await
             .map_err(|e| io_failure(&e, bufs.rbuf.is_empty() && interim == 0))?;
@@ -404,9 +412,7 @@ pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
                 nothing_received: bufs.rbuf.is_empty() && interim == 0,
             });
         }
-        if first_byte.is_none() {
-            first_byte = Some(Instant::now());
-        }
+        read_once = true;
     };
     let mut head = Head {
         status: parsed.status,
@@ -414,7 +420,7 @@ pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
         close: parsed.close,
         body_bytes: 0,
         interim,
-        first_byte: first_byte.unwrap_or_else(Instant::now),
+        first_byte,
     };
     let mut framing = parsed.framing;
     // Body: decode what follows the head in rbuf, drop it, read more.
@@ -468,6 +474,9 @@ pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
                 kind: ErrorKind::Io,
                 nothing_received: false,
             });
+        }
+        if head.first_byte.is_none() {
+            head.first_byte = Some(Instant::now());
         }
         let got = fill(stream, &mut bufs.rbuf, READ_CHUNK)
             .await

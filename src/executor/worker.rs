@@ -423,11 +423,13 @@ async fn vu(st: Rc<Local>, v: u32, mut control: watch::Receiver<Control>) {
     let mut active = false;
     // The control API's VU count and pause (the plan's stages when nobody steers).
     let mut steering = shared.steering.clone();
+    // The end of the VU's previous request when it follows at once (no think time).
+    let mut follows: Option<Instant> = None;
     loop {
         if st.stopping.get() {
             break;
         }
-        let now = Instant::now();
+        let now = follows.take().unwrap_or_else(Instant::now);
         let t = now.saturating_duration_since(shared.start).as_secs_f64();
         let o = steering.current();
         if !steer::vu_active(*start_vus, stages, shared.plan.segment, &o, v, t) {
@@ -463,6 +465,7 @@ async fn vu(st: Rc<Local>, v: u32, mut control: watch::Receiver<Control>) {
         };
         let op = st.pick_op();
         st.begin(slot, op, intended);
+        client.done = None;
         guarded(&st, &mut client, op, intended, None).await;
         st.end(slot, op);
         let think = match *think_time {
@@ -477,7 +480,10 @@ async fn vu(st: Rc<Local>, v: u32, mut control: watch::Receiver<Control>) {
                 })
             }
         };
-        if !think.is_zero() {
+        if think.is_zero() {
+            // Only what the arrival itself did lies between that instant and this one.
+            follows = client.done.take();
+        } else {
             tokio::select! {
                 _ = tokio::time::sleep(think) => {}
                 _ = control.changed() => st.note(&control),
