@@ -17,7 +17,7 @@ use super::local::{InFlight, Local};
 use super::request::{self, Parts, TraceIds, static_method, todo_request, write_request};
 use super::tls::Stream;
 use super::{Proto, RequestInfo, Shared};
-use crate::plan::{CaptureSource, Check, Escape, OpKind, RequestTemplate, TodoOp, Vars};
+use crate::plan::{Check, OpKind, TodoOp, Vars};
 use crate::recorder::{ErrorKind, RequestRecord, SpanRecord};
 
 pub struct Client {
@@ -51,42 +51,10 @@ pub struct Client {
     /// base URL's prefix is not prepended. Taken by the next `send`.
     pub(super) path_absolute: bool,
     /// The flow being run: what its steps add up to.
-    pub(super) flow: FlowAcc,
+    pub(super) flow: super::flow::FlowAcc,
     /// When the last exchange ended: a VU that starts its next request at once takes it as
     /// the start instead of reading the clock again.
     pub(super) done: Option<Instant>,
-}
-
-/// One flow's outcome so far, from its steps' requests: the flow is recorded once, as one
-/// request of its operation, when it ends.
-#[derive(Debug, Clone, Copy, Default)]
-pub(super) struct FlowAcc {
-    pub first_sent: Option<Instant>,
-    pub lag_us: u64,
-    pub late: bool,
-    pub answered: bool,
-    pub status: Option<u16>,
-    /// The first failure ends the flow; it is the flow's error.
-    pub error: Option<ErrorKind>,
-    pub bytes_sent: u64,
-    pub bytes_received: u64,
-}
-
-impl FlowAcc {
-    fn note(&mut self, r: &RequestRecord, sent: Instant) {
-        if self.first_sent.is_none() {
-            self.first_sent = Some(sent);
-            self.lag_us = r.lag_us;
-            self.late = r.late;
-        }
-        self.answered |= r.rt_us.is_some();
-        self.status = r.status.or(self.status);
-        if self.error.is_none() {
-            self.error = r.error;
-        }
-        self.bytes_sent = self.bytes_sent.saturating_add(r.bytes_sent);
-        self.bytes_received = self.bytes_received.saturating_add(r.bytes_received);
-    }
 }
 
 impl Client {
@@ -114,7 +82,7 @@ impl Client {
             cookie: Vec::new(),
             h2cache: Default::default(),
             path_absolute: false,
-            flow: FlowAcc::default(),
+            flow: Default::default(),
             done: None,
         }
     }
@@ -221,92 +189,6 @@ impl Client {
         }
     }
 
-    /// Runs one arrival of the flow `op`: its steps in order on this connection, until the
-    /// first that fails; then records the flow.
-    async fn run_flow(
-        &mut self,
-        st: &Local,
-        op: usize,
-        steps: &[crate::plan::FlowStep],
-        intended: Instant,
-        released: Option<Instant>,
-    ) {
-        let shared: &Shared = &st.shared;
-        let operation = &shared.plan.mix.operations[op];
-        let infos = &shared.requests[op];
-        self.vars.values.clear();
-        self.flow = FlowAcc::default();
-        let mut at = intended;
-        let mut rel = released;
-        for (step, info) in steps.iter().zip(infos) {
-            let json = match self.render(st, &step.request, info) {
-                Ok(json) => json,
-                Err(kind) => {
-                    self.refuse(st, op, info.step.map(|s| s.0), at, kind);
-                    break;
-                }
-            };
-            if self
-                .send(
-                    st,
-                    op,
-                    info,
-                    &step.request.method,
-                    static_method(&step.request.method),
-                    json,
-                    at,
-                    rel,
-                    &operation.checks,
-                    &step.checks,
-                )
-                .await
-                .is_none()
-                || self.flow.error.is_some()
-            {
-                // A transport error, a status >= 400 or a capture that found nothing.
-                break;
-            }
-            at = Instant::now();
-            rel = None;
-        }
-        self.record_flow(st, op, intended, released);
-    }
-
-    /// Records a whole flow as one request of its operation: response time = to the end of
-    /// its last step from where a single request's would count (its release when a connection
-    /// was free, else its intended start: `Arrival::released`), service time from its first
-    /// send; the last status, the first error. No trace id (each step has its own, listed there).
-    fn record_flow(&mut self, st: &Local, op: usize, intended: Instant, released: Option<Instant>) {
-        let done = Instant::now();
-        let origin = released.map_or(intended, |r| r.max(intended));
-        let f = std::mem::take(&mut self.flow);
-        let at = intended.saturating_duration_since(st.shared.start);
-        st.rec.borrow_mut().record(&RequestRecord {
-            op,
-            status: f.status,
-            error: f.error,
-            rt_us: f
-                .answered
-                .then(|| done.saturating_duration_since(origin).as_micros() as u64),
-            st_us: f
-                .first_sent
-                .filter(|_| f.answered)
-                .map(|s| done.saturating_duration_since(s).as_micros() as u64),
-            lag_us: f.lag_us,
-            late: f.late,
-            fault: None,
-            fault_window: None,
-            trace_id: [0; 16],
-            at_us: at.as_micros() as u64,
-            bytes_sent: f.bytes_sent,
-            bytes_received: f.bytes_received,
-            connect_us: None,
-            tls_us: None,
-            ttfb_us: None,
-            receive_us: None,
-        });
-    }
-
     /// `mix.steady_state`: deletes the id a full pool just evicted, on this connection, right
     /// after the create that evicted it; recorded as operation `evict` from now.
     async fn evict(&mut self, st: &Local, evict: usize, id: u64) {
@@ -340,141 +222,11 @@ impl Client {
         .await;
     }
 
-    /// Records a request that could not be built (a captured value refused in a header, a
-    /// captured URL of another origin): of the flow step `step` when it is one.
-    fn refuse(
-        &mut self,
-        st: &Local,
-        op: usize,
-        step: Option<usize>,
-        intended: Instant,
-        kind: ErrorKind,
-    ) {
-        let at = intended.saturating_duration_since(st.shared.start);
-        let record = RequestRecord {
-            op,
-            status: None,
-            error: Some(kind),
-            rt_us: None,
-            st_us: None,
-            lag_us: 0,
-            late: false,
-            fault: None,
-            fault_window: None,
-            trace_id: [0; 16],
-            at_us: at.as_micros() as u64,
-            bytes_sent: 0,
-            bytes_received: 0,
-            connect_us: None,
-            tls_us: None,
-            ttfb_us: None,
-            receive_us: None,
-        };
-        let mut rec = st.rec.borrow_mut();
-        match step {
-            Some(step) => {
-                self.flow.note(&record, intended);
-                rec.record_step(step, &record, false, || false);
-            }
-            None => rec.record(&record),
-        }
-    }
-
-    /// Appends the target headers whose values change per request to `hdrs`.
-    fn render_dynamic(&mut self, st: &Local, info: &RequestInfo) {
-        if info.headers.dynamic.is_empty() {
-            return;
-        }
-        let mut rng = st.rng.borrow_mut();
-        for (k, v) in &info.headers.dynamic {
-            self.hdrs.extend_from_slice(k.as_bytes());
-            self.hdrs.extend_from_slice(b": ");
-            v.render(&self.vars, &mut *rng, &mut self.hdrs);
-            self.hdrs.extend_from_slice(b"\r\n");
-        }
-    }
-
-    /// Renders a generic request's path, headers and body; returns whether to add the JSON
-    /// content type, or why it cannot be sent: a captured value that cannot go into a header
-    /// (`invalid_request`), a captured URL of another origin (`cross_origin`) or one that is
-    /// neither an absolute path nor a URL (`invalid_request`).
-    fn render(
-        &mut self,
-        st: &Local,
-        rt: &RequestTemplate,
-        info: &RequestInfo,
-    ) -> Result<bool, ErrorKind> {
-        self.vars.seq = st.seq.get();
-        st.seq.set(self.vars.seq + 1);
-        self.hdrs.clear();
-        self.render_dynamic(st, info);
-        let mut rng = st.rng.borrow_mut();
-        self.path.clear();
-        rt.path
-            .render_escaped(&self.vars, &mut *rng, &mut self.path, Escape::Path);
-        self.path_absolute = false;
-        if rt.from_capture {
-            match super::follow::same_origin_path(&self.path, &st.shared) {
-                Ok(p) => {
-                    self.path = p;
-                    self.path_absolute = true;
-                }
-                Err(true) => return Err(ErrorKind::CrossOrigin),
-                Err(false) => return Err(ErrorKind::InvalidRequest),
-            }
-        }
-        for (k, v) in &rt.headers {
-            self.hdrs.extend_from_slice(k.as_bytes());
-            self.hdrs.extend_from_slice(b": ");
-            if !v.render_escaped(&self.vars, &mut *rng, &mut self.hdrs, Escape::HeaderValue) {
-                return Err(ErrorKind::InvalidRequest);
-            }
-            self.hdrs.extend_from_slice(b"\r\n");
-        }
-        self.body.clear();
-        self.has_body = rt.body.is_some();
-        if let Some(b) = &rt.body {
-            b.render(&self.vars, &mut *rng, &mut self.body);
-        }
-        Ok(!info.headers.has_content_type)
-    }
-
-    /// Sets the flow variables `captures` take from this response; false when one found
-    /// nothing (no such pointer or header, or a JSON null).
-    fn capture(&mut self, h: &Head, captures: &[crate::plan::Capture]) -> bool {
-        let body = &self.bufs.body;
-        let json: Option<serde_json::Value> = captures
-            .iter()
-            .any(|c| matches!(c.from, CaptureSource::JsonPointer(_)))
-            .then(|| serde_json::from_slice(body).ok())
-            .flatten();
-        let mut all = true;
-        for c in captures {
-            let v = match &c.from {
-                CaptureSource::JsonPointer(p) => json
-                    .as_ref()
-                    .and_then(|j| j.pointer(p))
-                    .filter(|x| !x.is_null())
-                    .map(|x| match x {
-                        serde_json::Value::String(s) => s.clone(),
-                        other => other.to_string(),
-                    }),
-                CaptureSource::Header(name) => http::header(&self.bufs.rbuf[..h.head_len], name)
-                    .map(|v| String::from_utf8_lossy(v).into_owned()),
-            };
-            match v {
-                Some(v) => self.vars.set(&c.var, &v),
-                None => all = false,
-            }
-        }
-        all
-    }
-
     /// Sends the request in `path`/`hdrs`/`body`, following up to `info.follow` same-origin
     /// redirects (each hop a request of its own; the checks judge the last response), and
     /// records the results.
     #[allow(clippy::too_many_arguments)]
-    async fn send(
+    pub(super) async fn send(
         &mut self,
         st: &Local,
         op: usize,

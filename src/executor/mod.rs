@@ -2,7 +2,9 @@
 //! run the connection tasks (open model) or virtual users (closed model) and record into the
 //! worker's own `WorkerRecorder`. The hot path is raw HTTP/1.1 over keep-alive sockets with
 //! pre-serialized request parts (see `http` and `request`): no lock, no allocation, no channel
-//! send per request except for sampled client spans (`try_send`).
+//! send per request except for sampled client spans (`try_send`); a flow's and an HTTP/2
+//! request's futures are boxed (once per flow, per HTTP/2 request), so that every request's
+//! future stays small (see `transport`).
 //!
 //! Worker count: `--workers`, default one per two cores (at least 1, at most 8), because on a
 //! loopback or embedded target the server needs the other half; the bench passes `--workers 1`.
@@ -23,10 +25,12 @@ use crate::recorder::{SpanRecord, WorkerRecorder};
 pub mod cleanup;
 mod client;
 pub mod connect;
+mod flow;
 mod follow;
 pub mod h2;
 pub mod http;
 mod local;
+mod render;
 pub mod request;
 pub mod tls;
 mod transport;
