@@ -12,17 +12,17 @@
 //! Header faults are credited to their window when the request is recorded (exact counts per
 //! window, whatever the tick timing).
 
-use std::collections::VecDeque;
-
 use hdrhistogram::Histogram;
 
 mod accounting;
 mod collector;
 pub mod interval;
 pub mod snapshot;
+mod traces;
 
 pub use collector::Collector;
 pub use snapshot::{Counts, ErrorKind, OpSnapshot, Phases, Snapshot, SpanRecord, TraceRef};
+pub use traces::{RawTrace, TraceLists, hex};
 
 /// Histogram bounds, microseconds: 1 µs .. 5 min, 3 significant digits. Larger values saturate.
 pub const HIST_MAX_US: u64 = 300_000_000;
@@ -35,57 +35,6 @@ pub fn new_histogram() -> Histogram<u64> {
 /// `behind`: 10 ms is ten times the timer's granularity, so only a generator that cannot keep
 /// up (CPU starved, a release loop falling behind) gets there.
 pub const BEHIND_US: u64 = 10_000;
-
-/// A request worth remembering, without allocation.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RawTrace {
-    pub trace_id: [u8; 16],
-    pub op: u16,
-    /// Intended start, from the start of the load.
-    pub at_us: u64,
-    pub rt_us: u64,
-    pub status: Option<u16>,
-    pub error: Option<ErrorKind>,
-    pub fault: Option<&'static str>,
-}
-
-impl RawTrace {
-    /// What a trace list keeps of a finished request.
-    pub fn of(o: &RequestRecord) -> RawTrace {
-        RawTrace {
-            trace_id: o.trace_id,
-            op: o.op as u16,
-            at_us: o.at_us,
-            rt_us: o.rt_us.unwrap_or(0),
-            status: o.status,
-            error: o.error,
-            fault: o.fault,
-        }
-    }
-
-    pub fn to_ref(&self, names: &[String]) -> TraceRef {
-        TraceRef {
-            trace_id: hex(&self.trace_id),
-            op: names.get(self.op as usize).cloned().unwrap_or_default(),
-            at_ms: self.at_us as f64 / 1000.0,
-            response_time_ms: self.rt_us as f64 / 1000.0,
-            status: self.status,
-            error: self.error,
-            fault: self.fault.map(str::to_string),
-        }
-    }
-}
-
-/// Lowercase hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    const D: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(D[(b >> 4) as usize] as char);
-        s.push(D[(b & 15) as usize] as char);
-    }
-    s
-}
 
 /// What one finished request contributes.
 #[derive(Debug, Clone, Copy)]
@@ -189,87 +138,6 @@ impl OpRecorder {
         self.lag.reset();
         self.phases.reset();
         self.last = None;
-    }
-}
-
-/// Bounded trace lists shared by worker deltas and the collector.
-#[derive(Debug, Clone, Default)]
-pub struct TraceLists {
-    keep: usize,
-    /// Slowest first.
-    pub slowest: Vec<RawTrace>,
-    /// Most recent first.
-    pub failed: VecDeque<RawTrace>,
-    pub faulted: VecDeque<RawTrace>,
-}
-
-impl TraceLists {
-    pub fn new(keep: usize) -> Self {
-        TraceLists {
-            keep,
-            slowest: Vec::with_capacity(keep + 1),
-            failed: VecDeque::with_capacity(keep + 1),
-            faulted: VecDeque::with_capacity(keep + 1),
-        }
-    }
-    fn offer_slow(&mut self, t: RawTrace) {
-        if self.keep == 0 {
-            return;
-        }
-        if self.slowest.len() == self.keep
-            && self.slowest.last().is_some_and(|l| l.rt_us >= t.rt_us)
-        {
-            return;
-        }
-        let at = self.slowest.partition_point(|x| x.rt_us >= t.rt_us);
-        self.slowest.insert(at, t);
-        self.slowest.truncate(self.keep);
-    }
-    /// Whether `offer` would keep `t` in at least one list now.
-    fn would_keep(&self, t: &RawTrace) -> bool {
-        if self.keep == 0 {
-            return false;
-        }
-        (t.error.is_some() && self.failed.len() < self.keep)
-            || (t.fault.is_some() && self.faulted.len() < self.keep)
-            || (t.rt_us > 0
-                && (self.slowest.len() < self.keep
-                    || self.slowest.last().is_some_and(|l| l.rt_us < t.rt_us)))
-    }
-    fn push_recent(list: &mut VecDeque<RawTrace>, keep: usize, t: RawTrace) {
-        if keep == 0 {
-            return;
-        }
-        list.push_front(t);
-        list.truncate(keep);
-    }
-    pub fn offer(&mut self, t: RawTrace) {
-        if t.rt_us > 0 {
-            self.offer_slow(t);
-        }
-        if t.error.is_some() {
-            Self::push_recent(&mut self.failed, self.keep, t);
-        }
-        if t.fault.is_some() {
-            Self::push_recent(&mut self.faulted, self.keep, t);
-        }
-    }
-    /// Adds a newer delta's lists (its entries are more recent than ours).
-    pub fn absorb(&mut self, newer: &TraceLists) {
-        for t in &newer.slowest {
-            self.offer_slow(*t);
-        }
-        for t in newer.failed.iter().rev() {
-            Self::push_recent(&mut self.failed, self.keep, *t);
-        }
-        for t in newer.faulted.iter().rev() {
-            Self::push_recent(&mut self.faulted, self.keep, *t);
-        }
-    }
-    fn clear(&mut self) {
-        self.slowest.clear();
-        self.failed.clear();
-        self.faulted.clear();
     }
 }
 
