@@ -469,25 +469,9 @@ impl Client {
 
 /// Records a panic caught while running one arrival of `op` (the run fails on it).
 pub fn record_panic(st: &Local, op: usize) {
-    st.rec.borrow_mut().record(&RequestRecord {
-        op,
-        status: None,
-        error: Some(ErrorKind::Panic),
-        rt_us: None,
-        st_us: None,
-        lag_us: 0,
-        late: false,
-        fault: None,
-        fault_window: None,
-        trace_id: [0; 16],
-        at_us: 0,
-        bytes_sent: 0,
-        bytes_received: 0,
-        connect_us: None,
-        tls_us: None,
-        ttfb_us: None,
-        receive_us: None,
-    });
+    st.rec
+        .borrow_mut()
+        .record(&RequestRecord::unsent(op, ErrorKind::Panic, 0));
 }
 
 /// (passed, failed) of `checks` for one response (`status` None = no response: all fail).

@@ -23,25 +23,7 @@ impl Client {
         kind: ErrorKind,
     ) {
         let at = intended.saturating_duration_since(st.shared.start);
-        let record = RequestRecord {
-            op,
-            status: None,
-            error: Some(kind),
-            rt_us: None,
-            st_us: None,
-            lag_us: 0,
-            late: false,
-            fault: None,
-            fault_window: None,
-            trace_id: [0; 16],
-            at_us: at.as_micros() as u64,
-            bytes_sent: 0,
-            bytes_received: 0,
-            connect_us: None,
-            tls_us: None,
-            ttfb_us: None,
-            receive_us: None,
-        };
+        let record = RequestRecord::unsent(op, kind, at.as_micros() as u64);
         let mut rec = st.rec.borrow_mut();
         match step {
             Some(step) => {

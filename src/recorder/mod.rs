@@ -61,6 +61,32 @@ pub struct RequestRecord {
     pub receive_us: Option<u64>,
 }
 
+impl RequestRecord {
+    /// An arrival of `op` that ended in `error` without a request on the wire (one that could
+    /// not be built, a panic): no status, no times, no trace id. `at_us` as in `at_us`.
+    pub fn unsent(op: usize, error: ErrorKind, at_us: u64) -> RequestRecord {
+        RequestRecord {
+            op,
+            status: None,
+            error: Some(error),
+            rt_us: None,
+            st_us: None,
+            lag_us: 0,
+            late: false,
+            fault: None,
+            fault_window: None,
+            trace_id: [0; 16],
+            at_us,
+            bytes_sent: 0,
+            bytes_received: 0,
+            connect_us: None,
+            tls_us: None,
+            ttfb_us: None,
+            receive_us: None,
+        }
+    }
+}
+
 /// One operation's delta in a worker.
 #[derive(Debug, Clone)]
 pub struct OpRecorder {
