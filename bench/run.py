@@ -51,9 +51,10 @@ OHA_VERSION = "1.16.0"
 CONNS = 50
 # HTTP/2 modes: streams per connection (`--h2-streams`); connections = CONNS / streams.
 H2_STREAMS = 10
-# `--baseline BIN`: another trafficgen binary (e.g. a release build of main) run as the tool
-# `trafficgen-base`, interleaved with the others: before/after figures from one invocation.
-BASELINE = ""
+# `--baseline BIN` (repeatable): other trafficgen binaries (e.g. a release build of main) run
+# as the tools `trafficgen-base`, `trafficgen-base2`, …, interleaved with the others:
+# before/after figures from one invocation.
+BASELINES: dict[str, str] = {}
 GEN_CPU = "0"
 SERVER_CPU = "1"
 
@@ -286,7 +287,7 @@ def tool_cmd(tool: str, mode: str, url: str, secs: int, rate: int, work: Path, c
         k6 = [str(VENV_BIN / "k6"), "run", "--no-usage-report", "--quiet", "--summary-export", str(work / "k6.json"), str(script)]
         # Go's client would pick HTTP/2 by ALPN: the https mode measures HTTP/1.1 over TLS.
         return (["env", "GODEBUG=http2client=0"] + k6) if mode == "https" else k6
-    if tool in ("trafficgen", "trafficgen-base"):
+    if tool == "trafficgen" or tool in BASELINES:
         u = urllib.parse.urlsplit(url)
         base, path = f"{u.scheme}://{u.netloc}", u.path + (f"?{u.query}" if u.query else "")
         if closed:
@@ -300,7 +301,7 @@ def tool_cmd(tool: str, mode: str, url: str, secs: int, rate: int, work: Path, c
         scen = work / f"tg-{mode}.yaml"
         scen.write_text(TG_SCENARIO % {"mode": mode, "base": base, "conns": CONNS, "load": load, "path": path,
                                        "report": work / "tg.json", "target": target})
-        binary = str(RELEASE / "trafficgen") if tool == "trafficgen" else BASELINE
+        binary = str(RELEASE / "trafficgen") if tool == "trafficgen" else BASELINES[tool]
         return [binary, "run", str(scen), "--workers", "1", "--quiet"]
     raise ValueError(tool)
 
@@ -328,7 +329,7 @@ def parse_latency(tool: str, out: str, work: Path) -> tuple[float | None, float 
         if tool == "k6":
             d = json.loads((work / "k6.json").read_text())["metrics"]["http_req_duration"]
             return d["med"], d["p(99)"]
-        if tool in ("trafficgen", "trafficgen-base"):
+        if tool == "trafficgen" or tool in BASELINES:
             rep = json.loads((work / "tg.json").read_text())
             rt = rep["totals"]["response_time_ms"]
             return rt["p50"], rt["p99"]
@@ -422,8 +423,8 @@ def table(runs: list[dict], target: str, mode: str) -> str:
              else f"{CONNS} connections")
     head = f"### {target}, {mode}" + (f" {rows[0]['rate']}/s" if rows[0]["rate"] else "") + f", {shape}\n\n"
     head += (f"| tool | runs | req/s (min–max) | vs {a} | vs {b} | CPU µs/req (min–max) | vs {a} | vs {b} | "
-             "achieved/target | p50 ms | p99 ms | max RSS MiB |\n")
-    head += "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+             f"CPU vs {a} / {b}, paired | achieved/target | p50 ms | p99 ms | max RSS MiB |\n")
+    head += "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
 
     def ratio(t, ref, k):
         if ref not in med or med[ref][k] in (None, 0) or med[t][k] is None:
@@ -433,11 +434,20 @@ def table(runs: list[dict], target: str, mode: str) -> str:
     def cell(t, k, nd):
         return fmt(med[t][k], nd) + (f" ({rng[t][k]})" if rng[t][k] else "")
 
+    def paired(t, ref):
+        """Median of the per-round ratios (rep i of `t` over rep i of `ref`, run back to back):
+        steadier than the ratio of medians when the machine's speed drifts between rounds."""
+        xs = [r["cpu_us_per_req"] for r in rows if r["tool"] == t]
+        ys = [r["cpu_us_per_req"] for r in rows if r["tool"] == ref]
+        if not xs or len(xs) != len(ys) or not all(ys):
+            return None
+        return median([x / y for x, y in zip(xs, ys)])
+
     for t in tools:
         m = med[t]
         head += (f"| {t} | {n[t]} | {cell(t, 'rps', 0)} | {fmt(ratio(t, a, 'rps'))} | {fmt(ratio(t, b, 'rps'))} | "
                  f"{cell(t, 'cpu_us_per_req', 2)} | {fmt(ratio(t, a, 'cpu_us_per_req'))} | {fmt(ratio(t, b, 'cpu_us_per_req'))} | "
-                 f"{fmt(m['achieved_over_target'], 4)} | {fmt(m['p50_ms'], 3)} | {fmt(m['p99_ms'], 3)} | {fmt(m['max_rss_mib'], 1)} |\n")
+                 f"{fmt(paired(t, a))} / {fmt(paired(t, b))} | {fmt(m['achieved_over_target'], 4)} | {fmt(m['p50_ms'], 3)} | {fmt(m['p99_ms'], 3)} | {fmt(m['max_rss_mib'], 1)} |\n")
     return head
 
 
@@ -516,7 +526,7 @@ def latency_mode(reps: int, secs: int, outdir: Path) -> str:
 # ---------------------------------------------------------------- main
 
 def main() -> int:
-    global H2_STREAMS, BASELINE
+    global H2_STREAMS
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="2 reps x 3 s, nginx only, no memory check")
     ap.add_argument("--reps", type=int, default=5)
@@ -530,12 +540,14 @@ def main() -> int:
     ap.add_argument("--memory-secs", default="10,120")
     ap.add_argument("--h2-streams", type=int, default=H2_STREAMS,
                     help=f"HTTP/2 modes: streams per connection ({CONNS} / this = connections)")
-    ap.add_argument("--baseline", default="",
-                    help="another trafficgen binary, run as the tool `trafficgen-base` (before/after)")
+    ap.add_argument("--baseline", action="append", default=[],
+                    help="another trafficgen binary, run as the tool `trafficgen-base` (repeatable: "
+                         "`trafficgen-base2`, …; before/after)")
     ap.add_argument("--latency", action="store_true",
                     help="only the latency comparison with oha -lc at 1000/s and 20000/s, and CPU at 5000/s (nginx)")
     args = ap.parse_args()
-    BASELINE = args.baseline
+    for i, b in enumerate(args.baseline):
+        BASELINES["trafficgen-base" + (str(i + 1) if i else "")] = b
     H2_STREAMS = max(1, min(CONNS, args.h2_streams))
     if args.latency:
         install(args.no_install, ["trafficgen"])
@@ -547,8 +559,7 @@ def main() -> int:
         args.reps, args.secs, args.targets, args.no_memory = 2, 3, "nginx", True
 
     tools = args.tools.split(",")
-    if BASELINE and "trafficgen-base" not in tools:
-        tools.append("trafficgen-base")
+    tools += [t for t in BASELINES if t not in tools]
     build = (["trafficgen"] if "trafficgen" in tools else []) + (["todo-api"] if "todo-api" in args.targets else [])
     install(args.no_install, build)
     modes = []
