@@ -359,8 +359,13 @@ mod tests {
         Duration::from_millis(n)
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn the_dispatcher_follows_a_rate_change_and_a_pause() {
+    /// Runs `dispatch` over the 10/s plan `ST` until `end` (from the start) while `steer`
+    /// changes the load through the control sender; (what it returned, each release's
+    /// offset from the start).
+    async fn steered<F: std::future::Future<Output = ()>>(
+        end: Duration,
+        steer: impl FnOnce(Instant, watch::Sender<LoadOverride>) -> F,
+    ) -> (u64, Vec<Duration>) {
         let start = Instant::now();
         let (tx, steering) = Steering::channel();
         let (_stop_tx, mut stop) = watch::channel(false);
@@ -373,7 +378,7 @@ mod tests {
             |o, from| open_arrivals(p, o, from),
             |_, _| {},
             start,
-            start + Duration::from_secs(10),
+            start + end,
             |_, at: Instant, _| {
                 released.borrow_mut().push(at - start);
                 false
@@ -381,7 +386,14 @@ mod tests {
             &mut stop,
             steering,
         );
-        let steer = async {
+        // A clone: the sender stays open until the dispatcher is done, whenever `steer` ends.
+        let (n, _) = tokio::join!(run, steer(start, tx.clone()));
+        (n, released.into_inner())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_dispatcher_follows_a_rate_change_and_a_pause() {
+        let (n, r) = steered(Duration::from_secs(10), |start, tx| async move {
             // Between two arrivals of the plan (they are 100 ms apart), so no tie decides.
             sleep_until(start + ms(2050)).await;
             tx.send_modify(|o| {
@@ -404,9 +416,8 @@ mod tests {
                 o.at = ms(8055);
                 o.paused = false;
             });
-        };
-        let (n, _) = tokio::join!(run, steer);
-        let r = released.borrow();
+        })
+        .await;
         assert_eq!(n as usize, r.len());
         let between = |a: u64, b: u64| r.iter().filter(|&&d| d >= ms(a) && d < ms(b)).count();
         assert_eq!(between(0, 2050), 21, "plan: 10/s, 0.0 s to 2.0 s");
@@ -419,27 +430,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_change_seen_late_plans_no_stretch_twice() {
-        let start = Instant::now();
-        let (tx, steering) = Steering::channel();
-        let (_stop_tx, mut stop) = watch::channel(false);
-        let released = std::cell::RefCell::new(Vec::new());
-        let stages = ST;
-        let p = plan(&stages, 0, 1);
-        let mut sched = open_arrivals(p, &LoadOverride::PLAN, Duration::ZERO);
-        let run = dispatch(
-            &mut sched,
-            |o, from| open_arrivals(p, o, from),
-            |_, _| {},
-            start,
-            start + Duration::from_secs(2),
-            |_, at: Instant, _| {
-                released.borrow_mut().push(at - start);
-                false
-            },
-            &mut stop,
-            steering,
-        );
-        let steer = async {
+        let (_, r) = steered(Duration::from_secs(2), |start, tx| async move {
             // Made at 1.0 s, seen at 1.55 s (the plan released 1.0 .. 1.5 s meanwhile).
             sleep_until(start + ms(1550)).await;
             tx.send_modify(|o| {
@@ -447,9 +438,8 @@ mod tests {
                 o.at = ms(1000);
                 o.rate = Some(100.0);
             });
-        };
-        tokio::join!(run, steer);
-        let r = released.borrow();
+        })
+        .await;
         let between = |a: u64, b: u64| r.iter().filter(|&&d| d >= ms(a) && d < ms(b)).count();
         assert_eq!(between(0, 1000), 10);
         assert_eq!(
