@@ -122,15 +122,7 @@ impl Collector {
                 .ops
                 .iter()
                 .zip(names)
-                .map(|(o, name)| OpSnapshot {
-                    name: name.clone(),
-                    counts: o.counts.clone(),
-                    response_time: o.response_time.clone(),
-                    service_time: o.service_time.clone(),
-                    lag: o.lag.clone(),
-                    last_trace: o.last.map(|t| t.to_ref(names)),
-                    phases: o.phases.clone(),
-                })
+                .map(|(o, name)| o.snapshot(name, names))
                 .collect(),
             target_rate,
             achieved_rate,
@@ -156,20 +148,7 @@ impl Collector {
                 .steps
                 .iter()
                 .zip(&self.step_names)
-                .map(|(o, (op, name))| {
-                    (
-                        *op,
-                        OpSnapshot {
-                            name: name.clone(),
-                            counts: o.counts.clone(),
-                            response_time: o.response_time.clone(),
-                            service_time: o.service_time.clone(),
-                            lag: o.lag.clone(),
-                            last_trace: o.last.map(|t| t.to_ref(names)),
-                            phases: o.phases.clone(),
-                        },
-                    )
-                })
+                .map(|(o, (op, name))| (*op, o.snapshot(name, names)))
                 .collect(),
         }
     }

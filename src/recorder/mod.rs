@@ -99,6 +99,19 @@ pub struct OpRecorder {
 }
 
 impl OpRecorder {
+    /// Its figures as the operation (or flow step) `name` shows them; `names` name the
+    /// operation of its last trace.
+    fn snapshot(&self, name: &str, names: &[String]) -> OpSnapshot {
+        OpSnapshot {
+            name: name.to_string(),
+            counts: self.counts.clone(),
+            response_time: self.response_time.clone(),
+            service_time: self.service_time.clone(),
+            lag: self.lag.clone(),
+            last_trace: self.last.map(|t| t.to_ref(names)),
+            phases: self.phases.clone(),
+        }
+    }
     fn new() -> Self {
         OpRecorder {
             counts: Counts::default(),
