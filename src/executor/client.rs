@@ -400,6 +400,8 @@ impl Client {
             error = Some(ErrorKind::CaptureMissing);
         }
         self.redirect = redirect;
+        // The whole response in the read that ended the exchange: its first byte came then.
+        let first_byte = head.map(|h| h.first_byte.unwrap_or(done));
         let record = RequestRecord {
             op,
             status,
@@ -416,14 +418,8 @@ impl Client {
             bytes_received: head.map_or(0, |h| (h.head_len as u64).saturating_add(h.body_bytes)),
             connect_us: opened.map(|o| o.0),
             tls_us: opened.and_then(|o| o.1),
-            ttfb_us: head.map(|h| {
-                let first = h.first_byte.unwrap_or(done);
-                first.saturating_duration_since(sent).as_micros() as u64
-            }),
-            receive_us: head.map(|h| {
-                let first = h.first_byte.unwrap_or(done);
-                done.saturating_duration_since(first).as_micros() as u64
-            }),
+            ttfb_us: first_byte.map(|f| f.saturating_duration_since(sent).as_micros() as u64),
+            receive_us: first_byte.map(|f| done.saturating_duration_since(f).as_micros() as u64),
         };
         // The recorder decides whose client span is exported (the sampled share and every id
         // it will show) and shows an id only when this accepted its span.

@@ -465,8 +465,9 @@ async fn vu(st: Rc<Local>, v: u32, mut control: watch::Receiver<Control>) {
         };
         let op = st.pick_op();
         st.begin(slot, op, intended);
-        client.done = None;
         guarded(&st, &mut client, op, intended, None).await;
+        // Taken whatever follows, so a later arrival that sends nothing never finds it.
+        let finished = client.done.take();
         st.end(slot, op);
         let think = match *think_time {
             ThinkTime::None => Duration::ZERO,
@@ -482,7 +483,7 @@ async fn vu(st: Rc<Local>, v: u32, mut control: watch::Receiver<Control>) {
         };
         if think.is_zero() {
             // Only what the arrival itself did lies between that instant and this one.
-            follows = client.done.take();
+            follows = finished;
         } else {
             tokio::select! {
                 _ = tokio::time::sleep(think) => {}
