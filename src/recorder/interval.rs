@@ -97,25 +97,7 @@ mod tests {
     use std::time::Duration;
 
     fn ended_at(ms: u64) -> RequestRecord {
-        RequestRecord {
-            op: 0,
-            status: Some(200),
-            error: None,
-            rt_us: Some(1_000),
-            st_us: Some(1_000),
-            lag_us: 0,
-            late: false,
-            fault: None,
-            fault_window: None,
-            trace_id: [1; 16],
-            at_us: ms * 1000 - 1_000,
-            bytes_sent: 0,
-            bytes_received: 0,
-            connect_us: None,
-            tls_us: None,
-            ttfb_us: None,
-            receive_us: None,
-        }
+        RequestRecord::ok_for_tests(1_000, ms * 1000 - 1_000)
     }
 
     /// A worker whose flush of second 1 comes 1.7 s late (at 2.7 s): the requests that ended

@@ -87,6 +87,22 @@ impl RequestRecord {
     }
 }
 
+#[cfg(test)]
+impl RequestRecord {
+    /// A 200 of operation 0 that took `rt_us` (service time the same) and started `at_us`
+    /// after the start of the load: the request the timeline tests count.
+    pub fn ok_for_tests(rt_us: u64, at_us: u64) -> RequestRecord {
+        RequestRecord {
+            status: Some(200),
+            error: None,
+            rt_us: Some(rt_us),
+            st_us: Some(rt_us),
+            trace_id: [1; 16],
+            ..RequestRecord::unsent(0, ErrorKind::Io, at_us)
+        }
+    }
+}
+
 /// One operation's delta in a worker.
 #[derive(Debug, Clone)]
 pub struct OpRecorder {

@@ -116,25 +116,7 @@ mod tests {
     }
 
     fn ended_at(ms: u64) -> crate::recorder::RequestRecord {
-        crate::recorder::RequestRecord {
-            op: 0,
-            status: Some(200),
-            error: None,
-            rt_us: Some(500),
-            st_us: Some(500),
-            lag_us: 0,
-            late: false,
-            fault: None,
-            fault_window: None,
-            trace_id: [1; 16],
-            at_us: ms * 1000 - 500,
-            bytes_sent: 0,
-            bytes_received: 0,
-            connect_us: None,
-            tls_us: None,
-            ttfb_us: None,
-            receive_us: None,
-        }
+        crate::recorder::RequestRecord::ok_for_tests(500, ms * 1000 - 500)
     }
 
     /// The per-second timeline under a simulated late flush: worker 1's flush of second 1
