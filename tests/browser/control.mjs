@@ -5,10 +5,7 @@
 //   node tests/browser/control.mjs URL NEW_RATE SCREENSHOT.png
 //
 // Exit 0 when every check holds; 1 with one line per failed check otherwise.
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { chromium } from "playwright-core";
+import { inChromium } from "./harness.mjs";
 
 const [url, rateArg, shotPath] = process.argv.slice(2);
 const rate = Number(rateArg);
@@ -16,23 +13,8 @@ if (!url || !(rate > 0) || !shotPath) {
   console.error("usage: node control.mjs URL NEW_RATE SCREENSHOT.png");
   process.exit(2);
 }
-const failures = [];
-const check = (ok, msg) => { if (!ok) failures.push(msg); };
-const profile = mkdtempSync(join(tmpdir(), "trafficgen-chromium-"));
-let context;
-try {
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: process.env.CHROMIUM_BIN || "/usr/bin/chromium",
-    headless: true,
-    viewport: { width: 1280, height: 1100 },
-    args: [
-      "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-    ],
-  });
-  const page = context.pages()[0] || (await context.newPage());
-  const errors = [];
-  page.on("pageerror", (e) => errors.push(String(e)));
+
+await inChromium({ width: 1280, height: 1100 }, async ({ page, check, errors }) => {
   await page.goto(url, { waitUntil: "load" });
   // Achieved rate of the last `n` whole seconds on the rate chart (its uPlot data).
   const achieved = (n) => page.evaluate((n) => {
@@ -77,14 +59,4 @@ try {
   check(errors.length === 0, "page errors: " + errors.join(" | "));
   await page.screenshot({ path: shotPath, fullPage: true });
   console.log(JSON.stringify({ before, after, figure, events }));
-} catch (e) {
-  failures.push(String((e && e.stack) || e));
-} finally {
-  if (context) { await context.close(); }
-  rmSync(profile, { recursive: true, force: true });
-}
-if (failures.length) {
-  for (const f of failures) { console.error("FAIL " + f); }
-  process.exit(1);
-}
-console.error("ok: the achieved rate followed the change made on the page");
+}, "ok: the achieved rate followed the change made on the page");

@@ -6,40 +6,22 @@
 //   node tests/browser/dashboard.mjs URL SCREENSHOT.png
 //
 // Exit 0 when every check holds; 1 with one line per failed check otherwise.
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { chromium } from "playwright-core";
+import { inChromium } from "./harness.mjs";
 
 const [url, shotPath] = process.argv.slice(2);
 if (!url || !shotPath) {
   console.error("usage: node dashboard.mjs URL SCREENSHOT.png");
   process.exit(2);
 }
-const failures = [];
-const check = (ok, msg) => { if (!ok) failures.push(msg); };
-const profile = mkdtempSync(join(tmpdir(), "trafficgen-chromium-"));
-let context;
-try {
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: process.env.CHROMIUM_BIN || "/usr/bin/chromium",
-    headless: true,
-    viewport: { width: 1280, height: 900 },
-    args: [
-      "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-    ],
-  });
-  const page = context.pages()[0] || (await context.newPage());
-  const errors = [];
-  page.on("pageerror", (e) => errors.push(String(e)));
+
+await inChromium({ width: 1280, height: 900 }, async ({ page, check, fail, errors }) => {
   await page.goto(url, { waitUntil: "load" });
   const points = () => page.evaluate(() => Number(document.body.dataset.livePoints || -1));
   const first = await points();
   check(first >= 0, "the page is not in live mode");
   // Three more seconds of points must arrive over the event stream.
   await page.waitForFunction((n) => Number(document.body.dataset.livePoints) >= n + 3, first,
-    { timeout: 15000 }).catch(() => failures.push(`no live updates (still ${first} points)`));
+    { timeout: 15000 }).catch(() => fail(`no live updates (still ${first} points)`));
   const state = await page.evaluate(() => {
     const out = {};
     for (const [id, u] of Object.entries(window.trafficgenCharts)) {
@@ -54,7 +36,7 @@ try {
   const ids = ["rate", "latency", "lag", "errors", "concurrency"];
   for (const id of ids) {
     const c = state.charts[id];
-    if (!c) { failures.push(`chart ${id}: missing`); continue; }
+    if (!c) { fail(`chart ${id}: missing`); continue; }
     check(c.x === state.live, `chart ${id}: ${c.x} x values, ${state.live} points received`);
     check(c.points > 0, `chart ${id}: nothing drawn`);
   }
@@ -83,14 +65,4 @@ try {
   check(errors.length === 0, "page errors: " + errors.join(" | "));
   await page.screenshot({ path: shotPath });
   console.log(JSON.stringify({ first, ...state }));
-} catch (e) {
-  failures.push(String((e && e.stack) || e));
-} finally {
-  if (context) { await context.close(); }
-  rmSync(profile, { recursive: true, force: true });
-}
-if (failures.length) {
-  for (const f of failures) { console.error("FAIL " + f); }
-  process.exit(1);
-}
-console.error("ok: the dashboard updated live");
+}, "ok: the dashboard updated live");

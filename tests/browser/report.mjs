@@ -5,11 +5,10 @@
 //   node tests/browser/report.mjs REPORT.html REPORT.json SCREENSHOT.png
 //
 // Exit 0 when every check holds; 1 with one line per failed check otherwise.
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { chromium } from "playwright-core";
+import { inChromium } from "./harness.mjs";
 
 const [htmlPath, jsonPath, shotPath] = process.argv.slice(2);
 if (!htmlPath || !jsonPath || !shotPath) {
@@ -17,7 +16,6 @@ if (!htmlPath || !jsonPath || !shotPath) {
   process.exit(2);
 }
 const report = JSON.parse(readFileSync(jsonPath, "utf8"));
-const CHROMIUM = process.env.CHROMIUM_BIN || "/usr/bin/chromium";
 
 // The series each chart must visibly draw (their colour found on the canvas). Series that are
 // flat zero in this run would be hidden under others, so only series with data are required.
@@ -32,24 +30,7 @@ const MUST_DRAW = {
 // a band pixel reads back as the fill colour with alpha 0.16 × 255 ≈ 41.
 const TINT = { latency: [230, 97, 1, 41], error: [215, 25, 28, 41] };
 
-const failures = [];
-const check = (ok, msg) => { if (!ok) failures.push(msg); };
-
-const profile = mkdtempSync(join(tmpdir(), "trafficgen-chromium-"));
-let context;
-try {
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    viewport: { width: 1280, height: 900 },
-    args: [
-      "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-    ],
-  });
-  const page = context.pages()[0] || (await context.newPage());
-  const errors = [];
-  page.on("pageerror", (e) => errors.push(String(e)));
+await inChromium({ width: 1280, height: 900 }, async ({ page, check, fail, errors }) => {
   page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
   // The file must be self-contained: any request beyond the file itself fails the test.
   const requests = [];
@@ -134,14 +115,14 @@ try {
       };
     }
     return out;
-  }, { tint: TINT }).catch((e) => { failures.push("evaluate: " + e); return {}; });
+  }, { tint: TINT }).catch((e) => { fail("evaluate: " + e); return {}; });
 
   const n = report.timeline.length;
   const faults = report.faults.length;
   check(n > 0, "the report has no timeline");
   for (const id of Object.keys(MUST_DRAW)) {
     const c = seen[id];
-    if (!c) { failures.push(`chart ${id}: missing`); continue; }
+    if (!c) { fail(`chart ${id}: missing`); continue; }
     check(c.drawn === "1", `chart ${id}: never drew`);
     check(c.lengths.every((l) => l === n), `chart ${id}: columns ${c.lengths} != ${n} points`);
     check(c.nonNull.every((k) => k > 0), `chart ${id}: a series without points ${c.nonNull}`);
@@ -169,14 +150,4 @@ try {
   // The first screen alone, at full size: what a person sees on opening the file.
   await page.screenshot({ path: shotPath.replace(/\.png$/, "") + "-top.png" });
   console.log(JSON.stringify({ charts: seen }, null, 1));
-} catch (e) {
-  failures.push(String(e && e.stack || e));
-} finally {
-  if (context) { await context.close(); }
-  rmSync(profile, { recursive: true, force: true });
-}
-if (failures.length) {
-  for (const f of failures) { console.error("FAIL " + f); }
-  process.exit(1);
-}
-console.error("ok: 5 charts drew their data and shaded the fault windows");
+}, "ok: 5 charts drew their data and shaded the fault windows");
