@@ -45,8 +45,6 @@ pub struct Client {
     /// `target.cookies`: (name, value) pairs, and their `Cookie` line.
     pub(super) jar: Vec<(String, String)>,
     pub(super) cookie: Vec<u8>,
-    /// HTTP/2: this client's last request in its converted form (see `h2::Cache`).
-    pub(super) h2cache: super::h2::Cache,
     /// `path` is a same-origin absolute path the target gave (a captured `Location`): the
     /// base URL's prefix is not prepended. Taken by the next `send`.
     pub(super) path_absolute: bool,
@@ -80,7 +78,6 @@ impl Client {
             redirect: None,
             jar: Vec::new(),
             cookie: Vec::new(),
-            h2cache: Default::default(),
             path_absolute: false,
             flow: Default::default(),
             done: None,

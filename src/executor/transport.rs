@@ -134,7 +134,8 @@ impl Client {
         let shared = &*st.shared;
         if shared.proto == Proto::H2 || (shared.proto == Proto::Auto && stream.is_h2()) {
             self.h2 = true;
-            let conn = h2::handshake(stream).await.map_err(|f| f.kind)?;
+            let t = shared.plan.target.connect_timeout;
+            let conn = h2::handshake(stream, t).await.map_err(|f| f.kind)?;
             st.h2.add(conn);
             return Ok(());
         }
@@ -196,35 +197,20 @@ impl Client {
         let deadline = sent
             .checked_add(shared.plan.target.request_timeout)
             .unwrap_or_else(|| sent + Duration::from_secs(86_400 * 365));
-        conn.streams.set(conn.streams.get() + 1);
         let scheme = if shared.tls.is_some() {
             "https"
         } else {
             "http"
         };
         let r = with_deadline(
-            h2::exchange(
-                &conn,
-                &self.wbuf,
-                scheme,
-                &mut self.bufs,
-                &mut self.h2cache,
-                keep,
-            ),
+            h2::exchange(&conn, &self.wbuf, scheme, &mut self.bufs, keep),
             deadline,
             &mut self.timer,
         )
         .await;
-        conn.streams.set(conn.streams.get().saturating_sub(1));
-        match r {
-            Ok(h) => Ok((h, sent, 1)),
-            Err(f) => {
-                if f.kind != ErrorKind::Timeout && f.kind != ErrorKind::InvalidRequest {
-                    st.h2.forget(&conn);
-                }
-                Err((f.kind, sent, 1))
-            }
-        }
+        // A failed stream leaves its connection in the pool: the connection's own end (GOAWAY,
+        // an error, the socket closing) is what takes it out.
+        r.map(|h| (h, sent, 1)).map_err(|f| (f.kind, sent, 1))
     }
 
     /// Connects when needed and exchanges `wbuf`; returns the head, the actual send time and

@@ -6,6 +6,7 @@ mod distributed;
 mod ends;
 mod fault_api;
 mod flows;
+mod http2;
 mod http_client;
 mod http_parser;
 mod inputs;

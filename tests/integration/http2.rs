@@ -1,0 +1,838 @@
+//! The hand-written HTTP/2 client against servers over loopback sockets: the `h2` crate's
+//! server (an independent HPACK encoder with Huffman coding and a dynamic table, flow control
+//! both ways, trailers, 1xx) and a raw-frame server scripted to misbehave (GOAWAY, RST_STREAM,
+//! interim and invalid statuses, padding, CONTINUATION, bad frames and header blocks, endless
+//! bodies, a server that never finishes the handshake), then a whole run whose counts must
+//! equal the server's.
+
+use std::future::pending;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::LocalSet;
+use trafficgen::executor::h2::{self, Conn, Pool};
+use trafficgen::executor::http::{Buffers, Failure, Head};
+use trafficgen::executor::tls::Stream;
+use trafficgen::recorder::ErrorKind;
+
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+const DATA: u8 = 0;
+const HEADERS: u8 = 1;
+const RST_STREAM: u8 = 3;
+const SETTINGS: u8 = 4;
+const PUSH_PROMISE: u8 = 5;
+const PING: u8 = 6;
+const GOAWAY: u8 = 7;
+const WINDOW_UPDATE: u8 = 8;
+const CONTINUATION: u8 = 9;
+const END_STREAM: u8 = 1;
+const END_HEADERS: u8 = 4;
+const PADDED: u8 = 8;
+const PRIORITY: u8 = 0x20;
+
+/// `:status 200` from the static table.
+const OK: &[u8] = &[0x88];
+
+/// One frame as the raw server sees it.
+#[derive(Debug, Clone)]
+struct Frame {
+    kind: u8,
+    flags: u8,
+    stream: u32,
+    payload: Vec<u8>,
+}
+
+/// The server end of one connection, speaking frames by hand.
+struct Raw {
+    s: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Raw {
+    /// Accepts a connection, reads the preface and sends `settings`.
+    async fn accept(l: &TcpListener, settings: &[(u16, u32)]) -> Raw {
+        let (s, _) = l.accept().await.unwrap();
+        let mut raw = Raw { s, buf: Vec::new() };
+        raw.fill(PREFACE.len()).await.unwrap();
+        assert_eq!(&raw.buf[..PREFACE.len()], PREFACE);
+        raw.buf.drain(..PREFACE.len());
+        let mut p = Vec::new();
+        for (id, v) in settings {
+            p.extend_from_slice(&id.to_be_bytes());
+            p.extend_from_slice(&v.to_be_bytes());
+        }
+        raw.send(SETTINGS, 0, 0, &p).await;
+        raw
+    }
+
+    async fn fill(&mut self, n: usize) -> Option<()> {
+        while self.buf.len() < n {
+            let mut chunk = [0u8; 16384];
+            let k = self.s.read(&mut chunk).await.ok()?;
+            if k == 0 {
+                return None;
+            }
+            self.buf.extend_from_slice(&chunk[..k]);
+        }
+        Some(())
+    }
+
+    /// The next frame from the client; None at EOF.
+    async fn frame(&mut self) -> Option<Frame> {
+        self.fill(9).await?;
+        let len = (usize::from(self.buf[0]) << 16)
+            | (usize::from(self.buf[1]) << 8)
+            | usize::from(self.buf[2]);
+        self.fill(9 + len).await?;
+        let f = Frame {
+            kind: self.buf[3],
+            flags: self.buf[4],
+            stream: u32::from_be_bytes(self.buf[5..9].try_into().unwrap()) & 0x7fff_ffff,
+            payload: self.buf[9..9 + len].to_vec(),
+        };
+        self.buf.drain(..9 + len);
+        Some(f)
+    }
+
+    /// The next frame of `kind`, skipping others (settings, acks, window updates).
+    async fn next(&mut self, kind: u8) -> Option<Frame> {
+        loop {
+            let f = self.frame().await?;
+            if f.kind == kind {
+                return Some(f);
+            }
+        }
+    }
+
+    async fn send(&mut self, kind: u8, flags: u8, stream: u32, payload: &[u8]) {
+        let l = (payload.len() as u32).to_be_bytes();
+        let mut f = vec![l[1], l[2], l[3], kind, flags];
+        f.extend_from_slice(&stream.to_be_bytes());
+        f.extend_from_slice(payload);
+        // The client may have closed already; the test's assertions say whether it should.
+        let _ = self.s.write_all(&f).await;
+    }
+
+    /// A complete response: `block` as one HEADERS frame, then `body` in one DATA frame.
+    async fn respond(&mut self, stream: u32, block: &[u8], body: &[u8]) {
+        if body.is_empty() {
+            self.send(HEADERS, END_HEADERS | END_STREAM, stream, block)
+                .await;
+        } else {
+            self.send(HEADERS, END_HEADERS, stream, block).await;
+            self.send(DATA, END_STREAM, stream, body).await;
+        }
+    }
+}
+
+/// An HPACK literal without indexing, with a literal name and raw strings (all < 127 bytes).
+fn lit(name: &str, value: &str) -> Vec<u8> {
+    let mut b = vec![0x00, name.len() as u8];
+    b.extend_from_slice(name.as_bytes());
+    b.push(value.len() as u8);
+    b.extend_from_slice(value.as_bytes());
+    b
+}
+
+/// `:status` (static index 8) with a literal value, without indexing.
+fn status(code: &str) -> Vec<u8> {
+    let mut b = vec![0x08, code.len() as u8];
+    b.extend_from_slice(code.as_bytes());
+    b
+}
+
+fn get(path: &str) -> Vec<u8> {
+    format!("GET {path} HTTP/1.1\r\nHost: t.example\r\nUser-Agent: tg-test\r\n\r\n").into_bytes()
+}
+
+async fn connect(addr: SocketAddr) -> Result<Conn, Failure> {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    h2::handshake(Stream::Plain(tcp), Duration::from_secs(10)).await
+}
+
+async fn ask(conn: &Conn, raw: Vec<u8>, keep: usize) -> Result<(Head, Buffers), Failure> {
+    let mut bufs = Buffers::default();
+    let scheme = "http";
+    let h = h2::exchange(conn, &raw, scheme, &mut bufs, keep).await?;
+    Ok((h, bufs))
+}
+
+fn text(bufs: &Buffers, h: &Head) -> String {
+    String::from_utf8_lossy(&bufs.rbuf[..h.head_len]).into_owned()
+}
+
+/// Runs `f` on a current-thread runtime's `LocalSet` (the client's tasks are local).
+async fn local<F: std::future::Future<Output = ()>>(f: F) {
+    LocalSet::new().run_until(f).await;
+}
+
+async fn listener() -> (TcpListener, SocketAddr) {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let a = l.local_addr().unwrap();
+    (l, a)
+}
+
+fn io_never_processed() -> Failure {
+    Failure {
+        kind: ErrorKind::Io,
+        nothing_received: true,
+    }
+}
+
+#[tokio::test]
+async fn settings_limit_streams_and_pings_are_answered() {
+    local(async {
+        let (l, addr) = listener().await;
+        let server = tokio::spawn(async move {
+            let mut r = Raw::accept(&l, &[(3, 1)]).await;
+            r.send(PING, 0, 0, b"12345678").await;
+            let ack = r.next(PING).await.unwrap();
+            assert_eq!((ack.flags, &ack.payload[..]), (1, &b"12345678"[..]));
+            let h = r.next(HEADERS).await.unwrap();
+            assert_eq!(h.stream, 1);
+            assert_eq!(
+                h.flags & (END_STREAM | END_HEADERS),
+                END_STREAM | END_HEADERS
+            );
+            r.respond(1, OK, b"hi").await;
+            r
+        });
+        let conn = connect(addr).await.unwrap();
+        let pool = Pool::default();
+        pool.add(conn.clone());
+        let c2 = conn.clone();
+        let req = tokio::task::spawn_local(async move { ask(&c2, get("/a"), 16).await });
+        tokio::task::yield_now().await;
+        // The server allows one stream at a time: the pool has none free now.
+        assert_eq!(conn.streams(), 1);
+        assert!(pool.pick(10).is_none());
+        let (h, bufs) = req.await.unwrap().unwrap();
+        assert_eq!(
+            (h.status, &bufs.body[..], h.body_bytes),
+            (200, &b"hi"[..], 2)
+        );
+        assert!(pool.pick(10).is_some());
+        server.await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn goaway_fails_only_the_streams_the_server_never_processed() {
+    local(async {
+        let (l, addr) = listener().await;
+        let server = tokio::spawn(async move {
+            let mut r = Raw::accept(&l, &[]).await;
+            r.next(HEADERS).await.unwrap();
+            r.next(HEADERS).await.unwrap();
+            r.send(GOAWAY, 0, 0, &[0, 0, 0, 1, 0, 0, 0, 0]).await;
+            r.respond(1, OK, b"one").await;
+            // The client closes once stream 1 is done: nothing is left on it.
+            while r.frame().await.is_some() {}
+        });
+        let conn = connect(addr).await.unwrap();
+        let pool = Pool::default();
+        pool.add(conn.clone());
+        let (a, b) = tokio::join!(ask(&conn, get("/1"), 8), ask(&conn, get("/3"), 8));
+        assert_eq!(a.unwrap().0.status, 200);
+        assert_eq!(b.unwrap_err(), io_never_processed());
+        assert!(
+            pool.pick(10).is_none(),
+            "a connection that got GOAWAY takes no new stream"
+        );
+        assert_eq!(
+            ask(&conn, get("/5"), 8).await.unwrap_err(),
+            io_never_processed()
+        );
+        server.await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_reset_stream_fails_alone_and_interim_and_invalid_statuses() {
+    local(async {
+        let (l, addr) = listener().await;
+        let server = tokio::spawn(async move {
+            let mut r = Raw::accept(&l, &[]).await;
+            for _ in 0..4 {
+                r.next(HEADERS).await.unwrap();
+            }
+            // 1: reset by the server. 3: 103 then 200. 5: 101. 7: a regular header first.
+            r.send(RST_STREAM, 0, 1, &[0, 0, 0, 2]).await;
+            r.send(HEADERS, END_HEADERS, 3, &status("103")).await;
+            let mut block = OK.to_vec();
+            block.extend(lit("x-final", "yes"));
+            r.respond(3, &block, b"body").await;
+            r.send(HEADERS, END_HEADERS, 5, &status("101")).await;
+            let mut bad = lit("x-early", "1");
+            bad.extend_from_slice(OK);
+            r.send(HEADERS, END_HEADERS | END_STREAM, 7, &bad).await;
+            // The client resets the two malformed ones with PROTOCOL_ERROR.
+            let mut resets = Vec::new();
+            while resets.len() < 2 {
+                let f = r.next(RST_STREAM).await.unwrap();
+                resets.push((f.stream, f.payload));
+            }
+            resets.sort();
+            assert_eq!(resets, [(5, vec![0, 0, 0, 1]), (7, vec![0, 0, 0, 1])]);
+        });
+        let conn = connect(addr).await.unwrap();
+        let (a, b, c, d) = tokio::join!(
+            ask(&conn, get("/1"), 8),
+            ask(&conn, get("/3"), 8),
+            ask(&conn, get("/5"), 8),
+            ask(&conn, get("/7"), 8)
+        );
+        assert_eq!(a.unwrap_err().kind, ErrorKind::Io);
+        let (h, bufs) = b.unwrap();
+        assert_eq!(
+            (h.status, h.interim, &bufs.body[..]),
+            (200, 1, &b"body"[..])
+        );
+        assert_eq!(text(&bufs, &h), "HTTP/1.1 200 h2\r\nx-final: yes\r\n\r\n");
+        assert_eq!(c.unwrap_err().kind, ErrorKind::Protocol);
+        assert_eq!(d.unwrap_err().kind, ErrorKind::Protocol);
+        server.await.unwrap();
+        // The connection itself survived its streams' errors.
+        let pool = Pool::default();
+        pool.add(conn.clone());
+        assert!(pool.pick(1).is_some());
+        assert_eq!(conn.streams(), 0);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn padding_priority_continuation_and_content_length() {
+    local(async {
+        let (l, addr) = listener().await;
+        let server = tokio::spawn(async move {
+            let mut r = Raw::accept(&l, &[]).await;
+            r.next(HEADERS).await.unwrap();
+            r.next(HEADERS).await.unwrap();
+            // Stream 1: padded HEADERS with priority fields, its block split over a
+            // CONTINUATION, then padded DATA.
+            let mut first = vec![3, 0, 0, 0, 0, 16];
+            first.extend_from_slice(OK);
+            first.extend(lit("x-a", "1"));
+            first.extend_from_slice(&[0, 0, 0]);
+            r.send(HEADERS, PADDED | PRIORITY, 1, &first).await;
+            let mut rest = lit("x-b", "2");
+            rest.extend([0x0f, 0x0d, 0x01, b'5']);
+            r.send(CONTINUATION, END_HEADERS, 1, &rest).await;
+            r.send(
+                DATA,
+                PADDED | END_STREAM,
+                1,
+                &[2, b'h', b'e', b'l', b'l', b'o', 0, 0],
+            )
+            .await;
+            // Stream 3: content-length 5 but 3 bytes: malformed.
+            let mut block = OK.to_vec();
+            block.extend([0x0f, 0x0d, 0x01, b'5']);
+            r.respond(3, &block, b"abc").await;
+            let f = r.next(RST_STREAM).await.unwrap();
+            assert_eq!((f.stream, f.payload), (3, vec![0, 0, 0, 1]));
+        });
+        let conn = connect(addr).await.unwrap();
+        let (a, b) = tokio::join!(ask(&conn, get("/1"), 64), ask(&conn, get("/3"), 64));
+        let (h, bufs) = a.unwrap();
+        assert_eq!(
+            text(&bufs, &h),
+            "HTTP/1.1 200 h2\r\nx-a: 1\r\nx-b: 2\r\ncontent-length: 5\r\n\r\n"
+        );
+        assert_eq!((&bufs.body[..], h.body_bytes), (&b"hello"[..], 5));
+        assert_eq!(b.unwrap_err().kind, ErrorKind::Protocol);
+        server.await.unwrap();
+    })
+    .await;
+}
+
+/// What a server that breaks the protocol sends after the request's HEADERS, and the GOAWAY
+/// code the client must answer with.
+#[tokio::test]
+async fn connection_errors_are_answered_with_goaway_and_fail_every_stream() {
+    let cases: Vec<(&str, Frame, u32)> = vec![
+        (
+            "frame above 16 KiB",
+            Frame {
+                kind: DATA,
+                flags: 0,
+                stream: 1,
+                payload: vec![0; 20_000],
+            },
+            6,
+        ),
+        (
+            "HPACK index 0",
+            Frame {
+                kind: HEADERS,
+                flags: END_HEADERS,
+                stream: 1,
+                payload: vec![0x80],
+            },
+            9,
+        ),
+        (
+            "HPACK index past the tables",
+            Frame {
+                kind: HEADERS,
+                flags: END_HEADERS,
+                stream: 1,
+                payload: vec![0xff, 0x40],
+            },
+            9,
+        ),
+        (
+            "DATA on stream 0",
+            Frame {
+                kind: DATA,
+                flags: 0,
+                stream: 0,
+                payload: vec![1],
+            },
+            1,
+        ),
+        (
+            "PUSH_PROMISE",
+            Frame {
+                kind: PUSH_PROMISE,
+                flags: END_HEADERS,
+                stream: 1,
+                payload: vec![0, 0, 0, 2, 0x82],
+            },
+            1,
+        ),
+        (
+            "zero window increment",
+            Frame {
+                kind: WINDOW_UPDATE,
+                flags: 0,
+                stream: 0,
+                payload: vec![0; 4],
+            },
+            1,
+        ),
+        (
+            "window above 2^31-1",
+            Frame {
+                kind: WINDOW_UPDATE,
+                flags: 0,
+                stream: 0,
+                payload: vec![0x7f, 0xff, 0xff, 0xff],
+            },
+            3,
+        ),
+        (
+            "max frame size 100",
+            Frame {
+                kind: SETTINGS,
+                flags: 0,
+                stream: 0,
+                payload: vec![0, 5, 0, 0, 0, 100],
+            },
+            1,
+        ),
+        (
+            "settings of 5 bytes",
+            Frame {
+                kind: SETTINGS,
+                flags: 0,
+                stream: 0,
+                payload: vec![0; 5],
+            },
+            6,
+        ),
+        (
+            "ping of 4 bytes",
+            Frame {
+                kind: PING,
+                flags: 0,
+                stream: 0,
+                payload: vec![0; 4],
+            },
+            6,
+        ),
+        (
+            "HEADERS on an even stream",
+            Frame {
+                kind: HEADERS,
+                flags: END_HEADERS,
+                stream: 2,
+                payload: OK.to_vec(),
+            },
+            1,
+        ),
+        (
+            "HEADERS on a stream never opened",
+            Frame {
+                kind: HEADERS,
+                flags: END_HEADERS,
+                stream: 9,
+                payload: OK.to_vec(),
+            },
+            1,
+        ),
+        (
+            "CONTINUATION interrupted",
+            Frame {
+                kind: PING,
+                flags: 0,
+                stream: 0,
+                payload: vec![0; 8],
+            },
+            1,
+        ),
+    ];
+    for (name, bad, code) in cases {
+        local(async {
+            let (l, addr) = listener().await;
+            let server = tokio::spawn(async move {
+                let mut r = Raw::accept(&l, &[]).await;
+                r.next(HEADERS).await.unwrap();
+                if name == "CONTINUATION interrupted" {
+                    r.send(HEADERS, 0, 1, OK).await;
+                }
+                r.send(bad.kind, bad.flags, bad.stream, &bad.payload).await;
+                let g = r.next(GOAWAY).await;
+                let code = g.map(|g| u32::from_be_bytes(g.payload[4..8].try_into().unwrap()));
+                // Then the client closes the connection.
+                let eof = r.frame().await.is_none();
+                (code, eof)
+            });
+            let conn = connect(addr).await.unwrap();
+            let e = ask(&conn, get("/"), 8).await.unwrap_err();
+            assert_eq!(e.kind, ErrorKind::Protocol, "{name}");
+            assert_eq!(server.await.unwrap(), (Some(code), true), "{name}");
+            assert_eq!(
+                ask(&conn, get("/"), 8).await.unwrap_err().kind,
+                ErrorKind::Protocol,
+                "{name}"
+            );
+        })
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn an_endless_body_is_read_with_bounded_memory_and_reset_when_dropped() {
+    local(async {
+        let (l, addr) = listener().await;
+        let (sent_tx, sent_rx) = tokio::sync::oneshot::channel();
+        let server = tokio::spawn(async move {
+            let mut r = Raw::accept(&l, &[]).await;
+            r.next(HEADERS).await.unwrap();
+            r.send(HEADERS, END_HEADERS, 1, OK).await;
+            // 8 MiB: eight times the stream window, so the client must keep giving it back.
+            let chunk = vec![b'z'; 16_384];
+            for _ in 0..512 {
+                r.send(DATA, 0, 1, &chunk).await;
+            }
+            // Wait for the window updates that let all of it through, then report.
+            let mut stream_updates = 0;
+            let mut given = 0u64;
+            while given < 7 << 20 {
+                let f = r.next(WINDOW_UPDATE).await.unwrap();
+                if f.stream == 1 {
+                    stream_updates += 1;
+                    given += u64::from(u32::from_be_bytes(f.payload[..4].try_into().unwrap()));
+                }
+            }
+            sent_tx.send(stream_updates).unwrap();
+            let rst = r.next(RST_STREAM).await.unwrap();
+            (rst.stream, rst.payload)
+        });
+        let conn = connect(addr).await.unwrap();
+        let c = conn.clone();
+        let req = tokio::task::spawn_local(async move { ask(&c, get("/endless"), 100).await });
+        assert!(sent_rx.await.unwrap() >= 14);
+        req.abort();
+        assert!(req.await.unwrap_err().is_cancelled());
+        // Dropping the request reset its stream with CANCEL.
+        assert_eq!(server.await.unwrap(), (1, vec![0, 0, 0, 8]));
+        assert_eq!(conn.streams(), 0);
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_server_that_never_sends_settings_fails_the_handshake_in_time() {
+    local(async {
+        let (l, addr) = listener().await;
+        let server = tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut sink = vec![0u8; 1024];
+            while matches!(s.read(&mut sink).await, Ok(n) if n > 0) {}
+        });
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let r = h2::handshake(Stream::Plain(tcp), Duration::from_secs(3)).await;
+        assert_eq!(r.err().map(|f| f.kind), Some(ErrorKind::Protocol));
+        // The client closed the connection: the server's read loop ends.
+        server.await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_connection_closed_mid_response_fails_its_streams_with_io() {
+    local(async {
+        let (l, addr) = listener().await;
+        let server = tokio::spawn(async move {
+            let mut r = Raw::accept(&l, &[]).await;
+            r.next(HEADERS).await.unwrap();
+            r.send(HEADERS, END_HEADERS, 1, OK).await;
+            r.send(DATA, 0, 1, b"part").await;
+        });
+        let conn = connect(addr).await.unwrap();
+        let e = ask(&conn, get("/"), 8).await.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Io);
+        server.await.unwrap();
+        let pool = Pool::default();
+        pool.add(conn);
+        assert!(pool.pick(10).is_none());
+    })
+    .await;
+}
+
+// ---- against the `h2` crate's server ----
+
+/// A small deterministic generator (xorshift), so a failing case can be replayed.
+struct Gen(u64);
+
+impl Gen {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// The response headers of request `seed`: names from a small pool (so the server's dynamic
+/// table hits, misses and evicts), values with rare bytes (long Huffman codes) and repeats.
+fn headers_for(seed: u64) -> Vec<(String, Vec<u8>)> {
+    let mut g = Gen(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    let n = g.below(12) as usize;
+    (0..n)
+        .map(|i| {
+            let name = format!("x-h{}", g.below(20));
+            let len = g.below(if i == 0 { 400 } else { 40 }) as usize;
+            let repeat = g.below(3) == 0;
+            let value: Vec<u8> = (0..len)
+                .map(|k| {
+                    let r = if repeat { k as u64 * 7 } else { g.next() };
+                    match r % 10 {
+                        // obs-text: the longest Huffman codes.
+                        0 => 0x80 + (r % 0x7f) as u8,
+                        _ => 0x21 + (r % 0x5e) as u8,
+                    }
+                })
+                .collect();
+            (name, value)
+        })
+        .collect()
+}
+
+/// An `h2` server answering by path: `/h/N` with `headers_for(N)`; `/big/N` with N bytes;
+/// `/echo` with the request body's length and byte sum; `/trailers`; `/early` (103 first).
+/// Counts the requests it answered.
+async fn h2_server(initial_window: u32) -> (SocketAddr, Arc<AtomicU64>) {
+    let (l, addr) = listener().await;
+    let served = Arc::new(AtomicU64::new(0));
+    let count = served.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((s, _)) = l.accept().await else { return };
+            let count = count.clone();
+            tokio::spawn(async move {
+                let mut conn = ::h2::server::Builder::new()
+                    .initial_window_size(initial_window)
+                    .max_concurrent_streams(100)
+                    .handshake::<_, Bytes>(s)
+                    .await
+                    .unwrap();
+                while let Some(Ok((req, respond))) = conn.accept().await {
+                    let count = count.clone();
+                    tokio::spawn(answer(req, respond, count));
+                }
+            });
+        }
+    });
+    (addr, served)
+}
+
+async fn answer(
+    req: http::Request<::h2::RecvStream>,
+    mut respond: ::h2::server::SendResponse<Bytes>,
+    served: Arc<AtomicU64>,
+) {
+    let path = req.uri().path().to_string();
+    let mut body = req.into_body();
+    let (mut len, mut sum) = (0u64, 0u64);
+    while let Some(Ok(chunk)) = body.data().await {
+        let _ = body.flow_control().release_capacity(chunk.len());
+        len += chunk.len() as u64;
+        sum += chunk.iter().map(|&b| u64::from(b)).sum::<u64>();
+    }
+    // Counted before the response leaves, so a run that saw it has it counted; the run's
+    // readiness probe is not load.
+    if path != "/health" {
+        served.fetch_add(1, Ordering::SeqCst);
+    }
+    let mut resp = http::Response::builder().status(200);
+    let mut data = Bytes::from_static(b"ok");
+    if let Some(n) = path.strip_prefix("/h/") {
+        for (k, v) in headers_for(n.parse().unwrap()) {
+            resp = resp.header(k, http::HeaderValue::from_bytes(&v).unwrap());
+        }
+    } else if let Some(n) = path.strip_prefix("/big/") {
+        data = Bytes::from(vec![b'b'; n.parse().unwrap()]);
+    } else if path == "/echo" {
+        data = Bytes::from(format!("{len} {sum}"));
+    } else if path == "/early" {
+        let early = http::Response::builder().status(103).body(()).unwrap();
+        respond.send_informational(early).unwrap();
+    }
+    let mut out = respond
+        .send_response(resp.body(()).unwrap(), false)
+        .unwrap();
+    if path == "/trailers" {
+        out.send_data(data, false).unwrap();
+        let mut t = http::HeaderMap::new();
+        t.insert("x-checksum", "1".parse().unwrap());
+        out.send_trailers(t).unwrap();
+    } else {
+        out.send_data(data, true).unwrap();
+    }
+    // Keep the stream until its data is out (dropping it early can reset it).
+    std::future::poll_fn(|cx| match out.poll_reset(cx) {
+        std::task::Poll::Ready(_) => std::task::Poll::Ready(()),
+        std::task::Poll::Pending if out.capacity() == 0 => std::task::Poll::Ready(()),
+        std::task::Poll::Pending => std::task::Poll::Pending,
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn headers_from_an_independent_encoder_decode_exactly() {
+    local(async {
+        let (addr, _) = h2_server(65_535).await;
+        let conn = connect(addr).await.unwrap();
+        // In order on one connection: the server's dynamic table carries over responses.
+        for n in 0..300u64 {
+            let (h, bufs) = ask(&conn, get(&format!("/h/{n}")), 8).await.unwrap();
+            // In the order the server's `HeaderMap` sends them: by name, then as added.
+            let mut map = http::HeaderMap::new();
+            for (k, v) in headers_for(n) {
+                let k = http::HeaderName::from_bytes(k.as_bytes()).unwrap();
+                map.append(k, http::HeaderValue::from_bytes(&v).unwrap());
+            }
+            let mut want = b"HTTP/1.1 200 h2\r\n".to_vec();
+            for (k, v) in &map {
+                want.extend_from_slice(k.as_str().as_bytes());
+                want.extend_from_slice(b": ");
+                want.extend_from_slice(v.as_bytes());
+                want.extend_from_slice(b"\r\n");
+            }
+            want.extend_from_slice(b"\r\n");
+            assert_eq!(&bufs.rbuf[..h.head_len], &want[..], "response {n}");
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn bodies_flow_both_ways_under_small_windows_with_trailers_and_1xx() {
+    local(async {
+        let (addr, served) = h2_server(16_384).await;
+        let conn = connect(addr).await.unwrap();
+        let big = 3 * 1024 * 1024 + 17;
+        let (h, bufs) = ask(&conn, get(&format!("/big/{big}")), 100).await.unwrap();
+        assert_eq!((h.body_bytes, bufs.body.len()), (big as u64, 100));
+        // A request body far above the server's 16 KiB stream window and 64 KiB connection
+        // window: sent as the server gives credit.
+        let body: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let sum: u64 = body.iter().map(|&b| u64::from(b)).sum();
+        let mut raw = format!(
+            "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        raw.extend_from_slice(&body);
+        let (_, bufs) = ask(&conn, raw, 64).await.unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&bufs.body),
+            format!("{} {sum}", body.len())
+        );
+        let (h, bufs) = ask(&conn, get("/trailers"), 64).await.unwrap();
+        assert_eq!((h.status, &bufs.body[..]), (200, &b"ok"[..]));
+        let (h, _) = ask(&conn, get("/early"), 64).await.unwrap();
+        assert_eq!((h.status, h.interim), (200, 1));
+        // Many streams at once on the one connection.
+        let all: Vec<_> = (0..60)
+            .map(|n| {
+                let c = conn.clone();
+                tokio::task::spawn_local(async move { ask(&c, get(&format!("/h/{n}")), 8).await })
+            })
+            .collect();
+        for t in all {
+            assert_eq!(t.await.unwrap().unwrap().0.status, 200);
+        }
+        assert_eq!(served.load(Ordering::SeqCst), 64);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_over_http2_counts_what_the_server_answered() {
+    let (addr, served) = h2_server(65_535).await;
+    let yaml = "
+name: h2
+target:
+  http_version: '2'
+  max_streams: 4
+load:
+  model: closed
+  start_vus: 8
+  think_time: 1ms
+  stages:
+    - {duration: 1s, vus: 8}
+mix:
+  operations:
+    - {name: get, weight: 3, request: {path: /h/7}}
+    - {name: post, weight: 1, request: {method: POST, path: /echo, body: '{{seq}}'}}
+";
+    let o = trafficgen::plan::Overrides {
+        target_url: Some(format!("http://{addr}")),
+        ..Default::default()
+    };
+    let mut plan = trafficgen::plan::build_from_str(yaml, "h2.yaml", None, &o, &|_| None)
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("report.json");
+    plan.output.report = Some(path.clone());
+    let mut out = Vec::new();
+    trafficgen::app::run_plan(plan, 2, &mut out, pending())
+        .await
+        .expect("run");
+    let report = trafficgen::report::Report::read(&path).unwrap();
+    let mut total = 0;
+    for (name, op) in &report.ops {
+        let c = &op.counts;
+        assert_eq!(c.errors.iter().sum::<u64>(), 0, "{name}: {c:?}");
+        assert!(c.status_class[1] > 100, "{name}: {c:?}");
+        assert_eq!(c.status_class[1], c.requests, "{name}: {c:?}");
+        total += c.requests;
+    }
+    assert_eq!(total, served.load(Ordering::SeqCst));
+}
