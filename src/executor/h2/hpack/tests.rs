@@ -363,3 +363,35 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn the_huffman_cache_tells_colliding_strings_apart() {
+    // Ten strings whose codes have the same length, first and last octet: one cache slot.
+    let coded: Vec<(Vec<u8>, Vec<u8>)> = (b'0'..=b'9')
+        .map(|c| {
+            let plain = [&b"ab"[..], &[c], b"cdef"].concat();
+            let mut e = Vec::new();
+            huffman::encode(&plain, &mut e);
+            (plain, e)
+        })
+        .collect();
+    let slot = |e: &[u8]| (e.len(), e[0], e[e.len() - 1]);
+    assert!(coded.iter().all(|(_, e)| slot(e) == slot(&coded[0].1)));
+    let mut cache = HuffCache::new();
+    let mut buf = Vec::new();
+    for _ in 0..3 {
+        for (plain, e) in &coded {
+            cache.decode(e, &mut buf).unwrap();
+            assert_eq!(&buf, plain);
+            // A hit gives the same.
+            cache.decode(e, &mut buf).unwrap();
+            assert_eq!(&buf, plain);
+        }
+    }
+    // Longer than what is kept: decoded every time, still right.
+    let long: Vec<u8> = (0..200).map(|i| b'a' + (i % 26) as u8).collect();
+    let mut e = Vec::new();
+    huffman::encode(&long, &mut e);
+    cache.decode(&e, &mut buf).unwrap();
+    assert_eq!(buf, long);
+}
