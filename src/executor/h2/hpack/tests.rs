@@ -366,9 +366,11 @@ proptest! {
 
 #[test]
 fn the_huffman_cache_tells_colliding_strings_apart() {
-    // Ten strings whose codes have the same length, first and last octet: one cache slot.
-    let coded: Vec<(Vec<u8>, Vec<u8>)> = (b'0'..=b'9')
-        .map(|c| {
+    // Ten strings whose codes have the same length, first and last octet (they differ in one
+    // symbol of the ten with 5-bit codes): one cache slot.
+    let coded: Vec<(Vec<u8>, Vec<u8>)> = b"012aceiost"
+        .iter()
+        .map(|&c| {
             let plain = [&b"ab"[..], &[c], b"cdef"].concat();
             let mut e = Vec::new();
             huffman::encode(&plain, &mut e);
