@@ -7,10 +7,9 @@
 //! on a fresh connection only when its method is idempotent (RFC 9110 §9.2.2), and counted as a
 //! retry; otherwise it is an `io` error.
 
-use std::pin::Pin;
 use std::time::{Duration, SystemTime};
 
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 
 use super::http::{self, Buffers, Head};
 use super::local::{InFlight, Local};
@@ -30,7 +29,7 @@ pub struct Client {
     pub(super) has_body: bool,
     pub(super) hdrs: Vec<u8>,
     pub(super) vars: Vars,
-    pub(super) timer: Pin<Box<Sleep>>,
+    pub(super) timer: super::transport::Timer,
     pub(super) backoff: Duration,
     pub(super) retry_at: Option<Instant>,
     /// Index of the target address this client tries first.
@@ -67,9 +66,9 @@ impl Client {
             has_body: false,
             hdrs: Vec::with_capacity(256),
             vars: Vars::default(),
-            timer: Box::pin(tokio::time::sleep_until(
+            timer: super::transport::Timer::new(
                 Instant::now() + shared.plan.target.request_timeout,
-            )),
+            ),
             backoff: Duration::ZERO,
             retry_at: None,
             addr_at: id % shared.addrs.len().max(1),

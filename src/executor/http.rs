@@ -66,6 +66,46 @@ pub struct Buffers {
     pub rbuf: Vec<u8>,
     /// The kept prefix of the decoded body.
     pub body: Vec<u8>,
+    /// The last final head parsed on this connection and what it said (`HeadMemo`).
+    memo: HeadMemo,
+}
+
+/// Heads longer than this are parsed every time (the memo stays small per connection).
+const MEMO_MAX: usize = 1024;
+
+/// A server sends the same head for the same resource again and again (nginx changes its
+/// `Date` once a second): a head byte-identical to the last one says the same, so one
+/// comparison replaces the parse. Parsing and interpreting the head was 13 % of the client's
+/// user time in the closed loop against nginx (bench/README.md).
+#[derive(Debug, Default)]
+struct HeadMemo {
+    bytes: Vec<u8>,
+    /// What `bytes` parsed to, for a request that was (or was not) a HEAD.
+    parsed: Option<(Parsed, bool)>,
+}
+
+impl HeadMemo {
+    /// The parse of the head at the start of `buf`, from the memo or freshly.
+    fn parse(&mut self, buf: &[u8], head_only: bool) -> Result<Option<(usize, Parsed)>, Failure> {
+        if let Some((p, ho)) = self.parsed
+            && ho == head_only
+            && !self.bytes.is_empty()
+            && buf.starts_with(&self.bytes)
+        {
+            // The memo ends with the blank line: the same bytes are the same whole head.
+            return Ok(Some((self.bytes.len(), p)));
+        }
+        let r = parse_head(buf, head_only)?;
+        if let Some((n, p)) = r
+            && n <= MEMO_MAX
+            && p.status >= 200
+        {
+            self.bytes.clear();
+            self.bytes.extend_from_slice(&buf[..n]);
+            self.parsed = Some((p, head_only));
+        }
+        Ok(r)
+    }
 }
 
 /// How the body of a response is delimited (RFC 9112 §6.3).
@@ -220,6 +260,7 @@ pub fn decode_chunked(src: &[u8], out: &mut Vec<u8>) -> Result<bool, ()> {
 }
 
 /// What the head says about the connection and the body.
+#[derive(Debug, Clone, Copy)]
 struct Parsed {
     status: u16,
     close: bool,
@@ -384,7 +425,7 @@ pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     // Head: read until a complete final head is at the start of rbuf.
     let (head_len, parsed) = loop {
         if !bufs.rbuf.is_empty() {
-            match parse_head(&bufs.rbuf, head_only)? {
+            match bufs.memo.parse(&bufs.rbuf, head_only)? {
                 Some((n, p)) if (100..200).contains(&p.status) => {
                     // A 101 switches protocols, which this client never asks for.
                     if p.status == 101 {
@@ -546,6 +587,44 @@ mod tests {
     fn header_lookup_is_case_insensitive() {
         let head = b"HTTP/1.1 201 Created\r\nLocation: /api/todos/7\r\n\r\n";
         assert_eq!(header(head, "location"), Some(&b"/api/todos/7"[..]));
+    }
+
+    #[test]
+    fn a_repeated_head_comes_from_the_memo_and_any_difference_is_parsed() {
+        let mut m = HeadMemo::default();
+        let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        let five = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+        let framing = |m: &mut HeadMemo, buf: &[u8], head_only: bool| {
+            m.parse(buf, head_only)
+                .unwrap()
+                .map(|(n, p)| (n, p.status, p.framing, p.close))
+        };
+        let first = framing(&mut m, ok, false);
+        assert_eq!(first, Some((ok.len() - 2, 200, Framing::Length(2), false)));
+        assert_eq!(m.bytes, &ok[..ok.len() - 2]);
+        assert_eq!(framing(&mut m, ok, false), first);
+        assert_eq!(
+            framing(&mut m, five, false),
+            Some((five.len() - 5, 200, Framing::Length(5), false))
+        );
+        // The same bytes for a HEAD request say: no body.
+        assert_eq!(
+            framing(&mut m, five, true),
+            Some((five.len() - 5, 200, Framing::None, false))
+        );
+        assert_eq!(
+            framing(&mut m, five, false).map(|f| f.2),
+            Some(Framing::Length(5))
+        );
+        // Part of a remembered head is incomplete, not the remembered head.
+        assert_eq!(framing(&mut m, &five[..20], false), None);
+        // One byte different (a close) is parsed again.
+        let close = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\n";
+        assert_eq!(framing(&mut m, close, false).map(|f| f.3), Some(true));
+        // Interim heads are not remembered.
+        let cont = b"HTTP/1.1 100 Continue\r\n\r\n";
+        assert_eq!(framing(&mut m, cont, false).map(|f| f.1), Some(100));
+        assert_eq!(m.bytes, &close[..]);
     }
 
     #[test]

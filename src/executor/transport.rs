@@ -5,7 +5,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use tokio::time::{Instant, Sleep, sleep_until};
@@ -28,23 +28,40 @@ pub(super) fn idempotent(method: &str) -> bool {
     )
 }
 
+/// A client's one request timer, and the waker it is registered with.
+pub(super) struct Timer {
+    sleep: Pin<Box<Sleep>>,
+    waker: Option<Waker>,
+}
+
+impl Timer {
+    pub(super) fn new(at: Instant) -> Timer {
+        Timer {
+            sleep: Box::pin(sleep_until(at)),
+            waker: None,
+        }
+    }
+}
+
 pin_project_lite::pin_project! {
     /// Races `fut` against `deadline` with the connection's one lazily reset timer: the timer
     /// is only re-armed when it fires before this request's deadline, so a request costs no
-    /// timer-wheel insertion. A future of its own rather than an `async fn`, which would hold
-    /// `fut` twice (the argument and the pinned copy it polls).
+    /// timer-wheel insertion. Nor is it polled again while it is registered with this task's
+    /// waker and has not fired: it wakes the task when it does (polling it per response was
+    /// 2 % of the closed loop's user time). A future of its own rather than an `async fn`,
+    /// which would hold `fut` twice (the argument and the pinned copy it polls).
     pub(super) struct Deadline<'a, F> {
         #[pin]
         fut: F,
         deadline: Instant,
-        timer: &'a mut Pin<Box<Sleep>>,
+        timer: &'a mut Timer,
     }
 }
 
 pub(super) fn with_deadline<F: Future<Output = Result<Head, Failure>>>(
     fut: F,
     deadline: Instant,
-    timer: &mut Pin<Box<Sleep>>,
+    timer: &mut Timer,
 ) -> Deadline<'_, F> {
     Deadline {
         fut,
@@ -61,10 +78,16 @@ impl<F: Future<Output = Result<Head, Failure>>> Future for Deadline<'_, F> {
         if let Poll::Ready(r) = this.fut.poll(cx) {
             return Poll::Ready(r);
         }
+        let t = &mut **this.timer;
+        if t.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) && !t.sleep.is_elapsed() {
+            return Poll::Pending;
+        }
         loop {
-            if this.timer.as_mut().poll(cx).is_pending() {
+            if t.sleep.as_mut().poll(cx).is_pending() {
+                t.waker = Some(cx.waker().clone());
                 return Poll::Pending;
             }
+            t.waker = None;
             if Instant::now() >= *this.deadline {
                 return Poll::Ready(Err(Failure {
                     kind: ErrorKind::Timeout,
@@ -72,7 +95,7 @@ impl<F: Future<Output = Result<Head, Failure>>> Future for Deadline<'_, F> {
                 }));
             }
             // Fired for an earlier request's deadline: re-armed, and polled again to register.
-            this.timer.as_mut().reset(*this.deadline);
+            t.sleep.as_mut().reset(*this.deadline);
         }
     }
 }
@@ -287,5 +310,57 @@ impl Client {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A response after `after`, or none ever.
+    async fn answer(after: Option<Duration>) -> Result<Head, Failure> {
+        let Some(d) = after else {
+            return std::future::pending().await;
+        };
+        tokio::time::sleep(d).await;
+        Ok(Head {
+            status: 200,
+            head_len: 0,
+            close: false,
+            body_bytes: 0,
+            interim: 0,
+            first_byte: None,
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_lazily_reset_timer_bounds_each_request_by_its_own_deadline() {
+        let t = Duration::from_millis(100);
+        let mut timer = Timer::new(Instant::now() + t);
+        let s1 = Instant::now();
+        assert!(
+            with_deadline(answer(Some(Duration::ZERO)), s1 + t, &mut timer)
+                .await
+                .is_ok()
+        );
+        // The timer, still armed for the first deadline, fires during the second request: it
+        // is re-armed for the second's deadline and the answer still counts.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let s2 = Instant::now();
+        let late = Some(Duration::from_millis(80));
+        assert!(
+            with_deadline(answer(late), s2 + t, &mut timer)
+                .await
+                .is_ok()
+        );
+        // The third never gets an answer: it ends at its own deadline, not at a stale one.
+        let s3 = Instant::now();
+        let r = with_deadline(answer(None), s3 + t, &mut timer).await;
+        assert_eq!(r.unwrap_err().kind, ErrorKind::Timeout);
+        let took = Instant::now() - s3;
+        assert!(
+            took >= t && took <= t + Duration::from_millis(1),
+            "{took:?}"
+        );
     }
 }
