@@ -137,6 +137,10 @@ fn connection_specific(name: &str) -> bool {
 /// have fewer than ten headers: no allocation for the parse).
 const STACK_HEADERS: usize = 32;
 
+/// Unwritten output beyond which a connection takes no new stream (memory stays bounded when
+/// a server stops reading).
+const OUT_MAX: usize = 1 << 20;
+
 /// Sends the serialized HTTP/1.1 request `raw` as a stream on `conn` and reads the response;
 /// the caller bounds the time. A request dropped before its end resets its stream.
 pub async fn exchange(
@@ -229,6 +233,11 @@ fn start(
         .unwrap_or(b"");
     let mut guard = conn.st.borrow_mut();
     let st = &mut *guard;
+    if st.out.len() - st.written > OUT_MAX {
+        // A server that stopped reading: no more requests pile up behind the ones it left
+        // unread (theirs time out); the pool opens a fresh connection.
+        st.closed.get_or_insert(ErrorKind::Io);
+    }
     if let Some(kind) = st.closed {
         return Err(failure(kind));
     }

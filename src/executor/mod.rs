@@ -4,7 +4,9 @@
 //! pre-serialized request parts (see `http` and `request`): no lock, no allocation, no channel
 //! send per request except for sampled client spans (`try_send`); a flow's and an HTTP/2
 //! request's futures are boxed (once per flow, per HTTP/2 request), so that every request's
-//! future stays small (see `transport`).
+//! future stays small (see `transport`). HTTP/2 is hand-written as well (see `h2`): a request
+//! HPACK-encodes its frames straight into its connection's output, which the connection's
+//! task writes in one go with whatever else queued meanwhile.
 //!
 //! Worker count: `--workers`, default one per two cores (at least 1, at most 8), because on a
 //! loopback or embedded target the server needs the other half; the bench passes `--workers 1`.

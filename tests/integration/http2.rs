@@ -9,6 +9,7 @@ use std::future::pending;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -596,6 +597,47 @@ async fn a_connection_closed_mid_response_fails_its_streams_with_io() {
         let pool = Pool::default();
         pool.add(conn);
         assert!(pool.pick(10).is_none());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_server_that_stops_reading_bounds_what_is_queued_for_it() {
+    local(async {
+        let (l, addr) = listener().await;
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            // Holds the connection open and reads nothing after the preface.
+            let r = Raw::accept(&l, &[]).await;
+            let _ = done_rx.await;
+            drop(r);
+        });
+        let conn = connect(addr).await.unwrap();
+        // 16 KB a request: larger than half the HPACK table, so sent in full every time.
+        let big = "v".repeat(16_000);
+        let raw = format!("GET / HTTP/1.1\r\nHost: t\r\nX-Big: {big}\r\n\r\n").into_bytes();
+        let mut refused_at = None;
+        for n in 0..4000 {
+            // Each request is given up after its first poll (its stream reset), as a timeout
+            // would; the driver then writes what the socket takes.
+            let polled = {
+                let mut fut = std::pin::pin!(ask(&conn, raw.clone(), 0));
+                std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await
+            };
+            if let Poll::Ready(r) = polled {
+                assert_eq!(r.unwrap_err(), io_never_processed());
+                refused_at = Some(n);
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        // Once the socket's buffers are full, about 1 MiB more is queued, then no stream opens.
+        assert!(refused_at.is_some_and(|n| n > 64), "{refused_at:?}");
+        let pool = Pool::default();
+        pool.add(conn.clone());
+        assert!(pool.pick(10).is_none());
+        done_tx.send(()).unwrap();
+        server.await.unwrap();
     })
     .await;
 }

@@ -227,7 +227,7 @@ impl Frames<'_> {
         match h.kind {
             f::DATA => self.data(h, p),
             f::HEADERS => {
-                if h.stream == 0 || h.stream % 2 == 0 {
+                if h.stream == 0 || h.stream.is_multiple_of(2) {
                     return Err(f::PROTOCOL_ERROR);
                 }
                 let frag = f::unpad(h, p).ok_or(f::PROTOCOL_ERROR)?;
@@ -441,7 +441,7 @@ impl Frames<'_> {
                 Err(f::FRAME_SIZE_ERROR)
             };
         }
-        if p.len() % 6 != 0 {
+        if !p.len().is_multiple_of(6) {
             return Err(f::FRAME_SIZE_ERROR);
         }
         let st = &mut *self.st;
