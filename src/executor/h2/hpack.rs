@@ -227,7 +227,7 @@ impl<'a> Input<'a> {
     fn string<'s>(
         &mut self,
         buf: &'s mut Vec<u8>,
-        cache: &mut HuffCache,
+        cache: &mut huffman::Cache,
     ) -> Result<&'s [u8], DecodeError>
     where
         'a: 's,
@@ -241,69 +241,6 @@ impl<'a> Input<'a> {
         }
         cache.decode(s, buf).map_err(|_| DecodeError::Huffman)?;
         Ok(buf)
-    }
-}
-
-/// Slots of the decoder's Huffman cache (16 sets of 2), and the longest coded string it keeps.
-const HUFF_SLOTS: usize = 32;
-const HUFF_KEEP: usize = 128;
-
-/// Huffman-coded strings decoded lately, by their coded form. nginx codes `server`, `date`,
-/// `content-type` and the like anew in every response and never indexes them, so the same
-/// coded bytes come back on every response: a comparison instead of a decode (Huffman decoding
-/// was 2 % of the client's CPU against nginx over TLS). Two-way: a miss only decodes;
-/// bounded by `HUFF_SLOTS` × `HUFF_KEEP` whatever the peer sends.
-struct HuffCache {
-    slots: Vec<(Vec<u8>, Vec<u8>)>,
-    #[cfg(test)]
-    misses: usize,
-}
-
-impl HuffCache {
-    fn new() -> HuffCache {
-        HuffCache {
-            slots: (0..HUFF_SLOTS).map(|_| (Vec::new(), Vec::new())).collect(),
-            #[cfg(test)]
-            misses: 0,
-        }
-    }
-
-    /// Decodes the Huffman-coded `coded` into `buf` (replacing its contents).
-    fn decode(&mut self, coded: &[u8], buf: &mut Vec<u8>) -> Result<(), huffman::HuffmanError> {
-        buf.clear();
-        let (Some(&first), Some(&last)) = (coded.first(), coded.last()) else {
-            return huffman::decode(coded, buf);
-        };
-        if coded.len() > HUFF_KEEP {
-            return huffman::decode(coded, buf);
-        }
-        // Two ways per set: the set from a multiplicative hash of the length and three octets
-        // (nginx's `date` and `content-type` fell in one slot of a plain sum of them).
-        let mid = coded.get(coded.len() / 2).copied().unwrap_or(0);
-        let key = u32::from_le_bytes([coded.len() as u8, first, mid, last]);
-        let set = (key.wrapping_mul(0x9e37_79b1) >> 28) as usize * 2;
-        for way in set..set + 2 {
-            if let Some((k, plain)) = self.slots.get(way)
-                && k.as_slice() == coded
-            {
-                buf.extend_from_slice(plain);
-                return Ok(());
-            }
-        }
-        #[cfg(test)]
-        {
-            self.misses += 1;
-        }
-        huffman::decode(coded, buf)?;
-        // The newer of the two in the first way; the older one leaves.
-        self.slots.swap(set, set + 1);
-        if let Some((k, plain)) = self.slots.get_mut(set) {
-            k.clear();
-            k.extend_from_slice(coded);
-            plain.clear();
-            plain.extend_from_slice(buf);
-        }
-        Ok(())
     }
 }
 
@@ -338,7 +275,7 @@ pub struct Decoder {
     /// that follows may evict the entry they come from).
     name_buf: Vec<u8>,
     value_buf: Vec<u8>,
-    huff: HuffCache,
+    huff: huffman::Cache,
 }
 
 impl Decoder {
@@ -351,7 +288,7 @@ impl Decoder {
             max_list,
             name_buf: Vec::new(),
             value_buf: Vec::new(),
-            huff: HuffCache::new(),
+            huff: huffman::Cache::new(),
         }
     }
 
