@@ -19,6 +19,8 @@ use crate::recorder::ErrorKind;
 
 const BACKOFF_MIN: Duration = Duration::from_millis(10);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// Sends of one request over HTTP/2 at most: the first and two the server did not process.
+const H2_SENDS: u64 = 3;
 
 /// Methods a client may resend on its own (RFC 9110 §9.2.2).
 pub(super) fn idempotent(method: &str) -> bool {
@@ -178,17 +180,13 @@ impl Client {
         self.opened = None;
     }
 
-    /// One exchange over HTTP/2: a pooled connection with a free stream, or a new one.
-    pub(super) async fn exchange_h2(
-        &mut self,
-        st: &Local,
-        keep: usize,
-    ) -> Result<(Head, Instant, u64), (ErrorKind, Instant, u64)> {
-        let shared = &*st.shared;
-        let max = shared.plan.target.max_streams;
-        let conn = loop {
+    /// A pooled HTTP/2 connection with a free stream, or a new one; the error comes with the
+    /// time the failed attempt started.
+    async fn h2_conn(&mut self, st: &Local) -> Result<h2::Conn, (ErrorKind, Instant)> {
+        let max = st.shared.plan.target.max_streams;
+        loop {
             if let Some(c) = st.h2.pick(max) {
-                break c;
+                return Ok(c);
             }
             if st.h2.opening.get() {
                 // One connection opens at a time per worker; its streams may serve us.
@@ -203,37 +201,64 @@ impl Client {
             let opened = self.connect(st).await;
             st.h2.opening.set(false);
             st.h2.opened.notify_waiters();
-            let picked = opened.and_then(|()| st.h2.pick(max).ok_or(ErrorKind::Io));
-            match picked {
+            return match opened.and_then(|()| st.h2.pick(max).ok_or(ErrorKind::Io)) {
                 Ok(c) => {
                     self.backoff = Duration::ZERO;
-                    break c;
+                    Ok(c)
                 }
                 Err(kind) => {
                     self.backoff = (self.backoff * 2).clamp(BACKOFF_MIN, BACKOFF_MAX);
                     self.retry_at = Some(Instant::now() + self.backoff);
-                    return Err((kind, t0, 0));
+                    Err((kind, t0))
                 }
-            }
-        };
-        let sent = Instant::now();
-        let deadline = sent
-            .checked_add(shared.plan.target.request_timeout)
-            .unwrap_or_else(|| sent + Duration::from_secs(86_400 * 365));
+            };
+        }
+    }
+
+    /// One exchange over HTTP/2. A stream the server says it never processed (above the last
+    /// stream of its GOAWAY, or refused) is sent again on another stream whatever its method:
+    /// RFC 9113 §8.7 makes that safe. nginx, for one, ends every connection with a GOAWAY
+    /// after `keepalive_requests` (1 000) streams, with the streams beyond it in flight.
+    /// Each resend is counted as a retry.
+    pub(super) async fn exchange_h2(
+        &mut self,
+        st: &Local,
+        op: usize,
+        keep: usize,
+    ) -> Result<(Head, Instant, u64), (ErrorKind, Instant, u64)> {
+        let shared = &*st.shared;
         let scheme = if shared.tls.is_some() {
             "https"
         } else {
             "http"
         };
-        let r = with_deadline(
-            h2::exchange(&conn, &self.wbuf, scheme, &mut self.bufs, keep),
-            deadline,
-            &mut self.timer,
-        )
-        .await;
-        // A failed stream leaves its connection in the pool: the connection's own end (GOAWAY,
-        // an error, the socket closing) is what takes it out.
-        r.map(|h| (h, sent, 1)).map_err(|f| (f.kind, sent, 1))
+        let mut writes = 0u64;
+        loop {
+            let conn = self
+                .h2_conn(st)
+                .await
+                .map_err(|(kind, t0)| (kind, t0, writes))?;
+            let sent = Instant::now();
+            let deadline = sent
+                .checked_add(shared.plan.target.request_timeout)
+                .unwrap_or_else(|| sent + Duration::from_secs(86_400 * 365));
+            writes += 1;
+            let r = with_deadline(
+                h2::exchange(&conn, &self.wbuf, scheme, &mut self.bufs, keep),
+                deadline,
+                &mut self.timer,
+            )
+            .await;
+            // A failed stream leaves its connection in the pool: the connection's own end
+            // (GOAWAY, an error, the socket closing) is what takes it out.
+            match r {
+                Ok(h) => return Ok((h, sent, writes)),
+                Err(f) if f.nothing_received && f.kind == ErrorKind::Io && writes < H2_SENDS => {
+                    st.rec.borrow_mut().retry(op);
+                }
+                Err(f) => return Err((f.kind, sent, writes)),
+            }
+        }
     }
 
     /// Connects when needed and exchanges `wbuf`; returns the head, the actual send time and
@@ -251,7 +276,7 @@ impl Client {
         // HTTP/1.1 request's future a kilobyte larger, and an allocation costs HTTP/2 less than
         // copying that kilobyte each time its request's future is built.
         if self.h2 {
-            return Box::pin(self.exchange_h2(st, keep)).await;
+            return Box::pin(self.exchange_h2(st, op, keep)).await;
         }
         let head_only = method == "HEAD";
         let mut writes = 0u64;
@@ -269,7 +294,7 @@ impl Client {
                 self.backoff = Duration::ZERO;
                 if self.h2 {
                     // `auto`: the server chose HTTP/2 for this connection.
-                    return Box::pin(self.exchange_h2(st, keep)).await;
+                    return Box::pin(self.exchange_h2(st, op, keep)).await;
                 }
             }
             let Some(stream) = self.stream.as_mut() else {

@@ -117,8 +117,10 @@ pub struct Counts {
     /// report written before a kind existed has a shorter list: read with zeros for the rest.
     #[serde(deserialize_with = "error_counts")]
     pub errors: [u64; ErrorKind::COUNT],
-    /// Requests sent again automatically (idempotent methods only) because a reused
-    /// connection was closed before any byte of the response arrived. Not in `requests`.
+    /// Requests sent again automatically: over HTTP/1.1 idempotent ones whose reused
+    /// connection was closed before any byte of the response arrived; over HTTP/2 any the
+    /// server declared unprocessed (above its GOAWAY's last stream, or refused). Not in
+    /// `requests`.
     pub retries: u64,
     /// Panics inside the generator (a request's handling or a whole connection task). Any
     /// panic fails the run; a request that panicked is also in `errors` as `panic`.

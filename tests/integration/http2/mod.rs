@@ -55,3 +55,21 @@ pub fn io_never_processed() -> Failure {
         nothing_received: true,
     }
 }
+
+/// Runs scenario `yaml` against `addr` over cleartext HTTP/2 with two workers; its report.
+pub async fn run(yaml: &str, addr: SocketAddr) -> trafficgen::report::Report {
+    let o = trafficgen::plan::Overrides {
+        target_url: Some(format!("http://{addr}")),
+        ..Default::default()
+    };
+    let mut plan = trafficgen::plan::build_from_str(yaml, "h2.yaml", None, &o, &|_| None)
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("report.json");
+    plan.output.report = Some(path.clone());
+    let mut out = Vec::new();
+    trafficgen::app::run_plan(plan, 2, &mut out, std::future::pending())
+        .await
+        .expect("run");
+    trafficgen::report::Report::read(&path).unwrap()
+}

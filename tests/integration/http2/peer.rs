@@ -2,14 +2,13 @@
 //! a dynamic table that evicts), flow control both ways under small windows, trailers and
 //! 1xx, many streams on one connection, and a whole run whose counts equal the server's.
 
-use std::future::pending;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 
-use super::{ask, connect, get, listener, local};
+use super::{ask, connect, get, listener, local, run};
 
 /// A small deterministic generator (xorshift), so a failing case can be replayed.
 struct Gen(u64);
@@ -221,20 +220,7 @@ mix:
     - {name: get, weight: 3, request: {path: /h/7}}
     - {name: post, weight: 1, request: {method: POST, path: /echo, body: '{{seq}}'}}
 ";
-    let o = trafficgen::plan::Overrides {
-        target_url: Some(format!("http://{addr}")),
-        ..Default::default()
-    };
-    let mut plan = trafficgen::plan::build_from_str(yaml, "h2.yaml", None, &o, &|_| None)
-        .unwrap_or_else(|e| panic!("{e:?}"));
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("report.json");
-    plan.output.report = Some(path.clone());
-    let mut out = Vec::new();
-    trafficgen::app::run_plan(plan, 2, &mut out, pending())
-        .await
-        .expect("run");
-    let report = trafficgen::report::Report::read(&path).unwrap();
+    let report = run(yaml, addr).await;
     let mut total = 0;
     for (name, op) in &report.ops {
         let c = &op.counts;

@@ -3,6 +3,9 @@
 //! errors, endless bodies, a handshake that never completes, a closed socket, a server that
 //! stops reading.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::Poll;
 use std::time::Duration;
 
@@ -12,7 +15,7 @@ use trafficgen::executor::h2::{self, Pool};
 use trafficgen::executor::tls::Stream;
 use trafficgen::recorder::ErrorKind;
 
-use super::{ask, connect, get, io_never_processed, listener, local, text};
+use super::{ask, connect, get, io_never_processed, listener, local, run, text};
 
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 const DATA: u8 = 0;
@@ -51,6 +54,15 @@ impl Raw {
     /// Accepts a connection, reads the preface and sends `settings`.
     async fn accept(l: &TcpListener, settings: &[(u16, u32)]) -> Raw {
         let (s, _) = l.accept().await.unwrap();
+        Raw::start(s, settings).await
+    }
+
+    /// Reads the preface on `s` and sends empty settings.
+    async fn from(s: TcpStream) -> Raw {
+        Raw::start(s, &[]).await
+    }
+
+    async fn start(s: TcpStream, settings: &[(u16, u32)]) -> Raw {
         let mut raw = Raw { s, buf: Vec::new() };
         raw.fill(PREFACE.len()).await.unwrap();
         assert_eq!(&raw.buf[..PREFACE.len()], PREFACE);
@@ -595,4 +607,69 @@ async fn a_server_that_stops_reading_bounds_what_is_queued_for_it() {
         server.await.unwrap();
     })
     .await;
+}
+
+/// Like nginx after `keepalive_requests`: every connection answers its first five streams,
+/// then a GOAWAY names the fifth as the last it processes; the streams after it are never
+/// answered. Counts what it answered.
+async fn goaway_after_five() -> (SocketAddr, Arc<AtomicU64>) {
+    let (l, addr) = listener().await;
+    let answered = Arc::new(AtomicU64::new(0));
+    let count = answered.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((s, _)) = l.accept().await else { return };
+            let count = count.clone();
+            tokio::spawn(async move {
+                let mut r = Raw::from(s).await;
+                let mut n = 0;
+                while let Some(f) = r.frame().await {
+                    match f.kind {
+                        SETTINGS if f.flags & 1 == 0 => r.send(SETTINGS, 1, 0, &[]).await,
+                        HEADERS if n < 5 => {
+                            n += 1;
+                            count.fetch_add(1, Ordering::SeqCst);
+                            r.respond(f.stream, OK, b"ok").await;
+                            if n == 5 {
+                                let mut p = f.stream.to_be_bytes().to_vec();
+                                p.extend_from_slice(&[0; 4]);
+                                r.send(GOAWAY, 0, 0, &p).await;
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            });
+        }
+    });
+    (addr, answered)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_a_goaway_left_unprocessed_are_sent_again_even_posts() {
+    let (addr, answered) = goaway_after_five().await;
+    let yaml = "
+name: goaway
+target:
+  http_version: '2'
+  max_streams: 4
+load:
+  model: closed
+  start_vus: 6
+  think_time: 1ms
+  stages:
+    - {duration: 1s, vus: 6}
+mix:
+  operations:
+    - {name: post, request: {method: POST, path: /p, body: 'x'}}
+";
+    let report = run(yaml, addr).await;
+    let c = &report.ops[0].1.counts;
+    assert_eq!(c.errors.iter().sum::<u64>(), 0, "{c:?}");
+    assert!(c.requests > 100, "{c:?}");
+    // Four streams in flight on a connection that takes five: most GOAWAYs leave some behind.
+    assert!(c.retries > 10, "{c:?}");
+    assert_eq!(c.status_class[1], c.requests);
+    // Every request was processed once: the readiness probe is the one extra.
+    assert_eq!(answered.load(Ordering::SeqCst), c.requests + 1);
 }
