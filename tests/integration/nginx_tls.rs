@@ -521,3 +521,25 @@ async fn http2_over_tls_multiplexes_streams_and_nginx_logs_http_2() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_ending_http2_connections_after_keepalive_requests_loses_no_request() {
+    // nginx sends GOAWAY after `keepalive_requests` streams on a connection; the streams the
+    // client had opened beyond it are never processed and must be sent again, not failed.
+    let dir = tempfile::tempdir().unwrap();
+    let certs = certs();
+    for f in ["server.pem", "server.key"] {
+        std::fs::copy(certs.path().join(f), dir.path().join(f)).unwrap();
+    }
+    let nginx = Nginx::start_with(dir.path(), "server", "keepalive_requests 20;", "http2").await;
+    let url = format!("http://127.0.0.1:{}", nginx.port);
+    let extra = "http_version: '2'\n  max_streams: 4";
+    let (outcome, report) = run_url(dir.path(), &url, "", extra, 8).await;
+    let c = counts(&report);
+    assert_eq!(outcome, Exit::Judged(VerdictState::Passed), "{c:?}");
+    assert_eq!(c.errors.iter().sum::<u64>(), 0, "{c:?}");
+    assert!(c.requests > 200, "{c:?}");
+    assert!(c.retries > 0, "{c:?}");
+    assert_eq!(nginx.log().len() as u64, c.requests, "each request processed once");
+    assert!(nginx.connections() as u64 >= c.requests / 20, "{c:?}");
+}
