@@ -30,6 +30,13 @@ pub(super) fn idempotent(method: &str) -> bool {
     )
 }
 
+/// The deadline of a request sent at `sent`; a timeout too large to add is no timeout at all.
+fn deadline_after(sent: Instant, timeout: Duration) -> Instant {
+    sent.checked_add(timeout)
+        .or_else(|| sent.checked_add(Duration::from_secs(86_400 * 365)))
+        .unwrap_or(sent)
+}
+
 /// A client's one request timer, and the waker it is registered with.
 pub(super) struct Timer {
     sleep: Pin<Box<Sleep>>,
@@ -239,9 +246,7 @@ impl Client {
                 .await
                 .map_err(|(kind, t0)| (kind, t0, writes))?;
             let sent = Instant::now();
-            let deadline = sent
-                .checked_add(shared.plan.target.request_timeout)
-                .unwrap_or_else(|| sent + Duration::from_secs(86_400 * 365));
+            let deadline = deadline_after(sent, shared.plan.target.request_timeout);
             writes += 1;
             let r = with_deadline(
                 h2::exchange(&conn, &self.wbuf, scheme, &mut self.bufs, keep),
@@ -301,10 +306,7 @@ impl Client {
                 return Err((ErrorKind::Io, Instant::now(), writes));
             };
             let sent = Instant::now();
-            // A timeout too large to add is no timeout at all.
-            let deadline = sent
-                .checked_add(shared.plan.target.request_timeout)
-                .unwrap_or_else(|| sent + Duration::from_secs(86_400 * 365));
+            let deadline = deadline_after(sent, shared.plan.target.request_timeout);
             writes += 1;
             let r = with_deadline(
                 http::exchange(stream, &self.wbuf, &mut self.bufs, head_only, keep),

@@ -540,6 +540,10 @@ async fn nginx_ending_http2_connections_after_keepalive_requests_loses_no_reques
     assert_eq!(c.errors.iter().sum::<u64>(), 0, "{c:?}");
     assert!(c.requests > 200, "{c:?}");
     assert!(c.retries > 0, "{c:?}");
-    assert_eq!(nginx.log().len() as u64, c.requests, "each request processed once");
+    assert_eq!(
+        nginx.log().len() as u64,
+        c.requests,
+        "each request processed once"
+    );
     assert!(nginx.connections() as u64 >= c.requests / 20, "{c:?}");
 }
