@@ -49,6 +49,9 @@ pub struct Client {
     pub(super) path_absolute: bool,
     /// The flow being run: what its steps add up to.
     pub(super) flow: super::flow::FlowAcc,
+    /// HTTP/2: the bytes of the frames the last exchange queued (HPACK-coded heads, the body
+    /// as far as it was sent), for `bytes_sent`.
+    pub(super) h2_sent: u64,
     /// When the last exchange ended: a VU that starts its next request at once takes it as
     /// the start instead of reading the clock again.
     pub(super) done: Option<Instant>,
@@ -79,6 +82,7 @@ impl Client {
             cookie: Vec::new(),
             path_absolute: false,
             flow: Default::default(),
+            h2_sent: 0,
             done: None,
         }
     }
@@ -410,7 +414,11 @@ impl Client {
             fault_window: fault.as_ref().map(|f| f.window),
             trace_id: ids.trace_id,
             at_us: at.as_micros() as u64,
-            bytes_sent: (self.wbuf.len() as u64).saturating_mul(attempts),
+            bytes_sent: if self.h2 {
+                self.h2_sent
+            } else {
+                (self.wbuf.len() as u64).saturating_mul(attempts)
+            },
             bytes_received: head.map_or(0, |h| (h.head_len as u64).saturating_add(h.body_bytes)),
             connect_us: opened.map(|o| o.0),
             tls_us: opened.and_then(|o| o.1),

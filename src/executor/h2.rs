@@ -142,13 +142,16 @@ const STACK_HEADERS: usize = 32;
 const OUT_MAX: usize = 1 << 20;
 
 /// Sends the serialized HTTP/1.1 request `raw` as a stream on `conn` and reads the response;
-/// the caller bounds the time. A request dropped before its end resets its stream.
+/// the caller bounds the time. A request dropped before its end resets its stream. `sent`
+/// grows by the bytes of the frames queued for it (a body the server answered before reading
+/// is not all sent).
 pub async fn exchange(
     conn: &Conn,
     raw: &[u8],
     scheme: &str,
     bufs: &mut Buffers,
     keep: usize,
+    sent: &mut u64,
 ) -> Result<Head, Failure> {
     let i = {
         let mut stack = [httparse::EMPTY_HEADER; STACK_HEADERS];
@@ -169,10 +172,15 @@ pub async fn exchange(
             _ => return Err(failure(ErrorKind::InvalidRequest)),
         }
     };
-    let held = Held { st: &conn.st, i };
+    let held = Held {
+        st: &conn.st,
+        i,
+        sent,
+    };
+    let (st_ref, i) = (held.st, held.i);
     poll_fn(|cx| {
-        let mut st = held.st.borrow_mut();
-        let Some(s) = st.slots.get_mut(held.i) else {
+        let mut st = st_ref.borrow_mut();
+        let Some(s) = st.slots.get_mut(i) else {
             return Poll::Ready(Err(failure(ErrorKind::Io)));
         };
         match s.phase {
@@ -206,11 +214,16 @@ pub async fn exchange(
 struct Held<'a> {
     st: &'a RefCell<State>,
     i: usize,
+    sent: &'a mut u64,
 }
 
 impl Drop for Held<'_> {
     fn drop(&mut self) {
-        self.st.borrow_mut().release(self.i);
+        let mut st = self.st.borrow_mut();
+        if let Some(s) = st.slots.get(self.i) {
+            *self.sent = self.sent.saturating_add(s.sent);
+        }
+        st.release(self.i);
     }
 }
 
@@ -272,7 +285,9 @@ fn start(
         peer_max_frame,
         ..
     } = st;
+    let before = out.len();
     frame::headers(out, id, block, body.is_empty(), *peer_max_frame);
+    st.slots[i].sent = (st.out.len() - before) as u64;
     if !body.is_empty() {
         let s = &mut st.slots[i];
         s.pending.extend_from_slice(body);

@@ -240,6 +240,7 @@ impl Client {
             "http"
         };
         let mut writes = 0u64;
+        self.h2_sent = 0;
         loop {
             let conn = self
                 .h2_conn(st)
@@ -249,7 +250,14 @@ impl Client {
             let deadline = deadline_after(sent, shared.plan.target.request_timeout);
             writes += 1;
             let r = with_deadline(
-                h2::exchange(&conn, &self.wbuf, scheme, &mut self.bufs, keep),
+                h2::exchange(
+                    &conn,
+                    &self.wbuf,
+                    scheme,
+                    &mut self.bufs,
+                    keep,
+                    &mut self.h2_sent,
+                ),
                 deadline,
                 &mut self.timer,
             )

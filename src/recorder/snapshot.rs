@@ -125,7 +125,8 @@ pub struct Counts {
     /// Panics inside the generator (a request's handling or a whole connection task). Any
     /// panic fails the run; a request that panicked is also in `errors` as `panic`.
     pub panics: u64,
-    /// Request bytes written (head and body, retries included).
+    /// Request bytes written (head and body, retries included); over HTTP/2 the frames
+    /// queued: HPACK-coded heads, and the body as far as it was sent.
     pub bytes_sent: u64,
     /// Response bytes received: heads and decoded bodies, also the body bytes beyond
     /// `target.max_body` that were read and discarded.

@@ -61,6 +61,8 @@ pub struct Slot {
     /// Request body bytes still to send (flow control held them back), from `pending_at`.
     pub pending: Vec<u8>,
     pub pending_at: usize,
+    /// Bytes of frames queued for this stream (HEADERS, CONTINUATION, DATA, with headers).
+    pub sent: u64,
 }
 
 impl Slot {
@@ -83,6 +85,7 @@ impl Slot {
             send_window: 0,
             pending: Vec::new(),
             pending_at: 0,
+            sent: 0,
         }
     }
 
@@ -211,6 +214,7 @@ impl State {
         s.send_window = self.peer_initial_window;
         s.pending.clear();
         s.pending_at = 0;
+        s.sent = 0;
         self.active += 1;
         Some(i)
     }
@@ -261,6 +265,7 @@ impl State {
             let end = s.pending_at + n;
             let last = end == s.pending.len();
             frame::data(&mut self.out, s.id, &s.pending[s.pending_at..end], last);
+            s.sent += (frame::HEADER_LEN + n) as u64;
             s.pending_at = end;
             self.send_window -= n as i64;
             s.send_window -= n as i64;

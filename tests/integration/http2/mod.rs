@@ -30,7 +30,7 @@ pub async fn connect(addr: SocketAddr) -> Result<Conn, Failure> {
 pub async fn ask(conn: &Conn, raw: Vec<u8>, keep: usize) -> Result<(Head, Buffers), Failure> {
     let mut bufs = Buffers::default();
     let scheme = "http";
-    let h = h2::exchange(conn, &raw, scheme, &mut bufs, keep).await?;
+    let h = h2::exchange(conn, &raw, scheme, &mut bufs, keep, &mut 0).await?;
     Ok((h, bufs))
 }
 

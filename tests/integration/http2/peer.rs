@@ -177,7 +177,13 @@ async fn bodies_flow_both_ways_under_small_windows_with_trailers_and_1xx() {
         )
         .into_bytes();
         raw.extend_from_slice(&body);
-        let (_, bufs) = ask(&conn, raw, 64).await.unwrap();
+        let mut bufs = trafficgen::executor::http::Buffers::default();
+        let mut sent = 0;
+        trafficgen::executor::h2::exchange(&conn, &raw, "http", &mut bufs, 64, &mut sent)
+            .await
+            .unwrap();
+        // All of it, in DATA frames of at most 16 KiB (9 bytes of frame header each).
+        assert!((200_000..200_000 + 13 * 9 + 200).contains(&sent), "{sent}");
         assert_eq!(
             String::from_utf8_lossy(&bufs.body),
             format!("{} {sum}", body.len())

@@ -673,3 +673,31 @@ mix:
     // Every request was processed once: the readiness probe is the one extra.
     assert_eq!(answered.load(Ordering::SeqCst), c.requests + 1);
 }
+
+#[tokio::test]
+async fn a_body_answered_before_it_was_read_is_cut_short_and_counted_as_sent() {
+    local(async {
+        let (l, addr) = listener().await;
+        let server = tokio::spawn(async move {
+            let mut r = Raw::accept(&l, &[]).await;
+            let h = r.next(HEADERS).await.unwrap();
+            // Answered at once, the 200 KB body unread (as nginx's `return` does).
+            r.respond(h.stream, OK, b"done").await;
+            let rst = r.next(RST_STREAM).await.unwrap();
+            (rst.stream, rst.payload)
+        });
+        let conn = connect(addr).await.unwrap();
+        let mut raw = b"POST /p HTTP/1.1\r\nHost: t\r\nContent-Length: 200000\r\n\r\n".to_vec();
+        raw.extend(std::iter::repeat_n(b'b', 200_000));
+        let mut bufs = trafficgen::executor::http::Buffers::default();
+        let mut sent = 0;
+        let h = h2::exchange(&conn, &raw, "http", &mut bufs, 8, &mut sent)
+            .await
+            .unwrap();
+        assert_eq!((h.status, &bufs.body[..]), (200, &b"done"[..]));
+        // What the default 64 KiB window let out before the answer, not the whole body.
+        assert!((65_535..80_000).contains(&sent), "{sent}");
+        assert_eq!(server.await.unwrap(), (1, vec![0, 0, 0, 8]));
+    })
+    .await;
+}
