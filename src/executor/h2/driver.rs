@@ -596,3 +596,6 @@ impl HeadForm {
         head.extend_from_slice(b"\r\n");
     }
 }
+
+#[cfg(test)]
+mod tests;
