@@ -136,6 +136,22 @@ impl Raw {
     }
 }
 
+/// A server for one connection: accepts it, sends `settings` and runs `script` on it; its
+/// address, and the task whose result is the script's.
+async fn serve_one<F, Fut, T>(
+    settings: &'static [(u16, u32)],
+    script: F,
+) -> (SocketAddr, tokio::task::JoinHandle<T>)
+where
+    F: FnOnce(Raw) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = T> + Send,
+    T: Send + 'static,
+{
+    let (l, addr) = listener().await;
+    let server = tokio::spawn(async move { script(Raw::accept(&l, settings).await).await });
+    (addr, server)
+}
+
 /// An HPACK literal without indexing, with a literal name and raw strings (all < 127 bytes).
 fn lit(name: &str, value: &str) -> Vec<u8> {
     let mut b = vec![0x00, name.len() as u8];
@@ -155,9 +171,7 @@ fn status(code: &str) -> Vec<u8> {
 #[tokio::test]
 async fn settings_limit_streams_and_pings_are_answered() {
     local(async {
-        let (l, addr) = listener().await;
-        let server = tokio::spawn(async move {
-            let mut r = Raw::accept(&l, &[(3, 1)]).await;
+        let (addr, server) = serve_one(&[(3, 1)], move |mut r| async move {
             r.send(PING, 0, 0, b"12345678").await;
             let ack = r.next(PING).await.unwrap();
             assert_eq!((ack.flags, &ack.payload[..]), (1, &b"12345678"[..]));
@@ -169,7 +183,8 @@ async fn settings_limit_streams_and_pings_are_answered() {
             );
             r.respond(1, OK, b"hi").await;
             r
-        });
+        })
+        .await;
         let conn = connect(addr).await.unwrap();
         let pool = Pool::default();
         pool.add(conn.clone());
@@ -193,16 +208,15 @@ async fn settings_limit_streams_and_pings_are_answered() {
 #[tokio::test]
 async fn goaway_fails_only_the_streams_the_server_never_processed() {
     local(async {
-        let (l, addr) = listener().await;
-        let server = tokio::spawn(async move {
-            let mut r = Raw::accept(&l, &[]).await;
+        let (addr, server) = serve_one(&[], move |mut r| async move {
             r.next(HEADERS).await.unwrap();
             r.next(HEADERS).await.unwrap();
             r.send(GOAWAY, 0, 0, &[0, 0, 0, 1, 0, 0, 0, 0]).await;
             r.respond(1, OK, b"one").await;
             // The client closes once stream 1 is done: nothing is left on it.
             while r.frame().await.is_some() {}
-        });
+        })
+        .await;
         let conn = connect(addr).await.unwrap();
         let pool = Pool::default();
         pool.add(conn.clone());
@@ -225,9 +239,7 @@ async fn goaway_fails_only_the_streams_the_server_never_processed() {
 #[tokio::test]
 async fn a_reset_stream_fails_alone_and_interim_and_invalid_statuses() {
     local(async {
-        let (l, addr) = listener().await;
-        let server = tokio::spawn(async move {
-            let mut r = Raw::accept(&l, &[]).await;
+        let (addr, server) = serve_one(&[], move |mut r| async move {
             for _ in 0..4 {
                 r.next(HEADERS).await.unwrap();
             }
@@ -249,7 +261,8 @@ async fn a_reset_stream_fails_alone_and_interim_and_invalid_statuses() {
             }
             resets.sort();
             assert_eq!(resets, [(5, vec![0, 0, 0, 1]), (7, vec![0, 0, 0, 1])]);
-        });
+        })
+        .await;
         let conn = connect(addr).await.unwrap();
         let (a, b, c, d) = tokio::join!(
             ask(&conn, get("/1"), 8),
@@ -279,9 +292,7 @@ async fn a_reset_stream_fails_alone_and_interim_and_invalid_statuses() {
 #[tokio::test]
 async fn padding_priority_continuation_and_content_length() {
     local(async {
-        let (l, addr) = listener().await;
-        let server = tokio::spawn(async move {
-            let mut r = Raw::accept(&l, &[]).await;
+        let (addr, server) = serve_one(&[], move |mut r| async move {
             r.next(HEADERS).await.unwrap();
             r.next(HEADERS).await.unwrap();
             // Stream 1: padded HEADERS with priority fields, its block split over a
@@ -307,7 +318,8 @@ async fn padding_priority_continuation_and_content_length() {
             r.respond(3, &block, b"abc").await;
             let f = r.next(RST_STREAM).await.unwrap();
             assert_eq!((f.stream, f.payload), (3, vec![0, 0, 0, 1]));
-        });
+        })
+        .await;
         let conn = connect(addr).await.unwrap();
         let (a, b) = tokio::join!(ask(&conn, get("/1"), 64), ask(&conn, get("/3"), 64));
         let (h, bufs) = a.unwrap();
@@ -460,9 +472,7 @@ async fn connection_errors_are_answered_with_goaway_and_fail_every_stream() {
     ];
     for (name, bad, code) in cases {
         local(async {
-            let (l, addr) = listener().await;
-            let server = tokio::spawn(async move {
-                let mut r = Raw::accept(&l, &[]).await;
+            let (addr, server) = serve_one(&[], move |mut r| async move {
                 r.next(HEADERS).await.unwrap();
                 if name == "CONTINUATION interrupted" {
                     r.send(HEADERS, 0, 1, OK).await;
@@ -473,7 +483,8 @@ async fn connection_errors_are_answered_with_goaway_and_fail_every_stream() {
                 // Then the client closes the connection.
                 let eof = r.frame().await.is_none();
                 (code, eof)
-            });
+            })
+            .await;
             let conn = connect(addr).await.unwrap();
             let e = ask(&conn, get("/"), 8).await.unwrap_err();
             assert_eq!(e.kind, ErrorKind::Protocol, "{name}");
@@ -491,10 +502,8 @@ async fn connection_errors_are_answered_with_goaway_and_fail_every_stream() {
 #[tokio::test]
 async fn an_endless_body_is_read_with_bounded_memory_and_reset_when_dropped() {
     local(async {
-        let (l, addr) = listener().await;
         let (sent_tx, sent_rx) = tokio::sync::oneshot::channel();
-        let server = tokio::spawn(async move {
-            let mut r = Raw::accept(&l, &[]).await;
+        let (addr, server) = serve_one(&[], move |mut r| async move {
             r.next(HEADERS).await.unwrap();
             r.send(HEADERS, END_HEADERS, 1, OK).await;
             // 8 MiB: eight times the stream window, so the client must keep giving it back.
@@ -515,7 +524,8 @@ async fn an_endless_body_is_read_with_bounded_memory_and_reset_when_dropped() {
             sent_tx.send(stream_updates).unwrap();
             let rst = r.next(RST_STREAM).await.unwrap();
             (rst.stream, rst.payload)
-        });
+        })
+        .await;
         let conn = connect(addr).await.unwrap();
         let c = conn.clone();
         let req = tokio::task::spawn_local(async move { ask(&c, get("/endless"), 100).await });
@@ -550,13 +560,12 @@ async fn a_server_that_never_sends_settings_fails_the_handshake_in_time() {
 #[tokio::test]
 async fn a_connection_closed_mid_response_fails_its_streams_with_io() {
     local(async {
-        let (l, addr) = listener().await;
-        let server = tokio::spawn(async move {
-            let mut r = Raw::accept(&l, &[]).await;
+        let (addr, server) = serve_one(&[], move |mut r| async move {
             r.next(HEADERS).await.unwrap();
             r.send(HEADERS, END_HEADERS, 1, OK).await;
             r.send(DATA, 0, 1, b"part").await;
-        });
+        })
+        .await;
         let conn = connect(addr).await.unwrap();
         let e = ask(&conn, get("/"), 8).await.unwrap_err();
         assert_eq!(e.kind, ErrorKind::Io);
@@ -571,14 +580,13 @@ async fn a_connection_closed_mid_response_fails_its_streams_with_io() {
 #[tokio::test]
 async fn a_server_that_stops_reading_bounds_what_is_queued_for_it() {
     local(async {
-        let (l, addr) = listener().await;
         let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
+        let (addr, server) = serve_one(&[], move |r| async move {
             // Holds the connection open and reads nothing after the preface.
-            let r = Raw::accept(&l, &[]).await;
             let _ = done_rx.await;
             drop(r);
-        });
+        })
+        .await;
         let conn = connect(addr).await.unwrap();
         // 16 KB a request: larger than half the HPACK table, so sent in full every time.
         let big = "v".repeat(16_000);
@@ -677,15 +685,14 @@ mix:
 #[tokio::test]
 async fn a_body_answered_before_it_was_read_is_cut_short_and_counted_as_sent() {
     local(async {
-        let (l, addr) = listener().await;
-        let server = tokio::spawn(async move {
-            let mut r = Raw::accept(&l, &[]).await;
+        let (addr, server) = serve_one(&[], move |mut r| async move {
             let h = r.next(HEADERS).await.unwrap();
             // Answered at once, the 200 KB body unread (as nginx's `return` does).
             r.respond(h.stream, OK, b"done").await;
             let rst = r.next(RST_STREAM).await.unwrap();
             (rst.stream, rst.payload)
-        });
+        })
+        .await;
         let conn = connect(addr).await.unwrap();
         let mut raw = b"POST /p HTTP/1.1\r\nHost: t\r\nContent-Length: 200000\r\n\r\n".to_vec();
         raw.extend(std::iter::repeat_n(b'b', 200_000));
