@@ -480,23 +480,12 @@ mod traced_tests {
 
     fn out(status: u16, rt: u64, fault_window: Option<usize>) -> RequestRecord {
         RequestRecord {
-            op: 0,
             status: Some(status),
             error: (status >= 500).then_some(ErrorKind::Status5xx),
-            rt_us: Some(rt),
-            st_us: Some(rt),
-            lag_us: 0,
-            late: false,
             fault: fault_window.map(|_| "error"),
             fault_window,
             trace_id: [(rt % 251) as u8 + 1; 16],
-            at_us: 0,
-            bytes_sent: 0,
-            bytes_received: 0,
-            connect_us: None,
-            tls_us: None,
-            ttfb_us: None,
-            receive_us: None,
+            ..RequestRecord::ok_for_tests(rt, 0)
         }
     }
 
