@@ -69,9 +69,10 @@ impl Client {
             has_body: false,
             hdrs: Vec::with_capacity(256),
             vars: Vars::default(),
-            timer: super::transport::Timer::new(
-                Instant::now() + shared.plan.target.request_timeout,
-            ),
+            timer: super::transport::Timer::new(super::transport::deadline_after(
+                Instant::now(),
+                shared.plan.target.request_timeout,
+            )),
             backoff: Duration::ZERO,
             retry_at: None,
             addr_at: id % shared.addrs.len().max(1),

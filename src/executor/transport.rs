@@ -31,7 +31,7 @@ pub(super) fn idempotent(method: &str) -> bool {
 }
 
 /// The deadline of a request sent at `sent`; a timeout too large to add is no timeout at all.
-fn deadline_after(sent: Instant, timeout: Duration) -> Instant {
+pub(super) fn deadline_after(sent: Instant, timeout: Duration) -> Instant {
     sent.checked_add(timeout)
         .or_else(|| sent.checked_add(Duration::from_secs(86_400 * 365)))
         .unwrap_or(sent)
@@ -187,6 +187,17 @@ impl Client {
         self.opened = None;
     }
 
+    /// After a connection attempt: the backoff starts over on success; on failure it doubles
+    /// (within 10 ms and 1 s) and the next attempt waits for it.
+    fn after_connect(&mut self, ok: bool) {
+        if ok {
+            self.backoff = Duration::ZERO;
+            return;
+        }
+        self.backoff = (self.backoff * 2).clamp(BACKOFF_MIN, BACKOFF_MAX);
+        self.retry_at = Instant::now().checked_add(self.backoff);
+    }
+
     /// A pooled HTTP/2 connection with a free stream, or a new one; the error comes with the
     /// time the failed attempt started.
     async fn h2_conn(&mut self, st: &Local) -> Result<h2::Conn, (ErrorKind, Instant)> {
@@ -208,17 +219,9 @@ impl Client {
             let opened = self.connect(st).await;
             st.h2.opening.set(false);
             st.h2.opened.notify_waiters();
-            return match opened.and_then(|()| st.h2.pick(max).ok_or(ErrorKind::Io)) {
-                Ok(c) => {
-                    self.backoff = Duration::ZERO;
-                    Ok(c)
-                }
-                Err(kind) => {
-                    self.backoff = (self.backoff * 2).clamp(BACKOFF_MIN, BACKOFF_MAX);
-                    self.retry_at = Some(Instant::now() + self.backoff);
-                    Err((kind, t0))
-                }
-            };
+            let picked = opened.and_then(|()| st.h2.pick(max).ok_or(ErrorKind::Io));
+            self.after_connect(picked.is_ok());
+            return picked.map_err(|kind| (kind, t0));
         }
     }
 
@@ -299,12 +302,11 @@ impl Client {
                     sleep_until(t).await;
                 }
                 let t0 = Instant::now();
-                if let Err(kind) = self.connect(st).await {
-                    self.backoff = (self.backoff * 2).clamp(BACKOFF_MIN, BACKOFF_MAX);
-                    self.retry_at = Some(Instant::now() + self.backoff);
+                let opened = self.connect(st).await;
+                self.after_connect(opened.is_ok());
+                if let Err(kind) = opened {
                     return Err((kind, t0, writes));
                 }
-                self.backoff = Duration::ZERO;
                 if self.h2 {
                     // `auto`: the server chose HTTP/2 for this connection.
                     return Box::pin(self.exchange_h2(st, op, keep)).await;
