@@ -219,11 +219,12 @@ impl State {
         Some(i)
     }
 
-    /// The slot of stream `id`, if it is in flight.
-    pub fn slot(&mut self, id: u32) -> Option<&mut Slot> {
+    /// The index of stream `id`'s slot while the stream is open (no complete response and no
+    /// failure yet): frames for any other stream change nothing.
+    pub fn open_slot(&self, id: u32) -> Option<usize> {
         self.slots
-            .iter_mut()
-            .find(|s| s.id == id && s.phase != Phase::Free)
+            .iter()
+            .position(|s| s.id == id && matches!(s.phase, Phase::Waiting | Phase::Body))
     }
 
     /// Gives slot `i` back; a stream still open is cancelled (RST_STREAM CANCEL).

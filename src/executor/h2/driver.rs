@@ -262,7 +262,7 @@ impl Frames<'_> {
                     return Err(f::PROTOCOL_ERROR);
                 }
                 let code = be32(p).ok_or(f::FRAME_SIZE_ERROR)?;
-                if let Some(s) = self.st.slot(h.stream) {
+                if let Some(s) = self.st.open_slot(h.stream).map(|i| &mut self.st.slots[i]) {
                     // Refused: the server did not process it (RFC 9113 §8.7).
                     let refused = code == f::REFUSED_STREAM && s.phase == Phase::Waiting;
                     s.fail(Failure {
@@ -329,11 +329,7 @@ impl Frames<'_> {
         }
         let data = f::unpad(h, p).ok_or(f::PROTOCOL_ERROR)?;
         let next = st.next_id;
-        let State { slots, out, .. } = st;
-        let Some(s) = slots
-            .iter_mut()
-            .find(|s| s.id == h.stream && s.phase != Phase::Free)
-        else {
+        let Some(i) = st.open_slot(h.stream) else {
             // A stream we reset or that ended: ignored. One never opened is an error.
             return if h.stream >= next {
                 Err(f::PROTOCOL_ERROR)
@@ -341,13 +337,12 @@ impl Frames<'_> {
                 Ok(())
             };
         };
-        match s.phase {
-            Phase::Body => {}
-            Phase::Waiting => {
-                reset(out, s, f::PROTOCOL_ERROR);
-                return Ok(());
-            }
-            _ => return Ok(()),
+        let State { slots, out, .. } = st;
+        let s = &mut slots[i];
+        if s.phase == Phase::Waiting {
+            // Data before the response head.
+            reset(out, s, f::PROTOCOL_ERROR);
+            return Ok(());
         }
         s.recv_window -= len;
         if s.recv_window < 0 {
@@ -374,11 +369,9 @@ impl Frames<'_> {
     fn head(&mut self, id: u32, block: &[u8], end_stream: bool) -> Result<(), u32> {
         let now = *self.now.get_or_insert_with(Instant::now);
         let next = self.st.next_id;
+        let open = self.st.open_slot(id);
         let State { slots, out, .. } = &mut *self.st;
-        let slot = slots
-            .iter_mut()
-            .find(|s| s.id == id && matches!(s.phase, Phase::Waiting | Phase::Body));
-        let Some(s) = slot else {
+        let Some(s) = open.map(|i| &mut slots[i]) else {
             // Decoded all the same: the table is shared by every stream.
             self.dec
                 .decode(block, |_, _| {})
@@ -463,10 +456,11 @@ impl Frames<'_> {
                         .iter_mut()
                         .filter(|s| matches!(s.phase, Phase::Waiting | Phase::Body))
                     {
-                        s.send_window += delta;
-                        if s.send_window > f::MAX_WINDOW {
+                        let w = s.send_window + delta;
+                        if w > f::MAX_WINDOW {
                             return Err(f::FLOW_CONTROL_ERROR);
                         }
+                        s.send_window = w;
                     }
                 }
                 f::SETTINGS_MAX_FRAME_SIZE => {
@@ -498,18 +492,15 @@ impl Frames<'_> {
             if inc == 0 {
                 return Err(f::PROTOCOL_ERROR);
             }
-            st.send_window += inc;
-            if st.send_window > f::MAX_WINDOW {
+            let w = st.send_window + inc;
+            if w > f::MAX_WINDOW {
                 return Err(f::FLOW_CONTROL_ERROR);
             }
+            st.send_window = w;
             st.push_bodies();
             return Ok(());
         }
-        let Some(i) = st
-            .slots
-            .iter()
-            .position(|s| s.id == h.stream && matches!(s.phase, Phase::Waiting | Phase::Body))
-        else {
+        let Some(i) = st.open_slot(h.stream) else {
             return Ok(());
         };
         let State { slots, out, .. } = &mut *st;
@@ -518,11 +509,12 @@ impl Frames<'_> {
             reset(out, s, f::PROTOCOL_ERROR);
             return Ok(());
         }
-        s.send_window += inc;
-        if s.send_window > f::MAX_WINDOW {
+        let w = s.send_window + inc;
+        if w > f::MAX_WINDOW {
             reset(out, s, f::FLOW_CONTROL_ERROR);
             return Ok(());
         }
+        s.send_window = w;
         st.push_body(i);
         Ok(())
     }
