@@ -4,6 +4,7 @@
 
 use proptest::collection::vec;
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 
 use super::*;
 
@@ -38,6 +39,14 @@ fn frame() -> impl Strategy<Value = (u8, u8, u32, Vec<u8>)> {
 }
 
 proptest! {
+    // Failure seeds beside the integration tests' (`tests/proptest-regressions/`), not in a
+    // top-level folder of their own.
+    #![proptest_config(ProptestConfig {
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
+            "tests/proptest-regressions/h2_frames.txt",
+        ))),
+        ..ProptestConfig::default()
+    })]
     #[test]
     fn no_sequence_of_frames_panics(frames in vec(frame(), 1..60)) {
         let mut st = State::new();
