@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use conn::{CONN_WINDOW, Phase, STREAM_WINDOW, State};
 
-use super::http::{Buffers, Failure, Head, MAX_HEAD};
+use super::http::{Buffers, Failure, Head, MAX_HEAD, with_header_slots};
 use super::tls::Stream;
 use crate::recorder::ErrorKind;
 
@@ -133,10 +133,6 @@ fn connection_specific(name: &str) -> bool {
     .any(|n| name.eq_ignore_ascii_case(n))
 }
 
-/// Header slots tried on the stack before a heap array sized by the request (most requests
-/// have fewer than ten headers: no allocation for the parse).
-const STACK_HEADERS: usize = 32;
-
 /// Unwritten output beyond which a connection takes no new stream (memory stays bounded when
 /// a server stops reading).
 const OUT_MAX: usize = 1 << 20;
@@ -153,25 +149,14 @@ pub async fn exchange(
     keep: usize,
     sent: &mut u64,
 ) -> Result<Head, Failure> {
-    let i = {
-        let mut stack = [httparse::EMPTY_HEADER; STACK_HEADERS];
-        let mut req = httparse::Request::new(&mut stack);
-        match req.parse(raw) {
-            Ok(httparse::Status::Complete(n)) => start(conn, &req, &raw[n..], scheme, keep)?,
-            Err(httparse::Error::TooManyHeaders) => {
-                // Each header line takes at least 3 bytes ("a:\n"): this many slots suffice.
-                let mut heap = vec![httparse::EMPTY_HEADER; raw.len() / 3 + 1];
-                let mut req = httparse::Request::new(&mut heap);
-                match req.parse(raw) {
-                    Ok(httparse::Status::Complete(n)) => {
-                        start(conn, &req, &raw[n..], scheme, keep)?
-                    }
-                    _ => return Err(failure(ErrorKind::InvalidRequest)),
-                }
-            }
-            _ => return Err(failure(ErrorKind::InvalidRequest)),
-        }
-    };
+    let started = with_header_slots(raw.len(), |slots| {
+        let mut req = httparse::Request::new(slots);
+        Ok(match req.parse(raw)? {
+            httparse::Status::Complete(n) => start(conn, &req, &raw[n..], scheme, keep),
+            httparse::Status::Partial => Err(failure(ErrorKind::InvalidRequest)),
+        })
+    });
+    let i = started.unwrap_or_else(|_| Err(failure(ErrorKind::InvalidRequest)))?;
     let held = Held {
         st: &conn.st,
         i,

@@ -215,22 +215,34 @@ fn interpret(resp: &httparse::Response<'_, '_>, head_only: bool) -> Result<Parse
     })
 }
 
+/// Runs `parse` on header slots on the stack and, when the message has more headers than
+/// they hold, once more on a heap array sized so that any message of `len` bytes fits (each
+/// header line takes at least 3 bytes, "a:\n"): most messages cost no allocation.
+pub(super) fn with_header_slots<'b, T>(
+    len: usize,
+    mut parse: impl FnMut(&mut [httparse::Header<'b>]) -> Result<T, httparse::Error>,
+) -> Result<T, httparse::Error> {
+    let mut stack = [httparse::EMPTY_HEADER; STACK_HEADERS];
+    match parse(&mut stack) {
+        Err(httparse::Error::TooManyHeaders) => {
+            parse(&mut vec![httparse::EMPTY_HEADER; len / 3 + 1])
+        }
+        r => r,
+    }
+}
+
 /// Parses a head at the start of `buf`: `Ok(None)` = incomplete.
 fn parse_head(buf: &[u8], head_only: bool) -> Result<Option<(usize, Parsed)>, Failure> {
-    let mut stack = [httparse::EMPTY_HEADER; STACK_HEADERS];
-    let mut resp = httparse::Response::new(&mut stack);
-    match resp.parse(buf) {
-        Ok(httparse::Status::Complete(n)) => return Ok(Some((n, interpret(&resp, head_only)?))),
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(httparse::Error::TooManyHeaders) => {}
-        Err(_) => return Err(Failure::protocol()),
-    }
-    // Each header line takes at least 3 bytes ("a:\n"): this many slots always suffice.
-    let mut heap = vec![httparse::EMPTY_HEADER; buf.len() / 3 + 1];
-    let mut resp = httparse::Response::new(&mut heap);
-    match resp.parse(buf) {
-        Ok(httparse::Status::Complete(n)) => Ok(Some((n, interpret(&resp, head_only)?))),
-        Ok(httparse::Status::Partial) => Ok(None),
+    let parsed = with_header_slots(buf.len(), |slots| {
+        let mut resp = httparse::Response::new(slots);
+        Ok(match resp.parse(buf)? {
+            httparse::Status::Complete(n) => Some((n, interpret(&resp, head_only))),
+            httparse::Status::Partial => None,
+        })
+    });
+    match parsed {
+        Ok(Some((n, p))) => Ok(Some((n, p?))),
+        Ok(None) => Ok(None),
         Err(_) => Err(Failure::protocol()),
     }
 }
