@@ -197,24 +197,26 @@ impl State {
             }
         };
         let s = &mut self.slots[i];
-        s.id = id;
-        s.phase = Phase::Waiting;
-        s.status = 0;
-        s.interim = 0;
-        s.head.clear();
-        s.body.clear();
-        s.keep = keep;
-        s.total = 0;
-        s.expect = None;
-        s.head_only = head_only;
-        s.first_byte = None;
-        s.waker = None;
-        s.recv_unacked = 0;
-        s.recv_window = STREAM_WINDOW;
-        s.send_window = self.peer_initial_window;
-        s.pending.clear();
-        s.pending_at = 0;
-        s.sent = 0;
+        // A fresh slot but for the buffers, which keep their capacity.
+        let mut bufs = [
+            std::mem::take(&mut s.head),
+            std::mem::take(&mut s.body),
+            std::mem::take(&mut s.pending),
+        ];
+        bufs.iter_mut().for_each(Vec::clear);
+        let [head, body, pending] = bufs;
+        *s = Slot {
+            id,
+            phase: Phase::Waiting,
+            head,
+            body,
+            keep,
+            head_only,
+            recv_window: STREAM_WINDOW,
+            send_window: self.peer_initial_window,
+            pending,
+            ..Slot::new()
+        };
         self.active += 1;
         Some(i)
     }
