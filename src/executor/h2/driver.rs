@@ -131,10 +131,12 @@ impl Driver {
         self.have -= at;
     }
 
-    fn end(&mut self, kind: ErrorKind) -> Poll<()> {
+    /// The connection is over: streams still in flight fail with `io` (after a connection
+    /// error they have failed already, with `protocol`).
+    fn end(&mut self) -> Poll<()> {
         let mut st = self.st.borrow_mut();
         st.fail_all(Failure {
-            kind,
+            kind: ErrorKind::Io,
             nothing_received: false,
         });
         st.ended = true;
@@ -156,14 +158,14 @@ impl Future for Driver {
         }
         loop {
             if this.write(cx).is_err() {
-                return this.end(ErrorKind::Io);
+                return this.end();
             }
             {
                 let st = this.st.borrow();
                 let drained = st.out.is_empty() && !this.unflushed;
                 if drained && (this.closing || (st.closed.is_some() && st.active == 0)) {
                     drop(st);
-                    return this.end(ErrorKind::Io);
+                    return this.end();
                 }
             }
             if this.closing {
@@ -175,12 +177,12 @@ impl Future for Driver {
                 Poll::Ready(Ok(())) => {
                     let n = rb.filled().len();
                     if n == 0 {
-                        return this.end(ErrorKind::Io);
+                        return this.end();
                     }
                     this.have += n;
                     this.frames();
                 }
-                Poll::Ready(Err(_)) => return this.end(ErrorKind::Io),
+                Poll::Ready(Err(_)) => return this.end(),
                 // Whatever the last read queued was written at the top of this turn.
                 Poll::Pending => return Poll::Pending,
             }
