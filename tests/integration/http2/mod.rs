@@ -15,6 +15,7 @@ use trafficgen::executor::http::{Buffers, Failure, Head};
 use trafficgen::executor::tls::Stream;
 use trafficgen::recorder::ErrorKind;
 
+mod hostile;
 mod peer;
 mod raw;
 

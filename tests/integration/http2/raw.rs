@@ -1,12 +1,11 @@
-//! The client against a raw-frame server scripted to misbehave: settings limits and pings,
-//! GOAWAY, RST_STREAM, interim and invalid statuses, padding and CONTINUATION, connection
-//! errors, endless bodies, a handshake that never completes, a closed socket, a server that
-//! stops reading.
+//! The raw-frame server (`Raw`, `serve_one`) and the client against it scripted to
+//! misbehave: settings limits and pings, GOAWAY (also in a whole run), RST_STREAM, interim and
+//! invalid statuses, padding and CONTINUATION, a handshake that never completes, a closed
+//! socket, a body answered before it was read. `hostile.rs` has the protocol violations.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::Poll;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -17,52 +16,52 @@ use trafficgen::recorder::ErrorKind;
 
 use super::{ask, connect, get, io_never_processed, listener, local, run, text};
 
-const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-const DATA: u8 = 0;
-const HEADERS: u8 = 1;
-const RST_STREAM: u8 = 3;
-const SETTINGS: u8 = 4;
-const PUSH_PROMISE: u8 = 5;
-const PING: u8 = 6;
-const GOAWAY: u8 = 7;
-const WINDOW_UPDATE: u8 = 8;
-const CONTINUATION: u8 = 9;
-const END_STREAM: u8 = 1;
-const END_HEADERS: u8 = 4;
-const PADDED: u8 = 8;
-const PRIORITY: u8 = 0x20;
+pub(super) const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+pub(super) const DATA: u8 = 0;
+pub(super) const HEADERS: u8 = 1;
+pub(super) const RST_STREAM: u8 = 3;
+pub(super) const SETTINGS: u8 = 4;
+pub(super) const PUSH_PROMISE: u8 = 5;
+pub(super) const PING: u8 = 6;
+pub(super) const GOAWAY: u8 = 7;
+pub(super) const WINDOW_UPDATE: u8 = 8;
+pub(super) const CONTINUATION: u8 = 9;
+pub(super) const END_STREAM: u8 = 1;
+pub(super) const END_HEADERS: u8 = 4;
+pub(super) const PADDED: u8 = 8;
+pub(super) const PRIORITY: u8 = 0x20;
 
 /// `:status 200` from the static table.
-const OK: &[u8] = &[0x88];
+pub(super) const OK: &[u8] = &[0x88];
 
 /// One frame as the raw server sees it.
 #[derive(Debug, Clone)]
-struct Frame {
-    kind: u8,
-    flags: u8,
-    stream: u32,
-    payload: Vec<u8>,
+pub(super) struct Frame {
+    pub(super) kind: u8,
+    pub(super) flags: u8,
+    pub(super) stream: u32,
+    pub(super) payload: Vec<u8>,
 }
 
 /// The server end of one connection, speaking frames by hand.
-struct Raw {
+pub(super) struct Raw {
     s: TcpStream,
     buf: Vec<u8>,
 }
 
 impl Raw {
     /// Accepts a connection, reads the preface and sends `settings`.
-    async fn accept(l: &TcpListener, settings: &[(u16, u32)]) -> Raw {
+    pub(super) async fn accept(l: &TcpListener, settings: &[(u16, u32)]) -> Raw {
         let (s, _) = l.accept().await.unwrap();
         Raw::start(s, settings).await
     }
 
     /// Reads the preface on `s` and sends empty settings.
-    async fn from(s: TcpStream) -> Raw {
+    pub(super) async fn from(s: TcpStream) -> Raw {
         Raw::start(s, &[]).await
     }
 
-    async fn start(s: TcpStream, settings: &[(u16, u32)]) -> Raw {
+    pub(super) async fn start(s: TcpStream, settings: &[(u16, u32)]) -> Raw {
         let mut raw = Raw { s, buf: Vec::new() };
         raw.fill(PREFACE.len()).await.unwrap();
         assert_eq!(&raw.buf[..PREFACE.len()], PREFACE);
@@ -76,7 +75,7 @@ impl Raw {
         raw
     }
 
-    async fn fill(&mut self, n: usize) -> Option<()> {
+    pub(super) async fn fill(&mut self, n: usize) -> Option<()> {
         while self.buf.len() < n {
             let mut chunk = [0u8; 16384];
             let k = self.s.read(&mut chunk).await.ok()?;
@@ -89,7 +88,7 @@ impl Raw {
     }
 
     /// The next frame from the client; None at EOF.
-    async fn frame(&mut self) -> Option<Frame> {
+    pub(super) async fn frame(&mut self) -> Option<Frame> {
         self.fill(9).await?;
         let len = (usize::from(self.buf[0]) << 16)
             | (usize::from(self.buf[1]) << 8)
@@ -106,7 +105,7 @@ impl Raw {
     }
 
     /// The next frame of `kind`, skipping others (settings, acks, window updates).
-    async fn next(&mut self, kind: u8) -> Option<Frame> {
+    pub(super) async fn next(&mut self, kind: u8) -> Option<Frame> {
         loop {
             let f = self.frame().await?;
             if f.kind == kind {
@@ -115,7 +114,7 @@ impl Raw {
         }
     }
 
-    async fn send(&mut self, kind: u8, flags: u8, stream: u32, payload: &[u8]) {
+    pub(super) async fn send(&mut self, kind: u8, flags: u8, stream: u32, payload: &[u8]) {
         let l = (payload.len() as u32).to_be_bytes();
         let mut f = vec![l[1], l[2], l[3], kind, flags];
         f.extend_from_slice(&stream.to_be_bytes());
@@ -125,7 +124,7 @@ impl Raw {
     }
 
     /// A complete response: `block` as one HEADERS frame, then `body` in one DATA frame.
-    async fn respond(&mut self, stream: u32, block: &[u8], body: &[u8]) {
+    pub(super) async fn respond(&mut self, stream: u32, block: &[u8], body: &[u8]) {
         if body.is_empty() {
             self.send(HEADERS, END_HEADERS | END_STREAM, stream, block)
                 .await;
@@ -138,7 +137,7 @@ impl Raw {
 
 /// A server for one connection: accepts it, sends `settings` and runs `script` on it; its
 /// address, and the task whose result is the script's.
-async fn serve_one<F, Fut, T>(
+pub(super) async fn serve_one<F, Fut, T>(
     settings: &'static [(u16, u32)],
     script: F,
 ) -> (SocketAddr, tokio::task::JoinHandle<T>)
@@ -334,211 +333,6 @@ async fn padding_priority_continuation_and_content_length() {
     .await;
 }
 
-/// What a server that breaks the protocol sends after the request's HEADERS, and the GOAWAY
-/// code the client must answer with.
-#[tokio::test]
-async fn connection_errors_are_answered_with_goaway_and_fail_every_stream() {
-    let cases: Vec<(&str, Frame, u32)> = vec![
-        (
-            "frame above 16 KiB",
-            Frame {
-                kind: DATA,
-                flags: 0,
-                stream: 1,
-                payload: vec![0; 20_000],
-            },
-            6,
-        ),
-        (
-            "HPACK index 0",
-            Frame {
-                kind: HEADERS,
-                flags: END_HEADERS,
-                stream: 1,
-                payload: vec![0x80],
-            },
-            9,
-        ),
-        (
-            "HPACK index past the tables",
-            Frame {
-                kind: HEADERS,
-                flags: END_HEADERS,
-                stream: 1,
-                payload: vec![0xff, 0x40],
-            },
-            9,
-        ),
-        (
-            "DATA on stream 0",
-            Frame {
-                kind: DATA,
-                flags: 0,
-                stream: 0,
-                payload: vec![1],
-            },
-            1,
-        ),
-        (
-            "PUSH_PROMISE",
-            Frame {
-                kind: PUSH_PROMISE,
-                flags: END_HEADERS,
-                stream: 1,
-                payload: vec![0, 0, 0, 2, 0x82],
-            },
-            1,
-        ),
-        (
-            "zero window increment",
-            Frame {
-                kind: WINDOW_UPDATE,
-                flags: 0,
-                stream: 0,
-                payload: vec![0; 4],
-            },
-            1,
-        ),
-        (
-            "window above 2^31-1",
-            Frame {
-                kind: WINDOW_UPDATE,
-                flags: 0,
-                stream: 0,
-                payload: vec![0x7f, 0xff, 0xff, 0xff],
-            },
-            3,
-        ),
-        (
-            "max frame size 100",
-            Frame {
-                kind: SETTINGS,
-                flags: 0,
-                stream: 0,
-                payload: vec![0, 5, 0, 0, 0, 100],
-            },
-            1,
-        ),
-        (
-            "settings of 5 bytes",
-            Frame {
-                kind: SETTINGS,
-                flags: 0,
-                stream: 0,
-                payload: vec![0; 5],
-            },
-            6,
-        ),
-        (
-            "ping of 4 bytes",
-            Frame {
-                kind: PING,
-                flags: 0,
-                stream: 0,
-                payload: vec![0; 4],
-            },
-            6,
-        ),
-        (
-            "HEADERS on an even stream",
-            Frame {
-                kind: HEADERS,
-                flags: END_HEADERS,
-                stream: 2,
-                payload: OK.to_vec(),
-            },
-            1,
-        ),
-        (
-            "HEADERS on a stream never opened",
-            Frame {
-                kind: HEADERS,
-                flags: END_HEADERS,
-                stream: 9,
-                payload: OK.to_vec(),
-            },
-            1,
-        ),
-        (
-            "CONTINUATION interrupted",
-            Frame {
-                kind: PING,
-                flags: 0,
-                stream: 0,
-                payload: vec![0; 8],
-            },
-            1,
-        ),
-    ];
-    for (name, bad, code) in cases {
-        local(async {
-            let (addr, server) = serve_one(&[], move |mut r| async move {
-                r.next(HEADERS).await.unwrap();
-                if name == "CONTINUATION interrupted" {
-                    r.send(HEADERS, 0, 1, OK).await;
-                }
-                r.send(bad.kind, bad.flags, bad.stream, &bad.payload).await;
-                let g = r.next(GOAWAY).await;
-                let code = g.map(|g| u32::from_be_bytes(g.payload[4..8].try_into().unwrap()));
-                // Then the client closes the connection.
-                let eof = r.frame().await.is_none();
-                (code, eof)
-            })
-            .await;
-            let conn = connect(addr).await.unwrap();
-            let e = ask(&conn, get("/"), 8).await.unwrap_err();
-            assert_eq!(e.kind, ErrorKind::Protocol, "{name}");
-            assert_eq!(server.await.unwrap(), (Some(code), true), "{name}");
-            assert_eq!(
-                ask(&conn, get("/"), 8).await.unwrap_err().kind,
-                ErrorKind::Protocol,
-                "{name}"
-            );
-        })
-        .await;
-    }
-}
-
-#[tokio::test]
-async fn an_endless_body_is_read_with_bounded_memory_and_reset_when_dropped() {
-    local(async {
-        let (sent_tx, sent_rx) = tokio::sync::oneshot::channel();
-        let (addr, server) = serve_one(&[], move |mut r| async move {
-            r.next(HEADERS).await.unwrap();
-            r.send(HEADERS, END_HEADERS, 1, OK).await;
-            // 8 MiB: eight times the stream window, so the client must keep giving it back.
-            let chunk = vec![b'z'; 16_384];
-            for _ in 0..512 {
-                r.send(DATA, 0, 1, &chunk).await;
-            }
-            // Wait for the window updates that let all of it through, then report.
-            let mut stream_updates = 0;
-            let mut given = 0u64;
-            while given < 7 << 20 {
-                let f = r.next(WINDOW_UPDATE).await.unwrap();
-                if f.stream == 1 {
-                    stream_updates += 1;
-                    given += u64::from(u32::from_be_bytes(f.payload[..4].try_into().unwrap()));
-                }
-            }
-            sent_tx.send(stream_updates).unwrap();
-            let rst = r.next(RST_STREAM).await.unwrap();
-            (rst.stream, rst.payload)
-        })
-        .await;
-        let conn = connect(addr).await.unwrap();
-        let c = conn.clone();
-        let req = tokio::task::spawn_local(async move { ask(&c, get("/endless"), 100).await });
-        assert!(sent_rx.await.unwrap() >= 14);
-        req.abort();
-        assert!(req.await.unwrap_err().is_cancelled());
-        // Dropping the request reset its stream with CANCEL.
-        assert_eq!(server.await.unwrap(), (1, vec![0, 0, 0, 8]));
-        assert_eq!(conn.streams(), 0);
-    })
-    .await;
-}
-
 #[tokio::test(start_paused = true)]
 async fn a_server_that_never_sends_settings_fails_the_handshake_in_time() {
     local(async {
@@ -573,46 +367,6 @@ async fn a_connection_closed_mid_response_fails_its_streams_with_io() {
         let pool = Pool::default();
         pool.add(conn);
         assert!(pool.pick(10).is_none());
-    })
-    .await;
-}
-
-#[tokio::test]
-async fn a_server_that_stops_reading_bounds_what_is_queued_for_it() {
-    local(async {
-        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
-        let (addr, server) = serve_one(&[], move |r| async move {
-            // Holds the connection open and reads nothing after the preface.
-            let _ = done_rx.await;
-            drop(r);
-        })
-        .await;
-        let conn = connect(addr).await.unwrap();
-        // 16 KB a request: larger than half the HPACK table, so sent in full every time.
-        let big = "v".repeat(16_000);
-        let raw = format!("GET / HTTP/1.1\r\nHost: t\r\nX-Big: {big}\r\n\r\n").into_bytes();
-        let mut refused_at = None;
-        for n in 0..4000 {
-            // Each request is given up after its first poll (its stream reset), as a timeout
-            // would; the driver then writes what the socket takes.
-            let polled = {
-                let mut fut = std::pin::pin!(ask(&conn, raw.clone(), 0));
-                std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await
-            };
-            if let Poll::Ready(r) = polled {
-                assert_eq!(r.unwrap_err(), io_never_processed());
-                refused_at = Some(n);
-                break;
-            }
-            tokio::task::yield_now().await;
-        }
-        // Once the socket's buffers are full, about 1 MiB more is queued, then no stream opens.
-        assert!(refused_at.is_some_and(|n| n > 64), "{refused_at:?}");
-        let pool = Pool::default();
-        pool.add(conn.clone());
-        assert!(pool.pick(10).is_none());
-        done_tx.send(()).unwrap();
-        server.await.unwrap();
     })
     .await;
 }
