@@ -6,6 +6,8 @@
 //! equal the server's.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
@@ -48,6 +50,25 @@ pub async fn listener() -> (TcpListener, SocketAddr) {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let a = l.local_addr().unwrap();
     (l, a)
+}
+
+/// A server on a fresh listener that hands each accepted connection, in a task of its own,
+/// to `serve` with a counter the caller reads back (what the server says it answered).
+pub async fn serve_counting<F, Fut>(serve: F) -> (SocketAddr, Arc<AtomicU64>)
+where
+    F: Fn(TcpStream, Arc<AtomicU64>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (l, addr) = listener().await;
+    let counted = Arc::new(AtomicU64::new(0));
+    let count = counted.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((s, _)) = l.accept().await else { return };
+            tokio::spawn(serve(s, count.clone()));
+        }
+    });
+    (addr, counted)
 }
 
 pub fn io_never_processed() -> Failure {

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 
-use super::{ask, connect, get, listener, local, run};
+use super::{ask, connect, get, local, run, serve_counting};
 
 /// A small deterministic generator (xorshift), so a failing case can be replayed.
 struct Gen(u64);
@@ -55,28 +55,18 @@ fn headers_for(seed: u64) -> Vec<(String, Vec<u8>)> {
 /// `/echo` with the request body's length and byte sum; `/trailers`; `/early` (103 first).
 /// Counts the requests it answered.
 async fn h2_server(initial_window: u32) -> (SocketAddr, Arc<AtomicU64>) {
-    let (l, addr) = listener().await;
-    let served = Arc::new(AtomicU64::new(0));
-    let count = served.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((s, _)) = l.accept().await else { return };
-            let count = count.clone();
-            tokio::spawn(async move {
-                let mut conn = ::h2::server::Builder::new()
-                    .initial_window_size(initial_window)
-                    .max_concurrent_streams(100)
-                    .handshake::<_, Bytes>(s)
-                    .await
-                    .unwrap();
-                while let Some(Ok((req, respond))) = conn.accept().await {
-                    let count = count.clone();
-                    tokio::spawn(answer(req, respond, count));
-                }
-            });
+    serve_counting(move |s, count| async move {
+        let mut conn = ::h2::server::Builder::new()
+            .initial_window_size(initial_window)
+            .max_concurrent_streams(100)
+            .handshake::<_, Bytes>(s)
+            .await
+            .unwrap();
+        while let Some(Ok((req, respond))) = conn.accept().await {
+            tokio::spawn(answer(req, respond, count.clone()));
         }
-    });
-    (addr, served)
+    })
+    .await
 }
 
 async fn answer(

@@ -14,7 +14,7 @@ use trafficgen::executor::h2::{self, Pool};
 use trafficgen::executor::tls::Stream;
 use trafficgen::recorder::ErrorKind;
 
-use super::{ask, connect, get, io_never_processed, listener, local, run, text};
+use super::{ask, connect, get, io_never_processed, listener, local, run, serve_counting, text};
 
 pub(super) const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 pub(super) const DATA: u8 = 0;
@@ -375,36 +375,27 @@ async fn a_connection_closed_mid_response_fails_its_streams_with_io() {
 /// then a GOAWAY names the fifth as the last it processes; the streams after it are never
 /// answered. Counts what it answered.
 async fn goaway_after_five() -> (SocketAddr, Arc<AtomicU64>) {
-    let (l, addr) = listener().await;
-    let answered = Arc::new(AtomicU64::new(0));
-    let count = answered.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((s, _)) = l.accept().await else { return };
-            let count = count.clone();
-            tokio::spawn(async move {
-                let mut r = Raw::from(s).await;
-                let mut n = 0;
-                while let Some(f) = r.frame().await {
-                    match f.kind {
-                        SETTINGS if f.flags & 1 == 0 => r.send(SETTINGS, 1, 0, &[]).await,
-                        HEADERS if n < 5 => {
-                            n += 1;
-                            count.fetch_add(1, Ordering::SeqCst);
-                            r.respond(f.stream, OK, b"ok").await;
-                            if n == 5 {
-                                let mut p = f.stream.to_be_bytes().to_vec();
-                                p.extend_from_slice(&[0; 4]);
-                                r.send(GOAWAY, 0, 0, &p).await;
-                            }
-                        }
-                        _ => {}
+    serve_counting(|s, count| async move {
+        let mut r = Raw::from(s).await;
+        let mut n = 0;
+        while let Some(f) = r.frame().await {
+            match f.kind {
+                SETTINGS if f.flags & 1 == 0 => r.send(SETTINGS, 1, 0, &[]).await,
+                HEADERS if n < 5 => {
+                    n += 1;
+                    count.fetch_add(1, Ordering::SeqCst);
+                    r.respond(f.stream, OK, b"ok").await;
+                    if n == 5 {
+                        let mut p = f.stream.to_be_bytes().to_vec();
+                        p.extend_from_slice(&[0; 4]);
+                        r.send(GOAWAY, 0, 0, &p).await;
                     }
                 }
-            });
+                _ => {}
+            }
         }
-    });
-    (addr, answered)
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
