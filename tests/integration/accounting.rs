@@ -25,6 +25,9 @@ use super::support::Proc;
 struct Server {
     addr: SocketAddr,
     seen: Arc<AtomicU64>,
+    /// Wall-clock times (Unix nanoseconds) of the first and the last request counted.
+    first: Arc<AtomicU64>,
+    last: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -38,11 +41,15 @@ async fn server(delay: Option<Duration>) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let seen = Arc::new(AtomicU64::new(0));
-    let counter = seen.clone();
+    let (first, last) = (
+        Arc::new(AtomicU64::new(u64::MAX)),
+        Arc::new(AtomicU64::new(0)),
+    );
+    let (counter, first_at, last_at) = (seen.clone(), first.clone(), last.clone());
     let task = tokio::spawn(async move {
         let mut conns = tokio::task::JoinSet::new();
         while let Ok((mut sock, _)) = listener.accept().await {
-            let seen = counter.clone();
+            let (seen, first, last) = (counter.clone(), first_at.clone(), last_at.clone());
             conns.spawn(async move {
                 let mut buf = Vec::new();
                 let mut chunk = [0u8; 4096];
@@ -58,6 +65,9 @@ async fn server(delay: Option<Duration>) -> Server {
                     buf.drain(..end + 4);
                     if !health {
                         seen.fetch_add(1, Ordering::Relaxed);
+                        let now = unix_nanos(std::time::SystemTime::now());
+                        first.fetch_min(now, Ordering::Relaxed);
+                        last.fetch_max(now, Ordering::Relaxed);
                         match delay {
                             Some(d) => tokio::time::sleep(d).await,
                             None => std::future::pending::<()>().await,
@@ -71,7 +81,24 @@ async fn server(delay: Option<Duration>) -> Server {
             });
         }
     });
-    Server { addr, seen, task }
+    Server {
+        addr,
+        seen,
+        first,
+        last,
+        task,
+    }
+}
+
+fn unix_nanos(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+fn rfc3339_nanos(s: &str) -> u64 {
+    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339);
+    t.unwrap_or_else(|e| panic!("{s:?}: {e}"))
+        .unix_timestamp_nanos() as u64
 }
 
 fn scenario(addr: SocketAddr, load: &str, target: &str) -> String {
@@ -393,4 +420,37 @@ async fn closed_model_vus_in_flight_are_abandoned_and_counted() {
     let t = &e.report.totals.counts;
     assert_eq!((t.planned, t.abandoned, t.completed), (6, 6, 0), "{t:?}");
     assert_eq!(srv.seen.load(Ordering::Relaxed), 6);
+}
+
+/// A closed-model run sends between the load's time 0 and its end, not before: VUs used to
+/// start at once, in the 100 ms lead the workers get to start, and a 300 ms run then ran 400 ms
+/// (its rate a third too high). The server's clock is the judge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_model_vus_send_nothing_before_the_load_starts() {
+    let srv = server(Some(Duration::from_millis(2))).await;
+    let yaml = scenario(
+        srv.addr,
+        "  model: closed\n  stages:\n    - { duration: 300ms, vus: 4 }\n",
+        "",
+    );
+    let e = run(&yaml).await;
+    identity(&e.report);
+    let (start, end) = (
+        rfc3339_nanos(&e.report.started_at),
+        rfc3339_nanos(&e.report.ended_at),
+    );
+    let (first, last) = (
+        srv.first.load(Ordering::Relaxed),
+        srv.last.load(Ordering::Relaxed),
+    );
+    // 1 ms: the report's wall-clock start is converted from a monotonic instant.
+    let slack = 1_000_000;
+    assert!(
+        first + slack >= start,
+        "first request {:.1} ms before the load's start",
+        (start - first) as f64 / 1e6
+    );
+    assert!(last <= end, "a request after the run's end");
+    let t = &e.report.totals.counts;
+    assert_eq!(t.completed, srv.seen.load(Ordering::Relaxed), "{t:?}");
 }
