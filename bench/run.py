@@ -98,6 +98,24 @@ def install(skip: bool, build: list[str]) -> None:
         sh(["cargo", "build", "--release"] + [a for p in build for a in ("-p", p)], cwd=ROOT)
 
 
+def tree_cpu_s(pid: int) -> float:
+    """User+sys CPU seconds of `pid` and its children (nginx's master and its worker), from
+    /proc: the server's side of a run, so a table can say whether the server was saturated."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(entry) == pid or int(fields[1]) == pid:
+            total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -161,6 +179,9 @@ class Nginx:
             return f"http://127.0.0.1:{self.h2c_port}/ok"
         return self.url
 
+    def cpu_s(self) -> float:
+        return tree_cpu_s(self.proc.pid)
+
     def served(self) -> int:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/nginx_status", timeout=2) as r:
             text = r.read().decode()
@@ -198,6 +219,9 @@ class TodoApi:
 
     def url_for(self, mode: str) -> str:
         return self.url
+
+    def cpu_s(self) -> float:
+        return tree_cpu_s(self.proc.pid)
 
     def served(self) -> int:
         with urllib.request.urlopen(self.base + "/metrics", timeout=2) as r:
@@ -372,11 +396,11 @@ def one_run(tool: str, mode: str, target, secs: int, rate: int) -> dict | None:
     if cmd is None:
         shutil.rmtree(work, ignore_errors=True)
         return None
-    before = target.served()
+    before, server0 = target.served(), target.cpu_s()
     t0 = time.monotonic()
     code, stdout, stderr, user, syst, rss = measured(cmd, secs * 4 + 60)
     wall = time.monotonic() - t0
-    after = target.served()
+    after, server1 = target.served(), target.cpu_s()
     requests = after - before - 1  # the stub_status/metrics read itself
     p50, p99 = parse_latency(tool, stdout, work)
     if code != 0:
@@ -386,6 +410,10 @@ def one_run(tool: str, mode: str, target, secs: int, rate: int) -> dict | None:
             "secs": secs, "exit": code, "requests": requests, "wall_s": round(wall, 3),
             "rps": requests / secs, "cpu_us_per_req": (user + syst) * 1e6 / max(requests, 1),
             "user_s": user, "sys_s": syst, "max_rss_mib": rss / 1024, "p50_ms": p50, "p99_ms": p99,
+            # Fractions of one CPU over the tool's wall time (its start and exit included). When
+            # both are near 1 the two sides are a saturated pipeline: the tool's CPU per request
+            # is then the inverse of the throughput the server allows, not the tool's own cost.
+            "tool_busy": (user + syst) / wall, "server_busy": (server1 - server0) / wall,
             "achieved_over_target": (requests / secs / rate) if mode == "open" else None}
 
 
@@ -400,6 +428,10 @@ def fmt(v, nd=2):
     return "–" if v is None else f"{v:,.{nd}f}"
 
 
+def pct(v):
+    return "–" if v is None else f"{v * 100:.0f}"
+
+
 def spread(xs, nd):
     """`min–max` of a column, for the table."""
     xs = [x for x in xs if x is not None]
@@ -412,7 +444,8 @@ def table(runs: list[dict], target: str, mode: str) -> str:
         return ""
     tools = list(dict.fromkeys(r["tool"] for r in rows))
     med = {t: {k: median([r[k] for r in rows if r["tool"] == t])
-               for k in ("rps", "cpu_us_per_req", "p50_ms", "p99_ms", "max_rss_mib", "achieved_over_target")}
+               for k in ("rps", "cpu_us_per_req", "p50_ms", "p99_ms", "max_rss_mib", "achieved_over_target",
+                         "tool_busy", "server_busy")}
            for t in tools}
     rng = {t: {k: spread([r[k] for r in rows if r["tool"] == t], nd) for k, nd in (("rps", 0), ("cpu_us_per_req", 2))}
            for t in tools}
@@ -423,8 +456,8 @@ def table(runs: list[dict], target: str, mode: str) -> str:
              else f"{CONNS} connections")
     head = f"### {target}, {mode}" + (f" {rows[0]['rate']}/s" if rows[0]["rate"] else "") + f", {shape}\n\n"
     head += (f"| tool | runs | req/s (min–max) | vs {a} | vs {b} | CPU µs/req (min–max) | vs {a} | vs {b} | "
-             f"CPU vs {a} / {b}, paired | achieved/target | p50 ms | p99 ms | max RSS MiB |\n")
-    head += "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+             f"CPU vs {a} / {b}, paired | achieved/target | p50 ms | p99 ms | max RSS MiB | busy % tool / server |\n")
+    head += "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
 
     def ratio(t, ref, k):
         if ref not in med or med[ref][k] in (None, 0) or med[t][k] is None:
@@ -447,7 +480,8 @@ def table(runs: list[dict], target: str, mode: str) -> str:
         m = med[t]
         head += (f"| {t} | {n[t]} | {cell(t, 'rps', 0)} | {fmt(ratio(t, a, 'rps'))} | {fmt(ratio(t, b, 'rps'))} | "
                  f"{cell(t, 'cpu_us_per_req', 2)} | {fmt(ratio(t, a, 'cpu_us_per_req'))} | {fmt(ratio(t, b, 'cpu_us_per_req'))} | "
-                 f"{fmt(paired(t, a))} / {fmt(paired(t, b))} | {fmt(m['achieved_over_target'], 4)} | {fmt(m['p50_ms'], 3)} | {fmt(m['p99_ms'], 3)} | {fmt(m['max_rss_mib'], 1)} |\n")
+                 f"{fmt(paired(t, a))} / {fmt(paired(t, b))} | {fmt(m['achieved_over_target'], 4)} | {fmt(m['p50_ms'], 3)} | {fmt(m['p99_ms'], 3)} | {fmt(m['max_rss_mib'], 1)} | "
+                 f"{pct(m['tool_busy'])} / {pct(m['server_busy'])} |\n")
     return head
 
 
@@ -591,7 +625,8 @@ def main() -> int:
                         r["rep"] = rep
                         runs.append(r)
                         print(f"  {tname:8} {mode}{rate or '':<6} rep {rep} {tool:10} {r['rps']:>9,.0f} req/s "
-                              f"{r['cpu_us_per_req']:6.2f} µs/req  rss {r['max_rss_mib']:6.1f} MiB  exit {r['exit']}",
+                              f"{r['cpu_us_per_req']:6.2f} µs/req  rss {r['max_rss_mib']:6.1f} MiB  "
+                              f"busy {pct(r['tool_busy'])}/{pct(r['server_busy'])} %  exit {r['exit']}",
                               flush=True)
                 t = table(runs, tname, mode) if mode != "open" else table([r for r in runs if r["rate"] == rate], tname, mode)
                 print("\n" + t)
