@@ -416,6 +416,11 @@ fn crlf_nul_and_computed_headers_are_validation_errors() {
             "CR, LF or NUL",
         ),
         ("target:\n  headers:\n    Content-Length: '5'\n", "computed"),
+        // The generated one would go out too: two `traceparent` lines, both ignored downstream.
+        (
+            "target:\n  headers:\n    traceparent: '00-ab-cd-01'\n",
+            "`traceparent` is set by the generator",
+        ),
         (
             "target:\n  headers:\n    X-E: '{{env.BAD}}'\n",
             "CR, LF or NUL",
@@ -435,6 +440,7 @@ fn crlf_nul_and_computed_headers_are_validation_errors() {
         "{path: \"/a b\"}",
         "{path: \"/a\\r\\nX: 1\"}",
         "{path: /, headers: {Transfer-Encoding: chunked}}",
+        "{path: /, headers: {TraceParent: x}}",
         "{path: /, headers: {X: \"a\\nb\"}}",
         "{path: /, headers: {\"Bad Name\": x}}",
     ] {

@@ -271,6 +271,15 @@ pub(super) fn check_header(name: &Sp<String>, value: &Template, field: &str, err
                 name.value
             ),
         );
+    } else if name.eq_ignore_ascii_case("traceparent") {
+        // A second `traceparent` next to the generated one makes a receiver ignore both (W3C
+        // Trace Context) and its spans would not be the ones the report links to.
+        errs.at(
+            name,
+            field,
+            "`traceparent` is set by the generator on every request (the report's trace links \
+             are its ids) and cannot be set",
+        );
     }
     if value.literal_has(|b| matches!(b, b'\r' | b'\n' | 0)) {
         errs.at(name, field, "the value contains CR, LF or NUL");
