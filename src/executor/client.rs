@@ -420,7 +420,7 @@ impl Client {
             } else {
                 (self.wbuf.len() as u64).saturating_mul(attempts)
             },
-            bytes_received: head.map_or(0, |h| (h.head_len as u64).saturating_add(h.body_bytes)),
+            bytes_received: head.map_or(0, |h| h.wire),
             connect_us: opened.map(|o| o.0),
             tls_us: opened.and_then(|o| o.1),
             ttfb_us: first_byte.map(|f| f.saturating_duration_since(sent).as_micros() as u64),

@@ -177,6 +177,7 @@ pub async fn exchange(
                     head_len: bufs.rbuf.len(),
                     close: false,
                     body_bytes: s.total,
+                    wire: s.received,
                     interim: s.interim,
                     first_byte: s.first_byte,
                 }))

@@ -38,6 +38,10 @@ pub struct Head {
     pub close: bool,
     /// Decoded body bytes received (kept or not).
     pub body_bytes: u64,
+    /// The response's bytes as they came over the connection: interim responses, the head,
+    /// the body with its chunk framing (HTTP/2: the stream's frames, 9-byte headers included;
+    /// TLS records not counted).
+    pub wire: u64,
     /// Interim (1xx) responses skipped before this one.
     pub interim: u32,
     /// When the first byte of the response arrived (for time to first byte); `None` when the
@@ -293,6 +297,7 @@ pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     bufs.rbuf.clear();
     bufs.body.clear();
     let mut interim = 0u32;
+    let mut interim_bytes = 0u64;
     // The clock is read for the first byte only when a second read follows the first one: just
     // before it, which is when the first read's bytes were parsed (a few hundred ns later).
     let mut first_byte = None;
@@ -307,6 +312,7 @@ pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
                         return Err(Failure::protocol());
                     }
                     interim = interim.saturating_add(1);
+                    interim_bytes += n as u64;
                     bufs.rbuf.drain(..n);
                     continue;
                 }
@@ -335,6 +341,7 @@ pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
         head_len,
         close: parsed.close,
         body_bytes: 0,
+        wire: interim_bytes.saturating_add(head_len as u64),
         interim,
         first_byte,
     };
@@ -376,6 +383,7 @@ pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
             Framing::Chunked(st) => st == Chunked::Done,
             Framing::UntilClose => eof,
         };
+        head.wire = head.wire.saturating_add(used as u64);
         if complete {
             // Bytes beyond the response: the stream is out of step with our requests.
             if bufs.rbuf.len() > head_len + used {

@@ -365,6 +365,7 @@ mod tests {
             head_len: 0,
             close: false,
             body_bytes: 0,
+            wire: 0,
             interim: 0,
             first_byte: None,
         })

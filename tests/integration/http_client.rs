@@ -132,12 +132,21 @@ async fn raw_response_fixtures() {
         ("NUL in a header value", b"HTTP/1.1 200 OK\r\nX: a\0b\r\nContent-Length: 0\r\n\r\n".to_vec(), "GET", Expect::Err(ErrorKind::Protocol)),
     ];
     for (name, resp, method, expect) in cases {
+        let len = resp.len() as u64;
         let (r, bufs) = exchange_with(resp, method, 1 << 20).await;
         match (&expect, r) {
             (Expect::Ok(status, body, close), Ok(h)) => {
                 assert_eq!(h.status, *status, "{name}");
                 assert_eq!(bufs.body, *body, "{name}");
                 assert_eq!(h.body_bytes, body.len() as u64, "{name}");
+                // Every byte the server wrote, interim responses and chunk framing included
+                // (the one fixture with bytes after its response: those are not its own).
+                let extra = if name == "extra bytes after the response" {
+                    17
+                } else {
+                    0
+                };
+                assert_eq!(h.wire, len - extra, "{name}: wire bytes");
                 assert_eq!(h.close, *close, "{name}: close");
             }
             (Expect::Err(kind), Err(f)) => assert_eq!(f.kind, *kind, "{name}"),
@@ -174,8 +183,11 @@ async fn large_bodies_stream_through_and_only_max_body_bytes_are_kept() {
         resp.extend_from_slice(b"a\r\n0123456789\r\n");
     }
     resp.extend_from_slice(b"0\r\n\r\n");
+    let len = resp.len() as u64;
     let (r, bufs) = exchange_with(resp, "GET", 0).await;
-    assert_eq!(r.unwrap().body_bytes, 1_000_000);
+    let h = r.unwrap();
+    assert_eq!(h.body_bytes, 1_000_000);
+    assert_eq!(h.wire, len, "the chunk framing is received too");
     assert!(bufs.body.is_empty());
 }
 

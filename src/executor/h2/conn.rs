@@ -63,6 +63,8 @@ pub struct Slot {
     pub pending_at: usize,
     /// Bytes of frames queued for this stream (HEADERS, CONTINUATION, DATA, with headers).
     pub sent: u64,
+    /// Bytes of frames received on this stream (HEADERS, CONTINUATION, DATA, with headers).
+    pub received: u64,
 }
 
 impl Slot {
@@ -86,6 +88,7 @@ impl Slot {
             pending: Vec::new(),
             pending_at: 0,
             sent: 0,
+            received: 0,
         }
     }
 

@@ -226,6 +226,14 @@ impl Frames<'_> {
         {
             return Err(f::PROTOCOL_ERROR);
         }
+        if matches!(h.kind, f::DATA | f::HEADERS | f::CONTINUATION)
+            && let Some(i) = self.st.open_slot(h.stream)
+        {
+            let s = &mut self.st.slots[i];
+            s.received = s
+                .received
+                .saturating_add(f::HEADER_LEN as u64 + p.len() as u64);
+        }
         match h.kind {
             f::DATA => self.data(h, p),
             f::HEADERS => {

@@ -327,6 +327,11 @@ async fn padding_priority_continuation_and_content_length() {
             "HTTP/1.1 200 h2\r\nx-a: 1\r\nx-b: 2\r\ncontent-length: 5\r\n\r\n"
         );
         assert_eq!((&bufs.body[..], h.body_bytes), (&b"hello"[..], 5));
+        // Received: the stream's three frames as sent, frame headers, padding and priority
+        // fields included (not the decoded head's length).
+        let headers = 6 + OK.len() + lit("x-a", "1").len() + 3;
+        let continuation = lit("x-b", "2").len() + 4;
+        assert_eq!(h.wire, (9 + headers + 9 + continuation + 9 + 8) as u64);
         assert_eq!(b.unwrap_err().kind, ErrorKind::Protocol);
         server.await.unwrap();
     })
