@@ -170,7 +170,16 @@ class Nginx:
         self.proc = subprocess.Popen(["taskset", "-c", SERVER_CPU, nginx, "-p", str(self.dir), "-c", str(self.dir / "nginx.conf")],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.url = f"http://127.0.0.1:{self.port}/ok"
-        wait_http(f"http://127.0.0.1:{self.port}/nginx_status")
+        try:
+            wait_http(f"http://127.0.0.1:{self.port}/nginx_status")
+        except RuntimeError as e:
+            # Say why (nginx's own log) and leave no process or directory behind.
+            log = self.dir / "error.log"
+            why = log.read_text()[-800:] if log.exists() else f"no error log; exit {self.proc.poll()}"
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+            shutil.rmtree(self.dir, ignore_errors=True)
+            raise RuntimeError(f"{e}: {why.strip()}") from None
 
     def url_for(self, mode: str) -> str:
         if mode in ("https", "h2"):
