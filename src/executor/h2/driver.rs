@@ -40,8 +40,9 @@ pub struct Driver {
     buf: Box<[u8]>,
     have: usize,
     dec: Decoder,
-    /// A header block still expecting CONTINUATION frames: its stream and END_STREAM flag.
-    cont: Option<(u32, bool)>,
+    /// A header block still expecting CONTINUATION frames: its stream, END_STREAM flag and
+    /// the bytes of its frames so far (with their headers: what the stream received).
+    cont: Option<(u32, bool, u64)>,
     block: Vec<u8>,
     /// The socket has written bytes not yet flushed (TLS buffers them).
     unflushed: bool,
@@ -203,7 +204,7 @@ fn connection_error(st: &mut State, code: u32) {
 struct Frames<'a> {
     st: &'a mut State,
     dec: &'a mut Decoder,
-    cont: &'a mut Option<(u32, bool)>,
+    cont: &'a mut Option<(u32, bool, u64)>,
     block: &'a mut Vec<u8>,
     /// Read once per batch of frames, when a response head first needs it.
     now: &'a mut Option<Instant>,
@@ -221,18 +222,10 @@ fn reset(out: &mut Vec<u8>, s: &mut Slot, code: u32) {
 impl Frames<'_> {
     /// Handles one frame; `Err` is a connection error with its code.
     fn frame(&mut self, h: &Header, p: &[u8]) -> Result<(), u32> {
-        if let Some((sid, _)) = *self.cont
+        if let Some((sid, _, _)) = *self.cont
             && (h.kind != f::CONTINUATION || h.stream != sid)
         {
             return Err(f::PROTOCOL_ERROR);
-        }
-        if matches!(h.kind, f::DATA | f::HEADERS | f::CONTINUATION)
-            && let Some(i) = self.st.open_slot(h.stream)
-        {
-            let s = &mut self.st.slots[i];
-            s.received = s
-                .received
-                .saturating_add(f::HEADER_LEN as u64 + p.len() as u64);
         }
         match h.kind {
             f::DATA => self.data(h, p),
@@ -243,27 +236,29 @@ impl Frames<'_> {
                 let frag = f::unpad(h, p).ok_or(f::PROTOCOL_ERROR)?;
                 let end_stream = h.flags & f::END_STREAM != 0;
                 if h.flags & f::END_HEADERS != 0 {
-                    return self.head(h.stream, frag, end_stream);
+                    return self.head(h.stream, frag, end_stream, wire_len(p));
                 }
                 self.block.clear();
                 self.block.extend_from_slice(frag);
-                *self.cont = Some((h.stream, end_stream));
+                *self.cont = Some((h.stream, end_stream, wire_len(p)));
                 Ok(())
             }
             f::CONTINUATION => {
-                let Some((sid, end_stream)) = *self.cont else {
+                let Some((sid, end_stream, wire)) = *self.cont else {
                     return Err(f::PROTOCOL_ERROR);
                 };
                 if self.block.len().saturating_add(p.len()) > MAX_BLOCK {
                     return Err(f::PROTOCOL_ERROR);
                 }
                 self.block.extend_from_slice(p);
+                let wire = wire.saturating_add(wire_len(p));
                 if h.flags & f::END_HEADERS == 0 {
+                    *self.cont = Some((sid, end_stream, wire));
                     return Ok(());
                 }
                 *self.cont = None;
                 let block = std::mem::take(self.block);
-                let r = self.head(sid, &block, end_stream);
+                let r = self.head(sid, &block, end_stream, wire);
                 *self.block = block;
                 r
             }
@@ -349,6 +344,7 @@ impl Frames<'_> {
         };
         let State { slots, out, .. } = st;
         let s = &mut slots[i];
+        s.received = s.received.saturating_add(wire_len(p));
         if s.phase == Phase::Waiting {
             // Data before the response head.
             reset(out, s, f::PROTOCOL_ERROR);
@@ -376,7 +372,8 @@ impl Frames<'_> {
     }
 
     /// A complete header block for `id`: the response head, an interim head or trailers.
-    fn head(&mut self, id: u32, block: &[u8], end_stream: bool) -> Result<(), u32> {
+    /// `wire`: the bytes of the block's frames, headers included (what the stream received).
+    fn head(&mut self, id: u32, block: &[u8], end_stream: bool, wire: u64) -> Result<(), u32> {
         let now = *self.now.get_or_insert_with(Instant::now);
         let next = self.st.next_id;
         let open = self.st.open_slot(id);
@@ -392,6 +389,7 @@ impl Frames<'_> {
                 Ok(())
             };
         };
+        s.received = s.received.saturating_add(wire);
         if s.phase == Phase::Body {
             // Trailers: read and dropped; they must end the stream (§8.1).
             self.dec
@@ -528,6 +526,11 @@ impl Frames<'_> {
         st.push_body(i);
         Ok(())
     }
+}
+
+/// A frame's bytes as they came over the connection: its 9-byte header and payload.
+fn wire_len(payload: &[u8]) -> u64 {
+    (f::HEADER_LEN + payload.len()) as u64
 }
 
 /// The stream's END_STREAM: done, unless its body disagrees with its `content-length` (a
