@@ -18,7 +18,7 @@ use trafficgen::exit::Exit;
 use trafficgen::recorder::Counts;
 use trafficgen::report::{Report, VerdictState};
 
-use super::support::Proc;
+use super::support::{Proc, rfc3339};
 
 /// A loopback HTTP/1.1 server: `/health` answers at once; every other request after `delay`
 /// (`None`: never). Counts the requests it read.
@@ -65,7 +65,7 @@ async fn server(delay: Option<Duration>) -> Server {
                     buf.drain(..end + 4);
                     if !health {
                         seen.fetch_add(1, Ordering::Relaxed);
-                        let now = unix_nanos(std::time::SystemTime::now());
+                        let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos() as u64;
                         first.fetch_min(now, Ordering::Relaxed);
                         last.fetch_max(now, Ordering::Relaxed);
                         match delay {
@@ -88,17 +88,6 @@ async fn server(delay: Option<Duration>) -> Server {
         last,
         task,
     }
-}
-
-fn unix_nanos(t: std::time::SystemTime) -> u64 {
-    t.duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
-}
-
-fn rfc3339_nanos(s: &str) -> u64 {
-    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339);
-    t.unwrap_or_else(|e| panic!("{s:?}: {e}"))
-        .unix_timestamp_nanos() as u64
 }
 
 fn scenario(addr: SocketAddr, load: &str, target: &str) -> String {
@@ -435,10 +424,8 @@ async fn closed_model_vus_send_nothing_before_the_load_starts() {
     );
     let e = run(&yaml).await;
     identity(&e.report);
-    let (start, end) = (
-        rfc3339_nanos(&e.report.started_at),
-        rfc3339_nanos(&e.report.ended_at),
-    );
+    let nanos = |s: &str| rfc3339(s).unix_timestamp_nanos() as u64;
+    let (start, end) = (nanos(&e.report.started_at), nanos(&e.report.ended_at));
     let (first, last) = (
         srv.first.load(Ordering::Relaxed),
         srv.last.load(Ordering::Relaxed),

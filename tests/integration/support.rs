@@ -285,6 +285,12 @@ pub fn binary(var: &str, name: &str) -> PathBuf {
 }
 
 /// A loopback port nobody listens on right now (bound, read, released).
+/// A report's `started_at` / `ended_at` (RFC 3339).
+pub fn rfc3339(s: &str) -> time::OffsetDateTime {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|e| panic!("{s:?}: {e}"))
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

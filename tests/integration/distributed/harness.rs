@@ -13,7 +13,7 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use crate::support::parse_requests_total;
+use crate::support::{parse_requests_total, rfc3339};
 
 pub(super) const TOKEN: &str = "dist-test-token";
 
@@ -278,8 +278,7 @@ pub(super) fn read_json(p: &Path) -> Value {
 }
 
 pub(super) fn started_at(report: &Value) -> time::OffsetDateTime {
-    let s = report["started_at"].as_str().unwrap();
-    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).unwrap()
+    rfc3339(report["started_at"].as_str().unwrap())
 }
 
 pub(super) fn requests(report: &Value) -> u64 {
